@@ -1,0 +1,110 @@
+"""Reading and checking a BERT ``vocab.txt``: one token per line, the line number is the id."""
+
+import collections
+import re
+import warnings
+from typing import Dict, Iterable, List, Mapping, Optional
+
+from norbert import fileio
+from norbert.errors import NorbertError
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+
+_BRACKETED_RE = re.compile(r"^\[[^\]]*\]$")  # [PAD], [unused12], [SEP]: never produced by text
+
+
+class CasingWarning(UserWarning):
+    """The vocabulary's casing and ``do_lower_case`` disagree."""
+
+
+def parse_vocab(data: bytes, source: str = "vocab") -> "collections.OrderedDict[str, int]":
+    """Token -> id from the bytes of a vocab file; raises ``NorbertError`` naming ``source``.
+
+    Lines are stripped of surrounding whitespace as Google's reader does, so ids are line
+    numbers. Unlike Google's reader, a repeated token is an error rather than a silent shift
+    of every later id, and so is a missing special token.
+    """
+    if b"\x00" in data:
+        raise NorbertError(
+            "vocab file %s is binary, not text: pass the vocab.txt that came with the model" % source
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NorbertError(
+            "vocab file %s is not UTF-8 (line %d, byte offset %d): re-save it as UTF-8"
+            % (source, data.count(b"\n", 0, e.start) + 1, e.start)
+        ) from None
+    text = text.lstrip("\ufeff")  # a byte-order mark would otherwise glue onto the first token
+    lines = text.split("\n")  # "\n" only: str.splitlines would also break at U+2028 and friends
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not any(line.strip() for line in lines):
+        raise NorbertError("vocab file %s is empty: it needs one token per line" % source)
+    vocab = collections.OrderedDict()
+    for number, line in enumerate(lines):
+        token = line.strip()
+        if token in vocab:
+            raise NorbertError(
+                "vocab file %s: token %r on line %d repeats line %d; each token must appear once "
+                "(remove the repeat, keeping the ids the model was trained with)"
+                % (source, token, number + 1, vocab[token] + 1)
+            )
+        vocab[token] = number
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if missing:
+        raise NorbertError(
+            "vocab file %s lacks %s: a BERT vocab needs %s (add the missing lines)"
+            % (source, " ".join(missing), " ".join(SPECIAL_TOKENS))
+        )
+    return vocab
+
+
+def load_vocab(path: str) -> "collections.OrderedDict[str, int]":
+    """Reads and checks a vocab file (local, or ``gs://`` through ``tf.io.gfile``)."""
+    return parse_vocab(fileio.read_bytes(path, what="vocab file"), source=path)
+
+
+def invert(vocab: Mapping[str, int]) -> Dict[int, str]:
+    return {i: t for t, i in vocab.items()}
+
+
+def _word_tokens(tokens: Iterable[str]) -> List[str]:
+    """Tokens that text can produce, without the ``##`` prefix; specials left out."""
+    return [t[2:] if t.startswith("##") else t for t in tokens if not _BRACKETED_RE.match(t)]
+
+
+def casing_mismatch(vocab: Iterable[str], do_lower_case: bool) -> Optional[str]:
+    """Why the vocab's casing contradicts ``do_lower_case``, or None when it does not.
+
+    A token with upper-case letters can never be produced from lower-cased text; a vocab with
+    letters but no upper-case token makes every capitalised word fall apart when the text keeps
+    its case. One percent of lettered tokens is the line between the two: uncased vocabs have
+    none, cased ones (Google's and any trained on cased text) have far more.
+    """
+    words = _word_tokens(vocab)
+    lettered = [w for w in words if w.lower() != w.upper()]
+    if not lettered:
+        return None  # nothing with case in it (for example a CJK-only vocab): no judgement
+    upper = sum(1 for w in lettered if w.lower() != w)
+    share = upper / len(lettered)
+    if do_lower_case and share >= 0.01:
+        return (
+            "the vocab looks cased (%.0f%% of its lettered tokens have upper-case letters) but "
+            "do_lower_case is True, so those tokens can never be used: pass do_lower_case=False "
+            "(--do_lower_case=False) for a cased model" % (100 * share)
+        )
+    if not do_lower_case and upper == 0:
+        return (
+            "the vocab looks uncased (no token has an upper-case letter) but do_lower_case is "
+            "False, so capitalised words will break into pieces or [UNK]: pass "
+            "do_lower_case=True (--do_lower_case=True) for an uncased model"
+        )
+    return None
+
+
+def warn_on_casing_mismatch(vocab: Iterable[str], do_lower_case: bool, source: str) -> None:
+    reason = casing_mismatch(vocab, do_lower_case)
+    if reason:
+        warnings.warn("%s: %s" % (source, reason), CasingWarning, stacklevel=3)

@@ -1,0 +1,46 @@
+"""norbert: pretrain BERT from scratch, or continue pretraining Google's BERT, on new text."""
+
+import re
+
+from setuptools import find_packages, setup
+
+with open("norbert/__init__.py", encoding="utf-8") as f:
+    version = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+setup(
+    name="norbert",
+    version=version,
+    description="Pretrain BERT, or continue pretraining Google's BERT checkpoints, on new text",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["norbert", "norbert.*"]),
+    python_requires=">=3.7",
+    install_requires=[
+        # TF 1.15 (Python 3.7, legacy TPU images), 2.15 (the last with tf.estimator and so
+        # TPUEstimator) or any newer 2.x for CPU/GPU through norbert's own loop.
+        "tensorflow>=1.15",
+        "numpy",
+        "absl-py",
+        # The upb backend (>=4.21) serialises records several times faster than the pure-Python
+        # one. Asking for it here also stops pip from choosing the google-api-core (1.34) that
+        # cloud-tpu-client would otherwise drag in with protobuf<4.
+        "protobuf>=4.21; python_version>='3.8'",
+    ],
+    extras_require={
+        # Resolving a TPU by name. Cloud TPU VM images already have it; GPU/CPU users need not.
+        "tpu": ["cloud-tpu-client>=0.10"],
+        # Oracles the tests compare against.
+        "test": [
+            "bert-tensorflow==1.0.4",
+            "tokenizers>=0.15",
+            "hypothesis",
+            "pytest",
+        ],
+    },
+    entry_points={},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

