@@ -3,9 +3,10 @@
 Local files never import TensorFlow (it takes seconds and the data tools do not need it).
 """
 
+import contextlib
 import glob as _glob
 import os
-from typing import List
+from typing import IO, Iterator, List
 
 from norbert.errors import NorbertError
 
@@ -56,3 +57,126 @@ def _reason(error: OSError) -> str:
     if isinstance(error, PermissionError):
         return "permission denied"
     return error.strerror or str(error)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "wb") -> Iterator[IO]:
+    """Opens a temporary sibling of ``path`` for writing; renames it to ``path`` on success.
+
+    Readers never see a half-written file under the final name: on an exception (Ctrl-C
+    included) the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    if is_remote(path):
+        gfile = _gfile()
+        try:
+            with gfile.GFile(tmp, mode) as f:
+                yield f
+            gfile.rename(tmp, path, overwrite=True)
+        except BaseException:
+            if gfile.exists(tmp):
+                gfile.remove(tmp)
+            raise
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise NorbertError(
+            "cannot write %s: folder %s does not exist (create it first)" % (path, directory)
+        )
+    try:
+        f = open(tmp, mode)
+    except OSError as e:
+        raise NorbertError("cannot write %s: %s" % (path, _reason(e))) from None
+    try:
+        with f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def expand_inputs(spec: str, flag: str = "--input_file") -> List[str]:
+    """Files named by a comma-separated list of paths or globs, in the order given.
+
+    Each pattern's matches are sorted; a pattern that matches nothing is a ``NorbertError``
+    naming ``flag``, since a silently smaller corpus is worse than no run at all.
+    """
+    patterns = [p.strip() for p in spec.split(",") if p.strip()]
+    if not patterns:
+        raise NorbertError("%s is empty: give one or more files or globs, comma-separated" % flag)
+    paths = []
+    for pattern in patterns:
+        matches = [m for m in glob(pattern) if not _is_dir(m)]
+        if not matches:
+            raise NorbertError(
+                "%s: no files match %r (check the path; quote globs so the shell leaves them)"
+                % (flag, pattern)
+            )
+        paths.extend(matches)
+    return paths
+
+
+def _is_dir(path: str) -> bool:
+    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+class LineReader:
+    """Lines of text files (plain, ``.gz``, or remote), split on ``\\n`` only, without it.
+
+    ``\\n`` only, as Google's reader does: universal newlines would also split at a lone ``\\r``
+    and change which lines are blank. Bytes that are not UTF-8 become U+FFFD and are counted in
+    ``bad_lines`` rather than stopping a long run. Memory holds one line at a time.
+    """
+
+    def __init__(self):
+        self.bad_lines = 0  # lines that held bytes that were not UTF-8
+        self.bytes_read = 0
+
+    def lines(self, path: str) -> Iterator[str]:
+        with _open_binary(path) as f:
+            for raw in f:
+                self.bytes_read += len(raw)
+                if raw.endswith(b"\n"):
+                    raw = raw[:-1]
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.bad_lines += 1
+                    yield raw.decode("utf-8", "replace")
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    try:
+        if is_remote(path):
+            f = _gfile().GFile(path, "rb")
+        else:
+            f = open(path, "rb")
+    except OSError as e:
+        raise NorbertError("cannot read %s: %s" % (path, _reason(e))) from None
+    if path.endswith(".gz"):
+        import gzip
+
+        return _GzipOwning(f)
+    return f
+
+
+class _GzipOwning:
+    """A gzip stream that closes the file under it too (``GzipFile(fileobj=...)`` does not)."""
+
+    def __init__(self, raw: IO[bytes]):
+        import gzip
+
+        self._raw = raw
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+
+    def __iter__(self):
+        return iter(self._gz)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._gz.close()
+        self._raw.close()

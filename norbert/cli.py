@@ -1,0 +1,38 @@
+"""What every script shares: flags parsed by absl, errors as one line and a non-zero exit."""
+
+import sys
+from typing import Callable, List
+
+from absl import app, flags
+
+from norbert.errors import NorbertError
+
+FLAGS = flags.FLAGS
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+flags.DEFINE_bool("verbose", False, "Show the full traceback when something goes wrong.")
+
+
+def run(main: Callable[[List[str]], None]) -> None:
+    """``absl.app.run(main)``, with ``NorbertError`` and Ctrl-C turned into a short message.
+
+    Bad input exits with status 2 and one line on stderr (``error: ...``) naming the flag or
+    file and the fix; ``--verbose`` re-raises instead, with the traceback.
+    """
+
+    def guarded(argv: List[str]) -> None:
+        try:
+            main(argv)
+        except NorbertError as e:
+            if FLAGS.verbose:
+                raise
+            print("error: %s" % e, file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            if FLAGS.verbose:
+                raise
+            print("interrupted", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+
+    app.run(guarded)

@@ -1,0 +1,67 @@
+import pytest
+
+from norbert import NorbertError, fileio
+
+
+def test_atomic_output_renames_only_on_success(tmp_path):
+    path = tmp_path / "out.bin"
+    with fileio.atomic_output(str(path)) as f:
+        f.write(b"abc")
+        assert not path.exists()  # nothing under the final name while writing
+    assert path.read_bytes() == b"abc"
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_output(str(path)) as f:
+            f.write(b"half")
+            raise RuntimeError("crash")
+    assert path.read_bytes() == b"abc"  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
+
+
+def test_atomic_output_into_a_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(NorbertError, match="does not exist"):
+        with fileio.atomic_output(str(tmp_path / "no" / "out.txt")):
+            pass
+
+
+def test_atomic_output_through_tf_gfile():
+    tf = pytest.importorskip("tensorflow")
+    path = "ram://norbert-fileio/out.txt"
+    with fileio.atomic_output(path, "w") as f:
+        f.write("hei")
+    assert tf.io.gfile.GFile(path).read() == "hei"
+    assert fileio.read_bytes(path) == b"hei"
+    assert fileio.glob("ram://norbert-fileio/*") == [path]
+
+
+def test_glob_and_read_bytes(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"1")
+    (tmp_path / "b.txt").write_bytes(b"2")
+    assert [p.rsplit("/", 1)[1] for p in fileio.glob(str(tmp_path / "*.txt"))] == ["a.txt", "b.txt"]
+    with pytest.raises(NorbertError, match="no such file"):
+        fileio.read_bytes(str(tmp_path / "c.txt"))
+
+
+def test_expand_inputs_keeps_order_and_names_the_flag(tmp_path):
+    for name in ["b.txt", "a.txt", "c.gz"]:
+        (tmp_path / name).write_bytes(b"")
+    spec = "%s,%s" % (tmp_path / "*.txt", tmp_path / "c.gz")
+    assert [p.rsplit("/", 1)[1] for p in fileio.expand_inputs(spec)] == ["a.txt", "b.txt", "c.gz"]
+    with pytest.raises(NorbertError, match="--corpus: no files match"):
+        fileio.expand_inputs(str(tmp_path / "*.json"), flag="--corpus")
+    with pytest.raises(NorbertError, match="--input_file is empty"):
+        fileio.expand_inputs(" , ")
+
+
+def test_line_reader_splits_on_newline_only_and_counts_bad_bytes(tmp_path):
+    import gzip
+
+    data = b"one\r\ntwo\rstill two\n\nbad \xff byte\nlast"
+    (tmp_path / "a.txt").write_bytes(data)
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(data))
+    for name in ["a.txt", "a.txt.gz"]:
+        reader = fileio.LineReader()
+        lines = list(reader.lines(str(tmp_path / name)))
+        assert lines == ["one\r", "two\rstill two", "", "bad \ufffd byte", "last"]
+        assert reader.bad_lines == 1
+    with pytest.raises(NorbertError, match="no such file"):
+        list(fileio.LineReader().lines(str(tmp_path / "missing.txt")))
