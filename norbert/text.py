@@ -153,6 +153,8 @@ def normalize_chunk(chunk: str, do_lower_case: bool) -> List[str]:
     The order matters and is the reference's: CJK splitting sees the original characters,
     casing and accents come next, punctuation is split last.
     """
+    if chunk.isascii():  # most chunks of most corpora: no CJK, no accents
+        return _ASCII_WORD_RE.findall(chunk.lower() if do_lower_case else chunk)
     words = []
     for piece in split_cjk(chunk):
         if do_lower_case:

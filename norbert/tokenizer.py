@@ -15,7 +15,7 @@ from norbert import wordpiece as wplib
 from norbert.errors import NorbertError
 
 _UNUSED_RE = re.compile(r"^\[unused\d+\]$")
-_DEFAULT_CACHE_SIZE = 1 << 18  # chunks; about 60 MB at most for tokens plus ids
+_DEFAULT_CACHE_SIZE = 1 << 18  # entries per cache (chunks, words): 100 MB at most in all
 
 
 def _as_text(text: Union[str, bytes]) -> str:
@@ -77,41 +77,51 @@ class FullTokenizer:
         self.preserve_unused_tokens = bool(preserve_unused_tokens)
         self.unk_token = vocablib.UNK
         self.unk_id = vocab[vocablib.UNK]
-        self._max_piece = wplib.max_piece_length(vocab)
+        self._bounds = wplib.piece_bounds(vocab)
         self._cache_size = cache_size
         self._tokens_cache: Dict[str, Tuple[str, ...]] = {}
         self._ids_cache: Dict[str, Tuple[int, ...]] = {}
+        self._word_cache: Dict[str, Tuple[Tuple[str, ...], Tuple[int, ...]]] = {}
 
     # -- the tokeniser ---------------------------------------------------------------------
 
-    def _chunk_tokens(self, chunk: str) -> Tuple[str, ...]:
-        """All WordPiece tokens of one cleaned, whitespace-free chunk (uncached)."""
-        if self.preserve_unused_tokens and _UNUSED_RE.match(chunk) and chunk in self.vocab:
-            return (chunk,)
-        out: List[str] = []
-        for word in textlib.normalize_chunk(chunk, self.do_lower_case):
-            out.extend(
-                wplib.wordpiece(word, self.vocab, self.unk_token, max_piece=self._max_piece)
+    def _word(self, word: str) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
+        """WordPiece tokens and ids of one normalised word, cached: chunks differ in their
+        punctuation ("Oslo", "Oslo," and "(Oslo)") far more often than in their words."""
+        entry = self._word_cache.get(word)
+        if entry is None:
+            tokens = tuple(
+                wplib.wordpiece(word, self.vocab, self.unk_token, bounds=self._bounds)
             )
+            entry = (tokens, tuple(self.vocab[t] for t in tokens))
+            self._remember(self._word_cache, word, entry)
+        return entry
+
+    def _chunk(self, chunk: str, part: int) -> tuple:
+        """Tokens (part 0) or ids (part 1) of one cleaned, whitespace-free chunk (uncached)."""
+        if self.preserve_unused_tokens and _UNUSED_RE.match(chunk) and chunk in self.vocab:
+            return ((chunk,), (self.vocab[chunk],))[part]
+        words = textlib.normalize_chunk(chunk, self.do_lower_case)
+        if len(words) == 1:
+            return self._word(words[0])[part]
+        out: list = []
+        for word in words:
+            out.extend(self._word(word)[part])
         return tuple(out)
 
+    def _remember(self, cache: dict, key: str, value) -> None:
+        if len(cache) >= self._cache_size:
+            cache.clear()  # crude but O(1) per call; real text refills the cache fast
+        cache[key] = value
+
     def _tokens_of(self, chunk: str) -> Tuple[str, ...]:
-        tokens = self._tokens_cache.get(chunk)
-        if tokens is None:
-            tokens = self._chunk_tokens(chunk)
-            if len(self._tokens_cache) >= self._cache_size:
-                self._tokens_cache.clear()  # crude but O(1) per call; real text refills fast
-            self._tokens_cache[chunk] = tokens
+        tokens = self._chunk(chunk, 0)
+        self._remember(self._tokens_cache, chunk, tokens)
         return tokens
 
     def _ids_of(self, chunk: str) -> Tuple[int, ...]:
-        ids = self._ids_cache.get(chunk)
-        if ids is None:
-            vocab = self.vocab
-            ids = tuple(vocab[t] for t in self._tokens_of(chunk))
-            if len(self._ids_cache) >= self._cache_size:
-                self._ids_cache.clear()
-            self._ids_cache[chunk] = ids
+        ids = self._chunk(chunk, 1)
+        self._remember(self._ids_cache, chunk, ids)
         return ids
 
     def tokenize(self, text: Union[str, bytes]) -> List[str]:

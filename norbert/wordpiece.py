@@ -6,15 +6,31 @@ match, or the word is longer than ``max_chars`` characters, the whole word becom
 token: BERT never emits a partial word.
 """
 
-from typing import Container, List
+from typing import Container, Dict, Iterable, List, Optional, Tuple
 
 CONTINUATION = "##"
 MAX_CHARS_PER_WORD = 200  # Google's limit; Hugging Face's default is 100
 
+# For each first character, the longest vocab entry that starts with it: as a word-initial
+# piece (matched literally) and as a continuation (the part after "##").
+Bounds = Tuple[Dict[str, int], Dict[str, int]]
 
-def max_piece_length(vocab: Container[str]) -> int:
-    """Longest entry in characters: no longer substring can match, so none is tried."""
-    return max((len(t) for t in vocab), default=0)
+
+def piece_bounds(vocab: Iterable[str]) -> Bounds:
+    """Longest candidate worth trying at each position, by the character found there.
+
+    Without it every position tries every length down to one; with it a character that starts
+    no entry ends the word at once, and a rare script tries only as long as its longest entry.
+    """
+    first: Dict[str, int] = {}
+    cont: Dict[str, int] = {}
+    for token in vocab:
+        if token and len(token) > first.get(token[0], 0):
+            first[token[0]] = len(token)
+        body = token[len(CONTINUATION):] if token.startswith(CONTINUATION) else ""
+        if body and len(body) > cont.get(body[0], 0):
+            cont[body[0]] = len(body)
+    return first, cont
 
 
 def wordpiece(
@@ -22,12 +38,12 @@ def wordpiece(
     vocab: Container[str],
     unk_token: str = "[UNK]",
     max_chars: int = MAX_CHARS_PER_WORD,
-    max_piece: int = 0,
+    bounds: Optional[Bounds] = None,
 ) -> List[str]:
     """Splits one normalised word into vocabulary pieces, or ``[unk_token]``.
 
-    ``max_piece`` (from ``max_piece_length``) only skips candidates that cannot be in the vocab;
-    0 means no bound. The result is the same either way.
+    ``bounds`` (from ``piece_bounds(vocab)``) only skips candidates that cannot be in the vocab;
+    the result is the same with or without it.
     """
     n = len(word)
     if n == 0:
@@ -39,8 +55,11 @@ def wordpiece(
     pieces = []
     start = 0
     while start < n:
-        end = min(n, start + max_piece) if max_piece else n
         prefix = CONTINUATION if start else ""
+        if bounds is None:
+            end = n
+        else:
+            end = min(n, start + bounds[1 if start else 0].get(word[start], 0))
         while end > start:
             piece = prefix + word[start:end]
             if piece in vocab:
