@@ -1,6 +1,7 @@
 """What every script shares: flags parsed by absl, errors as one line and a non-zero exit."""
 
 import sys
+import warnings
 from typing import Callable, List
 
 from absl import app, flags
@@ -20,6 +21,9 @@ def run(main: Callable[[List[str]], None]) -> None:
     Bad input exits with status 2 and one line on stderr (``error: ...``) naming the flag or
     file and the fix; ``--verbose`` re-raises instead, with the traceback.
     """
+
+    # Warnings as one line each ("warning: ..."), without the source line under them.
+    warnings.formatwarning = lambda message, *args, **kwargs: "warning: %s\n" % message
 
     def guarded(argv: List[str]) -> None:
         try:

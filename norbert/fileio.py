@@ -135,7 +135,7 @@ class LineReader:
         self.bytes_read = 0
 
     def lines(self, path: str) -> Iterator[str]:
-        with _open_binary(path) as f:
+        with open_binary(path) as f:
             for raw in f:
                 self.bytes_read += len(raw)
                 if raw.endswith(b"\n"):
@@ -147,7 +147,7 @@ class LineReader:
                     yield raw.decode("utf-8", "replace")
 
 
-def _open_binary(path: str) -> IO[bytes]:
+def open_binary(path: str) -> IO[bytes]:
     try:
         if is_remote(path):
             f = _gfile().GFile(path, "rb")

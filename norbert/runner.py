@@ -238,12 +238,20 @@ def evaluate(
         metrics["loss"] = tf.metrics.mean(spec.loss)
         values = {k: v[0] for k, v in metrics.items()}
         updates = [v[1] for v in metrics.values()]
-        saver = tf.train.Saver()
-        local_init = tf.local_variables_initializer()
+        # Restore what the checkpoint has: Google's released ones carry no global_step.
+        stored = dict(tf.train.list_variables(checkpoint))
+        missing = [v.op.name for v in tf.trainable_variables() if v.op.name not in stored]
+        if missing:
+            raise NorbertError(
+                "checkpoint %s lacks %d variables of this model (%s): is --bert_config_file "
+                "the checkpoint's own?" % (checkpoint, len(missing), ", ".join(missing[:3]))
+            )
+        saver = tf.train.Saver([v for v in tf.global_variables() if v.op.name in stored])
+        init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
         graph.finalize()
     with tf.Session(graph=graph, config=_session_config(config)) as sess:
+        sess.run(init)
         saver.restore(sess, checkpoint)
-        sess.run(local_init)
         steps = 0
         while max_steps is None or steps < max_steps:
             try:

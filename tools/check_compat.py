@@ -83,6 +83,8 @@ def check_tf_api(path: str, source: str, api: Tuple[Set[str], Set[str]]) -> List
         parts = dotted.split(".")
         cur = parts[0]
         for part in parts[1:]:
+            if part.startswith("__"):  # __version__, __file__: every module has them
+                break
             cand = cur + "." + part
             if cand in modules:
                 cur = cand
