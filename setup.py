@@ -21,10 +21,15 @@ setup(
         "tensorflow>=1.15",
         "numpy",
         "absl-py",
+        # Progress bars for the long-running data tools (build_vocab).
+        "tqdm",
         # The upb backend (>=4.21) serialises records several times faster than the pure-Python
         # one. Asking for it here also stops pip from choosing the google-api-core (1.34) that
         # cloud-tpu-client would otherwise drag in with protobuf<4.
         "protobuf>=4.21; python_version>='3.8'",
+        # The crc32c checksums of TFRecord framing: the data builder writes records without
+        # importing TensorFlow, and a pure-Python crc32c would cost more than the whole run.
+        "google-crc32c",
     ],
     extras_require={
         # Resolving a TPU by name. Cloud TPU VM images already have it; GPU/CPU users need not.
