@@ -1,5 +1,6 @@
 """Pretraining end to end on real text: our loop, TPUEstimator on the CPU, and the reference."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -164,3 +165,81 @@ def test_script_bad_input_is_one_line_and_exit_2(data, tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == ["error: --input_file: no files match %r (check the path; quote globs so "
                       "the shell leaves them)" % str(tmp_path / "none*.tfrecord")]
+
+
+@pytest.fixture(scope="module")
+def learning_setup(tmp_path_factory, corpus_paths):
+    """A 2000-piece vocab and records from English text: 400 kB to train on, a later part
+    held out, and a small file to overfit; a small BERT without dropout."""
+    from tokenizers import BertWordPieceTokenizer
+
+    from norbert.pretraining_data import DataConfig, create_pretraining_data
+
+    root = tmp_path_factory.mktemp("learning")
+    english = [p for p in corpus_paths if "english" in p][0]
+    with open(english, "rb") as f:
+        text = f.read()
+    parts = {"train": text[:400_000], "heldout": text[420_000:540_000], "small": text[560_000:575_000]}
+    for name, part in parts.items():
+        # Whole documents only: cut at blank lines.
+        body = part.split(b"\n\n", 1)[-1].rsplit(b"\n\n", 1)[0]
+        (root / (name + ".txt")).write_bytes(body)
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train([str(root / "train.txt")], vocab_size=2000, show_progress=False,
+                  special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    vocab = trainer.save_model(str(root))[0]
+    for name, dupe in [("train", 3), ("heldout", 1), ("small", 1)]:
+        create_pretraining_data(DataConfig(
+            input_file=str(root / (name + ".txt")), output_file=str(root / (name + ".tfrecord")),
+            vocab_file=vocab, max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=dupe,
+        ))
+    (root / "bert_config.json").write_text(
+        '{"vocab_size": 2000, "hidden_size": 128, "num_hidden_layers": 2,'
+        ' "num_attention_heads": 4, "intermediate_size": 256, "hidden_act": "gelu",'
+        ' "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,'
+        ' "max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.02}'
+    )
+    return root
+
+
+def _majority_share(records):
+    from collections import Counter
+
+    from norbert import tfrecord
+
+    counts = Counter()
+    for record in tfrecord.read_records(str(records)):
+        features = tfrecord.decode_example(record)
+        for label, weight in zip(features["masked_lm_ids"], features["masked_lm_weights"]):
+            if weight > 0:
+                counts[label] += 1
+    return counts.most_common(1)[0][1] / sum(counts.values())
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::norbert.training.TrainingWarning")
+def test_small_bert_learns_then_overfits_a_small_file(learning_setup, tmp_path):
+    root = learning_setup
+    config = PretrainingConfig(
+        input_file=str(root / "train.tfrecord"), eval_input_file=str(root / "heldout.tfrecord"),
+        bert_config_file=str(root / "bert_config.json"), max_seq_length=SEQ,
+        max_predictions_per_seq=PRED, do_train=True, do_eval=True, max_eval_steps=40,
+    )
+    run = RunConfig(output_dir=str(tmp_path / "scratch"), save_checkpoints_steps=10_000,
+                    log_every_steps=250, train_batch_size=32, eval_batch_size=32, seed=3)
+    optimizer = OptimizerConfig(learning_rate=1e-3, num_train_steps=1500, num_warmup_steps=100)
+    learned = run_pretraining(config, optimizer, run)
+    baseline = _majority_share(root / "heldout.tfrecord")
+    # On held-out text: well above always guessing the commonest token.
+    assert learned["masked_lm_accuracy"] > 2.5 * baseline, (learned, baseline)
+
+    # Continue from that checkpoint on a small file, as Google's README shows with BERT-base.
+    small = dataclasses.replace(
+        config, input_file=str(root / "small.tfrecord"), eval_input_file=None,
+        init_checkpoint=str(tmp_path / "scratch"), max_eval_steps=4,
+    )
+    run = dataclasses.replace(run, output_dir=str(tmp_path / "continued"), eval_batch_size=8)
+    optimizer = OptimizerConfig(learning_rate=1e-3, num_train_steps=60, num_warmup_steps=5)
+    overfit = run_pretraining(small, optimizer, run)
+    assert overfit["global_step"] == 60
+    assert overfit["masked_lm_accuracy"] > 0.9, overfit
