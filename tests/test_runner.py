@@ -92,7 +92,7 @@ def test_output_dir_wins_over_init_checkpoint(tmp_path):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
     config = _config(tmp_path)
-    with pytest.raises(NorbertError, match=r"loss became nan at step 16.*model.ckpt-10"):
+    with pytest.raises(NorbertError, match=r"loss became nan at step 1[56];.*model.ckpt-10"):
         train(model_fn, input_fn, {"poison_at": 15}, config, max_steps=40)
     assert latest_checkpoint(config.output_dir).endswith("model.ckpt-10")
 
