@@ -30,6 +30,8 @@ setup(
         # The crc32c checksums of TFRecord framing: the data builder writes records without
         # importing TensorFlow, and a pure-Python crc32c would cost more than the whole run.
         "google-crc32c",
+        # model.safetensors of the Hugging Face export, written from numpy: no torch needed.
+        "safetensors",
     ],
     extras_require={
         # Resolving a TPU by name. Cloud TPU VM images already have it; GPU/CPU users need not.
@@ -38,6 +40,9 @@ setup(
         "test": [
             "bert-tensorflow==1.0.4",
             "tokenizers>=0.15",
+            # transformers 5 (on torch) loads the exported folders and checks the numbers.
+            "torch",
+            "transformers>=5",
             "hypothesis",
             "pytest",
         ],
