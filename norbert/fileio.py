@@ -126,25 +126,73 @@ class LineReader:
     """Lines of text files (plain, ``.gz``, or remote), split on ``\\n`` only, without it.
 
     ``\\n`` only, as Google's reader does: universal newlines would also split at a lone ``\\r``
-    and change which lines are blank. Bytes that are not UTF-8 become U+FFFD and are counted in
-    ``bad_lines`` rather than stopping a long run. Memory holds one line at a time.
+    and change which lines are blank. Stray bytes that are not UTF-8 become U+FFFD and are counted
+    in ``bad_lines`` rather than stopping a long run; but a file that is binary (NUL bytes) or
+    mostly not UTF-8 (another encoding) is a ``NorbertError``, since training on it would waste
+    the run. Memory holds one line at a time.
     """
+
+    # A file fails when at least this share of its first lines (or all of a short file) is bad,
+    # and at least BAD_MIN lines: a stray byte or two is noise, not another encoding.
+    BAD_SHARE = 0.1
+    BAD_MIN = 3
+    CHECK_AFTER = 1000  # lines: judged here, and at the end of a shorter file
 
     def __init__(self):
         self.bad_lines = 0  # lines that held bytes that were not UTF-8
         self.bytes_read = 0
 
     def lines(self, path: str) -> Iterator[str]:
+        seen = bad = 0  # non-empty lines of this file, and the bad ones among them
         with open_binary(path) as f:
             for raw in f:
                 self.bytes_read += len(raw)
                 if raw.endswith(b"\n"):
                     raw = raw[:-1]
+                if b"\x00" in raw:
+                    raise NorbertError(
+                        "%s is binary (NUL bytes on line %d), not text: give UTF-8 text files "
+                        "with one sentence per line" % (path, seen + 1)
+                    )
+                if raw:
+                    seen += 1
                 try:
-                    yield raw.decode("utf-8")
+                    line = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     self.bad_lines += 1
-                    yield raw.decode("utf-8", "replace")
+                    bad += 1
+                    line = raw.decode("utf-8", "replace")
+                if seen == self.CHECK_AFTER:
+                    self._judge(path, seen, bad)
+                yield line
+        if seen < self.CHECK_AFTER:
+            self._judge(path, seen, bad)
+
+    @classmethod
+    def _judge(cls, path: str, seen: int, bad: int) -> None:
+        if bad >= cls.BAD_MIN and bad >= cls.BAD_SHARE * seen:
+            raise NorbertError(
+                "%s is not UTF-8 (%d of its first %d lines are not): convert it first, for "
+                "example with iconv -f latin1 -t utf-8" % (path, bad, seen)
+            )
+
+    @classmethod
+    def check_sample(cls, path: str, data: bytes) -> None:
+        """The same judgement on the first bytes of a file read some other way."""
+        if b"\x00" in data:
+            line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+            raise NorbertError(
+                "%s is binary (NUL bytes on line %d), not text: give UTF-8 text files with one "
+                "sentence per line" % (path, line)
+            )
+        lines = [line for line in data.split(b"\n")[: cls.CHECK_AFTER] if line]
+        bad = 0
+        for line in lines:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad += 1
+        cls._judge(path, len(lines), bad)
 
 
 def open_binary(path: str) -> IO[bytes]:

@@ -103,6 +103,10 @@ def _read_range(task: Task, counter: _Counter) -> Tuple[int, int]:
                 break
             if not block.endswith(b"\n"):
                 block += f.readline()  # the last line started inside the range: finish it
+            if bytes_read == 0 and task.start == 0:
+                fileio.LineReader.check_sample(task.path, block)  # binary, or not UTF-8?
+            elif b"\x00" in block:
+                fileio.LineReader.check_sample(task.path, block)
             pos += len(block)
             bytes_read += len(block)
             lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)

@@ -55,13 +55,23 @@ def test_expand_inputs_keeps_order_and_names_the_flag(tmp_path):
 def test_line_reader_splits_on_newline_only_and_counts_bad_bytes(tmp_path):
     import gzip
 
-    data = b"one\r\ntwo\rstill two\n\nbad \xff byte\nlast"
+    data = b"one\r\ntwo\rstill two\n\nbad \xff byte\nlast" + b"\nfine" * 60
     (tmp_path / "a.txt").write_bytes(data)
     (tmp_path / "a.txt.gz").write_bytes(gzip.compress(data))
     for name in ["a.txt", "a.txt.gz"]:
         reader = fileio.LineReader()
         lines = list(reader.lines(str(tmp_path / name)))
-        assert lines == ["one\r", "two\rstill two", "", "bad \ufffd byte", "last"]
+        assert lines == ["one\r", "two\rstill two", "", "bad \ufffd byte", "last"] + ["fine"] * 60
         assert reader.bad_lines == 1
     with pytest.raises(NorbertError, match="no such file"):
         list(fileio.LineReader().lines(str(tmp_path / "missing.txt")))
+
+
+def test_line_reader_refuses_binary_and_other_encodings(tmp_path):
+    (tmp_path / "records.tfrecord").write_bytes(b"text\n\x1a\x00\x00\x00\x03\x00data\n")
+    with pytest.raises(NorbertError, match=r"records.tfrecord is binary \(NUL bytes on line 2\)"):
+        list(fileio.LineReader().lines(str(tmp_path / "records.tfrecord")))
+    text = "Blåbær og øl\nEn setning\nSå\n\nGrønn\nFerdig på fjellet\n"
+    (tmp_path / "latin1.txt").write_bytes(text.encode("latin-1"))
+    with pytest.raises(NorbertError, match=r"latin1.txt is not UTF-8 \(4 of its first 5 lines"):
+        list(fileio.LineReader().lines(str(tmp_path / "latin1.txt")))
