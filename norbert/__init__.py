@@ -1,15 +1,59 @@
 """norbert: pretrain BERT from scratch, or continue pretraining Google's BERT, on new text."""
 
+from norbert.config import BertConfig
 from norbert.errors import NorbertError
+from norbert.pretraining_data import DataConfig, create_pretraining_data
 from norbert.tokenizer import FullTokenizer, tokens_to_text
 from norbert.vocab import CasingWarning, load_vocab
+from norbert.vocab_builder import VocabConfig, VocabStats, build_vocab
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BertConfig",
+    "BertModel",
     "CasingWarning",
+    "DataConfig",
+    "ExportConfig",
     "FullTokenizer",
+    "ImportConfig",
     "NorbertError",
+    "OptimizerConfig",
+    "PretrainingConfig",
+    "RunConfig",
+    "TpuConfig",
+    "VocabConfig",
+    "VocabStats",
+    "build_vocab",
+    "create_pretraining_data",
+    "export_to_hf",
+    "import_from_hf",
     "load_vocab",
+    "run_pretraining",
     "tokens_to_text",
 ]
+
+# Names whose modules import TensorFlow: loaded on first use, so that `import norbert` (and the
+# data tools) stay fast and work without TensorFlow.
+_LAZY = {
+    "BertModel": "norbert.modeling",
+    "ExportConfig": "norbert.convert",
+    "ImportConfig": "norbert.convert",
+    "export_to_hf": "norbert.convert",
+    "import_from_hf": "norbert.convert",
+    "OptimizerConfig": "norbert.optimization",
+    "PretrainingConfig": "norbert.training",
+    "RunConfig": "norbert.runner",
+    "TpuConfig": "norbert.tpu",
+    "run_pretraining": "norbert.training",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError("module 'norbert' has no attribute %r" % name)

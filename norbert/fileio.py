@@ -26,6 +26,26 @@ def exists(path: str) -> bool:
     return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
 
 
+def check_writable_dir(path: str, flag: str) -> None:
+    """Raises ``NorbertError`` unless ``path`` is, or can be made, a writable folder.
+
+    Checked before a long job starts, and without creating anything: a job that fails at its
+    first save, or leaves an empty folder behind on bad input, wastes the user's time.
+    """
+    if is_remote(path):
+        return  # permissions on a bucket show only when writing; TensorFlow reports those
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise NorbertError("%s=%s: %s is a file, not a folder: choose another path" % (flag, path, probe))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise NorbertError("%s=%s: no permission to write in %s: choose another path" % (flag, path, probe))
+
+
 def read_bytes(path: str, what: str = "file") -> bytes:
     """The whole file; a missing or unreadable one is a ``NorbertError`` naming it."""
     try:

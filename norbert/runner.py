@@ -127,7 +127,6 @@ def train(
     ``params["init_checkpoint"]`` is dropped when ``output_dir`` already holds a checkpoint:
     that run is resumed instead.
     """
-    tf.io.gfile.makedirs(config.output_dir)
     resume_from = latest_checkpoint(config.output_dir)
     params = dict(params)
     if resume_from:
@@ -147,6 +146,8 @@ def train(
         init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
         scalars = dict(spec.scalars or {})
         graph.finalize()  # nothing may add ops inside the loop (a classic slow leak)
+    # Only now that the graph stands: a bad config or checkpoint leaves no folder behind.
+    tf.io.gfile.makedirs(config.output_dir)
     prefix = os.path.join(config.output_dir, "model.ckpt")
     with tf.Session(graph=graph, config=_session_config(config)) as sess:
         sess.run(init)
