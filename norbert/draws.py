@@ -17,7 +17,7 @@ back to the ``random.Random`` methods themselves, which is what the reference ca
 """
 
 import random
-from typing import Dict, MutableSequence, Sequence, Tuple
+from typing import Dict, Iterator, MutableSequence, Sequence, Tuple
 
 _STEPS_CACHE = 4096  # shuffle schedules kept for lists up to this length
 
@@ -74,6 +74,22 @@ class Draws:
             while j > i:
                 j = getrandbits(k)
             x[i], x[j] = x[j], x[i]
+
+    def shuffled_prefix(self, x: MutableSequence) -> Iterator:
+        """The items of ``x`` in a uniformly random order, drawn lazily (changes ``x``).
+
+        Fisher-Yates from the front, one step per item taken: a caller that needs only the
+        first ``k`` of ``n`` items pays ``k`` draws rather than a whole shuffle's ``n - 1``.
+        Not ``Random.shuffle``'s order: for the modes that are not reference-exact.
+        """
+        below = self.below
+        n = len(x)
+        for i in range(n - 1):
+            j = i + below(n - i)
+            x[i], x[j] = x[j], x[i]
+            yield x[i]
+        if n:
+            yield x[n - 1]
 
 
 class _StdlibDraws(Draws):

@@ -18,6 +18,11 @@ The selection is the reference's (Google's ``create_masked_lm_predictions``), dr
 Step 4 is made per position even for whole words: the reference's known bug, which leaves some
 pieces of a "masked" word visible. ``MaskingConfig.per_word`` makes one choice per word instead
 (all its pieces masked, all kept, or all random) and leaves reference-exact mode.
+
+``Masker(..., exact=False)`` (the sharded builder) draws the same distribution with fewer draws:
+the candidates are put in random order lazily, only as far as the budget needs (a partial
+Fisher-Yates shuffle, ``Draws.shuffled_prefix``), rather than shuffled whole; the records then
+differ from the reference's.
 """
 
 import dataclasses
@@ -79,8 +84,12 @@ class Masker:
         vocab_size: int,
         mask_id: int,
         continuation: Sequence[bool] = (),
+        exact: bool = True,
     ):
-        """``continuation[id]`` says whether token ``id`` is a ``##`` piece (whole-word only)."""
+        """``continuation[id]`` says whether token ``id`` is a ``##`` piece (whole-word only).
+
+        ``exact=False`` orders the candidates lazily (fewer draws, not reference-exact).
+        """
         config.check()
         if config.whole_word and len(continuation) != vocab_size:
             raise ValueError("whole-word masking needs continuation flags for every vocab id")
@@ -88,15 +97,19 @@ class Masker:
         self.vocab_size = vocab_size
         self.mask_id = mask_id
         self.continuation = bytes(bool(c) for c in continuation)  # id -> 0/1
+        self.exact = exact
 
     @classmethod
-    def for_vocab(cls, config: MaskingConfig, vocab_words: Sequence[str]) -> "Masker":
+    def for_vocab(
+        cls, config: MaskingConfig, vocab_words: Sequence[str], exact: bool = True
+    ) -> "Masker":
         """A masker for a vocab given as its token list (list index = id)."""
         return cls(
             config,
             vocab_size=len(vocab_words),
             mask_id=list(vocab_words).index("[MASK]"),
             continuation=[w.startswith("##") for w in vocab_words],
+            exact=exact,
         )
 
     def num_to_predict(self, length: int) -> int:
@@ -119,8 +132,22 @@ class Masker:
 
     def _mask_pieces(self, tokens, candidates, draws) -> MaskedSequence:
         count = self.num_to_predict(len(tokens))
-        draws.shuffle(candidates)
-        chosen = candidates[:count]  # distinct positions: the reference's "covered" test is moot
+        if self.exact:
+            draws.shuffle(candidates)
+            chosen = candidates[:count]  # distinct: the reference's "covered" test is moot
+        else:  # the first ``count`` steps of a front-to-back Fisher-Yates shuffle, inlined
+            getrandbits = draws.rng.getrandbits
+            n = len(candidates)
+            count = min(count, n)
+            for i in range(count):
+                left = n - i
+                k = left.bit_length()
+                j = getrandbits(k)
+                while j >= left:
+                    j = getrandbits(k)
+                j += i
+                candidates[i], candidates[j] = candidates[j], candidates[i]
+            chosen = candidates[:count]
         positions = sorted(chosen)
         labels = [tokens[p] for p in positions]  # read before any replacement
         random, below = draws.random, draws.below
@@ -141,10 +168,14 @@ class Masker:
                 words[-1].append(p)
             else:
                 words.append([p])
-        draws.shuffle(words)
+        if self.exact:
+            draws.shuffle(words)
+            order = words
+        else:
+            order = draws.shuffled_prefix(words)
         chosen: List[List[int]] = []
         taken = 0
-        for word in words:
+        for word in order:
             if taken >= count:
                 break
             if taken + len(word) > count:

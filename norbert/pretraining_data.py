@@ -14,6 +14,10 @@ the same order and the same files, for the same inputs, settings and seed:
 TensorFlow is never imported (for local files). Memory: the token ids of the corpus plus the
 serialised records (about 0.6 KB per 128-token record), as the reference's final shuffle of all
 records needs them all at once.
+
+``num_workers`` or ``num_output_shards`` switch to the sharded builder (``norbert.sharded_data``):
+parallel, streaming (memory bounded by ``block_mb``, not by the corpus) and resumable, with
+output files ``<output_file>-00000-of-0000K``. It is not reference-exact (see that module).
 """
 
 import dataclasses
@@ -21,7 +25,7 @@ import hashlib
 import os
 import random
 import time
-from typing import List
+from typing import List, Optional
 
 from absl import logging
 
@@ -68,6 +72,17 @@ class DataConfig:
     masked_lm_prob: float = 0.15
     # Share of documents cut into shorter sequences.
     short_seq_prob: float = 0.1
+    # Sharded mode (either of the next two given; not reference-exact): processes building
+    # shards in parallel. The records do not depend on it. Default: min(shards, CPUs).
+    num_workers: Optional[int] = None
+    # Sharded mode: output files <output_file>-00000-of-0000K. Default: num_workers.
+    num_output_shards: Optional[int] = None
+    # Sharded mode: megabytes of text per block; documents are paired (the random "next"
+    # sentences drawn) and records shuffled within a block, and a worker's memory grows with
+    # it, never with the corpus.
+    block_mb: float = 8.0
+    # A progress bar on stderr (tqdm).
+    progress: bool = False
 
     @property
     def instance_config(self) -> InstanceConfig:
@@ -85,15 +100,44 @@ class DataConfig:
         )
 
     @property
+    def sharded(self) -> bool:
+        """Whether the sharded (parallel, streaming, resumable) builder runs."""
+        return self.num_workers is not None or self.num_output_shards is not None
+
+    @property
     def mode(self) -> str:
-        """``reference-exact``, or what leaves it."""
+        """``reference-exact``, or what leaves it (``sharded``, ``whole-word-per-word``)."""
+        parts = []
+        if self.sharded:
+            parts.append("sharded")
         if self.do_whole_word_mask and self.whole_word_mask_per_word:
-            return "whole-word-per-word"
-        return "reference-exact"
+            parts.append("whole-word-per-word")
+        return "+".join(parts) or "reference-exact"
+
+    @property
+    def shards(self) -> int:
+        """Output shards of the sharded mode."""
+        return self.num_output_shards or self.num_workers or 1
+
+    @property
+    def workers(self) -> int:
+        """Processes of the sharded mode."""
+        if self.num_workers is not None:
+            return min(self.num_workers, self.shards)
+        return max(1, min(self.shards, os.cpu_count() or 1))
+
+    @property
+    def _given_outputs(self) -> List[str]:
+        return [p.strip() for p in self.output_file.split(",") if p.strip()]
 
     @property
     def output_files(self) -> List[str]:
-        return [p.strip() for p in self.output_file.split(",") if p.strip()]
+        """The files written: the given ones, or in sharded mode the shards."""
+        given = self._given_outputs
+        if not self.sharded or len(given) != 1:
+            return given
+        k = self.shards
+        return ["%s-%05d-of-%05d" % (given[0], i, k) for i in range(k)]
 
     def check(self) -> None:
         """Raises ``NorbertError`` naming the flag for settings that cannot work."""
@@ -104,11 +148,24 @@ class DataConfig:
         self.masking_config.check()
         if self.dupe_factor < 1:
             raise NorbertError("--dupe_factor must be at least 1 (got %d)" % self.dupe_factor)
-        outputs = self.output_files
+        outputs = self._given_outputs
         if not outputs:
             raise NorbertError("--output_file is empty: give one or more files, comma-separated")
         if len(set(outputs)) != len(outputs):
             raise NorbertError("--output_file names a file twice: give each output file once")
+        if self.num_workers is not None and self.num_workers < 1:
+            raise NorbertError("--num_workers=%d must be at least 1" % self.num_workers)
+        if self.num_output_shards is not None and not 1 <= self.num_output_shards <= 99999:
+            raise NorbertError(
+                "--num_output_shards=%d must be between 1 and 99999" % self.num_output_shards
+            )
+        if not self.block_mb > 0:
+            raise NorbertError("--block_mb=%r must be positive (8 is a good size)" % self.block_mb)
+        if self.sharded and len(outputs) != 1:
+            raise NorbertError(
+                "--output_file names %d files: with --num_workers or --num_output_shards give "
+                "one name; the shards get -00000-of-0000K after it" % len(outputs)
+            )
         if self.max_predictions_per_seq > self.max_seq_length:
             raise NorbertError(
                 "--max_predictions_per_seq (%d) exceeds --max_seq_length (%d): use about "
@@ -128,14 +185,17 @@ class DataSummary:
     random_next: int = 0  # records whose segment B is from another document
     records_per_file: List[int] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    shards_skipped: int = 0  # sharded mode: shards already complete from an earlier run
 
     def line(self) -> str:
+        skipped = (" (%d already complete, kept)" % self.shards_skipped
+                   if self.shards_skipped else "")
         return (
-            "wrote %d instances (%d tokens, %d masked) to %d file(s) from %d documents "
-            "(%d tokens) in %.1f s"
+            "wrote %d instances (%d tokens, %d masked) to %d file(s)%s from %d documents "
+            "(%d tokens, %d bad line(s)) in %.1f s"
             % (self.instances, self.instance_tokens, self.masked_tokens,
-               len(self.records_per_file), self.corpus.documents, self.corpus.tokens,
-               self.seconds)
+               len(self.records_per_file), skipped, self.corpus.documents, self.corpus.tokens,
+               self.corpus.bad_lines, self.seconds)
         )
 
 
@@ -193,6 +253,10 @@ def create_pretraining_data(config: DataConfig) -> DataSummary:
     input_paths = fileio.expand_inputs(config.input_file, flag="--input_file")
     output_paths = config.output_files
     _check_outputs(output_paths)
+    if config.sharded:
+        from norbert import sharded_data
+
+        return sharded_data.build(config, input_paths, start)
     try:
         vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
         tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
@@ -202,7 +266,17 @@ def create_pretraining_data(config: DataConfig) -> DataSummary:
     vocab_words = [tokenizer.inv_vocab[i] for i in range(vocab_size)]  # index = id
 
     stats = CorpusStats()
-    documents = read_documents(input_paths, tokenizer.encode, stats)
+    bar = _progress(config.progress, "reading", "lines")
+    encode_line = tokenizer.encode
+    if bar is not None:
+        def encode_line(text, _encode=tokenizer.encode, _tick=bar.update):
+            _tick()
+            return _encode(text)
+    try:
+        documents = read_documents(input_paths, encode_line, stats)
+    finally:
+        if bar is not None:
+            bar.close()
     if not documents:
         raise NorbertError(
             "--input_file %s holds no text: give files with one sentence per line and a blank "
@@ -223,6 +297,7 @@ def create_pretraining_data(config: DataConfig) -> DataSummary:
     records: List[bytes] = []
     append = records.append
     n_tokens = n_masked = n_random = 0
+    bar = _progress(config.progress, "instances", "inst")
     for inst in create_instances(
         documents, config.instance_config, masker.mask_pair, draws,
         cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
@@ -233,6 +308,10 @@ def create_pretraining_data(config: DataConfig) -> DataSummary:
         n_tokens += len(tokens)
         n_masked += len(positions)
         n_random += is_random_next
+        if bar is not None and not len(records) & 1023:
+            bar.update(1024)
+    if bar is not None:
+        bar.close()
     draws.shuffle(records)  # the reference shuffles all instances with the same generator
     summary.instances = len(records)
     summary.instance_tokens, summary.masked_tokens = n_tokens, n_masked
@@ -250,6 +329,19 @@ def create_pretraining_data(config: DataConfig) -> DataSummary:
         )
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _progress(enabled: bool, desc: str, unit: str):
+    """A tqdm bar on stderr (no monitor thread), or None."""
+    if not enabled:
+        return None
+    import sys
+
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 0
+    return tqdm.tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
+                     dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0)
 
 
 def _sidecar(config, summary, input_paths, output_paths, path, count, vocab_sha, vocab_size):

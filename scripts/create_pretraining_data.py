@@ -12,6 +12,14 @@ values, in the same order, in the same files, several times faster and without T
 Input: one sentence per line, a blank line between documents (``.gz`` too; ``.jsonl`` files
 with a ``"text"`` field per line are split into sentences). Each output file gets a
 ``<output_file>.meta.json`` sidecar with the settings and counts.
+
+``--num_workers`` or ``--num_output_shards`` switch to the sharded mode, which is not
+reference-exact: parallel, memory bounded by ``--block_mb`` rather than by the corpus, and
+resumable (rerun the same command after an interruption; complete shards are kept):
+
+    python scripts/create_pretraining_data.py --input_file='corpus/*.txt' \
+        --output_file=out/train.tfrecord --vocab_file=vocab.txt \
+        --num_output_shards=64 --num_workers=8     # out/train.tfrecord-00000-of-00064 ...
 """
 
 
@@ -46,6 +54,22 @@ flags.DEFINE_integer("dupe_factor", 10,
 flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
 flags.DEFINE_float("short_seq_prob", 0.1,
                    "Probability of creating sequences shorter than the maximum length.")
+flags.DEFINE_integer("num_workers", None,
+                     "Processes building shards in parallel (default: one per shard, at most "
+                     "one per CPU). Giving it leaves reference-exact mode for the sharded mode "
+                     "(see --num_output_shards); the records do not depend on it.")
+flags.DEFINE_integer("num_output_shards", None,
+                     "Write <output_file>-00000-of-0000K ... files, each built from its own "
+                     "slice of the input with its own seed (default: --num_workers). Giving it "
+                     "leaves reference-exact mode: records are not the reference's, shuffled "
+                     "within blocks (--block_mb) rather than globally; memory is bounded; a "
+                     "rerun keeps shards that are complete and builds the rest.")
+flags.DEFINE_float("block_mb", 8.0,
+                   "Sharded mode: megabytes of text per block. Random next sentences come from "
+                   "the same block and records are shuffled within it; memory per worker grows "
+                   "with it, not with the corpus (measured: 520 MB at 8 and --dupe_factor=10, "
+                   "of which about 40 MB per MB of block).")
+flags.DEFINE_bool("progress", True, "Show progress bars on stderr.")
 
 
 def main(argv):
@@ -64,6 +88,10 @@ def main(argv):
         dupe_factor=FLAGS.dupe_factor,
         masked_lm_prob=FLAGS.masked_lm_prob,
         short_seq_prob=FLAGS.short_seq_prob,
+        num_workers=FLAGS.num_workers,
+        num_output_shards=FLAGS.num_output_shards,
+        block_mb=FLAGS.block_mb,
+        progress=FLAGS.progress,
     )
     summary = create_pretraining_data(config)
     logging.info("%s", summary.line())
