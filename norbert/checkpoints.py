@@ -17,7 +17,8 @@ from norbert.errors import NorbertError
 
 # Variables a run keeps for itself, never taken from an --init_checkpoint.
 _RUN_STATE_RE = re.compile(
-    r"(^global_step$|/(adam|lamb)_[mv]$|/grad_acc$|^gradient_accumulation/|/Adam(_\d+)?$)"
+    r"(^global_step$|/(adam|lamb)_[mv]$|/grad_acc$|^gradient_accumulation/|^loss_scale/"
+    r"|/Adam(_\d+)?$)"
 )
 
 

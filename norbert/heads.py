@@ -10,6 +10,10 @@ Variables, as in Google's ``run_pretraining.py`` and its checkpoints::
 
 Shape legend: B batch, S sequence length, H hidden size, V vocab size, M masked-LM predictions
 per sequence (max_predictions_per_seq).
+
+Precision: the heads compute their dense layers in the dtype of the encoder's output (bfloat16
+or float16 under ``--precision``), but the logits are cast to float32 before the output biases,
+the log-softmax and the losses, so ``log_probs`` and every loss are float32 in all precisions.
 """
 
 import collections
@@ -17,7 +21,7 @@ from typing import Dict, List, Mapping, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from norbert import modeling
+from norbert import modeling, precision
 from norbert.config import BertConfig
 from norbert.errors import NorbertError
 
@@ -71,7 +75,7 @@ def masked_lm_output(
     fewer than M masked tokens); the loss is the weighted mean over the real ones.
     """
     x = gather_positions(sequence_output, positions)  # [B*M, H]
-    with tf.variable_scope("cls/predictions"):
+    with precision.variable_scope(x.dtype), tf.variable_scope("cls/predictions"):
         # One more dense layer before the output; it is used only in pretraining.
         with tf.variable_scope("transform"):
             x = modeling.dense(
@@ -85,7 +89,9 @@ def masked_lm_output(
         output_bias = tf.get_variable(
             "output_bias", [config.vocab_size], initializer=tf.zeros_initializer()
         )
-        logits = tf.matmul(x, embedding_table, transpose_b=True)  # [B*M, V]
+        if embedding_table.dtype != x.dtype:  # a float32 variable under a low-precision model
+            embedding_table = tf.cast(embedding_table, x.dtype)
+        logits = precision.to_float32(tf.matmul(x, embedding_table, transpose_b=True))  # [B*M, V]
         log_probs = tf.nn.log_softmax(tf.nn.bias_add(logits, output_bias), axis=-1)
 
         label_ids = tf.reshape(label_ids, [-1])  # [B*M]
@@ -102,14 +108,16 @@ def next_sentence_output(
     config: BertConfig, pooled_output: tf.Tensor, labels: tf.Tensor
 ) -> NextSentenceOutput:
     """Classifies ``pooled_output`` [B, H]: label 0 for "B follows A", 1 for a random B."""
-    with tf.variable_scope("cls/seq_relationship"):
+    with precision.variable_scope(pooled_output.dtype), tf.variable_scope("cls/seq_relationship"):
         weights = tf.get_variable(
             "output_weights",
             [2, config.hidden_size],
+            dtype=pooled_output.dtype,
             initializer=modeling.create_initializer(config.initializer_range),
         )
         bias = tf.get_variable("output_bias", [2], initializer=tf.zeros_initializer())
-        logits = tf.nn.bias_add(tf.matmul(pooled_output, weights, transpose_b=True), bias)
+        logits = precision.to_float32(tf.matmul(pooled_output, weights, transpose_b=True))
+        logits = tf.nn.bias_add(logits, bias)  # [B, 2], float32
         log_probs = tf.nn.log_softmax(logits, axis=-1)  # [B, 2]
         targets = tf.one_hot(tf.reshape(labels, [-1]), depth=2, dtype=tf.float32)  # [B, 2]
         per_example_loss = -tf.reduce_sum(log_probs * targets, axis=-1)  # [B]
@@ -122,11 +130,14 @@ def pretraining_forward(
     features: Mapping[str, tf.Tensor],
     is_training: bool,
     use_one_hot_embeddings: bool = False,
+    compute_dtype: tf.DType = tf.float32,
 ) -> PretrainingOutput:
     """BertModel plus both heads on a batch of pretraining features (the model_fn's forward).
 
     ``features`` holds ``PRETRAINING_FEATURES``: input_ids, input_mask, segment_ids [B, S];
     masked_lm_positions, masked_lm_ids, masked_lm_weights [B, M]; next_sentence_labels [B, 1].
+    ``compute_dtype`` is the activations' dtype (``norbert.precision``); losses and log-probs
+    are float32 in any case.
     """
     missing = [name for name in PRETRAINING_FEATURES if name not in features]
     if missing:
@@ -141,6 +152,7 @@ def pretraining_forward(
         input_mask=features["input_mask"],
         token_type_ids=features["segment_ids"],
         use_one_hot_embeddings=use_one_hot_embeddings,
+        compute_dtype=compute_dtype,
     )
     masked_lm = masked_lm_output(
         config,

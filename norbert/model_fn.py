@@ -12,7 +12,7 @@ from typing import Callable
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from norbert import checkpoints, heads
+from norbert import checkpoints, heads, precision
 from norbert.config import BertConfig
 from norbert.optimization import OptimizerConfig, create_train_op
 from norbert.runner import EVAL, TRAIN, ModelSpec
@@ -24,7 +24,10 @@ class ModelFnConfig:
     optimizer: OptimizerConfig
     use_tpu: bool = False  # CrossShardOptimizer, and init_checkpoint inside scaffold_fn
     use_one_hot_embeddings: bool = False  # faster embedding lookups on TPU
-    loss_scale: float = 1.0  # static loss scaling (for float16 graphs); 1.0: none
+    # Static loss scaling (a float; 1.0: none) or a precision.DynamicLossScale, for float16.
+    loss_scale: precision.LossScale = 1.0
+    # "fp32", "bf16" or "fp16": the activations' dtype (variables are float32 in all three).
+    precision: str = precision.FP32
 
 
 def _batch_masked_lm_accuracy(output, features):
@@ -42,7 +45,8 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
         del labels  # pretraining labels are features
         is_training = mode == TRAIN
         output = heads.pretraining_forward(
-            config.bert_config, features, is_training, config.use_one_hot_embeddings
+            config.bert_config, features, is_training, config.use_one_hot_embeddings,
+            compute_dtype=precision.compute_dtype(config.precision),
         )
         scaffold_fn = None
         init = params.get("init_checkpoint")
@@ -72,6 +76,9 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
                 "next_sentence_loss": output.next_sentence.loss,
                 "masked_lm_accuracy": _batch_masked_lm_accuracy(output, features),
             }
+            if isinstance(config.loss_scale, precision.DynamicLossScale):
+                # Logged so that a scale stuck low (many skipped steps) is visible.
+                scalars["loss_scale"] = tf.get_collection(precision.LOSS_SCALE_COLLECTION)[0]
             return ModelSpec(mode=mode, loss=output.total_loss, train_op=train_op,
                              scaffold_fn=scaffold_fn, scalars=scalars)
         if mode == EVAL:

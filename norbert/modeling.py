@@ -17,6 +17,12 @@ names and shapes are exactly those of Google's released checkpoints, so
 
 Shape legend for the comments: B batch, S sequence length, H hidden size, N attention heads,
 D head size (H / N), I intermediate size, V vocab size, T token types, P max positions.
+
+Precision: ``compute_dtype`` (float32 by default) is the dtype of the activations. In bfloat16
+or float16 the variables stay float32 (``norbert.precision``'s custom getter casts them on
+read); ``dense`` computes in its input's dtype, while layer normalisation, the attention mask
+bias and the attention softmax always compute in float32 and cast back. With float32 the graph
+is op for op the float32-only one.
 """
 
 import math
@@ -24,6 +30,7 @@ from typing import Callable, List, Optional, Union
 
 import tensorflow.compat.v1 as tf
 
+from norbert import precision
 from norbert.config import ACTIVATION_ALIASES, BertConfig
 from norbert.errors import NorbertError
 
@@ -94,14 +101,21 @@ def dropout(x: tf.Tensor, rate: float) -> tf.Tensor:
 
 
 def layer_norm(x: tf.Tensor, scope: str = "LayerNorm") -> tf.Tensor:
-    """Normalises over the last axis; variables ``<scope>/beta`` and ``<scope>/gamma``."""
+    """Normalises over the last axis; variables ``<scope>/beta`` and ``<scope>/gamma``.
+
+    Always in float32 (the mean of squares overflows float16 and loses bits in bfloat16); a
+    low-precision ``x`` is cast up and the result cast back to its dtype.
+    """
     width = x.shape[-1]
+    in_dtype = x.dtype
+    x = precision.to_float32(x)
     with tf.variable_scope(scope):
         beta = tf.get_variable("beta", [width], initializer=tf.zeros_initializer())
         gamma = tf.get_variable("gamma", [width], initializer=tf.ones_initializer())
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         variance = tf.reduce_mean(tf.squared_difference(x, mean), axis=-1, keepdims=True)
-        return (x - mean) * tf.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+        y = (x - mean) * tf.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+        return y if in_dtype == tf.float32 else tf.cast(y, in_dtype)
 
 
 def dense(
@@ -112,12 +126,17 @@ def dense(
     scope: str = "dense",
 ) -> tf.Tensor:
     """``activation(x @ kernel + bias)`` for a matrix ``x`` [rows, K], with the variables
-    ``<scope>/kernel`` [K, units] and ``<scope>/bias`` [units] (``tf.layers.dense``'s names)."""
+    ``<scope>/kernel`` [K, units] and ``<scope>/bias`` [units] (``tf.layers.dense``'s names).
+
+    Computes in ``x``'s dtype: the variables are asked for in it (float32 storage under
+    ``precision.variable_scope``).
+    """
     with tf.variable_scope(scope):
         kernel = tf.get_variable(
-            "kernel", [x.shape[-1], units], initializer=create_initializer(initializer_range)
+            "kernel", [x.shape[-1], units], dtype=x.dtype,
+            initializer=create_initializer(initializer_range),
         )
-        bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+        bias = tf.get_variable("bias", [units], dtype=x.dtype, initializer=tf.zeros_initializer())
         y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
         return activation(y) if activation is not None else y
 
@@ -134,6 +153,8 @@ class BertModel:
     ``use_one_hot_embeddings`` looks words up by a one-hot matmul, which is faster on TPU.
     ``scope`` names the outer variable scope, ``bert`` unless given (a second model in the same
     graph needs another scope, or variable reuse set by the caller).
+    ``compute_dtype`` (tf.float32, tf.bfloat16 or tf.float16) is the activations' dtype; the
+    variables are float32 in every case (see ``norbert.precision``).
     """
 
     def __init__(
@@ -145,6 +166,7 @@ class BertModel:
         token_type_ids: Optional[tf.Tensor] = None,
         use_one_hot_embeddings: bool = False,
         scope: Optional[str] = None,
+        compute_dtype: tf.DType = tf.float32,
     ) -> None:
         if not isinstance(config, BertConfig):
             raise NorbertError(
@@ -180,16 +202,23 @@ class BertModel:
             if tf.convert_to_tensor(tensor).shape.ndims != 2:
                 raise NorbertError("BertModel: %s must be a tensor [batch, seq_length]" % name)
 
-        with tf.variable_scope(scope or "bert"):
+        compute_dtype = tf.as_dtype(compute_dtype)
+        if compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
+            raise NorbertError(
+                "BertModel: compute_dtype must be float32, bfloat16 or float16, not %s"
+                % compute_dtype.name
+            )
+        with precision.variable_scope(compute_dtype), tf.variable_scope(scope or "bert"):
             with tf.variable_scope("embeddings"):
                 self.embedding_table, self.word_embedding_output, self.embedding_output = (
                     _embeddings(config, input_ids, token_type_ids, use_one_hot_embeddings,
-                                hidden_rate)
+                                hidden_rate, compute_dtype)
                 )
 
             with tf.variable_scope("encoder"):
                 # Added to the attention scores: 0 where the key is a real token, a large
                 # negative number where it is padding. Broadcasts over heads and queries.
+                # Float32 whatever the compute dtype: -10000 is coarse in bfloat16.
                 key_mask = tf.cast(tf.reshape(input_mask, [batch, 1, 1, seq]), tf.float32)
                 score_bias = (1.0 - key_mask) * MASKED_SCORE  # [B, 1, 1, S]
 
@@ -234,33 +263,39 @@ class BertModel:
         """[B, S, H]: the encoder's input (words + positions + types, LayerNorm, dropout)."""
         return self.embedding_output
 
-    def get_embedding_table(self) -> tf.Variable:
-        """[V, H]: the word embeddings, which the masked-LM head also uses as output weights."""
+    def get_embedding_table(self) -> tf.Tensor:
+        """[V, H]: the word embeddings, which the masked-LM head also uses as output weights
+        (the variable itself in float32; its cast to the compute dtype otherwise)."""
         return self.embedding_table
 
 
-def _embeddings(config, input_ids, token_type_ids, use_one_hot, dropout_rate):
-    """(word table [V, H], word embeddings [B, S, H], embedding output [B, S, H])."""
+def _embeddings(config, input_ids, token_type_ids, use_one_hot, dropout_rate, dtype):
+    """(word table [V, H], word embeddings [B, S, H], embedding output [B, S, H]), in ``dtype``."""
     batch, seq = shape_list(input_ids)
     width = config.hidden_size
     init = create_initializer(config.initializer_range)
 
-    word_table = tf.get_variable("word_embeddings", [config.vocab_size, width], initializer=init)
+    word_table = tf.get_variable(
+        "word_embeddings", [config.vocab_size, width], dtype=dtype, initializer=init
+    )
     flat_ids = tf.reshape(input_ids, [-1])  # [B*S]
     if use_one_hot:
-        words = tf.matmul(tf.one_hot(flat_ids, depth=config.vocab_size), word_table)
+        one_hot = tf.one_hot(flat_ids, depth=config.vocab_size, dtype=dtype)
+        words = tf.matmul(one_hot, word_table)
     else:
         words = tf.gather(word_table, flat_ids)  # [B*S, H]
 
     # Few token types: a one-hot matmul is cheap and avoids a gather on TPU.
     type_table = tf.get_variable(
-        "token_type_embeddings", [config.type_vocab_size, width], initializer=init
+        "token_type_embeddings", [config.type_vocab_size, width], dtype=dtype, initializer=init
     )
     flat_types = tf.reshape(token_type_ids, [-1])  # [B*S]
-    types = tf.matmul(tf.one_hot(flat_types, depth=config.type_vocab_size), type_table)
+    one_hot_types = tf.one_hot(flat_types, depth=config.type_vocab_size, dtype=dtype)
+    types = tf.matmul(one_hot_types, type_table)
 
     position_table = tf.get_variable(
-        "position_embeddings", [config.max_position_embeddings, width], initializer=init
+        "position_embeddings", [config.max_position_embeddings, width], dtype=dtype,
+        initializer=init,
     )
     if not isinstance(seq, int):  # only known when the graph runs
         check = tf.assert_less_equal(
@@ -288,7 +323,11 @@ def _attention(config, x, score_bias, batch, seq, dropout_rate):
 
     query, key, value = project("query"), project("key"), project("value")
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(size))  # [B, N, S, S]
-    probs = tf.nn.softmax(scores + score_bias)  # over the keys (last axis)
+    # The mask bias and the softmax in float32: exp() of low-precision scores loses the small
+    # probabilities, and float16 cannot hold the sum of a long row's exponentials.
+    probs = tf.nn.softmax(precision.to_float32(scores) + score_bias)  # over the keys (last axis)
+    if probs.dtype != value.dtype:
+        probs = tf.cast(probs, value.dtype)
     # Dropping attention probabilities drops whole tokens to attend to, as Google does.
     probs = dropout(probs, dropout_rate)
     context = tf.matmul(probs, value)  # [B, N, S, D]

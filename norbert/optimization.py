@@ -21,6 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
+from norbert import precision
 from norbert.errors import NorbertError
 
 OPTIMIZERS = ("adamw", "lamb")
@@ -183,22 +184,37 @@ def create_train_op(
     """The training op for ``loss``: gradients, accumulation, clipping, update, step + 1.
 
     ``loss_scale`` multiplies the loss before differentiation and divides the gradients after
-    (static loss scaling for float16); 1.0 changes nothing.
+    (static loss scaling for float16); 1.0 changes nothing. A
+    ``norbert.precision.DynamicLossScale`` scales dynamically instead: an update whose
+    gradients hold Inf or NaN is skipped (variables and ``global_step`` unchanged) and the
+    scale halved; the scale grows again after a run of good updates.
     """
     global_step = tf.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(global_step, config)
     variables = list(variables if variables is not None else tf.trainable_variables())
-    grads = tf.gradients(loss * loss_scale if loss_scale != 1.0 else loss, variables)
-    if loss_scale != 1.0:
-        grads = [None if g is None else g / loss_scale for g in grads]
+    scaler = None
+    if isinstance(loss_scale, precision.DynamicLossScale):
+        scaler = precision.DynamicLossScaler(loss_scale)
+        grads = scaler.scaled_gradients(loss, variables)
+    else:
+        grads = tf.gradients(loss * loss_scale if loss_scale != 1.0 else loss, variables)
+        if loss_scale != 1.0:
+            grads = [None if g is None else g / loss_scale for g in grads]
     optimizer = make_optimizer(config, learning_rate, global_step, use_tpu)
 
-    def apply(grads):
+    def unguarded_apply(grads):
         if config.clip_norm:
             grads, _ = tf.clip_by_global_norm(grads, clip_norm=config.clip_norm)
         update = optimizer.apply_gradients(zip(grads, variables))
         with tf.control_dependencies([update]):
             return global_step.assign_add(1)
+
+    def apply(grads):
+        if scaler is None:
+            return unguarded_apply(grads)
+        # With accumulation this sees the mean of the micro-batches: one overflow in any of
+        # them skips the whole update (the sums are reset all the same).
+        return scaler.guarded(grads, unguarded_apply)
 
     if config.gradient_accumulation_steps == 1:
         return tf.group(apply(grads), name="train_op"), learning_rate

