@@ -86,3 +86,11 @@ def make_vocab(tmp_path):
         return str(path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """Outputs and checkpoints of Google's model on one batch, per activation (reference_shim)."""
+    import reference_shim
+
+    return reference_shim.reference_run(tmp_path_factory)

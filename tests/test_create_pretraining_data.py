@@ -7,8 +7,8 @@ depends on the protobuf backend.
 
 bert-tensorflow 1.0.4 predates upstream's ``--do_whole_word_mask``. For whole-word parity the
 oracle is the same reference pipeline (reading, pairing, truncation, writing all Google's) with
-its selection function replaced by the test's own plain transcription of upstream's documented
-whole-word rule, string tokens and ``rng`` calls as upstream makes them (``_WWM_DRIVER``).
+its selection function replaced by the tests' own plain transcription of upstream's documented
+whole-word rule (``masking_oracle.naive_reference``, through ``_WWM_DRIVER``).
 """
 
 import concurrent.futures
@@ -27,45 +27,21 @@ SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
 _WWM_DRIVER = textwrap.dedent(
     '''
     import sys
+    sys.path.insert(0, %r)
     from absl import flags
     import bert.create_pretraining_data as ref
+    import masking_oracle
 
     flags.DEFINE_bool("do_whole_word_mask", False, "Upstream's whole-word masking.")
 
     def whole_word_predictions(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words, rng):
-        """Upstream's rule: '##' pieces join the candidate before them; the words are
-        shuffled; a word that would overshoot the budget is skipped; 80/10/10 per piece."""
-        groups = []
-        for i, token in enumerate(tokens):
-            if token in ("[CLS]", "[SEP]"):
-                continue
-            if ref.FLAGS.do_whole_word_mask and groups and token.startswith("##"):
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        rng.shuffle(groups)
-        budget = min(max_predictions_per_seq, max(1, int(round(len(tokens) * masked_lm_prob))))
-        output = list(tokens)
-        chosen = []
-        for group in groups:
-            if len(chosen) >= budget:
-                break
-            if len(chosen) + len(group) > budget:
-                continue
-            for i in group:
-                if rng.random() < 0.8:
-                    output[i] = "[MASK]"
-                elif rng.random() < 0.5:
-                    pass
-                else:
-                    output[i] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-                chosen.append(i)
-        chosen.sort()
-        return output, chosen, [tokens[i] for i in chosen]
+        return masking_oracle.naive_reference(tokens, masked_lm_prob, max_predictions_per_seq,
+                                              vocab_words, rng, ref.FLAGS.do_whole_word_mask)
 
     ref.create_masked_lm_predictions = whole_word_predictions
     ref.tf.app.run(ref.main)
     '''
+    % os.path.dirname(os.path.abspath(__file__))
 )
 
 

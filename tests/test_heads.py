@@ -14,11 +14,6 @@ TOLERANCE = 1e-5
 SMALL = BertConfig(**reference_shim.SMALL_CONFIG)
 
 
-@pytest.fixture(scope="session")
-def reference(tmp_path_factory):
-    return reference_shim.reference_run(tmp_path_factory)
-
-
 def constants(batch):
     return {name: tf.constant(value) for name, value in batch.items()}
 

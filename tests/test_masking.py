@@ -6,42 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from masking_oracle import naive_reference
 from norbert.draws import Draws
 from norbert.errors import NorbertError
 from norbert.masking import Masker, MaskingConfig
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "##x", "##y", "d", "##z"]
 CLS, SEP, MASK = 2, 3, 4
-
-
-def naive_reference(tokens, prob, max_pred, vocab_words, rng, whole_word):
-    """The reference's selection on string tokens with ``random.Random``'s own methods."""
-    groups = []
-    for i, t in enumerate(tokens):
-        if t in ("[CLS]", "[SEP]"):
-            continue
-        if whole_word and groups and t.startswith("##"):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    rng.shuffle(groups)
-    budget = min(max_pred, max(1, int(round(len(tokens) * prob))))
-    out, chosen = list(tokens), []
-    for group in groups:
-        if len(chosen) >= budget:
-            break
-        if len(chosen) + len(group) > budget:
-            continue
-        for i in group:
-            if rng.random() < 0.8:
-                out[i] = "[MASK]"
-            elif rng.random() < 0.5:
-                pass
-            else:
-                out[i] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-            chosen.append(i)
-    chosen.sort()
-    return out, chosen, [tokens[i] for i in chosen]
 
 
 def pair(rng, len_a, len_b):

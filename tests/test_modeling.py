@@ -16,11 +16,6 @@ TOLERANCE = 1e-5
 SMALL = BertConfig(**reference_shim.SMALL_CONFIG)
 
 
-@pytest.fixture(scope="session")
-def reference(tmp_path_factory):
-    return reference_shim.reference_run(tmp_path_factory)
-
-
 def features_from(batch, dtype=tf.int32, dynamic=False):
     """Constants (or placeholders with unknown batch and length, and a feed) for a batch."""
     features, feed = {}, {}
