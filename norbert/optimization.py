@@ -112,6 +112,15 @@ class _DecoupledOptimizer(tf.train.Optimizer):
             updates.extend(self._update(grad, var, _variable_name(var)))
         return tf.group(*updates, name=name)
 
+    def _moments(self, grad, var, name: str, prefix: str):
+        """The slots ``<name>/<prefix>_m``, ``_v`` and Adam's next first and second moments."""
+        c = self.config
+        shape = var.shape.as_list()
+        m, v = self._slot(name, prefix + "_m", shape), self._slot(name, prefix + "_v", shape)
+        next_m = c.beta_1 * m + (1.0 - c.beta_1) * grad
+        next_v = c.beta_2 * v + (1.0 - c.beta_2) * tf.square(grad)
+        return m, v, next_m, next_v
+
     def _update(self, grad, var, name: str) -> List:
         raise NotImplementedError
 
@@ -124,10 +133,7 @@ class AdamWeightDecayOptimizer(_DecoupledOptimizer):
 
     def _update(self, grad, var, name):
         c = self.config
-        shape = var.shape.as_list()
-        m, v = self._slot(name, "adam_m", shape), self._slot(name, "adam_v", shape)
-        next_m = c.beta_1 * m + (1.0 - c.beta_1) * grad
-        next_v = c.beta_2 * v + (1.0 - c.beta_2) * tf.square(grad)
+        m, v, next_m, next_v = self._moments(grad, var, name, "adam")
         update = next_m / (tf.sqrt(next_v) + c.epsilon)
         if self.decays(name):
             update += c.weight_decay_rate * var
@@ -144,10 +150,7 @@ class LAMBOptimizer(_DecoupledOptimizer):
 
     def _update(self, grad, var, name):
         c = self.config
-        shape = var.shape.as_list()
-        m, v = self._slot(name, "lamb_m", shape), self._slot(name, "lamb_v", shape)
-        next_m = c.beta_1 * m + (1.0 - c.beta_1) * grad
-        next_v = c.beta_2 * v + (1.0 - c.beta_2) * tf.square(grad)
+        m, v, next_m, next_v = self._moments(grad, var, name, "lamb")
         m_hat = next_m / (1.0 - tf.pow(c.beta_1, self._t))
         v_hat = next_v / (1.0 - tf.pow(c.beta_2, self._t))
         update = m_hat / (tf.sqrt(v_hat) + c.epsilon)
