@@ -13,7 +13,7 @@ PY_MINOR := $(shell $(PYTHON) -c 'import sys; print(sys.version_info[1])')
 REQS := $(if $(filter 9 10 11,$(PY_MINOR)),requirements/tf2.15.txt,requirements/newest.in)
 PYTEST_ARGS ?=
 
-.PHONY: test test-all test-newest-tf bench venv lock clean
+.PHONY: demo test test-all test-newest-tf bench venv lock clean
 
 # $(call make_venv,FOLDER,REQUIREMENTS): a fresh environment with norbert installed editable.
 define make_venv
@@ -36,6 +36,11 @@ $(VENV)/.installed: setup.py $(REQS)
 
 $(NEWEST_VENV)/.installed: setup.py requirements/newest.in
 	$(call make_venv,$(NEWEST_VENV),requirements/newest.in)
+
+# The main job on the bundled sample corpus: vocab, data, a small BERT trained on the CPU,
+# evaluation, export to transformers, [MASK] filled in. Writes demo_output/.
+demo: $(VENV)/.installed
+	$(VENV)/bin/python examples/demo.py --output_dir=demo_output
 
 # The default suite: everything but tests marked slow. Under 15 minutes on 2 cores.
 test: $(VENV)/.installed
@@ -62,4 +67,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(NEWEST_VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(NEWEST_VENV) demo_output .pytest_cache .hypothesis build *.egg-info

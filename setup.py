@@ -45,6 +45,10 @@ setup(
             "transformers>=5",
             "hypothesis",
             "pytest",
+            # Run examples/quickstart.ipynb as a user would, in a Jupyter kernel.
+            "nbclient",
+            "nbformat",
+            "ipykernel",
         ],
     },
     entry_points={},

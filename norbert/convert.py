@@ -26,6 +26,7 @@ import numpy as np
 from norbert import fileio, hf_format
 from norbert.config import BertConfig
 from norbert.errors import NorbertError
+from norbert.settings import one_config
 from norbert.vocab import PAD, parse_vocab, warn_on_casing_mismatch
 
 FORMATS = ("safetensors", "pytorch_bin")
@@ -112,12 +113,12 @@ class ConversionReport:
         if self.left_out_state:
             lines.append(
                 "  left out, optimizer state and step (%d): %s"
-                % (len(self.left_out_state), ", ".join(self.left_out_state))
+                % (len(self.left_out_state), _brief(self.left_out_state))
             )
         if self.left_out_other:
             lines.append(
                 "  left out, not parameters of BERT or its pretraining heads (%d): %s"
-                % (len(self.left_out_other), ", ".join(self.left_out_other))
+                % (len(self.left_out_other), _brief(self.left_out_other))
             )
         if self.do_lower_case is not None:
             lines.append(
@@ -127,11 +128,31 @@ class ConversionReport:
         return "\n".join(lines)
 
 
+def _brief(names: List[str], limit: int = 8) -> str:
+    """The names, or for a long list their last parts counted: '78 x .../adam_m, global_step'.
+
+    A checkpoint's optimizer holds a slot or two per variable: hundreds of names that say
+    nothing one by one.
+    """
+    if len(names) <= limit:
+        return ", ".join(names)
+    leaves: Dict[str, List[str]] = {}
+    for name in names:
+        leaves.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+    return ", ".join("%d x .../%s" % (len(group), leaf) if len(group) > 1 else group[0]
+                     for leaf, group in sorted(leaves.items()))
+
+
 # ---- export -----------------------------------------------------------------------------
 
 
-def export_to_hf(config: ExportConfig) -> ConversionReport:
-    """Writes ``config.checkpoint`` as a transformers BERT folder; returns what it did."""
+def export_to_hf(config: Optional[ExportConfig] = None, **settings) -> ConversionReport:
+    """Writes ``config.checkpoint`` as a transformers BERT folder; returns what it did.
+
+    Takes an ``ExportConfig`` or its fields as keywords: ``export_to_hf(checkpoint=...,
+    bert_config_file=..., vocab_file=..., do_lower_case=True, output_dir=...)``.
+    """
+    config = one_config("export_to_hf", config, settings, ExportConfig)
     bert_config = BertConfig.from_json_file(config.bert_config_file)
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab = parse_vocab(vocab_bytes, source=config.vocab_file)
@@ -266,8 +287,13 @@ def _check_vocab_size(vocab, config: BertConfig, vocab_source: str, config_sourc
 # ---- import -----------------------------------------------------------------------------
 
 
-def import_from_hf(config: ImportConfig) -> ConversionReport:
-    """Writes a transformers BERT folder as Google's layout; returns what it did."""
+def import_from_hf(config: Optional[ImportConfig] = None, **settings) -> ConversionReport:
+    """Writes a transformers BERT folder as Google's layout; returns what it did.
+
+    Takes an ``ImportConfig`` or its fields as keywords: ``import_from_hf(hf_dir=...,
+    output_dir=...)``.
+    """
+    config = one_config("import_from_hf", config, settings, ImportConfig)
     hf_dir = config.hf_dir.rstrip("/") or "/"
     if not fileio.exists(hf_dir):
         raise NorbertError("--hf_dir=%s does not exist" % hf_dir)

@@ -34,6 +34,7 @@ from norbert import tfrecord
 from norbert.documents import CorpusStats, read_documents
 from norbert.draws import Draws
 from norbert.errors import NorbertError
+from norbert.settings import one_config
 from norbert.features import ExampleEncoder, feature_schema
 from norbert.instances import InstanceConfig, create_instances
 from norbert.masking import Masker, MaskingConfig
@@ -244,8 +245,13 @@ def _check_outputs(paths: List[str]) -> None:
             raise NorbertError("--output_file %s is a folder: name a file in it" % path)
 
 
-def create_pretraining_data(config: DataConfig) -> DataSummary:
-    """Builds the TFRecord files and sidecars that ``config`` describes; returns the counts."""
+def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> DataSummary:
+    """Builds the TFRecord files and sidecars that ``config`` describes; returns the counts.
+
+    Takes a ``DataConfig`` or its fields as keywords: ``create_pretraining_data(input_file=...,
+    output_file=..., vocab_file=..., dupe_factor=5)``.
+    """
+    config = one_config("create_pretraining_data", config, settings, DataConfig)
     start = time.perf_counter()
     config.check()
     for message in settings_warnings(config):

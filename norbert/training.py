@@ -20,6 +20,7 @@ from norbert.model_fn import ModelFnConfig, build_model_fn
 from norbert.optimization import OptimizerConfig
 from norbert.precision import FP16, PrecisionConfig
 from norbert.runner import RunConfig
+from norbert.settings import make_configs
 from norbert.tpu import TpuConfig, make_estimator
 
 LOOP, TPU_ESTIMATOR = "loop", "tpu_estimator"
@@ -84,13 +85,23 @@ def _enable_xla_on_cpu() -> None:
 
 
 def run_pretraining(
-    config: PretrainingConfig,
-    optimizer: OptimizerConfig,
-    run: RunConfig,
-    tpu: TpuConfig = TpuConfig(),
-    precision: PrecisionConfig = PrecisionConfig(),
+    config: Optional[PretrainingConfig] = None,
+    optimizer: Optional[OptimizerConfig] = None,
+    run: Optional[RunConfig] = None,
+    tpu: Optional[TpuConfig] = None,
+    precision: Optional[PrecisionConfig] = None,
+    **settings,
 ) -> Dict[str, object]:
-    """Trains and/or evaluates; returns the eval results (also written to eval_results.txt)."""
+    """Trains and/or evaluates; returns the eval results (also written to eval_results.txt).
+
+    Takes the five config objects, or any of their fields as keywords, named as the flags of
+    ``scripts/run_pretraining.py``: ``run_pretraining(input_file=..., bert_config_file=...,
+    output_dir=..., do_train=True, learning_rate=1e-4, num_train_steps=1000)``.
+    """
+    config, optimizer, run, tpu, precision = make_configs(
+        "run_pretraining",
+        dict(config=config, optimizer=optimizer, run=run, tpu=tpu, precision=precision),
+        settings, [PretrainingConfig, OptimizerConfig, RunConfig, TpuConfig, PrecisionConfig])
     if not config.do_train and not config.do_eval:
         raise NorbertError("nothing to do: pass --do_train, --do_eval or both")
     fileio.check_writable_dir(run.output_dir, "--output_dir")

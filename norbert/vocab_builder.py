@@ -54,6 +54,7 @@ from norbert import vocab as vocablib
 from norbert import word_counts
 from norbert import wordpiece as wplib
 from norbert.errors import NorbertError
+from norbert.settings import one_config
 
 CONTINUATION = wplib.CONTINUATION
 FREQUENCY, LIKELIHOOD = "frequency", "likelihood"
@@ -569,12 +570,16 @@ def _count(config: VocabConfig):
     return counts, read
 
 
-def build_vocab(config: VocabConfig) -> VocabStats:
+def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
     """Reads the corpus, learns (or with ``extend_vocab`` fills) a vocab, writes it atomically.
+
+    Takes a ``VocabConfig`` or its fields as keywords: ``build_vocab(input_file=...,
+    output_file=..., vocab_size=8000)``.
 
     Raises ``NorbertError`` naming the flag or file for unusable settings or input; then
     nothing is written.
     """
+    config = one_config("build_vocab", config, settings, VocabConfig)
     start = time.perf_counter()
     config.validate()
     if config.extend_vocab:

@@ -619,3 +619,11 @@ def test_import_errors_name_the_file_and_the_fix(tmp_path, uncased_vocab_path):
     os.remove(str(config_path))
     _expect_import_error(tmp_path, folder, "has no config.json")
     del model
+
+
+def test_long_left_out_lists_are_counted_by_last_part():
+    from norbert.convert import _brief
+
+    names = ["layer_%d/kernel/%s" % (i, slot) for i in range(5) for slot in ("adam_m", "adam_v")]
+    assert _brief(names + ["global_step"]) == "5 x .../adam_m, 5 x .../adam_v, global_step"
+    assert _brief(["a/adam_m", "global_step"]) == "a/adam_m, global_step"  # short: as it is

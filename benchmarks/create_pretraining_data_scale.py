@@ -1,0 +1,142 @@
+"""The sharded data builder on about a gigabyte of text: time and memory of the whole run.
+
+The reference keeps every document and instance in memory, so it is not run at this size (on the
+9.2 MB corpus of ``create_pretraining_data.py`` it already peaks near 1 GB). norbert's sharded
+mode runs with its defaults (``--block_mb=8``) and two workers on ``SCALE_MB`` megabytes (default
+1000) made of the ``../shared/data`` files repeated, each copy's lines given words of their own so
+that the tokeniser's bounded caches fill as on real text. Memory is the peak of the *sum* of the
+resident sets of the main process and its workers, sampled every 0.2 s from ``/proc`` (an upper
+bound: pages shared after ``fork`` count once per process). The same is measured at a tenth of
+the size, for a like-for-like view of how memory and speed scale.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import REPO, corpus_files, table, uncased_vocab
+
+SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
+SCALE_MB = float(os.environ.get("SCALE_MB", "1000"))
+FLAGS = ["--max_seq_length=128", "--max_predictions_per_seq=20", "--dupe_factor=5",
+         "--random_seed=12345", "--do_lower_case=True", "--num_workers=2",
+         "--num_output_shards=16", "--progress=false"]
+
+
+def _children():
+    """{parent pid: [child pids]} of every process visible in /proc."""
+    tree = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(name))
+    return tree
+
+
+def _rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mb(root):
+    tree, todo, total = _children(), [root], 0
+    while todo:
+        pid = todo.pop()
+        total += _rss_kb(pid)
+        todo.extend(tree.get(pid, ()))
+    return total / 1024.0
+
+
+def run(cmd):
+    """(wall seconds, peak summed RSS in MB, CPU seconds) of a process and its workers."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_mb(proc.pid))
+            time.sleep(0.2)
+        seconds = time.perf_counter() - start
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit("%s failed:\n%s" % (cmd[:3], err.read().decode()[-2000:]))
+    usage = os.times()
+    return seconds, peak, usage.children_user + usage.children_system
+
+
+def make_corpus(work, megabytes):
+    """Text files in the reference format totalling about ``megabytes`` MB."""
+    small = corpus_files()
+    paths, size, copy = [], 0, 0
+    while size < megabytes * 1e6:
+        dest = os.path.join(work, "c%05d.txt" % copy)
+        with open(dest, "w", encoding="utf-8") as g:
+            for path in small:
+                with open(path, encoding="utf-8") as f:
+                    for i, line in enumerate(f):
+                        g.write("w%dx%d %s" % (copy, i, line) if line.strip() else line)
+                g.write("\n")
+        size += os.path.getsize(dest)
+        paths.append(dest)
+        copy += 1
+    return paths, size / 1e6
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="bench_scale_")
+    rows = []
+    loads = []
+    try:
+        for megabytes in (SCALE_MB / 10, SCALE_MB):
+            inputs, real_mb = make_corpus(work, megabytes)
+            out_dir = os.path.join(work, "out")
+            os.makedirs(out_dir)
+            list_file = ",".join(inputs)
+            loads.append("%.2f %.2f %.2f" % os.getloadavg())
+            cpu_before = os.times()
+            seconds, peak, cpu = run([sys.executable, SCRIPT, "--input_file=" + list_file,
+                                      "--output_file=" + os.path.join(out_dir, "data.tfrecord"),
+                                      "--vocab_file=" + uncased_vocab()] + FLAGS)
+            cpu -= cpu_before.children_user + cpu_before.children_system
+            out_mb = sum(os.path.getsize(os.path.join(out_dir, f))
+                         for f in os.listdir(out_dir)) / 1e6
+            rows.append(("%.0f" % real_mb, "%.0f" % seconds, "%.2f" % (real_mb / seconds),
+                         "%.0f" % cpu, "%.0f" % peak, "%.0f" % out_mb))
+            shutil.rmtree(out_dir)
+            for path in inputs:
+                os.remove(path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print("## Pretraining data builder at scale\n")
+    print(
+        "The sharded mode with two workers (`--num_workers=2 --num_output_shards=16`, default "
+        "`--block_mb=8`; seq 128, `--dupe_factor=5`, uncased 30,522-token vocab) on the shared "
+        "corpus repeated up to the size shown, each copy's lines given words of their own. Peak "
+        "memory is the largest sum of the resident sets of the main process and both workers "
+        "(sampled every 0.2 s). The reference is not run at this size: it holds the corpus and "
+        "every instance in memory. Load average before each run: %s. Command: "
+        "`python benchmarks/run_all.py create_pretraining_data_scale` (`SCALE_MB=` sets the "
+        "larger size).\n" % "; ".join(loads)
+    )
+    print(table(["text (MB)", "seconds", "MB/s", "CPU seconds", "peak RSS, all processes (MB)",
+                 "records written (MB)"], rows))
+
+
+if __name__ == "__main__":
+    main()

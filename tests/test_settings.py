@@ -1,0 +1,74 @@
+import dataclasses
+
+import pytest
+
+import norbert
+from norbert.settings import make_configs, one_config
+
+
+@dataclasses.dataclass
+class Alpha:
+    path: str
+    size: int = 3
+
+
+@dataclasses.dataclass
+class Beta:
+    rate: float = 0.5
+
+
+def test_settings_go_to_the_class_that_has_the_field():
+    alpha, beta = make_configs("step", {"a": None, "b": None}, {"path": "p", "rate": 2.0},
+                               [Alpha, Beta])
+    assert alpha == Alpha("p") and beta == Beta(2.0)
+
+
+def test_a_given_object_is_used_as_it_is():
+    given = Beta(9.0)
+    alpha, beta = make_configs("step", {"a": None, "b": given}, {"path": "p"}, [Alpha, Beta])
+    assert beta is given and alpha == Alpha("p")
+
+
+def test_unknown_setting_names_the_step_and_the_valid_settings():
+    with pytest.raises(TypeError, match=r"step\(\) got unknown setting sise; its settings are: "
+                                        r"path, rate, size"):
+        make_configs("step", {"a": None, "b": None}, {"path": "p", "sise": 4}, [Alpha, Beta])
+
+
+def test_a_setting_beside_its_own_config_object_is_refused_not_ignored():
+    with pytest.raises(TypeError, match=r"pass rate inside b=Beta\(...\)"):
+        make_configs("step", {"a": None, "b": Beta()}, {"path": "p", "rate": 1.0}, [Alpha, Beta])
+
+
+def test_missing_required_setting_is_named():
+    with pytest.raises(TypeError, match=r"step\(\): needs the setting path"):
+        one_config("step", None, {"size": 1}, Alpha)
+
+
+def test_build_vocab_by_keywords_equals_by_config(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\nthe dog sat on the log\n\nkatten satt der\n"
+                      * 5, encoding="utf-8")
+    by_config = tmp_path / "a.txt"
+    by_keywords = tmp_path / "b.txt"
+    norbert.build_vocab(norbert.VocabConfig(input_file=str(corpus), output_file=str(by_config),
+                                            vocab_size=60, num_unused=2, min_frequency=1))
+    stats = norbert.build_vocab(input_file=str(corpus), output_file=str(by_keywords),
+                                vocab_size=60, num_unused=2, min_frequency=1)
+    assert by_keywords.read_bytes() == by_config.read_bytes()
+    assert stats.vocab_size == len(by_keywords.read_text(encoding="utf-8").splitlines())
+
+
+def test_create_pretraining_data_by_keywords_equals_by_config(tmp_path, uncased_vocab_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat .\nit was a sunny day .\nbirds sang .\n\n"
+                      "a second document starts here .\nit has two lines .\n", encoding="utf-8")
+    common = dict(input_file=str(corpus), vocab_file=uncased_vocab_path, max_seq_length=32,
+                  max_predictions_per_seq=5, dupe_factor=2)
+    norbert.create_pretraining_data(norbert.DataConfig(output_file=str(tmp_path / "a.tfrecord"),
+                                                       **common))
+    summary = norbert.create_pretraining_data(output_file=str(tmp_path / "b.tfrecord"), **common)
+    assert (tmp_path / "a.tfrecord").read_bytes() == (tmp_path / "b.tfrecord").read_bytes()
+    assert summary.instances > 0
+    with pytest.raises(TypeError, match="create_pretraining_data"):
+        norbert.create_pretraining_data(output_file=str(tmp_path / "c"), max_seq_len=32, **common)
