@@ -47,7 +47,9 @@ flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores in use (8 for a v2-8/v3-8)."
 
 # norbert's own.
 flags.DEFINE_string("eval_input_file", None, "Held-out records for --do_eval (default: --input_file).")
-flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "AdamWeightDecay (Google's) or LAMB.")
+flags.DEFINE_enum("optimizer", "adamw", ["adamw", "adamw_exact", "lamb"],
+                  "Google's AdamWeightDecay (adamw: on TensorFlow's fused Adam kernel, faster; "
+                  "adamw_exact: op by op as Google's code), or LAMB.")
 flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches summed per update.")
 flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay.")
 flags.DEFINE_float("clip_norm", 1.0, "Global-norm gradient clipping (0: none).")
