@@ -7,7 +7,8 @@ mode runs with its defaults (``--block_mb=8``) and two workers on ``SCALE_MB`` m
 that the tokeniser's bounded caches fill as on real text. Memory is the peak of the *sum* of the
 resident sets of the main process and its workers, sampled every 0.2 s from ``/proc`` (an upper
 bound: pages shared after ``fork`` count once per process). The same is measured at a tenth of
-the size, for a like-for-like view of how memory and speed scale.
+the size, and the larger run's speed and peak memory are given as ratios to it: bounded
+memory means a peak ratio near 1 for ten times the text.
 """
 
 import os
@@ -101,6 +102,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bench_scale_")
     rows = []
     loads = []
+    first = None  # (MB, seconds, peak MB) of the smaller run: the ratios' base
     try:
         for megabytes in (SCALE_MB / 10, SCALE_MB):
             inputs, real_mb = make_corpus(work, megabytes)
@@ -115,8 +117,10 @@ def main():
             cpu -= cpu_before.children_user + cpu_before.children_system
             out_mb = sum(os.path.getsize(os.path.join(out_dir, f))
                          for f in os.listdir(out_dir)) / 1e6
+            first = first or (real_mb, seconds, peak)
             rows.append(("%.0f" % real_mb, "%.0f" % seconds, "%.2f" % (real_mb / seconds),
-                         "%.0f" % cpu, "%.0f" % peak, "%.0f" % out_mb))
+                         "%.2fx" % ((real_mb / seconds) / (first[0] / first[1])), "%.0f" % cpu,
+                         "%.0f" % peak, "%.2fx" % (peak / first[2]), "%.0f" % out_mb))
             shutil.rmtree(out_dir)
             for path in inputs:
                 os.remove(path)
@@ -134,8 +138,9 @@ def main():
         "`python benchmarks/run_all.py create_pretraining_data_scale` (`SCALE_MB=` sets the "
         "larger size).\n" % "; ".join(loads)
     )
-    print(table(["text (MB)", "seconds", "MB/s", "CPU seconds", "peak RSS, all processes (MB)",
-                 "records written (MB)"], rows))
+    print(table(["text (MB)", "seconds", "MB/s", "MB/s vs smaller", "CPU seconds",
+                 "peak RSS, all processes (MB)", "peak vs smaller", "records written (MB)"],
+                rows))
 
 
 if __name__ == "__main__":

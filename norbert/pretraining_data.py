@@ -34,10 +34,10 @@ from norbert import tfrecord
 from norbert.documents import CorpusStats, read_documents
 from norbert.draws import Draws
 from norbert.errors import NorbertError
-from norbert.settings import one_config
 from norbert.features import ExampleEncoder, feature_schema
 from norbert.instances import InstanceConfig, create_instances
 from norbert.masking import Masker, MaskingConfig
+from norbert.settings import one_config
 from norbert.tokenizer import FullTokenizer
 
 FORMAT_VERSION = 1  # of the sidecar

@@ -72,3 +72,8 @@ def test_create_pretraining_data_by_keywords_equals_by_config(tmp_path, uncased_
     assert summary.instances > 0
     with pytest.raises(TypeError, match="create_pretraining_data"):
         norbert.create_pretraining_data(output_file=str(tmp_path / "c"), max_seq_len=32, **common)
+
+
+def test_every_public_name_resolves():
+    for name in norbert.__all__:
+        assert getattr(norbert, name).__name__ == name

@@ -338,3 +338,34 @@ def test_a_document_longer_than_a_block_is_cut_between_sentences():
     assert [len(d) for d in docs] == [10] * 10 + [1]
     assert [s for d in docs for s in d] == [encode(t) for t, _ in lines if t]
     assert stats.documents == 11 and stats.sentences == 101
+
+
+def test_url_paths_in_and_out_give_the_local_records(corpus_paths, uncased_vocab_path,
+                                                     tmp_path):
+    """gs:// and friends go through tf.io.gfile: TF's in-memory ram:// stands in for them.
+
+    One worker builds in this process, where the ram:// files live; a resumed run must see the
+    complete shards there too.
+    """
+    tf = pytest.importorskip("tensorflow")
+    remote_inputs = []
+    for i, path in enumerate(corpus_paths[:2]):
+        remote_inputs.append("ram://norbert-sharded/in/%d_%s" % (i, os.path.basename(path)))
+        tf.io.gfile.copy(path, remote_inputs[-1], overwrite=True)
+    local = str(tmp_path / "t.tfrecord")
+    remote = "ram://norbert-sharded/out/t.tfrecord"
+    for inputs, out in ((corpus_paths[:2], local), (remote_inputs, remote)):
+        summary = create_pretraining_data(_config(inputs, out, uncased_vocab_path,
+                                                  num_output_shards=2, num_workers=1,
+                                                  block_mb=0.2))
+    assert summary.shards_skipped == 0 and summary.instances > 0
+    for i in range(2):
+        suffix = "-%05d-of-00002" % i
+        with open(local + suffix, "rb") as f, tf.io.gfile.GFile(remote + suffix, "rb") as g:
+            assert f.read() == g.read()
+        assert tf.io.gfile.exists(remote + suffix + ".meta.json")
+    assert sorted(tf.io.gfile.listdir("ram://norbert-sharded/out")) == sorted(
+        "t.tfrecord-%05d-of-00002%s" % (i, ext) for i in range(2) for ext in ("", ".meta.json"))
+    again = create_pretraining_data(_config(remote_inputs, remote, uncased_vocab_path,
+                                            num_output_shards=2, num_workers=1, block_mb=0.2))
+    assert again.shards_skipped == 2
