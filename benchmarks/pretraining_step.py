@@ -19,11 +19,12 @@ from common import REPO, table
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 B, S, P = 8, 128, 20
+REPEATS = 3  # measurements of each graph, interleaved; the best is kept (2-core VMs are noisy)
 MODELS = [
     ("tiny (L=2, H=128)", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
-                               intermediate_size=512), 20),
+                               intermediate_size=512), 40),
     ("BERT-base (L=12, H=768)", dict(num_hidden_layers=12, hidden_size=768,
-                                     num_attention_heads=12, intermediate_size=3072), 3),
+                                     num_attention_heads=12, intermediate_size=3072), 5),
 ]
 
 
@@ -95,7 +96,7 @@ def main():
     for name, sizes, steps in MODELS:
         config = dict(base, **sizes)
         times = {}
-        for _ in range(2):  # interleaved, best kept
+        for _ in range(REPEATS):  # interleaved, best kept
             for which in ("reference", "adamw_exact", "adamw"):
                 t = _seconds_per_step(which, config, steps)
                 times[which] = min(times.get(which, t), t)
@@ -109,12 +110,13 @@ def main():
     print(
         "Forward, backward and AdamWeightDecay update of BERT with both heads on one fixed batch "
         "(batch %d, sequence %d, %d predictions), fp32, dropout on, each graph in its own session "
-        "in one process; two warm-up steps, then the best of two interleaved measurements of "
-        "20 (tiny) or 3 (BERT-base) steps. `adamw_exact` computes the update op by op as "
+        "in one process; two warm-up steps, then the best of %d interleaved measurements of "
+        "%d (tiny) or %d (BERT-base) steps. `adamw_exact` computes the update op by op as "
         "Google's code does; the default `adamw` runs it on TensorFlow's fused Adam kernel. "
         "This is the steady-state cost the whole-process "
         "figures above hide under start-up and checkpoint writing. Command: "
-        "`python benchmarks/run_all.py pretraining_step`.\n" % (B, S, P)
+        "`python benchmarks/run_all.py pretraining_step`.\n"
+        % (B, S, P, REPEATS, MODELS[0][2], MODELS[1][2])
     )
     print(table(["model", "graph", "s/step", "examples/s", "vs reference"], rows))
 

@@ -92,12 +92,18 @@ def masked_lm_output(
         if embedding_table.dtype != x.dtype:  # a float32 variable under a low-precision model
             embedding_table = tf.cast(embedding_table, x.dtype)
         logits = precision.to_float32(tf.matmul(x, embedding_table, transpose_b=True))  # [B*M, V]
-        log_probs = tf.nn.log_softmax(tf.nn.bias_add(logits, output_bias), axis=-1)
+        logits = tf.nn.bias_add(logits, output_bias)
+        # For eval metrics and callers; training fetches only the loss, so this is pruned there.
+        log_probs = tf.nn.log_softmax(logits, axis=-1)  # [B*M, V]
 
         label_ids = tf.reshape(label_ids, [-1])  # [B*M]
         weights = tf.cast(tf.reshape(label_weights, [-1]), tf.float32)  # [B*M]
-        targets = tf.one_hot(label_ids, depth=config.vocab_size, dtype=tf.float32)  # [B*M, V]
-        per_example_loss = -tf.reduce_sum(log_probs * targets, axis=-1)  # [B*M]
+        # -log_softmax(logits)[label], as Google's one-hot product, but by the fused kernel:
+        # no [B*M, V] one-hot, product and sum forward, and the gradient (softmax - one-hot)
+        # comes from the forward pass. The same value to float rounding.
+        per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=label_ids, logits=logits
+        )  # [B*M]
         loss = tf.reduce_sum(weights * per_example_loss) / (
             tf.reduce_sum(weights) + MASKED_LM_LOSS_EPSILON
         )
