@@ -35,3 +35,16 @@ def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def varied_copies(small, work, copies):
+    """``copies`` of the corpus, each line of copy c prefixed by a word of its own."""
+    out = []
+    for c in range(copies):
+        for path in small:
+            dest = os.path.join(work, "v%03d_%s" % (c, os.path.basename(path)))
+            with open(path, encoding="utf-8") as f, open(dest, "w", encoding="utf-8") as g:
+                for i, line in enumerate(f):
+                    g.write("w%dx%d %s" % (c, i, line) if line.strip() else line)
+            out.append(dest)
+    return out

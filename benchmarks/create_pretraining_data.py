@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from common import REPO, corpus_files, table, uncased_vocab
+from common import REPO, corpus_files, table, uncased_vocab, varied_copies
 
 SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
 FLAGS = ["--max_seq_length=128", "--max_predictions_per_seq=20", "--dupe_factor=5",
@@ -63,19 +63,6 @@ def sharded(workers):
 
 def load():
     return "%.2f %.2f %.2f" % os.getloadavg()
-
-
-def varied_copies(small, work, copies):
-    """``copies`` of the corpus, each line of copy c prefixed by a word of its own."""
-    out = []
-    for c in range(copies):
-        for path in small:
-            dest = os.path.join(work, "v%03d_%s" % (c, os.path.basename(path)))
-            with open(path, encoding="utf-8") as f, open(dest, "w", encoding="utf-8") as g:
-                for i, line in enumerate(f):
-                    g.write("w%dx%d %s" % (c, i, line) if line.strip() else line)
-            out.append(dest)
-    return out
 
 
 def same_records(a, b):

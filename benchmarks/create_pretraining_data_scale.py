@@ -11,6 +11,7 @@ the size, and the larger run's speed and peak memory are given as ratios to it: 
 memory means a peak ratio near 1 for ten times the text.
 """
 
+import math
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from common import REPO, corpus_files, table, uncased_vocab
+from common import REPO, corpus_files, table, uncased_vocab, varied_copies
 
 SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
 SCALE_MB = float(os.environ.get("SCALE_MB", "1000"))
@@ -65,6 +66,7 @@ def tree_rss_mb(root):
 def run(cmd):
     """(wall seconds, peak summed RSS in MB, CPU seconds) of a process and its workers."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    before = os.times()
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -76,26 +78,10 @@ def run(cmd):
         if proc.returncode:
             err.seek(0)
             raise SystemExit("%s failed:\n%s" % (cmd[:3], err.read().decode()[-2000:]))
-    usage = os.times()
-    return seconds, peak, usage.children_user + usage.children_system
-
-
-def make_corpus(work, megabytes):
-    """Text files in the reference format totalling about ``megabytes`` MB."""
-    small = corpus_files()
-    paths, size, copy = [], 0, 0
-    while size < megabytes * 1e6:
-        dest = os.path.join(work, "c%05d.txt" % copy)
-        with open(dest, "w", encoding="utf-8") as g:
-            for path in small:
-                with open(path, encoding="utf-8") as f:
-                    for i, line in enumerate(f):
-                        g.write("w%dx%d %s" % (copy, i, line) if line.strip() else line)
-                g.write("\n")
-        size += os.path.getsize(dest)
-        paths.append(dest)
-        copy += 1
-    return paths, size / 1e6
+    after = os.times()  # children's times count once they are waited for: this run's alone
+    cpu = (after.children_user + after.children_system
+           - before.children_user - before.children_system)
+    return seconds, peak, cpu
 
 
 def main():
@@ -104,17 +90,21 @@ def main():
     loads = []
     first = None  # (MB, seconds, peak MB) of the smaller run: the ratios' base
     try:
+        small = corpus_files()
+        small_mb = sum(os.path.getsize(p) for p in small) / 1e6
         for megabytes in (SCALE_MB / 10, SCALE_MB):
-            inputs, real_mb = make_corpus(work, megabytes)
+            text_dir = os.path.join(work, "text")
+            os.makedirs(text_dir)
+            inputs = varied_copies(small, text_dir, math.ceil(megabytes / small_mb))
+            real_mb = sum(os.path.getsize(p) for p in inputs) / 1e6
             out_dir = os.path.join(work, "out")
             os.makedirs(out_dir)
-            list_file = ",".join(inputs)
             loads.append("%.2f %.2f %.2f" % os.getloadavg())
-            cpu_before = os.times()
-            seconds, peak, cpu = run([sys.executable, SCRIPT, "--input_file=" + list_file,
+            # A glob, not the list: a thousand paths would pass the kernel's limit on one argument.
+            seconds, peak, cpu = run([sys.executable, SCRIPT,
+                                      "--input_file=" + os.path.join(text_dir, "*.txt"),
                                       "--output_file=" + os.path.join(out_dir, "data.tfrecord"),
                                       "--vocab_file=" + uncased_vocab()] + FLAGS)
-            cpu -= cpu_before.children_user + cpu_before.children_system
             out_mb = sum(os.path.getsize(os.path.join(out_dir, f))
                          for f in os.listdir(out_dir)) / 1e6
             first = first or (real_mb, seconds, peak)
@@ -122,8 +112,7 @@ def main():
                          "%.2fx" % ((real_mb / seconds) / (first[0] / first[1])), "%.0f" % cpu,
                          "%.0f" % peak, "%.2fx" % (peak / first[2]), "%.0f" % out_mb))
             shutil.rmtree(out_dir)
-            for path in inputs:
-                os.remove(path)
+            shutil.rmtree(text_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

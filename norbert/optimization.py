@@ -107,15 +107,16 @@ class _DecoupledOptimizer(tf.train.Optimizer):
         """Whether the variable gets weight decay (and, for LAMB, layer adaptation)."""
         return bool(self.config.weight_decay_rate) and not any(p.search(name) for p in self._exclude)
 
-    def _slot(self, name: str, suffix: str, shape, like=None):
-        """The zero-initialised slot variable ``<name>/<suffix>``, of the kind of ``like``."""
+    def _slot(self, var, name: str, suffix: str):
+        """The zero slot ``<name>/<suffix>`` of ``var``: its shape, and its kind (resource or
+        ref), which the fused kernel needs to match."""
         return tf.get_variable(
             name + "/" + suffix,
-            shape=shape,
+            shape=var.shape.as_list(),
             dtype=tf.float32,
             trainable=False,
             initializer=tf.zeros_initializer(),
-            use_resource=None if like is None else _is_resource(like),
+            use_resource=_is_resource(var),
         )
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
@@ -130,8 +131,7 @@ class _DecoupledOptimizer(tf.train.Optimizer):
     def _moments(self, grad, var, name: str, prefix: str):
         """The slots ``<name>/<prefix>_m``, ``_v`` and Adam's next first and second moments."""
         c = self.config
-        shape = var.shape.as_list()
-        m, v = self._slot(name, prefix + "_m", shape), self._slot(name, prefix + "_v", shape)
+        m, v = self._slot(var, name, prefix + "_m"), self._slot(var, name, prefix + "_v")
         next_m = c.beta_1 * m + (1.0 - c.beta_1) * grad
         next_v = c.beta_2 * v + (1.0 - c.beta_2) * tf.square(grad)
         return m, v, next_m, next_v
@@ -156,8 +156,7 @@ class AdamWeightDecayOptimizer(_DecoupledOptimizer):
         # rate is lr itself): one pass over var, m and v. The update is memory-bound on CPU and
         # GPU, and the 30k x H embedding dominates small models.
         c = self.config
-        m = self._slot(name, "adam_m", var.shape.as_list(), like=var)
-        v = self._slot(name, "adam_v", var.shape.as_list(), like=var)
+        m, v = self._slot(var, name, "adam_m"), self._slot(var, name, "adam_v")
         decay = []
         if self.decays(name):
             decay = [var.assign_sub(self.learning_rate * c.weight_decay_rate * var)]

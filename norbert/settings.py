@@ -6,7 +6,7 @@ module sorts them into the step's config objects, so that both ways reach the sa
 """
 
 import dataclasses
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 
 def _names(cls) -> Tuple[str, ...]:
@@ -39,22 +39,18 @@ def make_configs(step: str, given: Dict[str, Any], settings: Dict[str, Any],
                     step, ", ".join(sorted(mine)), parameter, cls.__name__, parameter))
             out.append(value)
             continue
-        try:
-            out.append(cls(**mine))
-        except TypeError as e:
-            raise TypeError("%s(): %s" % (step, _missing(e, cls))) from None
+        missing = [name for name in _required(cls) if name not in mine]
+        if missing:
+            raise TypeError("%s(): needs the setting%s %s" % (
+                step, "s" if len(missing) > 1 else "", ", ".join(missing)))
+        out.append(cls(**mine))
     return tuple(out)
 
 
-def _missing(error: TypeError, cls) -> str:
-    """'needs setting(s) a, b' for a dataclass constructor's missing-argument error."""
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    text = str(error)
-    missing = [name for name in required if "'%s'" % name in text]
-    if missing:
-        return "needs the setting%s %s" % ("s" if len(missing) > 1 else "", ", ".join(missing))
-    return text
+def _required(cls) -> List[str]:
+    """The fields of a dataclass without a default."""
+    return [f.name for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
 
 
 def one_config(step: str, config: Optional[Any], settings: Dict[str, Any], cls: type) -> Any:

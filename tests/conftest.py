@@ -1,5 +1,6 @@
 """Shared fixtures: the shared real-text corpora, real vocabularies and the reference oracle."""
 
+import json
 import os
 
 import pytest
@@ -7,6 +8,29 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def tiny_bert_config(**changes) -> str:
+    """The text of a small bert_config.json (Google's keys); ``changes`` override fields."""
+    values = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, hidden_act="gelu", hidden_dropout_prob=0.1,
+                  attention_probs_dropout_prob=0.1, max_position_embeddings=64,
+                  type_vocab_size=2, initializer_range=0.02)
+    values.update(changes)
+    return json.dumps(values)
+
+
+def english_records(root, corpus_paths, vocab_path, nbytes, **data_settings):
+    """``root``/train.tfrecord from the whole documents in the English corpus's first bytes."""
+    from norbert.pretraining_data import create_pretraining_data
+
+    english = [p for p in corpus_paths if "english" in p][0]
+    with open(english, "rb") as f:
+        text = f.read(nbytes).rsplit(b"\n\n", 1)[0]
+    (root / "text.txt").write_bytes(text)
+    create_pretraining_data(input_file=str(root / "text.txt"),
+                            output_file=str(root / "train.tfrecord"), vocab_file=vocab_path,
+                            **data_settings)
 
 
 def corpus_files():

@@ -10,15 +10,13 @@ import sys
 
 import pytest
 
+from conftest import tiny_bert_config
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["w%d" % i for i in range(60)]
-CONFIG = (
-    '{"vocab_size": 65, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,'
-    ' "intermediate_size": 32, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,'
-    ' "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 32, "type_vocab_size": 2,'
-    ' "initializer_range": 0.02}'
-)
+CONFIG = tiny_bert_config(vocab_size=65, hidden_size=16, num_hidden_layers=1,
+                          num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
 
 
 @pytest.fixture(scope="module")

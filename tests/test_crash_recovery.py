@@ -8,16 +8,14 @@ import time
 
 import pytest
 
+from conftest import tiny_bert_config
+
 tf = pytest.importorskip("tensorflow").compat.v1
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "run_pretraining.py")
-TINY = (
-    '{"vocab_size": 120, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,'
-    ' "intermediate_size": 32, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,'
-    ' "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 32, "type_vocab_size": 2,'
-    ' "initializer_range": 0.02}'
-)
+TINY = tiny_bert_config(vocab_size=120, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
 
 
 @pytest.fixture(scope="module")

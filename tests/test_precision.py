@@ -10,6 +10,7 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 import reference_shim  # noqa: E402  (tests/ is on sys.path)
+from conftest import english_records, tiny_bert_config  # noqa: E402
 from norbert import BertConfig, NorbertError, heads, precision  # noqa: E402
 from norbert.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
 from norbert.optimization import OptimizerConfig, create_train_op  # noqa: E402
@@ -189,24 +190,10 @@ def test_precision_config_checks():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, corpus_paths, uncased_vocab_path):
     """Records from the first 40 kB of the English corpus, and a tiny BERT config."""
-    from norbert.pretraining_data import DataConfig, create_pretraining_data
-
     root = tmp_path_factory.mktemp("precision")
-    english = [p for p in corpus_paths if "english" in p][0]
-    with open(english, "rb") as f:
-        text = f.read(40_000).rsplit(b"\n\n", 1)[0]
-    (root / "text.txt").write_bytes(text)
-    create_pretraining_data(DataConfig(
-        input_file=str(root / "text.txt"), output_file=str(root / "train.tfrecord"),
-        vocab_file=uncased_vocab_path, max_seq_length=32, max_predictions_per_seq=5,
-        dupe_factor=1,
-    ))
-    (root / "bert_config.json").write_text(
-        '{"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, '
-        '"num_attention_heads": 4, "intermediate_size": 64, "hidden_act": "gelu", '
-        '"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, '
-        '"max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.02}'
-    )
+    english_records(root, corpus_paths, uncased_vocab_path, 40_000, max_seq_length=32,
+                    max_predictions_per_seq=5, dupe_factor=1)
+    (root / "bert_config.json").write_text(tiny_bert_config())
     return root
 
 

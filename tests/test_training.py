@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 import reference_shim  # noqa: E402
+from conftest import english_records, tiny_bert_config  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.optimization import OptimizerConfig  # noqa: E402
 from norbert.runner import RunConfig  # noqa: E402
@@ -21,12 +22,7 @@ from norbert.training import (  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SEQ, PRED = 64, 10
-TINY = (
-    '{"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,'
-    ' "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,'
-    ' "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 64, "type_vocab_size": 2,'
-    ' "initializer_range": 0.02}'
-)
+TINY = tiny_bert_config()
 METRICS = {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
            "next_sentence_accuracy", "next_sentence_loss"}
 
@@ -34,18 +30,9 @@ METRICS = {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, corpus_paths, uncased_vocab_path):
     """Records from the first 120 kB of the English corpus, and a tiny BERT config."""
-    from norbert.pretraining_data import DataConfig, create_pretraining_data
-
     root = tmp_path_factory.mktemp("training")
-    english = [p for p in corpus_paths if "english" in p][0]
-    with open(english, "rb") as f:
-        text = f.read(120_000).rsplit(b"\n\n", 1)[0]
-    (root / "text.txt").write_bytes(text)
-    create_pretraining_data(DataConfig(
-        input_file=str(root / "text.txt"), output_file=str(root / "train.tfrecord"),
-        vocab_file=uncased_vocab_path, max_seq_length=SEQ, max_predictions_per_seq=PRED,
-        dupe_factor=2,
-    ))
+    english_records(root, corpus_paths, uncased_vocab_path, 120_000, max_seq_length=SEQ,
+                    max_predictions_per_seq=PRED, dupe_factor=2)
     (root / "bert_config.json").write_text(TINY)
     return root
 
@@ -193,12 +180,9 @@ def learning_setup(tmp_path_factory, corpus_paths):
             input_file=str(root / (name + ".txt")), output_file=str(root / (name + ".tfrecord")),
             vocab_file=vocab, max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=dupe,
         ))
-    (root / "bert_config.json").write_text(
-        '{"vocab_size": 2000, "hidden_size": 128, "num_hidden_layers": 2,'
-        ' "num_attention_heads": 4, "intermediate_size": 256, "hidden_act": "gelu",'
-        ' "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,'
-        ' "max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.02}'
-    )
+    (root / "bert_config.json").write_text(tiny_bert_config(
+        vocab_size=2000, hidden_size=128, intermediate_size=256, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0))
     return root
 
 
