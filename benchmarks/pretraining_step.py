@@ -5,9 +5,15 @@ dominated by start-up and a 1.3 GB checkpoint write; this measures the steady st
 forward, backward and the AdamWeightDecay update of BERT (with both heads) on one fixed batch,
 each graph in its own session, after two warm-up steps. The reference graph is Google's
 bert.modeling + run_pretraining heads + optimization (bert-tensorflow 1.0.4, with the test-side
-layer-norm stand-in); norbert's is heads.pretraining_forward + optimization.create_train_op.
+layer-norm stand-in); norbert's is heads.pretraining_forward + optimization.create_train_op, with
+the session options ``runner`` uses (so ``--use_xla`` is measured as it runs).
+
+It also says where a step's time goes: one traced step of each fp32 graph with ops run one at a
+time, split into matrix products and the rest, and the rate of one BERT-base-sized product in
+float32 and bfloat16 on this machine. Together they bound what any graph can gain on it.
 """
 
+import collections
 import os
 import sys
 import time
@@ -17,15 +23,29 @@ import numpy as np
 from common import REPO, table
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, REPO)
 
 B, S, P = 8, 128, 20
 REPEATS = 3  # measurements of each graph, interleaved; the best is kept (2-core VMs are noisy)
+QUICK = os.environ.get("NORBERT_BENCH_QUICK") == "1"  # tiny model, one measurement: a smoke run
 MODELS = [
     ("tiny (L=2, H=128)", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
                                intermediate_size=512), 40),
     ("BERT-base (L=12, H=768)", dict(num_hidden_layers=12, hidden_size=768,
                                      num_attention_heads=12, intermediate_size=3072), 5),
 ]
+# (key, label, flags): norbert's variants; the optimizer and precision as the flags set them.
+VARIANTS = [
+    ("adamw_exact", "norbert, `--optimizer=adamw_exact`", dict(optimizer="adamw_exact")),
+    ("adamw", "norbert, default (`--optimizer=adamw`, fp32)", dict()),
+    ("xla", "norbert, `--use_xla`", dict(use_xla=True)),
+    ("bf16", "norbert, `--precision=bf16`", dict(precision="bf16")),
+    ("bf16_xla", "norbert, `--precision=bf16 --use_xla`", dict(precision="bf16", use_xla=True)),
+]
+# Op types that are matrix products, and their oneDNN forms (_MklMatMul, _MklNativeFusedMatMul
+# with the bias added, _MklEinsum: the reference's dense layers are Einsums on TF 2.x).
+MATMUL_OPS = ("MatMul", "Einsum")
+TRACED_STEPS = 3  # the quietest is kept
 
 
 def _feed():
@@ -41,8 +61,8 @@ def _feed():
     )
 
 
-def _seconds_per_step(which, config, steps):
-    """Seconds per step of the "reference" graph, or of norbert's with that ``--optimizer``."""
+def _build(which, config):
+    """(graph, train op, loss, session options) of the "reference" graph or a norbert variant."""
     import tensorflow.compat.v1 as tf
 
     graph = tf.Graph()
@@ -62,27 +82,105 @@ def _seconds_per_step(which, config, steps):
                 bc, model.get_pooled_output(), f["next_sentence_labels"])[0]
             loss = mlm + nsp
             op = optimization.create_optimizer(loss, 1e-4, 1000, 10, False)
+            options = tf.ConfigProto()
         else:
-            from norbert import heads
+            from norbert import heads, runner
             from norbert.config import BertConfig
             from norbert.optimization import OptimizerConfig, create_train_op
+            from norbert.precision import PrecisionConfig
 
-            loss = heads.pretraining_forward(BertConfig(**config), f, True).total_loss
+            flags = dict(VARIANTS_BY_KEY[which][2])
+            dtype = PrecisionConfig(flags.pop("precision", "fp32")).compute_dtype
+            run = runner.RunConfig(output_dir="unused", use_xla=flags.pop("use_xla", False))
+            loss = heads.pretraining_forward(BertConfig(**config), f, True,
+                                             compute_dtype=dtype).total_loss
             op, _ = create_train_op(loss, OptimizerConfig(learning_rate=1e-4, num_train_steps=1000,
-                                                          num_warmup_steps=10, optimizer=which))
+                                                          num_warmup_steps=10, **flags))
+            options = runner.session_config(run)
+        init = tf.global_variables_initializer()
+    return graph, init, op, loss, options
+
+
+def _seconds_per_step(which, config, steps):
+    """Seconds per step, after two warm-up steps."""
+    import tensorflow.compat.v1 as tf
+
+    graph, init, op, loss, options = _build(which, config)
+    with tf.Session(graph=graph, config=options) as sess:
+        sess.run(init)
+        for _ in range(2):
+            sess.run([op, loss])
+        start = time.perf_counter()
+        for _ in range(steps):
+            sess.run([op, loss])
+        return (time.perf_counter() - start) / steps
+
+
+def _time_split(which, config):
+    """Op seconds of a traced step run one op at a time: {"products": s, "rest": s}, of the
+    quietest of ``TRACED_STEPS``."""
+    import tensorflow.compat.v1 as tf
+
+    graph, init, op, loss, options = _build(which, config)
+    options.inter_op_parallelism_threads = 1  # ops one after another: their times add up
+    splits = []
+    with tf.Session(graph=graph, config=options) as sess:
+        sess.run(init)
+        for _ in range(2):
+            sess.run([op, loss])
+        for _ in range(TRACED_STEPS):
+            metadata = tf.RunMetadata()
+            sess.run([op, loss], options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE),
+                     run_metadata=metadata)
+            split = collections.Counter(products=0.0, rest=0.0)
+            for device in metadata.step_stats.dev_stats:
+                for node in device.node_stats:
+                    # timeline_label reads "name = OpType(inputs)"
+                    op_type = node.timeline_label.partition(" = ")[2].partition("(")[0]
+                    kind = "products" if any(m in op_type for m in MATMUL_OPS) else "rest"
+                    split[kind] += node.all_end_rel_micros / 1e6
+            splits.append(split)
+    return min(splits, key=lambda split: split["products"] + split["rest"])
+
+
+def _gemm_rates():
+    """GFLOP/s of a BERT-base feed-forward product ([1024, 768] x [768, 3072]) by dtype."""
+    import tensorflow.compat.v1 as tf
+
+    rates = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        graph = tf.Graph()
+        with graph.as_default():
+            a = tf.Variable(tf.cast(tf.random.normal([1024, 768]), dtype))
+            b = tf.Variable(tf.cast(tf.random.normal([768, 3072]), dtype))
+            touch = tf.reduce_sum(tf.cast(tf.matmul(a, b)[0, 0], tf.float32))
+            init = tf.global_variables_initializer()
         with tf.Session(graph=graph) as sess:
-            sess.run(tf.global_variables_initializer())
-            for _ in range(2):
-                sess.run([op, loss])
-            start = time.perf_counter()
-            for _ in range(steps):
-                sess.run([op, loss])
-            return (time.perf_counter() - start) / steps
+            sess.run(init)
+            seconds = min(_timed(sess, touch, 10) for _ in range(3))
+        rates[dtype.name] = 2 * 1024 * 768 * 3072 / seconds / 1e9
+    return rates
+
+
+def _timed(sess, fetch, n):
+    sess.run(fetch)
+    start = time.perf_counter()
+    for _ in range(n):
+        sess.run(fetch)
+    return (time.perf_counter() - start) / n
+
+
+VARIANTS_BY_KEY = {v[0]: v for v in VARIANTS}
 
 
 def main():
     import reference_shim
 
+    from norbert import runner
+
+    # TF reads its XLA flags once, at the first session: turn CPU clustering on before any,
+    # as run_pretraining does for --use_xla (sessions without a JIT level are unaffected).
+    runner.session_config(runner.RunConfig(output_dir="unused", use_xla=True))
     reference_shim.install()
     from absl import flags
 
@@ -92,33 +190,66 @@ def main():
     base = dict(vocab_size=30522, hidden_act="gelu", hidden_dropout_prob=0.1,
                 attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
                 initializer_range=0.02)
-    rows = []
-    for name, sizes, steps in MODELS:
+    rows, split_rows = [], []
+    models = MODELS[:1] if QUICK else MODELS
+    for name, sizes, steps in models:
         config = dict(base, **sizes)
         times = {}
-        for _ in range(REPEATS):  # interleaved, best kept
-            for which in ("reference", "adamw_exact", "adamw"):
+        for _ in range(1 if QUICK else REPEATS):  # interleaved, best kept
+            for which in ["reference"] + [v[0] for v in VARIANTS]:
+                print("  %s: %s" % (name, which), file=sys.stderr, flush=True)
                 t = _seconds_per_step(which, config, steps)
                 times[which] = min(times.get(which, t), t)
         ref = times["reference"]
-        for which, label in (("reference", "Google's graph and AdamWeightDecay"),
-                             ("adamw_exact", "norbert, `--optimizer=adamw_exact`"),
-                             ("adamw", "norbert, `--optimizer=adamw` (default)")):
+        labels = [("reference", "Google's graph and AdamWeightDecay")]
+        labels += [(key, label) for key, label, _ in VARIANTS]
+        for which, label in labels:
             rows.append((name, label, "%.3f" % times[which], "%.1f" % (B / times[which]),
                          "%.2fx" % (ref / times[which])))
+        if name != models[-1][0]:
+            continue  # the split is for BERT-base: a tiny step is too short to trace fairly
+        for which, label in labels[:1] + [labels[2]]:
+            split = _time_split(which, config)
+            total = split["products"] + split["rest"]
+            split_rows.append((name, label, "%.3f" % total, "%.3f" % split["products"],
+                               "%.0f%%" % (100 * split["products"] / total),
+                               "%.3f" % split["rest"]))
+            if which == "adamw":
+                # Every non-product op free: the most an fp32 graph could gain on this machine.
+                bound = ref / (split["products"] * times["adamw"] / total)
+                split_rows[-1] += ("%.2fx" % bound,)
+            else:
+                split_rows[-1] += ("",)
+    rates = _gemm_rates()
     print("## Pretraining step (steady state, in-process)\n")
     print(
         "Forward, backward and AdamWeightDecay update of BERT with both heads on one fixed batch "
-        "(batch %d, sequence %d, %d predictions), fp32, dropout on, each graph in its own session "
+        "(batch %d, sequence %d, %d predictions), dropout on, each graph in its own session "
         "in one process; two warm-up steps, then the best of %d interleaved measurements of "
         "%d (tiny) or %d (BERT-base) steps. `adamw_exact` computes the update op by op as "
         "Google's code does; the default `adamw` runs it on TensorFlow's fused Adam kernel. "
-        "This is the steady-state cost the whole-process "
+        "norbert's sessions take `run_pretraining`'s options (for `--use_xla`: global JIT and "
+        "TF's `--tf_xla_cpu_global_jit`). This is the steady-state cost the whole-process "
         "figures above hide under start-up and checkpoint writing. Command: "
         "`python benchmarks/run_all.py pretraining_step`.\n"
         % (B, S, P, REPEATS, MODELS[0][2], MODELS[1][2])
     )
     print(table(["model", "graph", "s/step", "examples/s", "vs reference"], rows))
+    bf16_note = (": bfloat16 products are slower here, so `--precision=bf16` cannot pay on this "
+                 "CPU (it is meant for TPUs and GPUs)." if rates["bfloat16"] < rates["float32"]
+                 else ".")
+    print(
+        "\nWhere the time goes: the quietest of %d traced steps of each fp32 graph, ops run one "
+        "at a time (inter-op threads 1); op seconds of matrix products (MatMul, BatchMatMul, "
+        "Einsum and their oneDNN forms) and of everything else. The bound is the reference's "
+        "s/step over norbert's product time (scaled to its untraced s/step): the speed-up an "
+        "fp32 graph would reach if every other op cost nothing. One [1024, 768] x [768, 3072] "
+        "product (a BERT-base feed-forward layer at batch 8) runs at %.0f GFLOP/s in float32 "
+        "and %.0f GFLOP/s in bfloat16 on this machine%s\n"
+        % (TRACED_STEPS, rates["float32"], rates["bfloat16"], bf16_note)
+    )
+    print(table(["model", "graph", "traced s", "products s", "products share", "rest s",
+                 "fp32 bound vs reference"], split_rows))
 
 
 if __name__ == "__main__":

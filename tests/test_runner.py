@@ -126,3 +126,17 @@ def test_evaluate_and_eval_results_file(tmp_path):
     assert [line.split(" = ")[0] for line in lines] == ["global_step", "loss", "mse"]
     assert lines[0] == "global_step = 40"
     assert EVAL == tf.estimator.ModeKeys.EVAL if hasattr(tf, "estimator") else True
+
+
+def test_session_config_turns_on_xla_for_cpu_only_when_asked(monkeypatch):
+    from norbert.runner import session_config
+
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_min_cluster_size=2")
+    plain = session_config(RunConfig(output_dir="unused"))
+    assert plain.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.DEFAULT
+    assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_min_cluster_size=2"
+    for _ in range(2):  # a second call does not add the flag twice
+        jit = session_config(RunConfig(output_dir="unused", use_xla=True))
+    assert jit.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.ON_1
+    # the user's own XLA flags are kept
+    assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_min_cluster_size=2 --tf_xla_cpu_global_jit"
