@@ -8,9 +8,10 @@ bert.modeling + run_pretraining heads + optimization (bert-tensorflow 1.0.4, wit
 layer-norm stand-in); norbert's is heads.pretraining_forward + optimization.create_train_op, with
 the session options ``runner`` uses (so ``--use_xla`` is measured as it runs).
 
-It also says where a step's time goes: one traced step of each fp32 graph with ops run one at a
-time, split into matrix products and the rest, and the rate of one BERT-base-sized product in
-float32 and bfloat16 on this machine. Together they bound what any graph can gain on it.
+It also says where a BERT-base step's time goes: the quietest of three traced steps of each
+fp32 graph with ops run one at a time, split into matrix products and the rest; and the rate of
+one BERT-base-sized product in float32 and bfloat16 on this machine. Together they bound what
+any fp32 graph can gain here, and say whether bfloat16 can.
 """
 
 import collections
@@ -122,7 +123,10 @@ def _time_split(which, config):
     import tensorflow.compat.v1 as tf
 
     graph, init, op, loss, options = _build(which, config)
-    options.inter_op_parallelism_threads = 1  # ops one after another: their times add up
+    # Ops one after another, so their times add up. TF sizes the shared inter-op pool at the
+    # process's first session and ignores later sessions' counts: this one gets its own.
+    options.inter_op_parallelism_threads = 1
+    options.use_per_session_threads = True
     splits = []
     with tf.Session(graph=graph, config=options) as sess:
         sess.run(init)
@@ -173,6 +177,21 @@ def _timed(sess, fetch, n):
 VARIANTS_BY_KEY = {v[0]: v for v in VARIANTS}
 
 
+def split_table(name, config, labels, times):
+    """Rows of the products/rest split of the reference's and norbert's default fp32 step."""
+    rows = []
+    for which in ("reference", "adamw"):
+        split = _time_split(which, config)
+        total = split["products"] + split["rest"]
+        bound = ""
+        if which == "adamw":
+            # Every non-product op free: the most an fp32 graph could gain on this machine.
+            bound = "%.2fx" % (times["reference"] / (split["products"] * times["adamw"] / total))
+        rows.append((name, labels[which], "%.3f" % total, "%.3f" % split["products"],
+                     "%.0f%%" % (100 * split["products"] / total), "%.3f" % split["rest"], bound))
+    return rows
+
+
 def main():
     import reference_shim
 
@@ -190,7 +209,7 @@ def main():
     base = dict(vocab_size=30522, hidden_act="gelu", hidden_dropout_prob=0.1,
                 attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
                 initializer_range=0.02)
-    rows, split_rows = [], []
+    rows = []
     models = MODELS[:1] if QUICK else MODELS
     for name, sizes, steps in models:
         config = dict(base, **sizes)
@@ -206,20 +225,8 @@ def main():
         for which, label in labels:
             rows.append((name, label, "%.3f" % times[which], "%.1f" % (B / times[which]),
                          "%.2fx" % (ref / times[which])))
-        if name != models[-1][0]:
-            continue  # the split is for BERT-base: a tiny step is too short to trace fairly
-        for which, label in labels[:1] + [labels[2]]:
-            split = _time_split(which, config)
-            total = split["products"] + split["rest"]
-            split_rows.append((name, label, "%.3f" % total, "%.3f" % split["products"],
-                               "%.0f%%" % (100 * split["products"] / total),
-                               "%.3f" % split["rest"]))
-            if which == "adamw":
-                # Every non-product op free: the most an fp32 graph could gain on this machine.
-                bound = ref / (split["products"] * times["adamw"] / total)
-                split_rows[-1] += ("%.2fx" % bound,)
-            else:
-                split_rows[-1] += ("",)
+        if name == models[-1][0]:  # BERT-base: a tiny step is too short to trace fairly
+            split_rows = split_table(name, config, dict(labels), times)
     rates = _gemm_rates()
     print("## Pretraining step (steady state, in-process)\n")
     print(

@@ -3,10 +3,12 @@
 Each benchmark is a script ``benchmarks/<name>.py`` that measures norbert against the reference
 or a peer in the same run and prints one Markdown section (``## ...``) to stdout. Each runs in a
 process of its own: the reference's scripts define clashing absl flags, and peak memory must
-not leak from one benchmark into the next. ``python benchmarks/run_all.py tokenizer`` runs one.
+not leak from one benchmark into the next. ``python benchmarks/run_all.py tokenizer`` runs one
+and replaces its sections (by their ``## `` titles) in BENCHMARKS.md, dated, leaving the rest.
 """
 
 import datetime
+import re
 import os
 import platform
 import subprocess
@@ -60,20 +62,44 @@ def main(argv):
         ).stdout
         sections.append(out.strip())
         print(out, flush=True)
+    today = datetime.date.today()
+    path = os.path.join(REPO, "BENCHMARKS.md")
+    if os.environ.get("NORBERT_BENCH_QUICK") == "1":
+        return  # smoke runs measure too little to record
     if wanted:
-        return  # a partial run does not rewrite the page
-    page = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`python benchmarks/run_all.py`) on %s." % datetime.date.today(),
-        "Every figure is a ratio against the reference or a peer measured in the same run.",
-        "",
-        "Machine: %s." % _machine(),
-        "",
-    ]
-    with open(os.path.join(REPO, "BENCHMARKS.md.tmp"), "w", encoding="utf-8") as f:
-        f.write("\n".join(page + ["\n\n".join(sections), ""]))
-    os.replace(os.path.join(REPO, "BENCHMARKS.md.tmp"), os.path.join(REPO, "BENCHMARKS.md"))
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for section in sections:
+            text = replace_sections(text, section, "(Re-measured alone on %s.)" % today)
+    else:
+        page = [
+            "# Benchmarks",
+            "",
+            "Written by `make bench` (`python benchmarks/run_all.py`) on %s." % today,
+            "Every figure is a ratio against the reference or a peer measured in the same run.",
+            "",
+            "Machine: %s." % _machine(),
+            "",
+        ]
+        text = "\n".join(page + ["\n\n".join(sections), ""])
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def replace_sections(page: str, output: str, note: str) -> str:
+    """``page`` with each ``## `` section of ``output``, ``note`` added, in place of the one of
+    the same title (appended when new). A section runs to the next ``## `` title or the end."""
+    parts = re.split(r"(?m)^(?=## )", output.strip())
+    for part in (p.strip() for p in parts if p.strip()):
+        title = part.splitlines()[0]
+        part = "%s\n\n%s" % (part, note)
+        pattern = re.compile(r"(?ms)^%s\n.*?(?=^## |\Z)" % re.escape(title))
+        if pattern.search(page):
+            page = pattern.sub(lambda m: part + "\n\n", page, count=1)
+        else:
+            page = page.rstrip("\n") + "\n\n" + part + "\n"
+    return page.rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":
