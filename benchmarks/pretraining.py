@@ -55,9 +55,8 @@ def bert_config(fields):
     return config
 
 
-def run_process(cmd, env_extra=None):
+def run_process(cmd):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.update(env_extra or {})
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True)
@@ -199,16 +198,13 @@ def main():
                 return [sys.executable, "-c", REFERENCE_CODE] + base + [
                     "--output_dir=" + out, "--num_train_steps=%d" % n]
 
-            def ours(*extra):
-                def cmd(n, out):
-                    return [sys.executable, SCRIPT] + base + [
-                        "--output_dir=" + out, "--num_train_steps=%d" % n,
-                        "--log_every_steps=100000"] + list(extra)
-                return cmd
+            def ours(n, out):
+                return [sys.executable, SCRIPT] + base + [
+                    "--output_dir=" + out, "--num_train_steps=%d" % n, "--log_every_steps=100000"]
 
             commands = {
                 "Google's run_pretraining.py (TPUEstimator, use_tpu=False)": reference,
-                "norbert run_pretraining (defaults: fp32, `--optimizer=adamw`)": ours(),
+                "norbert run_pretraining (defaults: fp32, `--optimizer=adamw`)": ours,
             }
             print("  %s" % name, file=sys.stderr, flush=True)
             results = list(tf_examples_per_second(commands, steps, work).items())
