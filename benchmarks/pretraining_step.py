@@ -63,7 +63,8 @@ def _feed():
 
 
 def _build(which, config):
-    """(graph, train op, loss, session options) of the "reference" graph or a norbert variant."""
+    """(graph, initializer, train op, loss, session options) of the "reference" graph or of a
+    norbert variant (a ``VARIANTS`` key)."""
     import tensorflow.compat.v1 as tf
 
     graph = tf.Graph()
