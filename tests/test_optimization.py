@@ -67,6 +67,23 @@ def test_schedule_is_warmup_then_linear_decay():
     np.testing.assert_allclose(got, expected, atol=1e-7)
 
 
+def _read_global_step_before_its_assign(graph):
+    """Google's train op groups ``global_step.assign(global_step + 1)`` with the update, with
+    nothing ordering it after the learning rate's reads of the step: on a resource variable some
+    runs take the rate of the next step. Order those reads first (the intended rule, and what
+    norbert does) so the oracle is deterministic."""
+    step = tf.train.get_global_step(graph)
+    ops = graph.get_operations()
+    (assign,) = [op for op in ops if op.type == "AssignVariableOp"
+                 and op.inputs[0] is step.handle and op is not step.initializer]
+    # The reads before the increment (not the one that returns the assigned value).
+    reads = [op for op in ops if op.type == "ReadVariableOp" and op.inputs[0] is step.handle
+             and assign not in op.control_inputs]
+    assert len(reads) >= 2  # the schedule reads the step for warm-up and for decay
+    for read in reads:
+        assign._add_control_input(read)  # no public API orders ops of a built graph
+
+
 # adamw_exact computes Google's rule op by op: the same numbers to float rounding. adamw runs
 # the fused kernel, which adds (1 - beta_2) computed in float32 into v: 6e-6 relatively larger
 # steps, so over six steps of rate 0.1 the weights agree to a few parts in 1e5.
@@ -77,7 +94,9 @@ def test_adam_weight_decay_matches_google(reference_tokenization, optimizer, rto
     steps = 6
 
     def google(loss):
-        return reference.create_optimizer(loss, 0.1, steps, 2, use_tpu=False), None
+        op = reference.create_optimizer(loss, 0.1, steps, 2, use_tpu=False)
+        _read_global_step_before_its_assign(tf.get_default_graph())
+        return op, None
 
     def ours(loss):
         return create_train_op(loss, _config(num_train_steps=steps, optimizer=optimizer))
