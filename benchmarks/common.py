@@ -6,6 +6,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
+# NORBERT_BENCH_QUICK=1: a smoke run (the small cases only), which run_all does not record.
+QUICK = os.environ.get("NORBERT_BENCH_QUICK") == "1"
 
 
 def corpus_files():

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from common import REPO, corpus_files, table, uncased_vocab
+from common import QUICK, REPO, corpus_files, table, uncased_vocab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(REPO, "scripts", "run_pretraining.py")
@@ -169,7 +169,6 @@ def hf_worker(config_path, records, steps):
 def main():
     from norbert.pretraining_data import DataConfig, create_pretraining_data
 
-    quick = os.environ.get("NORBERT_BENCH_QUICK") == "1"
     try:
         import torch  # noqa: F401
         import transformers
@@ -187,7 +186,7 @@ def main():
             dupe_factor=1,
         ))
         for name, (fields, steps) in CONFIGS.items():
-            if quick and not name.startswith("tiny"):
+            if QUICK and not name.startswith("tiny"):
                 continue
             config_path = os.path.join(work, "bert_config.json")
             with open(config_path, "w") as f:

@@ -21,14 +21,13 @@ import time
 
 import numpy as np
 
-from common import REPO, table
+from common import QUICK, REPO, best_time, table
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, REPO)
 
 B, S, P = 8, 128, 20
 REPEATS = 3  # measurements of each graph, interleaved; the best is kept (2-core VMs are noisy)
-QUICK = os.environ.get("NORBERT_BENCH_QUICK") == "1"  # tiny model, one measurement: a smoke run
 MODELS = [
     ("tiny (L=2, H=128)", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
                                intermediate_size=512), 40),
@@ -43,6 +42,7 @@ VARIANTS = [
     ("bf16", "norbert, `--precision=bf16`", dict(precision="bf16")),
     ("bf16_xla", "norbert, `--precision=bf16 --use_xla`", dict(precision="bf16", use_xla=True)),
 ]
+VARIANTS_BY_KEY = {v[0]: v for v in VARIANTS}
 # Op types that are matrix products, and their oneDNN forms (_MklMatMul, _MklNativeFusedMatMul
 # with the bias added, _MklEinsum: the reference's dense layers are Einsums on TF 2.x).
 MATMUL_OPS = ("MatMul", "Einsum")
@@ -162,20 +162,10 @@ def _gemm_rates():
             init = tf.global_variables_initializer()
         with tf.Session(graph=graph) as sess:
             sess.run(init)
-            seconds = min(_timed(sess, touch, 10) for _ in range(3))
+            sess.run(touch)  # warm-up
+            seconds = best_time(lambda: [sess.run(touch) for _ in range(10)])[0] / 10
         rates[dtype.name] = 2 * 1024 * 768 * 3072 / seconds / 1e9
     return rates
-
-
-def _timed(sess, fetch, n):
-    sess.run(fetch)
-    start = time.perf_counter()
-    for _ in range(n):
-        sess.run(fetch)
-    return (time.perf_counter() - start) / n
-
-
-VARIANTS_BY_KEY = {v[0]: v for v in VARIANTS}
 
 
 def split_table(name, config, labels, times):
@@ -198,9 +188,9 @@ def main():
 
     from norbert import runner
 
-    # TF reads its XLA flags once, at the first session: turn CPU clustering on before any,
-    # as run_pretraining does for --use_xla (sessions without a JIT level are unaffected).
-    runner.session_config(runner.RunConfig(output_dir="unused", use_xla=True))
+    # TF reads its XLA flags once, at the first session: allow CPU clustering before any, as
+    # run_pretraining does for --use_xla (sessions without a JIT level are unaffected).
+    runner.enable_xla_on_cpu()
     reference_shim.install()
     from absl import flags
 

@@ -14,6 +14,8 @@ import platform
 import subprocess
 import sys
 
+from common import QUICK
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -64,7 +66,7 @@ def main(argv):
         print(out, flush=True)
     today = datetime.date.today()
     path = os.path.join(REPO, "BENCHMARKS.md")
-    if os.environ.get("NORBERT_BENCH_QUICK") == "1":
+    if QUICK:
         return  # smoke runs measure too little to record
     if wanted:
         with open(path, encoding="utf-8") as f:
