@@ -66,7 +66,7 @@ def load():
 
 
 def same_records(a, b):
-    from norbert import tfrecord
+    from norbert.data import tfrecord
 
     ra, rb = list(tfrecord.read_records(a)), list(tfrecord.read_records(b))
     return len(ra) == len(rb) and all(

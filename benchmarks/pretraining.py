@@ -108,7 +108,7 @@ def hf_worker(config_path, records, steps):
     import torch
     import transformers
 
-    from norbert import tfrecord
+    from norbert.data import tfrecord
 
     with open(config_path) as f:
         fields = json.load(f)
@@ -167,7 +167,7 @@ def hf_worker(config_path, records, steps):
 
 
 def main():
-    from norbert.pretraining_data import DataConfig, create_pretraining_data
+    from norbert.data.builder import DataConfig, create_pretraining_data
 
     try:
         import torch  # noqa: F401

@@ -6,7 +6,7 @@ forward, backward and the AdamWeightDecay update of BERT (with both heads) on on
 each graph in its own session, after two warm-up steps. The reference graph is Google's
 bert.modeling + run_pretraining heads + optimization (bert-tensorflow 1.0.4, with the test-side
 layer-norm stand-in); norbert's is heads.pretraining_forward + optimization.create_train_op, with
-the session options ``runner`` uses (so ``--use_xla`` is measured as it runs).
+the session options ``norbert.training.loop`` uses (so ``--use_xla`` is measured as it runs).
 
 It also says where a BERT-base step's time goes: the quietest of three traced steps of each
 fp32 graph with ops run one at a time, split into matrix products and the rest; and the rate of
@@ -86,19 +86,21 @@ def _build(which, config):
             op = optimization.create_optimizer(loss, 1e-4, 1000, 10, False)
             options = tf.ConfigProto()
         else:
-            from norbert import heads, runner
-            from norbert.config import BertConfig
-            from norbert.optimization import OptimizerConfig, create_train_op
-            from norbert.precision import PrecisionConfig
+            from norbert.model import heads
+            from norbert.model.bert_config import BertConfig
+            from norbert.model.precision import PrecisionConfig
+            from norbert.training import loop
+            from norbert.training.optimization import OptimizerConfig, create_train_op
+            from norbert.training.spec import RunConfig
 
             flags = dict(VARIANTS_BY_KEY[which][2])
             dtype = PrecisionConfig(flags.pop("precision", "fp32")).compute_dtype
-            run = runner.RunConfig(output_dir="unused", use_xla=flags.pop("use_xla", False))
+            run = RunConfig(output_dir="unused", use_xla=flags.pop("use_xla", False))
             loss = heads.pretraining_forward(BertConfig(**config), f, True,
                                              compute_dtype=dtype).total_loss
             op, _ = create_train_op(loss, OptimizerConfig(learning_rate=1e-4, num_train_steps=1000,
                                                           num_warmup_steps=10, **flags))
-            options = runner.session_config(run)
+            options = loop.session_config(run)
         init = tf.global_variables_initializer()
     return graph, init, op, loss, options
 
@@ -186,11 +188,11 @@ def split_table(name, config, labels, times):
 def main():
     import reference_shim
 
-    from norbert import runner
+    from norbert.training import loop
 
     # TF reads its XLA flags once, at the first session: allow CPU clustering before any, as
     # run_pretraining does for --use_xla (sessions without a JIT level are unaffected).
-    runner.enable_xla_on_cpu()
+    loop.enable_xla_on_cpu()
     reference_shim.install()
     from absl import flags
 

@@ -33,8 +33,8 @@ def main():
     from tokenizers import BertWordPieceTokenizer
 
     from norbert import VocabConfig, build_vocab, load_vocab
-    from norbert.text import basic_tokenize
-    from norbert.vocab_builder import corpus_tokens
+    from norbert.tokenization.text import basic_tokenize
+    from norbert.vocab_building.builder import corpus_tokens
 
     rows = []
     worst = 0.0

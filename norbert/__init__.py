@@ -1,11 +1,11 @@
 """norbert: pretrain BERT from scratch, or continue pretraining Google's BERT, on new text."""
 
-from norbert.config import BertConfig
+from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
-from norbert.pretraining_data import DataConfig, create_pretraining_data
-from norbert.tokenizer import FullTokenizer, tokens_to_text
-from norbert.vocab import CasingWarning, load_vocab
-from norbert.vocab_builder import VocabConfig, VocabStats, build_vocab
+from norbert.data.builder import DataConfig, create_pretraining_data
+from norbert.tokenization.tokenizer import FullTokenizer, tokens_to_text
+from norbert.tokenization.vocab import CasingWarning, load_vocab
+from norbert.vocab_building.builder import VocabConfig, VocabStats, build_vocab
 
 __version__ = "0.1.0"
 
@@ -37,17 +37,17 @@ __all__ = [
 # Names whose modules import TensorFlow: loaded on first use, so that `import norbert` (and the
 # data tools) stay fast and work without TensorFlow.
 _LAZY = {
-    "BertModel": "norbert.modeling",
-    "ExportConfig": "norbert.convert",
-    "ImportConfig": "norbert.convert",
-    "export_to_hf": "norbert.convert",
-    "import_from_hf": "norbert.convert",
-    "OptimizerConfig": "norbert.optimization",
-    "PrecisionConfig": "norbert.precision",
-    "PretrainingConfig": "norbert.training",
-    "RunConfig": "norbert.runner",
-    "TpuConfig": "norbert.tpu",
-    "run_pretraining": "norbert.training",
+    "BertModel": "norbert.model.modeling",
+    "ExportConfig": "norbert.conversion.convert",
+    "ImportConfig": "norbert.conversion.convert",
+    "export_to_hf": "norbert.conversion.convert",
+    "import_from_hf": "norbert.conversion.convert",
+    "OptimizerConfig": "norbert.training.optimization",
+    "PrecisionConfig": "norbert.model.precision",
+    "PretrainingConfig": "norbert.training.pretraining",
+    "RunConfig": "norbert.training.spec",
+    "TpuConfig": "norbert.training.tpu",
+    "run_pretraining": "norbert.training.pretraining",
 }
 
 

@@ -8,7 +8,7 @@
         --extend_vocab=multi_cased_L-12_H-768_A-12/vocab.txt --do_lower_case=False
 
 The vocab fits ``norbert.FullTokenizer`` (and Google's tokenizer) with the same
-``--do_lower_case``. See ``norbert/vocab_builder.py`` for the layout and the algorithm.
+``--do_lower_case``. See ``norbert/vocab_building/builder.py`` for the layout and the algorithm.
 """
 
 import sys
@@ -17,7 +17,7 @@ from absl import flags
 
 from norbert import cli
 from norbert.errors import NorbertError
-from norbert.vocab_builder import VocabConfig, build_vocab
+from norbert.vocab_building.builder import VocabConfig, build_vocab
 
 FLAGS = flags.FLAGS
 

@@ -30,7 +30,7 @@ flags.DEFINE_enum("format", "safetensors", ["safetensors", "pytorch_bin"],
 
 def main(argv):
     del argv
-    from norbert.convert import ExportConfig, export_to_hf
+    from norbert.conversion.convert import ExportConfig, export_to_hf
 
     report = export_to_hf(ExportConfig(
         checkpoint=FLAGS.checkpoint,

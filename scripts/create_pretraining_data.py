@@ -27,7 +27,7 @@ from absl import flags, logging
 
 from norbert import cli
 from norbert.errors import NorbertError
-from norbert.pretraining_data import DataConfig, create_pretraining_data
+from norbert.data.builder import DataConfig, create_pretraining_data
 
 FLAGS = flags.FLAGS
 

@@ -27,7 +27,7 @@ flags.DEFINE_string("output_dir", None, "Where bert_config.json, vocab.txt and t
 
 def main(argv):
     del argv
-    from norbert.convert import ImportConfig, import_from_hf
+    from norbert.conversion.convert import ImportConfig, import_from_hf
 
     report = import_from_hf(ImportConfig(hf_dir=FLAGS.hf_dir, output_dir=FLAGS.output_dir))
     print(report.summary())

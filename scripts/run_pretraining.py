@@ -69,11 +69,11 @@ def main(argv):
     del argv
     from absl import logging
 
-    from norbert.optimization import OptimizerConfig
-    from norbert.precision import PrecisionConfig
-    from norbert.runner import RunConfig
-    from norbert.tpu import TpuConfig
-    from norbert.training import PretrainingConfig, run_pretraining
+    from norbert.training.optimization import OptimizerConfig
+    from norbert.model.precision import PrecisionConfig
+    from norbert.training.spec import RunConfig
+    from norbert.training.tpu import TpuConfig
+    from norbert.training.pretraining import PretrainingConfig, run_pretraining
 
     logging.set_verbosity(logging.INFO)
     for name in ("bert_config_file", "input_file", "output_dir"):

@@ -22,7 +22,7 @@ def tiny_bert_config(**changes) -> str:
 
 def english_records(root, corpus_paths, vocab_path, nbytes, **data_settings):
     """``root``/train.tfrecord from the whole documents in the English corpus's first bytes."""
-    from norbert.pretraining_data import create_pretraining_data
+    from norbert.data.builder import create_pretraining_data
 
     english = [p for p in corpus_paths if "english" in p][0]
     with open(english, "rb") as f:

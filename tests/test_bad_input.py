@@ -37,7 +37,7 @@ def files(tmp_path_factory):
     (root / "bad_config.json").write_text('{"vocab_size": 65,')
     (root / "a_file").write_text("not a folder")
     (root / "out").mkdir()  # where every case writes: it must stay empty
-    from norbert.pretraining_data import DataConfig, create_pretraining_data
+    from norbert.data.builder import DataConfig, create_pretraining_data
 
     create_pretraining_data(DataConfig(
         input_file=str(root / "text.txt"), output_file=str(root / "train.tfrecord"),

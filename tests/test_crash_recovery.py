@@ -23,7 +23,7 @@ def setup(tmp_path_factory):
     """Records from generated text over a tiny vocab, and a tiny config."""
     import random
 
-    from norbert.pretraining_data import DataConfig, create_pretraining_data
+    from norbert.data.builder import DataConfig, create_pretraining_data
 
     root = tmp_path_factory.mktemp("crash")
     words = ["w%d" % i for i in range(100)]

@@ -1,7 +1,7 @@
 """The compatibility promise, checked statically: TF 1.15 API and Python 3.7 syntax.
 
 Every ``tf.*`` attribute chain in the given files must exist in TensorFlow 1.15's public API
-(``tests/data/tf1.15_api.txt``, read from the 1.15 wheels by ``tools/tf115_api.py``), and every
+(``tools/data/tf1.15_api.txt``, read from the 1.15 wheels by ``tools/tf115_api.py``), and every
 file must parse as Python 3.7 and avoid the best-known standard-library names added later.
 
     python tools/check_compat.py norbert scripts
@@ -13,7 +13,7 @@ import sys
 from typing import Dict, Iterable, List, Set, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-API_FILE = os.path.join(REPO, "tests", "data", "tf1.15_api.txt")
+API_FILE = os.path.join(REPO, "tools", "data", "tf1.15_api.txt")
 
 # Standard-library names newer than Python 3.7 that are easy to reach for.
 NEWER_THAN_37 = {

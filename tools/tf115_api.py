@@ -1,4 +1,4 @@
-"""Writes tests/data/tf1.15_api.txt: every public name of TensorFlow 1.15's Python API.
+"""Writes tools/data/tf1.15_api.txt: every public name of TensorFlow 1.15's Python API.
 
 The listing is read from the generated API modules inside the wheels that the registry serves
 (TensorFlow's ``tensorflow_core/_api/v1/**/__init__.py`` and the estimator's
@@ -17,7 +17,7 @@ import os
 import sys
 import zipfile
 
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data",
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "data",
                    "tf1.15_api.txt")
 TF_ROOT = "tensorflow_core/_api/v1/"
 EST_ROOT = "tensorflow_estimator/python/estimator/api/_v1/estimator/"

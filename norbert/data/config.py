@@ -1,0 +1,198 @@
+"""What a data build is told (``DataConfig``) and what it reports (``DataSummary``).
+
+Shared by the reference-exact builder, the sharded builder and the sidecar, and so below all
+three. A ``DataConfig`` checks itself on construction: no invalid one exists, whichever route
+(flags, keywords, code) built it.
+"""
+
+import dataclasses
+import os
+from typing import List, Optional
+
+from norbert.data.documents import CorpusStats
+from norbert.data.instances import InstanceConfig
+from norbert.data.masking import MaskingConfig
+from norbert.errors import NorbertError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Everything one data build needs; the flags of ``scripts/create_pretraining_data.py``."""
+
+    # Input text, comma-separated paths or globs: one sentence per line, blank line between
+    # documents (.gz too; .jsonl with a "text" field per line).
+    input_file: str
+    # Output TFRecord file(s), comma-separated; records go round-robin over them.
+    output_file: str
+    # The vocab.txt of the model to train (one token per line, line number = id).
+    vocab_file: str
+    # Lower-case and strip accents: True for uncased vocabs, False for cased ones.
+    do_lower_case: bool = True
+    # Mask all pieces of a word together (the reference's --do_whole_word_mask).
+    do_whole_word_mask: bool = False
+    # With do_whole_word_mask: one [MASK]/keep/random choice per word instead of per piece,
+    # fixing the reference's bug. Leaves reference-exact mode.
+    whole_word_mask_per_word: bool = False
+    # Tokens per sequence, [CLS] and [SEP]s included.
+    max_seq_length: int = 128
+    # Masked-LM predictions per sequence at most: the length of the masked_lm_* features.
+    max_predictions_per_seq: int = 20
+    # Seed of the one random.Random behind every choice; same seed, same records.
+    random_seed: int = 12345
+    # Passes over the corpus, each with new pairs and masks.
+    dupe_factor: int = 10
+    # Share of tokens to predict.
+    masked_lm_prob: float = 0.15
+    # Share of documents cut into shorter sequences.
+    short_seq_prob: float = 0.1
+    # Sharded mode (either of the next two given; not reference-exact): processes building
+    # shards in parallel. The records do not depend on it. Default: min(shards, CPUs).
+    num_workers: Optional[int] = None
+    # Sharded mode: output files <output_file>-00000-of-0000K. Default: num_workers.
+    num_output_shards: Optional[int] = None
+    # Sharded mode: megabytes of text per block; documents are paired (the random "next"
+    # sentences drawn) and records shuffled within a block, and a worker's memory grows with
+    # it, never with the corpus.
+    block_mb: float = 8.0
+    # A progress bar on stderr (tqdm).
+    progress: bool = False
+
+    @property
+    def instance_config(self) -> InstanceConfig:
+        return InstanceConfig(
+            max_seq_length=self.max_seq_length, short_seq_prob=self.short_seq_prob
+        )
+
+    @property
+    def masking_config(self) -> MaskingConfig:
+        return MaskingConfig(
+            masked_lm_prob=self.masked_lm_prob,
+            max_predictions_per_seq=self.max_predictions_per_seq,
+            whole_word=self.do_whole_word_mask,
+            per_word=self.whole_word_mask_per_word,
+        )
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the sharded (parallel, streaming, resumable) builder runs."""
+        return self.num_workers is not None or self.num_output_shards is not None
+
+    @property
+    def mode(self) -> str:
+        """``reference-exact``, or what leaves it (``sharded``, ``whole-word-per-word``)."""
+        parts = []
+        if self.sharded:
+            parts.append("sharded")
+        if self.do_whole_word_mask and self.whole_word_mask_per_word:
+            parts.append("whole-word-per-word")
+        return "+".join(parts) or "reference-exact"
+
+    @property
+    def shards(self) -> int:
+        """Output shards of the sharded mode."""
+        return self.num_output_shards or self.num_workers or 1
+
+    @property
+    def workers(self) -> int:
+        """Processes of the sharded mode."""
+        if self.num_workers is not None:
+            return min(self.num_workers, self.shards)
+        return max(1, min(self.shards, os.cpu_count() or 1))
+
+    @property
+    def _given_outputs(self) -> List[str]:
+        return [p.strip() for p in self.output_file.split(",") if p.strip()]
+
+    @property
+    def output_files(self) -> List[str]:
+        """The files written: the given ones, or in sharded mode the shards."""
+        given = self._given_outputs
+        if not self.sharded or len(given) != 1:
+            return given
+        k = self.shards
+        return ["%s-%05d-of-%05d" % (given[0], i, k) for i in range(k)]
+
+    def __post_init__(self) -> None:
+        """Raises ``NorbertError`` naming the flag for settings that cannot work."""
+        for flag in ("input_file", "output_file", "vocab_file"):
+            if not getattr(self, flag):
+                raise NorbertError("--%s is required" % flag)
+        # The instance and masking settings check themselves when their configs are made.
+        _ = (self.instance_config, self.masking_config)
+        if self.dupe_factor < 1:
+            raise NorbertError("--dupe_factor must be at least 1 (got %d)" % self.dupe_factor)
+        outputs = self._given_outputs
+        if not outputs:
+            raise NorbertError("--output_file is empty: give one or more files, comma-separated")
+        if len(set(outputs)) != len(outputs):
+            raise NorbertError("--output_file names a file twice: give each output file once")
+        if self.num_workers is not None and self.num_workers < 1:
+            raise NorbertError("--num_workers=%d must be at least 1" % self.num_workers)
+        if self.num_output_shards is not None and not 1 <= self.num_output_shards <= 99999:
+            raise NorbertError(
+                "--num_output_shards=%d must be between 1 and 99999" % self.num_output_shards
+            )
+        if not self.block_mb > 0:
+            raise NorbertError("--block_mb=%r must be positive (8 is a good size)" % self.block_mb)
+        if self.sharded and len(outputs) != 1:
+            raise NorbertError(
+                "--output_file names %d files: with --num_workers or --num_output_shards give "
+                "one name; the shards get -00000-of-0000K after it" % len(outputs)
+            )
+        if self.max_predictions_per_seq > self.max_seq_length:
+            raise NorbertError(
+                "--max_predictions_per_seq (%d) exceeds --max_seq_length (%d): use about "
+                "max_seq_length * masked_lm_prob"
+                % (self.max_predictions_per_seq, self.max_seq_length)
+            )
+
+
+@dataclasses.dataclass
+class DataSummary:
+    """What a build read and wrote."""
+
+    corpus: CorpusStats  # files, lines, bad lines, documents, sentences, tokens read
+    instances: int = 0  # records written, all files together
+    instance_tokens: int = 0  # real (unpadded) tokens in them, [CLS]/[SEP] included
+    masked_tokens: int = 0  # masked-LM predictions in them
+    random_next: int = 0  # records whose segment B is from another document
+    records_per_file: List[int] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    shards_skipped: int = 0  # sharded mode: shards already complete from an earlier run
+
+    def line(self) -> str:
+        skipped = (" (%d already complete, kept)" % self.shards_skipped
+                   if self.shards_skipped else "")
+        return (
+            "wrote %d instances (%d tokens, %d masked) to %d file(s)%s from %d documents "
+            "(%d tokens, %d bad line(s)) in %.1f s"
+            % (self.instances, self.instance_tokens, self.masked_tokens,
+               len(self.records_per_file), skipped, self.corpus.documents, self.corpus.tokens,
+               self.corpus.bad_lines, self.seconds)
+        )
+
+
+def settings_warnings(config: DataConfig) -> List[str]:
+    """Settings that work but are probably not what was meant."""
+    out = []
+    expected = config.max_seq_length * config.masked_lm_prob
+    if config.max_predictions_per_seq < int(round(expected)):
+        out.append(
+            "--max_predictions_per_seq=%d caps masking below --masked_lm_prob=%g for full-length "
+            "sequences (%d tokens would get %d predictions): set it to about %d"
+            % (config.max_predictions_per_seq, config.masked_lm_prob, config.max_seq_length,
+               int(round(expected)), int(round(expected)) + 1)
+        )
+    elif config.max_predictions_per_seq > 1.5 * expected + 2:
+        out.append(
+            "--max_predictions_per_seq=%d is far above max_seq_length * masked_lm_prob = %.1f: "
+            "the masked_lm_* features will be mostly padding (about %d is enough)"
+            % (config.max_predictions_per_seq, expected, int(round(expected)) + 1)
+        )
+    if config.max_seq_length % 64:
+        out.append(
+            "--max_seq_length=%d is not a multiple of 64: TPUs and GPUs run fastest on multiples "
+            "of 64 (BERT uses 128 and 512), and the same value must be given to pretraining"
+            % config.max_seq_length
+        )
+    return out

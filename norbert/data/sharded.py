@@ -1,0 +1,561 @@
+"""The sharded data builder: parallel, streaming (bounded memory) and resumable.
+
+``create_pretraining_data`` comes here when ``num_workers`` or ``num_output_shards`` is given.
+The records are built by the same code as in reference-exact mode (``norbert.data.instances``,
+``norbert.data.masking``, ``norbert.data.features``), but the work is cut differently, so they are not the
+reference's:
+
+1. **Plan** (one pass over the input, bytes only, no tokenising): the input, taken as one stream
+   of documents in file order (with the reference's reading rules, ``norbert.data.documents``), is
+   cut into ``K`` slices of about equal bytes, each cut at a document start. Only a bounded,
+   thinned list of document starts is kept, so the plan's memory does not grow with the corpus.
+2. **Shards**: shard ``k`` is built from slice ``k`` alone, by one worker process that reads and
+   tokenises only that slice (seeking to it in plain files). The slice is read in blocks of
+   about ``block_mb`` megabytes of text (whole documents; one longer than a block is cut
+   between sentences into block-sized parts); each block's documents are shuffled,
+   cut into pairs ``dupe_factor`` times -- the random "next" sentences drawn from the block's
+   documents, a bounded pool -- and masked, and its records shuffled and appended to the shard.
+   A worker holds one block at a time: memory is bounded by ``block_mb``, not by the corpus.
+3. **Randomness**: shard ``k`` uses its own ``random.Random`` seeded from ``(random_seed, k)``;
+   so each shard depends on the input, the settings, the seed and ``K``, never on the number of
+   workers or on which shards were built in an earlier run. The masking draws the candidates'
+   random order lazily (``Masker(exact=False)``): the same distribution with fewer draws.
+4. **Resuming**: a shard is written under a temporary name and renamed when complete, then its
+   ``.meta.json`` sidecar is written. A rerun skips every shard whose file and sidecar exist with
+   the same settings, inputs and shard index (and the file size the sidecar records), so an
+   interrupted build (Ctrl-C, ``kill -9``, a lost machine) continues where it stopped, and no
+   truncated shard is ever visible under its final name.
+
+Compared with the reference's global shuffle, records are shuffled within blocks: train with
+the input pipeline's file interleaving and shuffle buffer, as for any sharded data set.
+"""
+
+import array
+import bisect
+import concurrent.futures
+import dataclasses
+import glob
+import hashlib
+import json
+import multiprocessing
+import os
+import queue as queue_module
+import random
+import sys
+import threading
+import time
+import warnings
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from absl import logging
+
+from norbert import fileio
+from norbert.data import sidecar, tfrecord
+from norbert.data.config import DataSummary
+from norbert.data.documents import CorpusStats, Document, _is_jsonl, split_sentences
+from norbert.data.draws import Draws
+from norbert.errors import NorbertError
+from norbert.data.features import ExampleEncoder
+from norbert.data.instances import create_instances
+from norbert.data.masking import Masker
+from norbert.tokenization.tokenizer import FullTokenizer
+
+Position = Tuple[int, int]  # (input file index, byte offset of a line start in that file)
+_PLAN_CAP = 1 << 16  # document starts kept by the plan before it thins them (x2 at most)
+# Test hook: seconds to sleep after each block (to interrupt a build at a known point).
+_DELAY_ENV = "NORBERT_TEST_BLOCK_DELAY"
+
+
+# -- the plan ------------------------------------------------------------------------------
+
+
+def _is_blank(raw: bytes) -> bool:
+    """Whether a raw line is empty after ``str.strip()`` (a document break), decoding rarely."""
+    stripped = raw.strip()
+    if not stripped:
+        return True
+    if 0x20 < stripped[0] < 0x80:  # printable ASCII: certainly text
+        return False
+    return not raw.decode("utf-8", "replace").strip()  # U+00A0, U+2028, \x1c...: whitespace
+
+
+@dataclasses.dataclass
+class Plan:
+    """Where each shard's slice of the input starts and ends."""
+
+    total_bytes: int  # of all input (decompressed)
+    cuts: List[Position]  # K + 1 positions: shard k reads [cuts[k], cuts[k + 1])
+    cut_bytes: List[int]  # the stream offset of each cut (for progress)
+    documents_seen: bool  # whether any line of text was found at all
+
+
+def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP) -> Plan:
+    """Cuts the input into ``num_shards`` slices of about equal bytes at document starts.
+
+    A document starts at a non-blank line after a blank one (or at the start of the input, or
+    after a JSON-lines file), and at every line of a JSON-lines file; plain-text files run on
+    into each other as in ``norbert.data.documents``. Memory: at most ``2 * cap`` recorded starts.
+    """
+    starts, files, offsets = array.array("q"), array.array("q"), array.array("q")
+    granule = 0  # bytes between recorded starts at least; doubles whenever the list is thinned
+    last = -1
+    total = 0
+    prev_blank = True
+    for index, path in enumerate(paths):
+        jsonl = _is_jsonl(path)
+        if jsonl:
+            prev_blank = True
+        offset = 0
+        with fileio.open_binary(path) as f:
+            for raw in f:
+                if jsonl:
+                    start = bool(raw.strip())
+                else:
+                    blank = _is_blank(raw)
+                    start = prev_blank and not blank
+                    prev_blank = blank
+                if start and (last < 0 or total - last >= granule):
+                    starts.append(total)
+                    files.append(index)
+                    offsets.append(offset)
+                    last = total
+                    if len(starts) >= 2 * cap:
+                        starts, files, offsets = starts[::2], files[::2], offsets[::2]
+                        granule = max(2 * granule, total // cap, 1)
+                n = len(raw)
+                offset += n
+                total += n
+        if jsonl:
+            prev_blank = True
+    end: Position = (len(paths), 0)
+    cuts: List[Position] = [(0, 0)]
+    cut_bytes = [0]
+    for k in range(1, num_shards):
+        i = bisect.bisect_left(starts, k * total // num_shards)
+        if i < len(starts) and starts[i] > 0:
+            cuts.append((files[i], offsets[i]))
+            cut_bytes.append(starts[i])
+        else:
+            cuts.append(end)
+            cut_bytes.append(total)
+    cuts.append(end)
+    cut_bytes.append(total)
+    return Plan(total, cuts, cut_bytes, bool(len(starts)))
+
+
+# -- reading one slice ---------------------------------------------------------------------
+
+
+class _SliceReader:
+    """Lines of the input between two positions, each with its byte count; counts bad lines."""
+
+    def __init__(self, paths: Sequence[str], start: Position, end: Position):
+        self.paths, self.start, self.end = paths, start, end
+        self.bad_lines = 0
+        self.lines_read = 0
+        self.files = 0
+
+    def _decode(self, raw: bytes) -> str:
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.bad_lines += 1
+            return raw.decode("utf-8", "replace")
+
+    def __iter__(self) -> Iterator[Tuple[str, int]]:
+        (f0, o0), (f1, o1) = self.start, self.end
+        for index in range(f0, min(f1, len(self.paths) - 1) + 1):
+            if index == f1 and o1 == 0:
+                return
+            path = self.paths[index]
+            jsonl = _is_jsonl(path)
+            offset = o0 if index == f0 else 0
+            stop = o1 if index == f1 else -1
+            self.files += 1
+            with fileio.open_binary(path) as f:
+                lines = _lines_from(f, path, offset)
+                if jsonl:
+                    yield "", 0  # a JSON-lines file never continues a plain-text document
+                for raw in lines:
+                    if 0 <= stop <= offset:
+                        break
+                    n = len(raw)
+                    offset += n
+                    self.lines_read += 1
+                    line = self._decode(raw)
+                    if jsonl:
+                        if line.strip():
+                            for sentence in split_sentences(_jsonl_text(line, path, offset - n)):
+                                yield sentence, 0
+                            yield "", 0
+                        yield "", n
+                    else:
+                        yield line, n
+                if jsonl:
+                    yield "", 0
+
+
+def _lines_from(f, path: str, offset: int) -> Iterator[bytes]:
+    """The raw lines of an open file from byte ``offset`` (a line start) on."""
+    if offset and not path.endswith(".gz"):
+        f.seek(offset)
+        return iter(f)
+    lines = iter(f)
+    skipped = 0
+    while skipped < offset:  # compressed: no seeking, read up to the slice
+        skipped += len(next(lines))
+    return lines
+
+
+def _jsonl_text(line: str, path: str, offset: int) -> str:
+    try:
+        text = json.loads(line)["text"]
+    except (ValueError, KeyError, TypeError):
+        raise NorbertError(
+            "%s: the line at byte %d is not a JSON object with a \"text\" field: give one JSON "
+            "object per line, like {\"text\": \"...\"}" % (path, offset)
+        ) from None
+    if not isinstance(text, str):
+        raise NorbertError('%s: the line at byte %d: "text" must be a string' % (path, offset))
+    return text
+
+
+def _documents(
+    lines: Iterator[Tuple[str, int]], encode: Callable[[str], List[int]], stats: CorpusStats,
+    max_bytes: int = 0,
+) -> Iterator[Tuple[Document, int]]:
+    """Documents (with the bytes read for them) from lines, by ``norbert.data.documents``' rules.
+
+    A document of more than ``max_bytes`` (if given) is cut, between sentences, into parts of
+    about that size, each then a document of its own: memory stays bounded whatever the input.
+    """
+    document: Document = []
+    nbytes = 0
+    for line, n in lines:
+        if "\r" in line:
+            line = line.replace("\r", "")
+        line = line.strip()
+        if document and (not line or (max_bytes and nbytes >= max_bytes)):
+            stats.documents += 1
+            stats.sentences += len(document)
+            stats.tokens += sum(map(len, document))
+            yield document, nbytes
+            document, nbytes = [], 0
+        nbytes += n
+        if line:
+            ids = encode(line)
+            if ids:
+                document.append(ids)
+    if document:
+        stats.documents += 1
+        stats.sentences += len(document)
+        stats.tokens += sum(map(len, document))
+    yield document, nbytes  # possibly empty: carries the bytes of the slice's tail
+
+
+# -- one shard -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardJob:
+    """Everything a worker needs to build one shard (small: sent to another process)."""
+
+    config: object  # the DataConfig
+    input_paths: Tuple[str, ...]
+    index: int
+    start: Position
+    end: Position
+    path: str
+    sidecar: Dict  # the sidecar without its counts
+
+
+def shard_seed(random_seed: int, index: int) -> int:
+    """The seed of shard ``index``'s generator: a hash of the run's seed and the index."""
+    digest = hashlib.sha256(b"norbert-shard/%d/%d" % (random_seed, index)).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+_TOOLS: Dict = {}  # per process: (vocab_file, do_lower_case, ...) -> (tokenizer, masker, ...)
+
+
+def _tools(config):
+    key = (config.vocab_file, config.do_lower_case, config.masking_config,
+           config.max_seq_length, config.max_predictions_per_seq)
+    tools = _TOOLS.get(key)
+    if tools is None:
+        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+        vocab_words = [tokenizer.inv_vocab[i] for i in range(len(tokenizer.vocab))]
+        masker = Masker.for_vocab(config.masking_config, vocab_words, exact=False)
+        encoder = ExampleEncoder(config.max_seq_length, config.max_predictions_per_seq,
+                                 len(vocab_words))
+        tools = (tokenizer, masker, encoder)
+        _TOOLS.clear()
+        _TOOLS[key] = tools
+    return tools
+
+
+Progress = Callable[[int, int, int], None]  # (documents, instances, bytes) just done
+
+
+def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
+    """Builds one shard file and its sidecar; returns the sidecar."""
+    started = time.perf_counter()
+    config = job.config
+    tokenizer, masker, encoder = _tools(config)
+    cls_id, sep_id = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
+    draws = Draws.for_rng(random.Random(shard_seed(config.random_seed, job.index)))
+    instance_config = config.instance_config
+    encode = encoder.encode
+    frame = tfrecord.frame
+    delay = float(os.environ.get(_DELAY_ENV) or 0)
+    block_limit = int(config.block_mb * 1e6)
+    stats = CorpusStats()
+    counts = dict(instances=0, instance_tokens=0, masked_tokens=0, random_next=0)
+    reader = _SliceReader(job.input_paths, job.start, job.end)
+
+    def write_block(f, block: List[Document], nbytes: int) -> None:
+        draws.shuffle(block)
+        records = []
+        append = records.append
+        n_tokens = n_masked = n_random = 0
+        for tokens, len_a, positions, labels, is_random_next in create_instances(
+            block, instance_config, masker.mask_pair, draws, cls_id, sep_id,
+            dupe_factor=config.dupe_factor,
+        ):
+            append(encode(tokens, len_a, positions, labels, is_random_next))
+            n_tokens += len(tokens)
+            n_masked += len(positions)
+            n_random += is_random_next
+        draws.shuffle(records)
+        write = f.write
+        for record in records:
+            write(frame(record))
+        counts["instances"] += len(records)
+        counts["instance_tokens"] += n_tokens
+        counts["masked_tokens"] += n_masked
+        counts["random_next"] += n_random
+        if progress is not None:
+            progress(len(block), len(records), nbytes)
+        if delay:
+            time.sleep(delay)
+
+    _remove_leftovers(job.path)
+    with fileio.atomic_output(job.path, "wb") as f:
+        block: List[Document] = []
+        block_bytes = 0
+        for document, nbytes in _documents(iter(reader), tokenizer.encode, stats, block_limit):
+            if document:
+                block.append(document)
+            block_bytes += nbytes
+            if block_bytes >= block_limit and block:
+                write_block(f, block, block_bytes)
+                block, block_bytes = [], 0
+        if block:
+            write_block(f, block, block_bytes)
+        elif block_bytes and progress is not None:
+            progress(0, 0, block_bytes)
+    stats.files = reader.files
+    stats.lines = reader.lines_read
+    stats.bad_lines = reader.bad_lines
+    meta = dict(job.sidecar)
+    meta["build_seconds"] = round(time.perf_counter() - started, 3)
+    meta["instances_in_file"] = counts["instances"]
+    meta["bytes_in_file"] = _size(job.path)
+    meta["counts"] = sidecar.counts_of(DataSummary(corpus=stats, **counts))
+    sidecar.write(sidecar.path_for(job.path), meta)
+    return meta
+
+
+def _size(path: str) -> Optional[int]:
+    if fileio.is_remote(path):
+        return None
+    return os.path.getsize(path)
+
+
+def _remove_leftovers(path: str) -> None:
+    """Removes the stale sidecar and the temporary files that a killed run left for ``path``."""
+    if fileio.is_remote(path):
+        return
+    for stale in glob.glob(glob.escape(path) + ".tmp-*") + [sidecar.path_for(path)]:
+        if os.path.exists(stale):
+            os.remove(stale)
+
+
+def complete_shard(job: ShardJob) -> Optional[Dict]:
+    """The sidecar of ``job``'s shard if an earlier run completed it with the same settings."""
+    side = sidecar.path_for(job.path)
+    if not (fileio.exists(job.path) and fileio.exists(side)):
+        return None
+    try:
+        meta = sidecar.read_file(side)
+    except NorbertError:
+        return None
+    if not sidecar.same_shard(meta, job.sidecar):
+        return None
+    size = _size(job.path)
+    if size is not None and meta.get("bytes_in_file") != size:
+        return None
+    return meta
+
+
+# -- the whole build -----------------------------------------------------------------------
+
+_QUEUE = None  # a worker process's channel for progress reports
+
+
+def _init_worker(queue) -> None:
+    global _QUEUE
+    _QUEUE = queue
+    warnings.simplefilter("ignore")  # the parent already warned about the vocab's casing
+
+
+def _report(documents: int, instances: int, nbytes: int) -> None:
+    _QUEUE.put((documents, instances, nbytes))
+
+
+def _build_in_worker(job: ShardJob) -> Dict:
+    return build_shard(job, _report)
+
+
+class _Bar:
+    """tqdm over input bytes, with documents and instances per second; silent when disabled."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, shards_left: int):
+        self.documents = self.instances = 0
+        self.start = time.perf_counter()
+        self.bar = None
+        if enabled:
+            import tqdm
+
+            tqdm.tqdm.monitor_interval = 0  # no monitor thread: worker processes may be forked
+            self.bar = tqdm.tqdm(
+                total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1000,
+                desc="%d shard(s)" % shards_left, file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 10.0,
+            )
+
+    def __call__(self, documents: int, instances: int, nbytes: int) -> None:
+        self.documents += documents
+        self.instances += instances
+        if self.bar is not None:
+            rate = self.instances / max(time.perf_counter() - self.start, 1e-9)
+            self.bar.set_postfix_str(
+                "%d docs, %d instances, %.0f inst/s" % (self.documents, self.instances, rate),
+                refresh=False,
+            )
+            self.bar.update(nbytes)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def build(config, input_paths: List[str], start: float):
+    """Builds the shards of ``config`` that are not complete yet; returns a ``DataSummary``."""
+    try:
+        vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
+        tokenizer = _tools(config)[0]  # kept for the shards built in this process
+    except NorbertError as e:
+        raise NorbertError("--vocab_file: %s" % e) from None
+    vocab_size = len(tokenizer.vocab)
+    vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
+    num_shards = config.shards
+    output_paths = config.output_files
+    plan = plan_shards(input_paths, num_shards)
+    if not plan.documents_seen:
+        raise NorbertError(
+            "--input_file %s holds no text: give files with one sentence per line and a blank "
+            "line between documents" % config.input_file
+        )
+
+    jobs = []
+    for k, path in enumerate(output_paths):
+        meta = sidecar.build(config, input_paths, output_paths, path, vocab_sha, vocab_size)
+        meta["shard_index"] = k
+        meta["input_bytes"] = plan.total_bytes
+        meta["settings"]["num_output_shards"] = num_shards
+        meta["settings"]["block_mb"] = config.block_mb
+        meta["settings"]["masking_draws"] = "lazy"
+        jobs.append(ShardJob(config, tuple(input_paths), k, plan.cuts[k], plan.cuts[k + 1],
+                             path, meta))
+
+    results: Dict[int, Dict] = {}
+    for job in jobs:
+        meta = complete_shard(job)
+        if meta is not None:
+            results[job.index] = meta
+            logging.info("%s is complete (an earlier run): kept", job.path)
+    todo = [job for job in jobs if job.index not in results]
+    done_bytes = sum(plan.cut_bytes[k + 1] - plan.cut_bytes[k] for k in results)
+    workers = min(config.workers, len(todo)) if todo else 0
+    logging.info("%d shard(s) to build of %d, %d worker(s), %.1f MB of input",
+                 len(todo), num_shards, workers, plan.total_bytes / 1e6)
+    bar = _Bar(config.progress, plan.total_bytes, done_bytes, len(todo))
+    try:
+        if workers <= 1:
+            for job in todo:
+                results[job.index] = build_shard(job, bar)
+        else:
+            results.update(_run_pool(todo, workers, bar))
+    finally:
+        bar.close()
+
+    corpus = CorpusStats(files=len(input_paths))
+    summary = DataSummary(corpus=corpus, shards_skipped=num_shards - len(todo))
+    for k in range(num_shards):
+        sidecar.add_counts(summary, results[k]["counts"])
+        summary.records_per_file.append(results[k]["instances_in_file"])
+    if not corpus.documents:
+        raise NorbertError(
+            "--input_file %s holds no text that the vocab tokenises" % config.input_file
+        )
+    if corpus.bad_lines:
+        logging.warning("%d line(s) held bytes that are not UTF-8; they were replaced by U+FFFD",
+                        corpus.bad_lines)
+    empty_shards = summary.records_per_file.count(0)
+    if empty_shards:
+        logging.warning("%d of %d shard(s) got no records: the input has too few documents for "
+                        "--num_output_shards=%d", empty_shards, num_shards, num_shards)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run_pool(todo: List[ShardJob], workers: int, bar: _Bar) -> Dict[int, Dict]:
+    """Builds ``todo`` in ``workers`` processes, each shard whole in one of them."""
+    # Fork where it is safe (Linux; this process has no other threads: the progress bar's
+    # monitor thread is off): workers start at once, with the tokenizer already loaded.
+    # Elsewhere spawn, which re-imports norbert in each worker.
+    fork = sys.platform.startswith("linux") and threading.active_count() == 1
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    channel = context.Queue()
+    results: Dict[int, Dict] = {}
+    executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(channel,)
+    )
+    try:
+        futures = {executor.submit(_build_in_worker, job): job.index for job in todo}
+        pending = set(futures)
+        while pending:
+            try:
+                while True:
+                    bar(*channel.get(timeout=0.2))
+            except queue_module.Empty:
+                pass
+            finished = {f for f in pending if f.done()}
+            for future in finished:
+                results[futures[future]] = future.result()  # re-raises a worker's error
+            pending -= finished
+        try:
+            while True:
+                bar(*channel.get_nowait())
+        except queue_module.Empty:
+            pass
+    except BaseException:
+        for future in futures:
+            future.cancel()  # shards not started; those running finish, and a rerun keeps them
+        executor.shutdown(wait=False)
+        raise
+    executor.shutdown(wait=True)
+    return results

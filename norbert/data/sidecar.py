@@ -1,0 +1,145 @@
+"""The sidecar: ``<record file>.meta.json``, the settings and counts of one record file.
+
+One home for the format: built here from a build's config and counts, written here (atomically),
+read here by the training input pipeline (which checks the records' shapes against it before any
+graph is built), and compared here by the sharded builder to tell a complete shard from a stale
+one. Layout::
+
+    {"format": "norbert-pretraining-data", "format_version": 1,
+     "file": "train.tfrecord", "instances_in_file": 1234, "output_files": [...],
+     "settings": {"mode", "max_seq_length", ..., "vocab_sha256", "vocab_size"},
+     "features": {name: {"dtype", "length"}},
+     "counts": {"input_files", "lines", ..., "instances", "masked_tokens", "random_next"},
+     "inputs": [...]}
+
+The sharded mode adds ``shard_index``, ``input_bytes``, ``bytes_in_file``, ``build_seconds``
+and three settings (``num_output_shards``, ``block_mb``, ``masking_draws``).
+"""
+
+import json
+import os
+import re
+from typing import Dict, List, Mapping, Optional
+
+from norbert import fileio
+from norbert.data.config import DataConfig, DataSummary
+from norbert.data.documents import CorpusStats
+from norbert.data.features import feature_schema
+from norbert.errors import NorbertError
+
+FORMAT = "norbert-pretraining-data"
+FORMAT_VERSION = 1
+SUFFIX = ".meta.json"
+
+# What makes two shard sidecars describe the same shard: equal in all of these, an earlier
+# run's shard is the one this run would build.
+_IDENTITY = ("format", "format_version", "file", "shard_index", "settings", "inputs",
+             "input_bytes")
+_SHARD_RE = re.compile(r"^(.*)-\d{5}-of-\d{5}$")
+
+
+def path_for(record_file: str) -> str:
+    """The sidecar's path beside ``record_file``."""
+    return record_file + SUFFIX
+
+
+def counts_of(summary: DataSummary) -> Dict[str, int]:
+    """The ``counts`` section for a build's (or one shard's) summary."""
+    corpus = summary.corpus
+    return {
+        "input_files": corpus.files,
+        "lines": corpus.lines,
+        "bad_lines": corpus.bad_lines,
+        "documents": corpus.documents,
+        "sentences": corpus.sentences,
+        "corpus_tokens": corpus.tokens,
+        "instances": summary.instances,
+        "instance_tokens": summary.instance_tokens,
+        "masked_tokens": summary.masked_tokens,
+        "random_next": summary.random_next,
+    }
+
+
+def add_counts(summary: DataSummary, counts: Mapping[str, int]) -> None:
+    """Adds one file's ``counts`` section to ``summary`` (the inverse of ``counts_of``)."""
+    corpus = summary.corpus
+    corpus.lines += counts["lines"]
+    corpus.bad_lines += counts["bad_lines"]
+    corpus.documents += counts["documents"]
+    corpus.sentences += counts["sentences"]
+    corpus.tokens += counts["corpus_tokens"]
+    summary.instances += counts["instances"]
+    summary.instance_tokens += counts["instance_tokens"]
+    summary.masked_tokens += counts["masked_tokens"]
+    summary.random_next += counts["random_next"]
+
+
+def build(config: DataConfig, input_paths: List[str], output_paths: List[str], path: str,
+          vocab_sha: str, vocab_size: int, summary: Optional[DataSummary] = None,
+          count: int = 0) -> Dict:
+    """The sidecar of ``path``; without ``summary``, a template with no counts (sharded mode)."""
+    schema = feature_schema(config.max_seq_length, config.max_predictions_per_seq)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "file": os.path.basename(path),
+        "instances_in_file": count,
+        "output_files": output_paths,
+        "settings": {
+            "mode": config.mode,
+            "max_seq_length": config.max_seq_length,
+            "max_predictions_per_seq": config.max_predictions_per_seq,
+            "masked_lm_prob": config.masked_lm_prob,
+            "short_seq_prob": config.short_seq_prob,
+            "do_lower_case": config.do_lower_case,
+            "do_whole_word_mask": config.do_whole_word_mask,
+            "whole_word_mask_per_word": config.whole_word_mask_per_word,
+            "dupe_factor": config.dupe_factor,
+            "random_seed": config.random_seed,
+            "vocab_file": config.vocab_file,
+            "vocab_sha256": vocab_sha,
+            "vocab_size": vocab_size,
+        },
+        "features": {name: {"dtype": t, "length": n} for name, (t, n) in schema.items()},
+        "counts": counts_of(summary or DataSummary(corpus=CorpusStats())),
+        "inputs": input_paths,
+    }
+    if summary is None:
+        del meta["instances_in_file"], meta["counts"]
+    return meta
+
+
+def write(path: str, meta: Mapping) -> None:
+    """Writes ``meta`` as indented JSON to ``path`` atomically."""
+    text = json.dumps(meta, indent=2, sort_keys=False) + "\n"
+    with fileio.atomic_output(path, "wb") as f:
+        f.write(text.encode("utf-8"))
+
+
+def read_file(path: str) -> dict:
+    """The sidecar at ``path``; ``NorbertError`` when it is unreadable or not JSON."""
+    try:
+        meta = json.loads(fileio.read_bytes(path, "sidecar").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise NorbertError("sidecar %s is not valid JSON: delete or rewrite it" % path) from None
+    if not isinstance(meta, dict):
+        raise NorbertError("sidecar %s is not a JSON object: delete or rewrite it" % path)
+    return meta
+
+
+def read(record_file: str) -> Optional[dict]:
+    """The sidecar of a record file (its own, or its shard set's), or None where none exists."""
+    candidates = [path_for(record_file)]
+    shard = _SHARD_RE.match(record_file)
+    if shard:
+        candidates.append(path_for(shard.group(1)))
+    for path in candidates:
+        if fileio.exists(path):
+            return read_file(path)
+    return None
+
+
+def same_shard(found: Mapping, template: Mapping) -> bool:
+    """Whether an existing sidecar describes the shard ``template`` would build, complete."""
+    return (all(found.get(k) == template.get(k) for k in _IDENTITY)
+            and isinstance(found.get("counts"), dict))

@@ -1,0 +1,355 @@
+"""``BertModel``: the BERT encoder in TF1 graph style, with the variables of Google's checkpoints.
+
+Only ``tensorflow.compat.v1`` symbols that TF 1.15 also has are used (no ``tf.contrib``, no Keras
+layers), so the same code runs on TF 1.15, on 2.15 with TPUEstimator and on newer 2.x. Variable
+names and shapes are exactly those of Google's released checkpoints, so
+``multi_cased_L-12_H-768_A-12`` and friends restore as they are::
+
+    bert/embeddings/{word_embeddings [V, H], token_type_embeddings [T, H],
+                     position_embeddings [P, H], LayerNorm/{beta, gamma} [H]}
+    bert/encoder/layer_<l>/attention/self/{query, key, value}/{kernel [H, H], bias [H]}
+    bert/encoder/layer_<l>/attention/output/dense/{kernel [H, H], bias [H]}
+    bert/encoder/layer_<l>/attention/output/LayerNorm/{beta, gamma} [H]
+    bert/encoder/layer_<l>/intermediate/dense/{kernel [H, I], bias [I]}
+    bert/encoder/layer_<l>/output/dense/{kernel [I, H], bias [H]}
+    bert/encoder/layer_<l>/output/LayerNorm/{beta, gamma} [H]
+    bert/pooler/dense/{kernel [H, H], bias [H]}
+
+Shape legend for the comments: B batch, S sequence length, H hidden size, N attention heads,
+D head size (H / N), I intermediate size, V vocab size, T token types, P max positions.
+
+Precision: ``compute_dtype`` (float32 by default) is the dtype of the activations. In bfloat16
+or float16 the variables stay float32 (``norbert.model.precision``'s custom getter casts them on
+read); ``dense`` computes in its input's dtype, while layer normalisation, the attention mask
+bias and the attention softmax always compute in float32 and cast back. With float32 the graph
+is op for op the float32-only one.
+"""
+
+import math
+from typing import Callable, List, Optional, Union
+
+import tensorflow.compat.v1 as tf
+
+from norbert.model import precision
+from norbert.model.bert_config import ACTIVATION_ALIASES, BertConfig
+from norbert.errors import NorbertError
+
+# Layer normalisation's variance epsilon in Google's checkpoints (tf.contrib's layer_norm).
+LAYER_NORM_EPSILON = 1e-12
+# Added to the attention scores of padding positions: Google's finite stand-in for -infinity,
+# which keeps the softmax defined even for a row whose keys are all padding.
+MASKED_SCORE = -10000.0
+
+Dim = Union[int, tf.Tensor]
+
+
+# ---- activations ------------------------------------------------------------------------
+
+
+def gelu(x: tf.Tensor) -> tf.Tensor:
+    """GELU, tanh approximation: Google's ``"gelu"`` (transformers' ``"gelu_new"``)."""
+    cube = x * x * x
+    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * cube)))
+
+
+def gelu_exact(x: tf.Tensor) -> tf.Tensor:
+    """GELU as defined, x * Phi(x) with the erf (transformers' ``"gelu"``)."""
+    return 0.5 * x * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+_ACTIVATIONS = {
+    "gelu": gelu,
+    "gelu_exact": gelu_exact,
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "linear": None,
+}
+
+
+def get_activation(name: str) -> Optional[Callable[[tf.Tensor], tf.Tensor]]:
+    """The function for a ``hidden_act`` name (see ``norbert.model.bert_config``); None means identity."""
+    canonical = ACTIVATION_ALIASES.get(name.lower()) if isinstance(name, str) else None
+    if canonical is None:
+        raise NorbertError(
+            "unknown activation %r: use one of %s" % (name, ", ".join(sorted(ACTIVATION_ALIASES)))
+        )
+    return _ACTIVATIONS[canonical]
+
+
+# ---- building blocks --------------------------------------------------------------------
+
+
+def create_initializer(initializer_range: float):
+    """Truncated normal with standard deviation ``initializer_range``, for every weight matrix."""
+    return tf.truncated_normal_initializer(stddev=initializer_range)
+
+
+def shape_list(tensor: tf.Tensor) -> List[Dim]:
+    """The shape, with Python ints where they are known statically and scalars where not."""
+    static = tensor.shape.as_list()
+    if all(d is not None for d in static):
+        return static
+    dynamic = tf.shape(tensor)
+    return [d if d is not None else dynamic[i] for i, d in enumerate(static)]
+
+
+def dropout(x: tf.Tensor, rate: float) -> tf.Tensor:
+    """Drops each value with probability ``rate`` (not a keep probability); 0 is a no-op."""
+    if not rate:
+        return x
+    return tf.nn.dropout(x, rate=rate)
+
+
+def layer_norm(x: tf.Tensor, scope: str = "LayerNorm") -> tf.Tensor:
+    """Normalises over the last axis; variables ``<scope>/beta`` and ``<scope>/gamma``.
+
+    Always in float32 (the mean of squares overflows float16 and loses bits in bfloat16); a
+    low-precision ``x`` is cast up and the result cast back to its dtype.
+    """
+    width = x.shape[-1]
+    in_dtype = x.dtype
+    x = precision.to_float32(x)
+    with tf.variable_scope(scope):
+        beta = tf.get_variable("beta", [width], initializer=tf.zeros_initializer())
+        gamma = tf.get_variable("gamma", [width], initializer=tf.ones_initializer())
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        variance = tf.reduce_mean(tf.squared_difference(x, mean), axis=-1, keepdims=True)
+        y = (x - mean) * tf.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+        return y if in_dtype == tf.float32 else tf.cast(y, in_dtype)
+
+
+def dense(
+    x: tf.Tensor,
+    units: int,
+    initializer_range: float,
+    activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
+    scope: str = "dense",
+) -> tf.Tensor:
+    """``activation(x @ kernel + bias)`` for a matrix ``x`` [rows, K], with the variables
+    ``<scope>/kernel`` [K, units] and ``<scope>/bias`` [units] (``tf.layers.dense``'s names).
+
+    Computes in ``x``'s dtype: the variables are asked for in it (float32 storage under
+    ``precision.variable_scope``).
+    """
+    with tf.variable_scope(scope):
+        kernel = tf.get_variable(
+            "kernel", [x.shape[-1], units], dtype=x.dtype,
+            initializer=create_initializer(initializer_range),
+        )
+        bias = tf.get_variable("bias", [units], dtype=x.dtype, initializer=tf.zeros_initializer())
+        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+        return activation(y) if activation is not None else y
+
+
+# ---- the model --------------------------------------------------------------------------
+
+
+class BertModel:
+    """BERT's embeddings, Transformer encoder and pooler, built into the default graph.
+
+    ``input_ids``, ``input_mask`` and ``token_type_ids`` are integer tensors [B, S]; the mask is
+    1 for real tokens and 0 for padding (None: all real), the token types default to 0.
+    ``is_training`` turns dropout on; with False the graph has no dropout at all.
+    ``use_one_hot_embeddings`` looks words up by a one-hot matmul, which is faster on TPU.
+    ``scope`` names the outer variable scope, ``bert`` unless given (a second model in the same
+    graph needs another scope, or variable reuse set by the caller).
+    ``compute_dtype`` (tf.float32, tf.bfloat16 or tf.float16) is the activations' dtype; the
+    variables are float32 in every case (see ``norbert.model.precision``).
+    """
+
+    def __init__(
+        self,
+        config: BertConfig,
+        is_training: bool,
+        input_ids: tf.Tensor,
+        input_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        use_one_hot_embeddings: bool = False,
+        scope: Optional[str] = None,
+        compute_dtype: tf.DType = tf.float32,
+    ) -> None:
+        if not isinstance(config, BertConfig):
+            raise NorbertError(
+                "BertModel needs a norbert.BertConfig (BertConfig.from_json_file(path)), got %s"
+                % type(config).__name__
+            )
+        if isinstance(is_training, (tf.Tensor, tf.Variable)):
+            # Dropout is decided while the graph is built, as in Google's code.
+            raise NorbertError("BertModel: is_training must be a Python bool, not a tensor")
+        is_training = bool(is_training)
+        self.config = config
+        self.is_training = is_training
+        hidden_rate = config.hidden_dropout_prob if is_training else 0.0
+        attention_rate = config.attention_probs_dropout_prob if is_training else 0.0
+
+        input_ids = tf.convert_to_tensor(input_ids)
+        if input_ids.shape.ndims != 2 or not input_ids.dtype.is_integer:
+            raise NorbertError(
+                "BertModel: input_ids must be an integer tensor [batch, seq_length], got %s %s"
+                % (input_ids.dtype.name, input_ids.shape)
+            )
+        batch, seq = shape_list(input_ids)
+        if isinstance(seq, int) and seq > config.max_position_embeddings:
+            raise NorbertError(
+                "BertModel: sequences of %d tokens are longer than max_position_embeddings (%d) "
+                "in the bert config: use shorter sequences" % (seq, config.max_position_embeddings)
+            )
+        if input_mask is None:
+            input_mask = tf.ones([batch, seq], dtype=tf.int32)
+        if token_type_ids is None:
+            token_type_ids = tf.zeros([batch, seq], dtype=tf.int32)
+        for name, tensor in (("input_mask", input_mask), ("token_type_ids", token_type_ids)):
+            if tf.convert_to_tensor(tensor).shape.ndims != 2:
+                raise NorbertError("BertModel: %s must be a tensor [batch, seq_length]" % name)
+
+        compute_dtype = tf.as_dtype(compute_dtype)
+        if compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
+            raise NorbertError(
+                "BertModel: compute_dtype must be float32, bfloat16 or float16, not %s"
+                % compute_dtype.name
+            )
+        with precision.variable_scope(compute_dtype), tf.variable_scope(scope or "bert"):
+            with tf.variable_scope("embeddings"):
+                self.embedding_table, self.word_embedding_output, self.embedding_output = (
+                    _embeddings(config, input_ids, token_type_ids, use_one_hot_embeddings,
+                                hidden_rate, compute_dtype)
+                )
+
+            with tf.variable_scope("encoder"):
+                # Added to the attention scores: 0 where the key is a real token, a large
+                # negative number where it is padding. Broadcasts over heads and queries.
+                # Float32 whatever the compute dtype: -10000 is coarse in bfloat16.
+                key_mask = tf.cast(tf.reshape(input_mask, [batch, 1, 1, seq]), tf.float32)
+                score_bias = (1.0 - key_mask) * MASKED_SCORE  # [B, 1, 1, S]
+
+                # The encoder works on matrices [B*S, H]: one matmul per dense layer.
+                hidden = tf.reshape(self.embedding_output, [batch * seq, config.hidden_size])
+                self.all_encoder_layers = []
+                for index in range(config.num_hidden_layers):
+                    with tf.variable_scope("layer_%d" % index):
+                        hidden = _transformer_layer(
+                            config, hidden, score_bias, batch, seq, hidden_rate, attention_rate
+                        )
+                    self.all_encoder_layers.append(
+                        tf.reshape(hidden, [batch, seq, config.hidden_size])  # [B, S, H]
+                    )
+            self.sequence_output = self.all_encoder_layers[-1]  # [B, S, H]
+
+            with tf.variable_scope("pooler"):
+                # The sentence vector: the last layer at the first token ([CLS]), through a
+                # dense layer with tanh.
+                first_token = self.sequence_output[:, 0, :]  # [B, H]
+                self.pooled_output = dense(
+                    first_token, config.hidden_size, config.initializer_range, tf.tanh
+                )  # [B, H]
+
+    def get_pooled_output(self) -> tf.Tensor:
+        """[B, H]: the first token's final state through the pooler (tanh)."""
+        return self.pooled_output
+
+    def get_sequence_output(self) -> tf.Tensor:
+        """[B, S, H]: the last encoder layer."""
+        return self.sequence_output
+
+    def get_all_encoder_layers(self) -> List[tf.Tensor]:
+        """One [B, S, H] tensor per encoder layer, first to last."""
+        return self.all_encoder_layers
+
+    def get_word_embedding_output(self) -> tf.Tensor:
+        """[B, S, H]: the word embeddings alone, before positions, types and LayerNorm."""
+        return self.word_embedding_output
+
+    def get_embedding_output(self) -> tf.Tensor:
+        """[B, S, H]: the encoder's input (words + positions + types, LayerNorm, dropout)."""
+        return self.embedding_output
+
+    def get_embedding_table(self) -> tf.Tensor:
+        """[V, H]: the word embeddings, which the masked-LM head also uses as output weights
+        (the variable itself in float32; its cast to the compute dtype otherwise)."""
+        return self.embedding_table
+
+
+def _embeddings(config, input_ids, token_type_ids, use_one_hot, dropout_rate, dtype):
+    """(word table [V, H], word embeddings [B, S, H], embedding output [B, S, H]), in ``dtype``."""
+    batch, seq = shape_list(input_ids)
+    width = config.hidden_size
+    init = create_initializer(config.initializer_range)
+
+    word_table = tf.get_variable(
+        "word_embeddings", [config.vocab_size, width], dtype=dtype, initializer=init
+    )
+    flat_ids = tf.reshape(input_ids, [-1])  # [B*S]
+    if use_one_hot:
+        one_hot = tf.one_hot(flat_ids, depth=config.vocab_size, dtype=dtype)
+        words = tf.matmul(one_hot, word_table)
+    else:
+        words = tf.gather(word_table, flat_ids)  # [B*S, H]
+
+    # Few token types: a one-hot matmul is cheap and avoids a gather on TPU.
+    type_table = tf.get_variable(
+        "token_type_embeddings", [config.type_vocab_size, width], dtype=dtype, initializer=init
+    )
+    flat_types = tf.reshape(token_type_ids, [-1])  # [B*S]
+    one_hot_types = tf.one_hot(flat_types, depth=config.type_vocab_size, dtype=dtype)
+    types = tf.matmul(one_hot_types, type_table)
+
+    position_table = tf.get_variable(
+        "position_embeddings", [config.max_position_embeddings, width], dtype=dtype,
+        initializer=init,
+    )
+    if not isinstance(seq, int):  # only known when the graph runs
+        check = tf.assert_less_equal(
+            seq, config.max_position_embeddings,
+            message="sequence longer than max_position_embeddings",
+        )
+        with tf.control_dependencies([check]):
+            seq = tf.identity(seq)
+    positions = tf.slice(position_table, [0, 0], [seq, -1])  # [S, H]: positions 0 .. S-1
+
+    word_output = tf.reshape(words, [batch, seq, width])  # [B, S, H]
+    summed = word_output + tf.reshape(types, [batch, seq, width]) + positions  # [B, S, H]
+    output = dropout(layer_norm(summed), dropout_rate)
+    return word_table, word_output, output
+
+
+def _attention(config, x, score_bias, batch, seq, dropout_rate):
+    """Multi-head self-attention of ``x`` [B*S, H]; returns the heads' context [B*S, H]."""
+    heads, size = config.num_attention_heads, config.attention_head_size
+
+    def project(name):
+        y = dense(x, config.hidden_size, config.initializer_range, scope=name)  # [B*S, H]
+        y = tf.reshape(y, [batch, seq, heads, size])  # [B, S, N, D]
+        return tf.transpose(y, [0, 2, 1, 3])  # [B, N, S, D]
+
+    query, key, value = project("query"), project("key"), project("value")
+    scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(size))  # [B, N, S, S]
+    # The mask bias and the softmax in float32: exp() of low-precision scores loses the small
+    # probabilities, and float16 cannot hold the sum of a long row's exponentials.
+    probs = tf.nn.softmax(precision.to_float32(scores) + score_bias)  # over the keys (last axis)
+    if probs.dtype != value.dtype:
+        probs = tf.cast(probs, value.dtype)
+    # Dropping attention probabilities drops whole tokens to attend to, as Google does.
+    probs = dropout(probs, dropout_rate)
+    context = tf.matmul(probs, value)  # [B, N, S, D]
+    context = tf.transpose(context, [0, 2, 1, 3])  # [B, S, N, D]
+    return tf.reshape(context, [batch * seq, config.hidden_size])  # [B*S, H]
+
+
+def _transformer_layer(config, x, score_bias, batch, seq, hidden_rate, attention_rate):
+    """One post-LayerNorm Transformer block on ``x`` [B*S, H]; returns [B*S, H]."""
+    with tf.variable_scope("attention"):
+        with tf.variable_scope("self"):
+            context = _attention(config, x, score_bias, batch, seq, attention_rate)
+        with tf.variable_scope("output"):
+            attended = dense(context, config.hidden_size, config.initializer_range)
+            attended = layer_norm(dropout(attended, hidden_rate) + x)  # residual, [B*S, H]
+    with tf.variable_scope("intermediate"):
+        inner = dense(
+            attended,
+            config.intermediate_size,
+            config.initializer_range,
+            get_activation(config.hidden_act),
+        )  # [B*S, I]
+    with tf.variable_scope("output"):
+        out = dense(inner, config.hidden_size, config.initializer_range)  # [B*S, H]
+        return layer_norm(dropout(out, hidden_rate) + attended)  # residual, [B*S, H]

@@ -1,0 +1,94 @@
+"""The pretraining ``model_fn``: TPUEstimator's contract, run by norbert's loop or TPUEstimator.
+
+``model_fn(features, labels, mode, params)`` builds BERT with both heads; in training mode the
+optimizer (``norbert.training.optimization``), in eval mode the metrics of Google's run_pretraining.
+``params["init_checkpoint"]`` seeds the model (see ``norbert.model.checkpoints``): directly on
+CPU/GPU, inside ``scaffold_fn`` on TPU as TPUEstimator requires.
+"""
+
+import dataclasses
+from typing import Callable
+
+import tensorflow.compat.v1 as tf
+from absl import logging
+
+from norbert.model import checkpoints
+
+from norbert.model import heads
+
+from norbert.model import precision
+from norbert.model.bert_config import BertConfig
+from norbert.training.optimization import OptimizerConfig, create_train_op
+from norbert.training.spec import EVAL, TRAIN, ModelSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFnConfig:
+    bert_config: BertConfig
+    optimizer: OptimizerConfig
+    use_tpu: bool = False  # CrossShardOptimizer, and init_checkpoint inside scaffold_fn
+    use_one_hot_embeddings: bool = False  # faster embedding lookups on TPU
+    # Static loss scaling (a float; 1.0: none) or a precision.DynamicLossScale, for float16.
+    loss_scale: precision.LossScale = 1.0
+    # "fp32", "bf16" or "fp16": the activations' dtype (variables are float32 in all three).
+    precision: str = precision.FP32
+
+
+def _batch_masked_lm_accuracy(output, features):
+    """Share of real (weighted) masked-LM predictions that are right, in this batch."""
+    log_probs = output.masked_lm.log_probs  # [B*M, V]
+    predictions = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # [B*M]
+    labels = tf.cast(tf.reshape(features["masked_lm_ids"], [-1]), tf.int32)  # [B*M]
+    weights = tf.reshape(tf.cast(features["masked_lm_weights"], tf.float32), [-1])  # [B*M]
+    right = tf.cast(tf.equal(predictions, labels), tf.float32)
+    return tf.reduce_sum(right * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def build_model_fn(config: ModelFnConfig) -> Callable:
+    def model_fn(features, labels, mode, params):
+        del labels  # pretraining labels are features
+        is_training = mode == TRAIN
+        output = heads.pretraining_forward(
+            config.bert_config, features, is_training, config.use_one_hot_embeddings,
+            compute_dtype=precision.compute_dtype(config.precision),
+        )
+        scaffold_fn = None
+        init = params.get("init_checkpoint")
+        if init:
+            checkpoint = checkpoints.resolve(init)
+
+            def restore():
+                report = checkpoints.init_from_checkpoint(checkpoint)
+                logging.info("%s", report.summary())
+                return report
+
+            if config.use_tpu:
+
+                def scaffold_fn():
+                    restore()
+                    return tf.train.Scaffold()
+
+            else:
+                restore()
+        if mode == TRAIN:
+            train_op, learning_rate = create_train_op(
+                output.total_loss, config.optimizer, config.use_tpu, loss_scale=config.loss_scale
+            )
+            scalars = {
+                "learning_rate": learning_rate,
+                "masked_lm_loss": output.masked_lm.loss,
+                "next_sentence_loss": output.next_sentence.loss,
+                "masked_lm_accuracy": _batch_masked_lm_accuracy(output, features),
+            }
+            if isinstance(config.loss_scale, precision.DynamicLossScale):
+                # Logged so that a scale stuck low (many skipped steps) is visible.
+                scalars["loss_scale"] = tf.get_collection(precision.LOSS_SCALE_COLLECTION)[0]
+            return ModelSpec(mode=mode, loss=output.total_loss, train_op=train_op,
+                             scaffold_fn=scaffold_fn, scalars=scalars)
+        if mode == EVAL:
+            metrics = (heads.pretraining_metrics, heads.metric_inputs(output, features))
+            return ModelSpec(mode=mode, loss=output.total_loss, eval_metrics=metrics,
+                             scaffold_fn=scaffold_fn)
+        raise ValueError("pretraining has no %r mode: only train and eval" % mode)
+
+    return model_fn

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow").compat.v1
+
+from norbert import NorbertError  # noqa: E402
+from norbert.model.checkpoints import init_from_checkpoint, is_run_state, resolve  # noqa: E402
+
+
+def _save(path, shapes):
+    """A checkpoint holding variables of the given shapes, each filled with its index + 1."""
+    with tf.Graph().as_default():
+        variables = [
+            tf.get_variable(name, initializer=np.full(shape, i + 1.0, np.float32), trainable=True)
+            for i, (name, shape) in enumerate(shapes.items())
+        ]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return tf.train.Saver(variables).save(sess, path)
+
+
+def test_trainable_variables_restored_optimizer_state_left_out(tmp_path):
+    ckpt = _save(str(tmp_path / "model.ckpt"), {
+        "bert/dense/kernel": [2, 3],
+        "bert/dense/kernel/adam_m": [2, 3],
+        "cls/other_head/bias": [4],
+        "global_step": [],
+    })
+    with tf.Graph().as_default():
+        kernel = tf.get_variable("bert/dense/kernel", [2, 3])
+        tf.get_variable("cls/new_head/bias", [5])
+        report = init_from_checkpoint(ckpt)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            np.testing.assert_array_equal(sess.run(kernel), np.full([2, 3], 1.0))
+    assert report.restored == ["bert/dense/kernel"]
+    assert report.fresh == ["cls/new_head/bias"]
+    assert report.unused == ["bert/dense/kernel/adam_m", "cls/other_head/bias", "global_step"]
+    text = report.summary()
+    assert "initialised 1 variables" in text and "cls/new_head/bias" in text
+    assert "optimizer state or step of the earlier run: 2 variables" in text
+    assert "unused by this model: cls/other_head/bias" in text
+
+
+def test_shape_mismatch_names_the_variable(tmp_path):
+    ckpt = _save(str(tmp_path / "model.ckpt"), {"bert/embeddings/word_embeddings": [10, 4]})
+    with tf.Graph().as_default():
+        tf.get_variable("bert/embeddings/word_embeddings", [12, 4])
+        with pytest.raises(NorbertError, match=r"bert/embeddings/word_embeddings has shape \[10, 4\] there but \[12, 4\]"):
+            init_from_checkpoint(ckpt)
+
+
+def test_resolve_prefix_or_folder(tmp_path):
+    ckpt = _save(str(tmp_path / "model.ckpt-7"), {"v": [1]})
+    with tf.Graph().as_default():
+        with tf.Session() as sess:
+            tf.train.update_checkpoint_state(str(tmp_path), ckpt)
+    assert resolve(ckpt) == ckpt
+    assert resolve(str(tmp_path)) == ckpt
+    with pytest.raises(NorbertError, match="no checkpoint there"):
+        resolve(str(tmp_path / "model.ckpt-8"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NorbertError, match="holds no checkpoint"):
+        resolve(str(tmp_path / "empty"))
+
+
+def test_run_state_names():
+    for name in ["global_step", "bert/x/kernel/adam_m", "bert/x/lamb_v", "bert/x/grad_acc",
+                 "gradient_accumulation/micro_step", "loss_scale/scale"]:
+        assert is_run_state(name)
+    for name in ["bert/x/kernel", "cls/predictions/output_bias", "bert/adam_layer/kernel"]:
+        assert not is_run_state(name)

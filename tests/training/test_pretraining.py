@@ -1,0 +1,229 @@
+"""Pretraining end to end on real text: our loop, TPUEstimator on the CPU, and the reference."""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import reference_shim  # noqa: E402
+from conftest import english_records, tiny_bert_config  # noqa: E402
+from norbert import NorbertError  # noqa: E402
+from norbert.training.optimization import OptimizerConfig  # noqa: E402
+from norbert.training.spec import RunConfig  # noqa: E402
+from norbert.training.pretraining import (  # noqa: E402
+    LOOP, TPU_ESTIMATOR, PretrainingConfig, TrainingWarning, run_pretraining,
+)
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
+REPO = os.path.dirname(HERE)
+SEQ, PRED = 64, 10
+TINY = tiny_bert_config()
+METRICS = {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
+           "next_sentence_accuracy", "next_sentence_loss"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, corpus_paths, uncased_vocab_path):
+    """Records from the first 120 kB of the English corpus, and a tiny BERT config."""
+    root = tmp_path_factory.mktemp("training")
+    english_records(root, corpus_paths, uncased_vocab_path, 120_000, max_seq_length=SEQ,
+                    max_predictions_per_seq=PRED, dupe_factor=2)
+    (root / "bert_config.json").write_text(TINY)
+    return root
+
+
+def _configs(data, out, steps, **kw):
+    config = PretrainingConfig(
+        input_file=str(data / "train.tfrecord"), bert_config_file=str(data / "bert_config.json"),
+        max_seq_length=kw.pop("max_seq_length", SEQ), max_predictions_per_seq=PRED,
+        do_train=kw.pop("do_train", True), do_eval=kw.pop("do_eval", True),
+        max_eval_steps=10, engine=kw.pop("engine", LOOP),
+        init_checkpoint=kw.pop("init_checkpoint", None),
+    )
+    optimizer = OptimizerConfig(learning_rate=kw.pop("learning_rate", 1e-3),
+                                num_train_steps=steps, num_warmup_steps=2)
+    run = RunConfig(output_dir=str(out), save_checkpoints_steps=10, log_every_steps=10,
+                    train_batch_size=16, eval_batch_size=8, seed=1)
+    return config, optimizer, run
+
+
+def _read_results(path):
+    with open(path) as f:
+        pairs = [line.rstrip("\n").split(" = ") for line in f]
+    return {k: float(v) for k, v in pairs}
+
+
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_loop_trains_evaluates_and_resumes(data, tmp_path):
+    out = tmp_path / "run"
+    result = run_pretraining(*_configs(data, out, 20))
+    assert set(result) == METRICS and result["global_step"] == 20
+    written = _read_results(out / "eval_results.txt")
+    assert written["masked_lm_loss"] == pytest.approx(float(result["masked_lm_loss"]), rel=1e-6)
+    again = run_pretraining(*_configs(data, out, 30))
+    assert again["global_step"] == 30
+    assert again["masked_lm_loss"] < result["masked_lm_loss"]
+
+
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_tpu_estimator_path_runs_on_cpu(data, tmp_path):
+    out = tmp_path / "tpu"
+    if not reference_shim.has_estimator():  # TF >= 2.16: a clear error instead
+        with pytest.raises(NorbertError, match="needs TPUEstimator.*tensorflow==2.15"):
+            run_pretraining(*_configs(data, out, 10, engine=TPU_ESTIMATOR))
+        return
+    result = run_pretraining(*_configs(data, out, 10, engine=TPU_ESTIMATOR))
+    assert set(result) == METRICS and result["global_step"] == 10
+    assert os.path.exists(str(out / "model.ckpt-10.index"))
+    assert (out / "eval_results.txt").exists()
+
+
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_eval_numbers_equal_googles_run_pretraining(data, tmp_path):
+    if not reference_shim.has_estimator():
+        pytest.skip("the reference's run_pretraining needs tf.estimator (TensorFlow <= 2.15)")
+    ours = tmp_path / "ours"
+    run_pretraining(*_configs(data, ours, 20, do_eval=False))
+    ref_dir = tmp_path / "reference"
+    shutil.copytree(str(ours), str(ref_dir))
+    run_pretraining(*_configs(data, ours, 20, do_train=False))
+    code = (
+        "import sys; sys.path.insert(0, %r); import reference_shim; reference_shim.install(); "
+        "from absl import app; from bert import run_pretraining as r; app.run(r.main)" % HERE
+    )
+    flags = ["--input_file=%s" % (data / "train.tfrecord"), "--output_dir=%s" % ref_dir,
+             "--bert_config_file=%s" % (data / "bert_config.json"), "--do_eval=True",
+             "--max_seq_length=%d" % SEQ, "--max_predictions_per_seq=%d" % PRED,
+             "--eval_batch_size=8", "--max_eval_steps=10"]
+    done = subprocess.run([sys.executable, "-c", code] + flags, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = _read_results(ref_dir / "eval_results.txt")
+    got = _read_results(ours / "eval_results.txt")
+    assert set(got) == set(expected) == METRICS
+    for key in METRICS:
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+def test_mismatched_sequence_length_is_caught_before_training(data, tmp_path):
+    with pytest.raises(NorbertError, match=r"--max_seq_length=32 does not match the data: .*train.tfrecord its sidecar says max_seq_length=64"):
+        run_pretraining(*_configs(data, tmp_path / "x", 5, max_seq_length=32))
+    assert not (tmp_path / "x").exists() or not os.listdir(str(tmp_path / "x"))
+
+
+def test_sequence_longer_than_the_model_is_an_error(data, tmp_path):
+    with pytest.raises(NorbertError, match="longer than the model's max_position_embeddings=64"):
+        run_pretraining(*_configs(data, tmp_path / "x", 5, max_seq_length=128))
+
+
+def test_missing_init_checkpoint_is_an_error(data, tmp_path):
+    with pytest.raises(NorbertError, match="--init_checkpoint=.*nope: no checkpoint there"):
+        run_pretraining(*_configs(data, tmp_path / "x", 5, init_checkpoint=str(tmp_path / "nope")))
+
+
+def test_guidance_warnings(data, tmp_path):
+    config, optimizer, run = _configs(data, tmp_path / "x", 5, do_train=False, do_eval=False)
+    with pytest.raises(NorbertError, match="nothing to do"):
+        run_pretraining(config, optimizer, run)
+    from norbert.training.pretraining import guidance
+
+    config, optimizer, _ = _configs(data, tmp_path / "x", 5, init_checkpoint="ckpt",
+                                    learning_rate=1e-3)
+    with pytest.warns(TrainingWarning) as caught:
+        guidance(config, OptimizerConfig(learning_rate=1e-3, num_train_steps=5, num_warmup_steps=10))
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "high for continuing" in messages
+    assert "never reaches its peak" in messages
+    assert "evaluating on the training data" in messages
+
+
+def test_script_bad_input_is_one_line_and_exit_2(data, tmp_path):
+    script = os.path.join(REPO, "scripts", "run_pretraining.py")
+    args = [sys.executable, script, "--input_file=%s" % (tmp_path / "none*.tfrecord"),
+            "--output_dir=%s" % (tmp_path / "out"), "--do_train", "--max_seq_length=64",
+            "--bert_config_file=%s" % (data / "bert_config.json")]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: --input_file: no files match %r (check the path; quote globs so "
+                      "the shell leaves them)" % str(tmp_path / "none*.tfrecord")]
+
+
+@pytest.fixture(scope="module")
+def learning_setup(tmp_path_factory, corpus_paths):
+    """A 2000-piece vocab and records from English text: 400 kB to train on, a later part
+    held out, and a small file to overfit; a small BERT without dropout."""
+    from tokenizers import BertWordPieceTokenizer
+
+    from norbert.data.builder import DataConfig, create_pretraining_data
+
+    root = tmp_path_factory.mktemp("learning")
+    english = [p for p in corpus_paths if "english" in p][0]
+    with open(english, "rb") as f:
+        text = f.read()
+    parts = {"train": text[:400_000], "heldout": text[420_000:540_000], "small": text[560_000:575_000]}
+    for name, part in parts.items():
+        # Whole documents only: cut at blank lines.
+        body = part.split(b"\n\n", 1)[-1].rsplit(b"\n\n", 1)[0]
+        (root / (name + ".txt")).write_bytes(body)
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train([str(root / "train.txt")], vocab_size=2000, show_progress=False,
+                  special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    vocab = trainer.save_model(str(root))[0]
+    for name, dupe in [("train", 3), ("heldout", 1), ("small", 1)]:
+        create_pretraining_data(DataConfig(
+            input_file=str(root / (name + ".txt")), output_file=str(root / (name + ".tfrecord")),
+            vocab_file=vocab, max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=dupe,
+        ))
+    (root / "bert_config.json").write_text(tiny_bert_config(
+        vocab_size=2000, hidden_size=128, intermediate_size=256, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0))
+    return root
+
+
+def _majority_share(records):
+    from collections import Counter
+
+    from norbert.data import tfrecord
+
+    counts = Counter()
+    for record in tfrecord.read_records(str(records)):
+        features = tfrecord.decode_example(record)
+        for label, weight in zip(features["masked_lm_ids"], features["masked_lm_weights"]):
+            if weight > 0:
+                counts[label] += 1
+    return counts.most_common(1)[0][1] / sum(counts.values())
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_small_bert_learns_then_overfits_a_small_file(learning_setup, tmp_path):
+    root = learning_setup
+    config = PretrainingConfig(
+        input_file=str(root / "train.tfrecord"), eval_input_file=str(root / "heldout.tfrecord"),
+        bert_config_file=str(root / "bert_config.json"), max_seq_length=SEQ,
+        max_predictions_per_seq=PRED, do_train=True, do_eval=True, max_eval_steps=40,
+    )
+    run = RunConfig(output_dir=str(tmp_path / "scratch"), save_checkpoints_steps=10_000,
+                    log_every_steps=250, train_batch_size=32, eval_batch_size=32, seed=3)
+    optimizer = OptimizerConfig(learning_rate=1e-3, num_train_steps=1500, num_warmup_steps=100)
+    learned = run_pretraining(config, optimizer, run)
+    baseline = _majority_share(root / "heldout.tfrecord")
+    # On held-out text: well above always guessing the commonest token.
+    assert learned["masked_lm_accuracy"] > 2.5 * baseline, (learned, baseline)
+
+    # Continue from that checkpoint on a small file, as Google's README shows with BERT-base.
+    small = dataclasses.replace(
+        config, input_file=str(root / "small.tfrecord"), eval_input_file=None,
+        init_checkpoint=str(tmp_path / "scratch"), max_eval_steps=4,
+    )
+    run = dataclasses.replace(run, output_dir=str(tmp_path / "continued"), eval_batch_size=8)
+    optimizer = OptimizerConfig(learning_rate=1e-3, num_train_steps=60, num_warmup_steps=5)
+    overfit = run_pretraining(small, optimizer, run)
+    assert overfit["global_step"] == 60
+    assert overfit["masked_lm_accuracy"] > 0.9, overfit
