@@ -79,12 +79,50 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
+def make_folders(path: str) -> List[str]:
+    """``mkdir -p path`` for a local folder; returns the folders it created, outermost first.
+
+    A run that fails removes them again with ``remove_folders``, so that bad input leaves
+    nothing behind; a remote path (a bucket has no real folders) creates nothing.
+    """
+    if is_remote(path):
+        return []
+    created = []
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        created.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    created.reverse()
+    for folder in created:
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass  # made meanwhile by another process
+        except OSError as e:
+            remove_folders(created[:created.index(folder)])
+            raise NorbertError("cannot create folder %s: %s" % (folder, _reason(e))) from None
+    return created
+
+
+def remove_folders(created: List[str]) -> None:
+    """Removes what ``make_folders`` created, innermost first, each only if still empty."""
+    for folder in reversed(created):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return  # not empty (or gone): what is in it is not ours to delete
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: str = "wb") -> Iterator[IO]:
     """Opens a temporary sibling of ``path`` for writing; renames it to ``path`` on success.
 
     Readers never see a half-written file under the final name: on an exception (Ctrl-C
-    included) the temporary file is removed and ``path`` is left as it was.
+    included) the temporary file is removed and ``path`` is left as it was, and so are the
+    missing folders above ``path``, which are created first and removed again on failure.
     """
     tmp = "%s.tmp-%d" % (path, os.getpid())
     if is_remote(path):
@@ -98,14 +136,11 @@ def atomic_output(path: str, mode: str = "wb") -> Iterator[IO]:
                 gfile.remove(tmp)
             raise
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise NorbertError(
-            "cannot write %s: folder %s does not exist (create it first)" % (path, directory)
-        )
+    created = make_folders(os.path.dirname(os.path.abspath(path)))
     try:
         f = open(tmp, mode)
     except OSError as e:
+        remove_folders(created)
         raise NorbertError("cannot write %s: %s" % (path, _reason(e))) from None
     try:
         with f:
@@ -114,6 +149,7 @@ def atomic_output(path: str, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
+        remove_folders(created)
         raise
 
 

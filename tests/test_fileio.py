@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from norbert import NorbertError, fileio
@@ -17,10 +19,26 @@ def test_atomic_output_renames_only_on_success(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
 
 
-def test_atomic_output_into_a_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(NorbertError, match="does not exist"):
-        with fileio.atomic_output(str(tmp_path / "no" / "out.txt")):
+def test_atomic_output_makes_missing_folders(tmp_path):
+    with fileio.atomic_output(str(tmp_path / "a" / "b" / "out.txt"), "w") as f:
+        f.write("hei")
+    assert (tmp_path / "a" / "b" / "out.txt").read_text() == "hei"
+
+
+def test_atomic_output_that_fails_removes_the_folders_it_made(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_output(str(tmp_path / "a" / "b" / "c" / "out.txt")):
+            raise RuntimeError("crash")
+    assert os.listdir(str(tmp_path)) == ["a"] and os.listdir(str(tmp_path / "a")) == []
+
+
+def test_atomic_output_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NorbertError, match="cannot create folder .*file"):
+        with fileio.atomic_output(str(tmp_path / "file" / "sub" / "out.txt")):
             pass
+    assert os.listdir(str(tmp_path)) == ["file"]
 
 
 def test_atomic_output_through_tf_gfile():

@@ -42,22 +42,15 @@ from norbert.tokenization.tokenizer import FullTokenizer
 
 
 def _check_outputs(paths: List[str]) -> None:
-    """Fails early, before hours of work, on an output folder that is missing or read-only."""
+    """Fails early, before hours of work, on an output path that cannot be written.
+
+    Missing folders are fine (they are made when the files are written); a read-only one or a
+    folder where a file should go is not.
+    """
     for path in paths:
-        if fileio.is_remote(path):
-            continue
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise NorbertError(
-                "--output_file %s: folder %s does not exist (create it first)" % (path, folder)
-            )
-        if not os.access(folder, os.W_OK):
-            raise NorbertError(
-                "--output_file %s: folder %s is not writable (choose another folder)"
-                % (path, folder)
-            )
         if os.path.isdir(path):
             raise NorbertError("--output_file %s is a folder: name a file in it" % path)
+        fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
 
 
 def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> DataSummary:

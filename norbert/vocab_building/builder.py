@@ -43,6 +43,7 @@ import dataclasses
 import heapq
 import logging
 import math
+import os
 import re
 import sys
 import time
@@ -547,6 +548,13 @@ def _write_vocab(path: str, tokens: Sequence[str]) -> None:
         f.write(("\n".join(tokens) + "\n").encode("utf-8"))
 
 
+def _check_output(path: str) -> None:
+    """Fails before the reading and learning on an output path that cannot be written."""
+    if os.path.isdir(path):
+        raise NorbertError("--output_file %s is a folder: name a file in it" % path)
+    fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
+
+
 def _count(config: VocabConfig):
     paths = fileio.expand_inputs(config.input_file, flag="--input_file")
     total = None
@@ -581,6 +589,7 @@ def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
     """
     config = one_config("build_vocab", config, settings, VocabConfig)
     start = time.perf_counter()
+    _check_output(config.output_file)
     if config.extend_vocab:
         return _extend(config, start)
     counts, read = _count(config)

@@ -289,7 +289,7 @@ def tiny_inputs(tmp_path, make_vocab):
     [
         (["--input_file={missing}"], "--input_file: no files match"),
         (["--vocab_file={tmp}/nope.txt"], "nope.txt"),
-        (["--output_file={tmp}/no/such/folder/out.tfrecord"], "does not exist"),
+        (["--output_file={tmp}/text.txt/out.tfrecord"], "text.txt is a file, not a folder"),
         (["--max_predictions_per_seq=0"], "--max_predictions_per_seq must be positive"),
         (["--max_seq_length=4"], "--max_seq_length must be at least 5"),
         (["--masked_lm_prob=1.5"], "--masked_lm_prob"),
@@ -385,3 +385,40 @@ def test_sidecar_holds_settings_and_counts(tmp_path, make_vocab):
     assert meta["features"]["input_ids"] == {"dtype": "int64", "length": 64}
     assert sorted(os.listdir(str(tmp_path))) == sorted(
         ["t.txt", "vocab.txt", "o.tfrecord", "o.tfrecord.meta.json"])
+
+
+def test_missing_output_folders_are_made(tiny_inputs, tmp_path):
+    text, vocab = tiny_inputs
+    out = tmp_path / "new" / "folder" / "out.tfrecord"
+    done = _run_script("--input_file=" + text, "--output_file=%s" % out, "--vocab_file=" + vocab,
+                       "--dupe_factor=1")
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(str(out.parent))) == ["out.tfrecord", "out.tfrecord.meta.json"]
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("missing_vocab", "--vocab_file: "),
+    ("binary_vocab", "--vocab_file: "),
+    ("empty_input", "holds no text"),
+])
+@pytest.mark.parametrize("sharded", [False, True])
+def test_inputs_are_checked_before_outputs(problem, expected, sharded, tiny_inputs, tmp_path):
+    """A bad input is named as such, even when the output folder does not exist yet, and the
+    failed run leaves no folder behind."""
+    text, vocab = tiny_inputs
+    if problem == "missing_vocab":
+        vocab = str(tmp_path / "no_vocab.txt")
+    elif problem == "binary_vocab":
+        vocab = str(tmp_path / "vocab.bin")
+        with open(vocab, "wb") as f:
+            f.write(bytes(range(256)) * 8)
+    else:
+        text = str(tmp_path / "empty.txt")
+        open(text, "w").close()
+    args = ["--input_file=" + text, "--output_file=%s/out/data/train.tfrecord" % tmp_path,
+            "--vocab_file=" + vocab]
+    done = _run_script(*(args + (["--num_output_shards=2"] if sharded else [])))
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert lines and expected in lines[0] and "folder" not in lines[0], done.stderr
+    assert not (tmp_path / "out").exists()

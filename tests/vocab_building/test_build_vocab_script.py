@@ -88,8 +88,8 @@ def test_extend_vocab_reports_the_shortening(tmp_path, corpus, make_vocab):
          ["cannot read", "bad.gz"]),
         (lambda d: ["--input_file=%s/a.txt" % d, "--output_file=%s/v.txt" % d,
                     "--character_coverage=2"], ["--character_coverage"]),
-        (lambda d: ["--input_file=%s/a.txt" % d, "--output_file=%s/no/v.txt" % d],
-         ["does not exist"]),
+        (lambda d: ["--input_file=%s/a.txt" % d, "--output_file=%s/a.txt/v.txt" % d],
+         ["a.txt is a file, not a folder"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, make_flags, fragments):
