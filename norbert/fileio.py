@@ -262,21 +262,44 @@ def open_binary(path: str) -> IO[bytes]:
     if path.endswith(".gz"):
         import gzip
 
-        return _GzipOwning(f)
+        return _GzipOwning(f, path)
     return f
 
 
 class _GzipOwning:
-    """A gzip stream that closes the file under it too (``GzipFile(fileobj=...)`` does not)."""
+    """A gzip stream that closes the file under it too (``GzipFile(fileobj=...)`` does not).
 
-    def __init__(self, raw: IO[bytes]):
+    A truncated or damaged file (a download cut short) is a ``NorbertError`` naming it, raised
+    where the damage is met, rather than gzip's bare ``EOFError`` or ``BadGzipFile``.
+    """
+
+    def __init__(self, raw: IO[bytes], path: str):
         import gzip
 
         self._raw = raw
+        self._path = path
         self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
 
     def __iter__(self):
-        return iter(self._gz)
+        import zlib
+
+        lines = iter(self._gz)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                return
+            except EOFError:
+                raise NorbertError(
+                    "%s is truncated (the gzip stream ends early): copy or compress it again"
+                    % self._path
+                ) from None
+            except (OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+                raise NorbertError(
+                    "%s is not a valid .gz file (%s): copy or compress it again"
+                    % (self._path, e)
+                ) from None
+            yield line
 
     def __enter__(self):
         return self

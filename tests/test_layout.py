@@ -1,0 +1,184 @@
+"""The package's layout rules, read from the imports (ast): stages depend downwards only.
+
+    tokenization  <-  vocab_building
+    tokenization  <-  data  <-  model  <-  training
+                               model  <-  conversion   (never training)
+
+The ground floor (errors, fileio, settings, cli, progress, workers) depends on no stage; the
+tools that assemble the stages (norbert/__init__.py, norbert/commands/) may use them all.
+tokenization/, vocab_building/ and data/ import no TensorFlow when imported (the data tools
+run without it, and start fast): checked from the source and by importing them.
+"""
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(REPO, "norbert")
+STAGES = ("tokenization", "vocab_building", "data", "model", "training", "conversion")
+# What each part may import from norbert (besides itself and the ground floor).
+ALLOWED = {
+    "ground": set(),
+    "tokenization": set(),
+    "vocab_building": {"tokenization"},
+    "data": {"tokenization"},
+    "model": {"tokenization", "data"},
+    "training": {"tokenization", "data", "model"},
+    "conversion": {"tokenization", "data", "model"},
+}
+NO_TENSORFLOW_AT_IMPORT = ("tokenization", "vocab_building", "data")
+
+
+def _modules():
+    """{module name: path} for every module of the package."""
+    out = {}
+    for folder, _, names in os.walk(PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+                out[rel[: -len(".__init__")] if rel.endswith(".__init__") else rel] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(path, module):
+    """(imported module, at import time?) for each import in the file; relative ones resolved.
+
+    An import inside a function runs only when it is called: it is a dependency, but not one
+    paid at import time.
+    """
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    top_level = set()
+
+    def mark(body):
+        for node in body:
+            top_level.add(node)
+            if isinstance(node, (ast.If, ast.Try)):  # module-level conditionals still run
+                mark(node.body)
+                mark(getattr(node, "orelse", []))
+                for handler in getattr(node, "handlers", []):
+                    mark(handler.body)
+                mark(getattr(node, "finalbody", []))
+
+    mark(tree.body)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.append((alias.name, node in top_level))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            for alias in node.names:
+                full = "%s.%s" % (base, alias.name)
+                found.append((full if full in MODULES else base, node in top_level))
+    return found
+
+
+def _part(module):
+    """The stage a norbert module belongs to, "ground", or None for the assembling tools."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] == "commands":
+        return None
+    if parts[1] in STAGES:
+        return parts[1]
+    return "ground"
+
+
+def _norbert_deps(module):
+    deps = set()
+    for name, _ in _imports(MODULES[module], module):
+        while name and name not in MODULES:
+            name = name.rpartition(".")[0]
+        if name.startswith("norbert") and name != module:
+            deps.add(name)
+    return deps
+
+
+def test_the_package_is_laid_out_by_stage():
+    for stage in STAGES:
+        assert "norbert.%s" % stage in MODULES
+        doc = ast.get_docstring(ast.parse(open(MODULES["norbert.%s" % stage]).read()))
+        assert doc, "norbert/%s/__init__.py needs a docstring saying what the stage does" % stage
+    loose = [m for m in MODULES if _part(m) == "ground"]
+    assert sorted(loose) == sorted(
+        m for m in loose if m.split(".")[1] in
+        ("errors", "fileio", "settings", "cli", "progress", "workers")), loose
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_point_down_only(module):
+    part = _part(module)
+    if part is None:
+        return
+    allowed = ALLOWED[part] | {part, "ground"}
+    # The assembling tools (part None) are above every stage: never imported from below.
+    wrong = sorted(d for d in _norbert_deps(module) if _part(d) not in allowed)
+    assert not wrong, "%s (%s) may not import %s" % (module, part, ", ".join(wrong))
+
+
+def test_no_import_cycles():
+    graph = {m: _norbert_deps(m) for m in MODULES}
+    # A package's __init__ is imported with each of its modules; its own imports of them are
+    # the package's, not a cycle.
+    for m in graph:
+        graph[m] = {d for d in graph[m] if not m.startswith(d + ".")}
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for d in sorted(graph[m]):
+            if state.get(d) == "open":
+                cycle = path[path.index(d):] + [d]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if d not in state:
+                visit(d, path + [d])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+@pytest.mark.parametrize("stage", NO_TENSORFLOW_AT_IMPORT)
+def test_data_stages_import_no_tensorflow_at_import_time(stage):
+    for module in sorted(m for m in MODULES if _part(m) == stage):
+        tf = [name for name, at_import in _imports(MODULES[module], module)
+              if at_import and name.split(".")[0] == "tensorflow"]
+        assert not tf, "%s imports %s at import time" % (module, tf[0])
+
+
+def test_data_stages_load_without_tensorflow():
+    """Importing every module of the data stages (and norbert itself) loads no TensorFlow."""
+    names = sorted(m for m in MODULES if _part(m) in NO_TENSORFLOW_AT_IMPORT + ("ground",)
+                   and m.split(".")[1] != "cli")
+    code = ("import sys, importlib\n"
+            "for name in %r: importlib.import_module(name)\n"
+            "import norbert\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))" % names)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_rules_catch_a_wrong_import(tmp_path, monkeypatch):
+    """The checks above are not vacuous: a data module importing training is caught."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import tensorflow\nfrom norbert.training import loop\n")
+    monkeypatch.setitem(MODULES, "norbert.data.bad", str(bad))
+    assert "norbert.training.loop" in _norbert_deps("norbert.data.bad")
+    with pytest.raises(AssertionError, match="may not import norbert.training.loop"):
+        test_imports_point_down_only("norbert.data.bad")
+    with pytest.raises(AssertionError, match="imports tensorflow at import time"):
+        test_data_stages_import_no_tensorflow_at_import_time("data")
