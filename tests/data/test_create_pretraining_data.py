@@ -21,6 +21,7 @@ import textwrap
 import pytest
 
 from conftest import REPO
+from norbert import create_pretraining_data
 
 SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
 
@@ -422,3 +423,23 @@ def test_inputs_are_checked_before_outputs(problem, expected, sharded, tiny_inpu
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert lines and expected in lines[0] and "folder" not in lines[0], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_vocab_with_byte_order_mark_and_windows_line_ends(sharded, tiny_inputs, tmp_path):
+    """A vocab saved by a Windows editor (BOM, CRLF) gives the same records as the clean one."""
+    text, vocab = tiny_inputs
+    with open(vocab, encoding="utf-8") as f:
+        tokens = f.read().split("\n")[:-1]
+    windows = tmp_path / "vocab_windows.txt"
+    windows.write_bytes(("\ufeff" + "\r\n".join(tokens) + "\r\n").encode("utf-8"))
+    extra = {"num_output_shards": 2} if sharded else {}
+    records = []
+    for name, path in (("clean", vocab), ("windows", str(windows))):
+        out = tmp_path / name / "train.tfrecord"
+        create_pretraining_data(input_file=text, output_file=str(out), vocab_file=path,
+                                dupe_factor=2, max_seq_length=16, max_predictions_per_seq=3,
+                                progress=False, **extra)
+        files = sorted(p for p in os.listdir(str(out.parent)) if not p.endswith(".json"))
+        records.append([(out.parent / p).read_bytes() for p in files])
+    assert records[0] == records[1] and all(records[0])
