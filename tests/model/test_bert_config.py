@@ -193,3 +193,26 @@ def test_importing_norbert_does_not_import_tensorflow():
     )
     done = subprocess.run([sys.executable, "-c", code], stderr=subprocess.PIPE)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_unknown_keys_are_kept_and_a_run_trains_with_them(tmp_path, corpus_paths,
+                                                          uncased_vocab_path):
+    """Released configs carry keys of their own (pooler_*, directionality): kept, not refused."""
+    pytest.importorskip("tensorflow")
+    import norbert
+    from conftest import english_records, tiny_bert_config
+
+    extras = {"directionality": "bidi", "pooler_fc_size": 32, "pooler_num_attention_heads": 4}
+    values = json.loads(tiny_bert_config(**extras))
+    path = write(tmp_path, json.dumps(values))
+    config = BertConfig.from_json_file(path)
+    assert config.extra == extras
+    assert json.loads(config.to_json_string()) == values
+    english_records(tmp_path, corpus_paths, uncased_vocab_path, 4000, max_seq_length=32,
+                    max_predictions_per_seq=5, dupe_factor=1, progress=False)
+    norbert.run_pretraining(input_file=str(tmp_path / "train.tfrecord"), bert_config_file=path,
+                            output_dir=str(tmp_path / "run"), do_train=True, num_train_steps=1,
+                            num_warmup_steps=0, learning_rate=1e-4, train_batch_size=2,
+                            max_seq_length=32,
+                            max_predictions_per_seq=5)
+    assert os.path.exists(str(tmp_path / "run" / "model.ckpt-1.index"))
