@@ -213,6 +213,5 @@ def test_unknown_keys_are_kept_and_a_run_trains_with_them(tmp_path, corpus_paths
     norbert.run_pretraining(input_file=str(tmp_path / "train.tfrecord"), bert_config_file=path,
                             output_dir=str(tmp_path / "run"), do_train=True, num_train_steps=1,
                             num_warmup_steps=0, learning_rate=1e-4, train_batch_size=2,
-                            max_seq_length=32,
-                            max_predictions_per_seq=5)
+                            max_seq_length=32, max_predictions_per_seq=5)
     assert os.path.exists(str(tmp_path / "run" / "model.ckpt-1.index"))
