@@ -51,7 +51,16 @@ setup(
             "ipykernel",
         ],
     },
-    entry_points={},
+    entry_points={
+        # The same tools as scripts/*.py, on the PATH after pip install.
+        "console_scripts": [
+            "norbert-build-vocab = norbert.commands.build_vocab:run",
+            "norbert-create-pretraining-data = norbert.commands.create_pretraining_data:run",
+            "norbert-run-pretraining = norbert.commands.run_pretraining:run",
+            "norbert-convert-to-pytorch = norbert.commands.convert_to_pytorch:run",
+            "norbert-import-hf = norbert.commands.import_hf:run",
+        ],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: Apache Software License",

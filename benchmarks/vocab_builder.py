@@ -34,7 +34,7 @@ def main():
 
     from norbert import VocabConfig, build_vocab, load_vocab
     from norbert.tokenization.text import basic_tokenize
-    from norbert.vocab_building.builder import corpus_tokens
+    from norbert.vocab_building.learner import corpus_tokens
 
     rows = []
     worst = 0.0

@@ -1,9 +1,29 @@
-"""What every script shares: flags parsed by absl, errors as one line and a non-zero exit."""
+"""What every command shares: flags made from the config dataclasses, errors as one line.
 
+Each setting is written once, as a field of a frozen config dataclass with a comment above it
+(or after it, on its line). ``define_flags`` turns the fields into absl flags: the flag's name
+is the field's, its type the annotation's (bool, int, float, str, ``Optional[...]`` of one of
+them, ``Tuple[str, ...]`` as a comma-separated list), its default the field's default and its
+help the field's comment. A field without a default is a required flag; a field declared as
+``dataclasses.field(default=..., metadata={"choices": CHOICES})`` is an enum flag, and its
+config checks the value against the same ``CHOICES``.
+
+The fields are read from the class's source (ast), without importing its module: a command
+whose configs live beside TensorFlow code still answers ``--help`` and reports a bad flag in
+a fraction of a second, and imports TensorFlow in ``main()`` only.
+"""
+
+import ast
+import dataclasses
+import functools
+import importlib.util
+import io
 import os
+import re
 import sys
+import tokenize
 import warnings
-from typing import Callable, List
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from absl import app, flags
 
@@ -14,6 +34,12 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 flags.DEFINE_bool("verbose", False, "Show the full traceback when something goes wrong.")
+
+# A config class, or "package.module:ClassName" to read it without importing the module.
+ConfigRef = Union[type, str]
+
+_SCALARS = ("bool", "int", "float", "str")
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
 
 
 def _keep_keras_out_of_home() -> None:
@@ -33,18 +59,355 @@ def _keep_keras_out_of_home() -> None:
 _keep_keras_out_of_home()
 
 
-def run(main: Callable[[List[str]], None]) -> None:
-    """``absl.app.run(main)``, with ``NorbertError`` and Ctrl-C turned into a short message.
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One field of a config dataclass, as its flag is made."""
 
-    Bad input exits with status 2 and one line on stderr (``error: ...``) naming the flag or
-    file and the fix; ``--verbose`` re-raises instead, with the traceback.
+    name: str
+    owner: str  # "module:Class" of the config that holds the field
+    kind: str  # "bool", "int", "float", "str", or "list" for a Tuple[str, ...] field
+    default: Any  # the field's default; None for a required field
+    required: bool  # the field has no default
+    choices: Optional[Tuple[str, ...]]  # the accepted values of an enum field
+    help: str  # the field's comment, as one line
+
+
+class _NotStatic(Exception):
+    """A default or constant that cannot be read from the source without running it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModuleRef:
+    name: str
+
+
+@functools.lru_cache(maxsize=None)
+def _module_source(name: str) -> Tuple[str, bool]:
+    """The source of module ``name`` and whether it is a package; only its parent packages
+    are imported, not the module."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError("no module named %s" % name)
+    source = spec.loader.get_source(name)
+    if source is None:
+        raise ImportError("the source of %s is not available" % name)
+    return source, spec.submodule_search_locations is not None
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class _StaticModule:
+    """A module's top-level constants, evaluated from its source on demand."""
+
+    def __init__(self, name: str):
+        source, is_package = _module_source(name)
+        self.name = name
+        self.source = source
+        self.tree = ast.parse(source)
+        package = name if is_package else name.rpartition(".")[0]
+        self._assigned = {}  # type: Dict[str, ast.AST]
+        self._imported = {}  # type: Dict[str, Tuple[str, Optional[str]]]
+        for node in self.tree.body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    self._assign(target, node.value)
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                self._assign(node.target, node.value)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    parts = parts[: len(parts) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                for alias in node.names:
+                    self._imported[alias.asname or alias.name] = (base, alias.name)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self._imported[alias.asname] = (alias.name, None)
+                    else:
+                        first = alias.name.split(".")[0]
+                        self._imported[first] = (first, None)
+
+    def _assign(self, target: ast.AST, value: ast.AST) -> None:
+        if isinstance(target, ast.Name):
+            self._assigned[target.id] = value
+        elif (isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
+              and len(target.elts) == len(value.elts)):
+            for t, v in zip(target.elts, value.elts):
+                self._assign(t, v)
+
+    def lookup(self, name: str) -> Any:
+        if name in self._assigned:
+            return self.evaluate(self._assigned[name])
+        if name in self._imported:
+            base, attr = self._imported[name]
+            if attr is None:
+                return _ModuleRef(base)
+            if _module_source(base)[1] and _is_module("%s.%s" % (base, attr)):
+                return _ModuleRef("%s.%s" % (base, attr))
+            return _static_module(base).lookup(attr)
+        raise _NotStatic("%s is not a constant of %s" % (name, self.name))
+
+    def evaluate(self, node: ast.AST) -> Any:
+        """The value of a constant expression: literals, tuples, names of constants."""
+        if isinstance(node, ast.Name) and node.id not in ("None", "True", "False"):
+            return self.lookup(node.id)
+        if isinstance(node, ast.Attribute):
+            owner = self.evaluate(node.value)
+            if isinstance(owner, _ModuleRef):
+                return _static_module(owner.name).lookup(node.attr)
+            raise _NotStatic(ast.dump(node))
+        if isinstance(node, (ast.Tuple, ast.List)):
+            items = [self.evaluate(e) for e in node.elts]
+            return tuple(items) if isinstance(node, ast.Tuple) else items
+        if isinstance(node, ast.Dict):
+            return {self.evaluate(k): self.evaluate(v) for k, v in zip(node.keys, node.values)}
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            raise _NotStatic(ast.dump(node)) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _static_module(name: str) -> _StaticModule:
+    return _StaticModule(name)
+
+
+def _comments(source: str) -> Tuple[Dict[int, str], Dict[int, str]]:
+    """({line: text} of comment-only lines, {line: text} of comments after code)."""
+    alone, trailing = {}, {}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            line = token.start[0]
+            text = token.string.lstrip("#").strip()
+            if token.line.strip().startswith("#"):
+                alone[line] = text
+            else:
+                trailing[line] = text
+    return alone, trailing
+
+
+def _field_help(line: int, alone: Dict[int, str], trailing: Dict[int, str]) -> str:
+    """The comment lines right above ``line`` and the comment at its end, joined."""
+    above = []
+    previous = line - 1
+    while previous in alone:
+        above.insert(0, alone[previous])
+        previous -= 1
+    parts = above + ([trailing[line]] if line in trailing else [])
+    return " ".join(p for p in parts if p)
+
+
+def _name_of(node: ast.AST) -> str:
+    """The last part of a name: ``Optional`` for ``typing.Optional``, ``field`` for
+    ``dataclasses.field``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _subscript_args(node: ast.Subscript) -> List[ast.AST]:
+    inner = node.slice
+    if type(inner).__name__ == "Index":  # Python < 3.9 wraps the subscript
+        inner = inner.value  # type: ignore
+    return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+
+
+def _kind(annotation: ast.AST, where: str) -> str:
+    """The flag kind of a field's annotation; ``Optional`` adds nothing (every flag takes None)."""
+    name = _name_of(annotation)
+    if name in _SCALARS and not isinstance(annotation, ast.Subscript):
+        return name
+    if isinstance(annotation, ast.Subscript):
+        outer = _name_of(annotation.value)
+        args = _subscript_args(annotation)
+        if outer == "Optional" and len(args) == 1:
+            return _kind(args[0], where)
+        if outer == "Tuple" and len(args) == 2 and _name_of(args[0]) == "str" and (
+                type(args[1]).__name__ == "Ellipsis" or getattr(args[1], "value", 0) is Ellipsis):
+            return "list"
+    raise TypeError("%s: a flag cannot have this type; use bool, int, float, str, "
+                    "Optional[...] of one, or Tuple[str, ...]" % where)
+
+
+def _config_location(config: ConfigRef) -> Tuple[str, str]:
+    if isinstance(config, str):
+        module, _, name = config.partition(":")
+        if not name:
+            raise ValueError("%r: name a config as 'package.module:ClassName'" % config)
+        return module, name
+    return config.__module__, config.__qualname__
+
+
+def settings_of(config: ConfigRef) -> List[Setting]:
+    """The flags of a config dataclass, one per field, read from its module's source."""
+    module_name, class_name = _config_location(config)
+    module = _static_module(module_name)
+    found = [n for n in module.tree.body
+             if isinstance(n, ast.ClassDef) and n.name == class_name]
+    if not found:
+        raise ValueError("%s has no class %s" % (module_name, class_name))
+    alone, trailing = _comments(module.source)
+    owner = "%s:%s" % (module_name, class_name)
+    lines = module.source.splitlines()
+    out = []
+    for node in found[0].body:
+        if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
+            continue
+        name = node.target.id
+        where = "%s.%s (%s)" % (owner, name, lines[node.lineno - 1].strip())
+        if _name_of(node.annotation) == "ClassVar" or (
+                isinstance(node.annotation, ast.Subscript)
+                and _name_of(node.annotation.value) == "ClassVar"):
+            continue
+        kind = _kind(node.annotation, where)
+        default, choices, required = None, None, True
+        value = node.value
+        try:
+            if isinstance(value, ast.Call) and _name_of(value.func) == "field":
+                keywords = {k.arg: k.value for k in value.keywords}
+                if "default_factory" in keywords:
+                    raise TypeError("%s: a flag needs a plain default, not default_factory"
+                                    % where)
+                if "default" in keywords:
+                    default, required = module.evaluate(keywords["default"]), False
+                if "metadata" in keywords:
+                    given = module.evaluate(keywords["metadata"]).get("choices")
+                    choices = tuple(given) if given is not None else None
+            elif value is not None:
+                default, required = module.evaluate(value), False
+        except _NotStatic as e:
+            raise TypeError("%s: the default must be a constant (%s)" % (where, e)) from None
+        if choices is not None and kind != "str":
+            raise TypeError("%s: only str fields take choices" % where)
+        if kind == "list" and default is not None:
+            default = list(default)
+        help_text = _field_help(node.lineno, alone, trailing)
+        if not help_text:
+            raise TypeError("%s has no comment: write one above it, it is the flag's help"
+                            % where)
+        out.append(Setting(name=name, owner=owner, kind=kind, default=default,
+                           required=required, choices=choices, help=help_text))
+    return out
+
+
+def define_flags(*configs: ConfigRef, flag_values: flags.FlagValues = FLAGS,
+                 module_name: Optional[str] = None) -> List[Setting]:
+    """Defines one absl flag per field of the configs; returns their ``Setting``s.
+
+    ``module_name`` is the module the flags are listed under in ``--helpfull`` (absl's default
+    is the calling module). A field name that two of the configs share is an error: each
+    setting has one owner, and its flag one meaning.
     """
+    settings = []  # type: List[Setting]
+    owners = {}  # type: Dict[str, str]
+    for config in configs:
+        for s in settings_of(config):
+            if s.name in owners:
+                raise ValueError("%s and %s both have a field %s: give the setting one owner"
+                                 % (owners[s.name], s.owner, s.name))
+            owners[s.name] = s.owner
+            settings.append(s)
+    extra = {"flag_values": flag_values}
+    if module_name:
+        extra["module_name"] = module_name
+    for s in settings:
+        if s.choices is not None:
+            flags.DEFINE_enum(s.name, s.default, list(s.choices), s.help, **extra)
+        elif s.kind == "bool":
+            flags.DEFINE_bool(s.name, s.default, s.help, **extra)
+        elif s.kind == "int":
+            flags.DEFINE_integer(s.name, s.default, s.help, **extra)
+        elif s.kind == "float":
+            flags.DEFINE_float(s.name, s.default, s.help, **extra)
+        elif s.kind == "list":
+            flags.DEFINE_list(s.name, s.default, s.help, **extra)
+        else:
+            flags.DEFINE_string(s.name, s.default, s.help, **extra)
+        if s.required:
+            flags.mark_flag_as_required(s.name, flag_values=flag_values)
+    return settings
+
+
+def config_from_flags(cls: type, flag_values: flags.FlagValues = FLAGS) -> Any:
+    """``cls`` built from the parsed flags named as its fields; it checks itself."""
+    values = {}
+    for field in dataclasses.fields(cls):
+        value = flag_values[field.name].value
+        values[field.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
+def _first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.;])\s", text, maxsplit=1)[0].rstrip(".;")
+
+
+def parse_flags(argv: Sequence[str], settings: Sequence[Setting],
+                flag_values: flags.FlagValues = FLAGS) -> List[str]:
+    """``flag_values(argv)``; a flag error is one line on stderr and exit status 2.
+
+    Asking for help is not an error: ``--help`` and ``--helpfull`` exit with status 0.
+    """
+    try:
+        return flag_values(list(argv))
+    except flags.Error as e:
+        missing = [s for s in settings if s.required and flag_values.is_parsed()
+                   and flag_values[s.name].value is None]
+        if len(missing) == 1:
+            message = "--%s is required: %s" % (missing[0].name,
+                                                _first_sentence(missing[0].help))
+        elif missing:
+            message = "%s are required (--helpfull describes them)" % ", ".join(
+                "--" + s.name for s in missing)
+        else:
+            message = " ".join(str(e).split())
+        print("error: %s" % message, file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except SystemExit as e:
+        # absl exits with status 1 after printing the help a user asked for.
+        asked = any(a.lstrip("-").split("=")[0] in _HELP_FLAGS
+                    for a in argv[1:] if a.startswith("-"))
+        if e.code == 1 and asked:
+            sys.exit(0)
+        raise
+
+
+def run(main: Callable[[List[str]], None], configs: Sequence[ConfigRef] = ()) -> None:
+    """Defines the configs' flags, then ``absl.app.run(main)`` with errors as one line.
+
+    The flags are listed under ``main``'s module in ``--helpfull``, and in ``--help``. Bad
+    input exits with status 2 and one line on stderr (``error: ...``) naming the flag or file
+    and the fix; ``--verbose`` re-raises instead, with the traceback. A
+    positional argument is an error too: every setting is a ``--flag``, and a stray word is
+    usually a value given without ``=`` to a bool flag (``--do_train False``).
+    """
+    module = main.__module__
+    settings = define_flags(*configs, module_name=module)
+    # --help lists the flags of the program run (absl keys them by sys.argv[0]).
+    for name in [s.name for s in settings] + ["verbose"]:
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+    # An entry point's __main__ has no docstring for --help; the command's says what it does.
+    entry = sys.modules.get("__main__")
+    if entry is not None and not getattr(entry, "__doc__", None):
+        entry.__doc__ = getattr(sys.modules.get(module), "__doc__", None)
 
     # Warnings as one line each ("warning: ..."), without the source line under them.
     warnings.formatwarning = lambda message, *args, **kwargs: "warning: %s\n" % message
 
     def guarded(argv: List[str]) -> None:
         try:
+            if len(argv) > 1:
+                raise NorbertError("unexpected arguments %s: every setting is a --flag "
+                                   "(a bool flag takes --name=false, not --name false)"
+                                   % " ".join(argv[1:]))
             main(argv)
         except NorbertError as e:
             if FLAGS.verbose:
@@ -57,4 +420,4 @@ def run(main: Callable[[List[str]], None]) -> None:
             print("interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=lambda argv: parse_flags(argv, settings))

@@ -3,6 +3,8 @@
 One table; each row runs a script as a user would (a subprocess) on one kind of bad input.
 """
 
+import gzip
+import json
 import os
 import random
 import subprocess
@@ -31,6 +33,8 @@ def files(tmp_path_factory):
     (root / "binary.txt").write_bytes(b"w1 w2\n\x00\x01\x02\x03\n")
     (root / "latin1.txt").write_bytes("Blåbær\nSå\nGrønn\nPå\n".encode("latin-1"))
     (root / "vocab.txt").write_text("\n".join(SPECIALS + WORDS) + "\n")
+    packed = gzip.compress(("\n\n".join(docs) + "\n").encode("utf-8"))
+    (root / "cut.txt.gz").write_bytes(packed[:len(packed) // 2])  # a download cut short
     (root / "vocab_binary.txt").write_bytes(b"\x00\x00\x00\x00")
     (root / "vocab_nomask.txt").write_text("\n".join(SPECIALS[:4] + WORDS) + "\n")
     (root / "bert_config.json").write_text(CONFIG)
@@ -44,14 +48,71 @@ def files(tmp_path_factory):
         vocab_file=str(root / "vocab.txt"), max_seq_length=32, max_predictions_per_seq=5,
         dupe_factor=1,
     ))
+    _damaged_records(root)
     # A checkpoint whose embedding width differs from bert_config.json's hidden_size.
     tf = pytest.importorskip("tensorflow").compat.v1
     with tf.Graph().as_default():
         table = tf.get_variable("bert/embeddings/word_embeddings", [65, 8])
+        step = tf.train.get_or_create_global_step()
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             tf.train.Saver([table]).save(sess, str(root / "wrong" / "model.ckpt"))
+            # Checkpoints cut short, as by a copy or a save killed midway.
+            for name in ("cut_data", "cut_index"):
+                tf.train.Saver([table]).save(sess, str(root / name / "model.ckpt"))
+            tf.train.Saver([table, step]).save(sess, str(root / "damaged_run" / "model.ckpt"),
+                                               global_step=3)
+    _truncate(root / "cut_data" / "model.ckpt.data-00000-of-00001", 100)
+    _truncate(root / "cut_index" / "model.ckpt.index", 20)
+    _truncate(root / "damaged_run" / "model.ckpt-3.index", 20)
+    # An output folder that another machine's training run holds.
+    (root / "locked").mkdir()
+    (root / "locked" / ".norbert-run.lock").write_text(json.dumps(
+        {"host": "another-host", "pid": 4242, "started": "2024-01-02 03:04:05"}))
+    _hf_folder_with_cut_weights(root)
     return root
+
+
+def _truncate(path, size):
+    data = path.read_bytes()
+    assert len(data) > size
+    path.write_bytes(data[:size])
+
+
+def _damaged_records(root):
+    """truncated.tfrecord: train.tfrecord cut midway. corrupt.tfrecord: its records repeated
+    past TAIL_BYTES (so that only training meets the damage) with one byte of record 30
+    flipped, early enough to be read in the first step."""
+    from norbert.data import tfrecord
+    from norbert.training.input_pipeline import TAIL_BYTES
+
+    framed = [tfrecord.frame(r) for r in tfrecord.read_records(str(root / "train.tfrecord"))]
+    data = b"".join(framed)
+    (root / "truncated.tfrecord").write_bytes(data[:len(data) // 2 + 5])
+    big = framed * (3 * TAIL_BYTES // len(data) + 1)
+    spot = sum(len(f) for f in big[:29]) + 12 + 20  # inside record 30's data
+    damaged = bytearray(b"".join(big))
+    damaged[spot] ^= 0xFF
+    (root / "corrupt.tfrecord").write_bytes(bytes(damaged))
+
+
+def _hf_folder_with_cut_weights(root):
+    """A transformers folder whose model.safetensors was cut short."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from norbert.conversion import hf_format
+    from norbert.model.bert_config import BertConfig
+
+    config = BertConfig.from_json_file(str(root / "bert_config.json"))
+    folder = root / "hf_cut"
+    folder.mkdir()
+    weights = {hf_format.tf_to_hf_name(p.name): np.zeros(hf_format.hf_shape(p), np.float32)
+               for p in hf_format.parameter_table(config) if p.group == "bert"}
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    _truncate(folder / "model.safetensors", (folder / "model.safetensors").stat().st_size // 2)
+    (folder / "config.json").write_text(json.dumps(hf_format.hf_config(config, "BertModel", 0)))
+    (folder / "vocab.txt").write_text((root / "vocab.txt").read_text())
 
 
 def _vocab_args(root, **kw):
@@ -80,7 +141,13 @@ def _train_args(root, **kw):
 def _export_args(root, **kw):
     args = {"checkpoint": root / "nothing" / "model.ckpt-5",
             "bert_config_file": root / "bert_config.json", "vocab_file": root / "vocab.txt",
-            "output_dir": root / "out" / "hf"}
+            "do_lower_case": "true", "output_dir": root / "out" / "hf"}
+    args.update(kw)
+    return args
+
+
+def _import_args(root, **kw):
+    args = {"hf_dir": root / "hf_cut", "output_dir": root / "out" / "new" / "imported"}
     args.update(kw)
     return args
 
@@ -95,6 +162,8 @@ CASES = [
      "binary.txt is binary"),
     ("vocab: not UTF-8", "build_vocab", lambda r: _vocab_args(r, input_file=r / "latin1.txt"),
      "latin1.txt is not UTF-8"),
+    ("vocab: truncated .gz", "build_vocab",
+     lambda r: _vocab_args(r, input_file=r / "cut.txt.gz"), "cut.txt.gz is truncated"),
     ("vocab: output folder", "build_vocab",
      lambda r: _vocab_args(r, output_file=r / "a_file" / "vocab.txt"), "a_file"),
     ("data: no input", "create_pretraining_data",
@@ -105,6 +174,11 @@ CASES = [
      lambda r: _data_args(r, input_file=r / "binary.txt"), "binary.txt is binary"),
     ("data: not UTF-8", "create_pretraining_data",
      lambda r: _data_args(r, input_file=r / "latin1.txt"), "latin1.txt is not UTF-8"),
+    ("data: truncated .gz", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "cut.txt.gz"), "cut.txt.gz is truncated"),
+    ("data, sharded: truncated .gz", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "cut.txt.gz", output_file=r / "out" / "shards",
+                          num_output_shards=2), "cut.txt.gz is truncated"),
     ("data: missing vocab", "create_pretraining_data",
      lambda r: _data_args(r, vocab_file=r / "no_vocab.txt"), "no_vocab.txt"),
     ("data: binary vocab", "create_pretraining_data",
@@ -132,23 +206,64 @@ CASES = [
      "bert/embeddings/word_embeddings has shape [65, 8] there but [65, 16]"),
     ("train: output folder", "run_pretraining",
      lambda r: _train_args(r, output_dir=r / "a_file" / "run"), "a_file is a file"),
+    ("train: truncated records", "run_pretraining",
+     lambda r: _train_args(r, input_file=r / "truncated.tfrecord"),
+     ("--input_file: ", "truncated.tfrecord is damaged: record ", "is cut short")),
+    ("train: corrupted record, met in training", "run_pretraining",
+     # Missing folders above --output_dir: made for the run, removed again when it fails.
+     lambda r: _train_args(r, input_file=r / "corrupt.tfrecord",
+                           output_dir=r / "out" / "new" / "deeper" / "run"),
+     "corrupt.tfrecord is damaged: record 30 (at byte"),
+    ("train: corrupted record, met in evaluation", "run_pretraining",
+     # Trains (and keeps its checkpoint: not in out/), then evaluates on the damaged file.
+     lambda r: _train_args(r, do_eval="true", max_eval_steps=3, eval_batch_size=16,
+                           eval_input_file=r / "corrupt.tfrecord", output_dir=r / "eval_run"),
+     ("corrupt.tfrecord is damaged: record 30 (at byte", "evaluate again")),
+    ("train: eval-only with nothing to evaluate", "run_pretraining",
+     lambda r: _train_args(r, do_train="false", do_eval="true",
+                           output_dir=r / "out" / "new" / "run"),
+     "--do_eval: no checkpoint to evaluate"),
+    ("train: output folder locked", "run_pretraining",
+     lambda r: _train_args(r, output_dir=r / "locked"),
+     "is in use by another training run (pid 4242 on host another-host"),
+    ("train: every checkpoint damaged", "run_pretraining",
+     lambda r: _train_args(r, output_dir=r / "damaged_run"),
+     "every checkpoint there is damaged"),
+    ("train: bad input, missing folders", "run_pretraining",
+     lambda r: _train_args(r, bert_config_file=r / "bad_config.json",
+                           output_dir=r / "out" / "new" / "run"), "bad_config.json"),
     ("export: missing checkpoint", "convert_to_pytorch", lambda r: _export_args(r),
      "model.ckpt-5"),
+    ("export: checkpoint data cut short", "convert_to_pytorch",
+     lambda r: _export_args(r, checkpoint=r / "cut_data" / "model.ckpt",
+                            output_dir=r / "out" / "new" / "hf"),
+     "model.ckpt.data-00000-of-00001 is truncated"),
+    ("export: checkpoint index cut short", "convert_to_pytorch",
+     lambda r: _export_args(r, checkpoint=r / "cut_index" / "model.ckpt",
+                            output_dir=r / "out" / "new" / "hf"),
+     "model.ckpt.index is unreadable"),
+    ("export: output folder", "convert_to_pytorch",
+     lambda r: _export_args(r, output_dir=r / "a_file" / "hf"), "a_file is a file"),
     ("import: missing folder", "import_hf",
      lambda r: {"hf_dir": r / "no_hf", "output_dir": r / "out" / "imported"}, "no_hf"),
+    ("import: weights cut short", "import_hf", lambda r: _import_args(r),
+     "model.safetensors is not a valid safetensors file"),
+    ("import: output folder", "import_hf",
+     lambda r: _import_args(r, output_dir=r / "a_file" / "imported"), "a_file is a file"),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(files, case):
     _, script, make_args, message = case
+    fragments = message if isinstance(message, tuple) else (message,)
     args = make_args(files)
     command = [sys.executable, os.path.join(REPO, "scripts", script + ".py")]
     command += ["--%s=%s" % (k, v) for k, v in args.items()]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert len(errors) == 1 and all(m in errors[0] for m in fragments), done.stderr[-2000:]
     assert os.listdir(str(files / "out")) == []  # nothing written, not even a temporary

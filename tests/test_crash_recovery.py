@@ -1,5 +1,10 @@
-"""Preemption and crashes: kill -9 or SIGTERM a training run, run it again, lose nothing."""
+"""Preemption and crashes: kill -9 or SIGTERM a training run, run it again, lose nothing.
 
+And what crashes leave behind: checkpoints cut short, damaged records, a second run into the
+same folder, the lock of a run that is gone.
+"""
+
+import json
 import os
 import signal
 import subprocess
@@ -107,3 +112,173 @@ def test_sigterm_saves_before_exiting(setup, tmp_path):
     # The checkpoint is the step where it stopped, not the last periodic one.
     assert "saving and stopping" in stderr
     _all_checkpoints_readable(out)
+
+
+def _run(command, timeout=300):
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def _error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_a_cut_short_checkpoint_is_passed_over_on_resume(setup, tmp_path):
+    out = tmp_path / "run"
+    done = _run(_command(setup, out, 10))
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = out / "model.ckpt-10.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:1000])  # a save or copy killed midway
+    done = _run(_command(setup, out, 15))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipping the damaged checkpoint %s" % (out / "model.ckpt-10") in done.stderr
+    assert "restored %s" % (out / "model.ckpt-5") in done.stderr
+    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-15")
+    _all_checkpoints_readable(out)  # step 10 saved anew, whole
+
+
+@pytest.fixture(scope="module")
+def corrupt_records(setup):
+    """The records repeated to 600, record 300 with one flipped byte: met after some saves."""
+    from norbert.data import tfrecord
+
+    framed = [tfrecord.frame(r) for r in tfrecord.read_records(str(setup / "train.tfrecord"))]
+    framed = (framed * (600 // len(framed) + 1))[:600]
+    data = bytearray(b"".join(framed))
+    start = sum(len(f) for f in framed[:299])
+    data[start + 40] ^= 0xFF
+    path = setup / "corrupt.tfrecord"
+    path.write_bytes(bytes(data))
+    return path, start
+
+
+def test_a_corrupted_record_stops_the_run_and_keeps_its_checkpoints(setup, corrupt_records,
+                                                                     tmp_path):
+    path, start = corrupt_records
+    out = tmp_path / "run"
+    command = _command(setup, out, 100_000)
+    command[2] = "--input_file=%s" % path
+    done = _run(command)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = _error_lines(done.stderr)
+    latest = tf.train.latest_checkpoint(str(out))
+    assert latest is not None  # saved before the damage was met, and kept
+    assert errors == [
+        "error: %s is damaged: record 300 (at byte %d) is corrupt (its data fail their "
+        "checksum); stopped at step %s without saving, the last good checkpoint is %s. Replace "
+        "or rebuild that file (or leave it out of --input_file) and run again: it resumes from "
+        "there" % (path, start, latest.rsplit("-", 1)[1], latest)]
+    _all_checkpoints_readable(out)
+    assert not (out / ".norbert-run.lock").exists()
+
+
+def _wait_for(condition, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        assert process.poll() is None, "the run ended early"
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_second_run_into_the_same_folder_stops_at_once(setup, tmp_path, stop):
+    import socket
+
+    out = tmp_path / "run"
+    first = subprocess.Popen(_command(setup, out, 100_000), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_checkpoint(out, first, 5)
+        lock = json.loads((out / ".norbert-run.lock").read_text())
+        assert (lock["host"], lock["pid"]) == (socket.gethostname(), first.pid)
+        second = _run(_command(setup, out, 100_000), timeout=120)
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert "Traceback" not in second.stderr
+        assert _error_lines(second.stderr) == [
+            "error: --output_dir=%s is in use by another training run (pid %d on host %s, "
+            "started %s): wait for it to end or choose another --output_dir; if that run is "
+            "gone, delete the lock file %s" % (out, first.pid, socket.gethostname(),
+                                               lock["started"], out / ".norbert-run.lock")]
+        assert first.poll() is None  # the first run goes on, untouched
+        first.send_signal(stop)
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, stderr[-2000:]  # it saved and stopped
+    assert "saving and stopping" in stderr
+    assert not (out / ".norbert-run.lock").exists()
+    _all_checkpoints_readable(out)
+
+
+def test_a_stale_lock_is_taken_over(setup, tmp_path):
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process of this host that no longer runs (killed -9, say)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".norbert-run.lock").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": gone.pid, "started": "earlier"}))
+    done = _run(_command(setup, out, 2))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "took over the lock of %s: pid %d" % (out, gone.pid) in done.stderr
+    assert not (out / ".norbert-run.lock").exists()
+
+
+def test_sigterm_before_the_loop_releases_the_lock_and_the_new_folder(setup, tmp_path):
+    out = tmp_path / "new" / "run"
+    process = subprocess.Popen(_command(setup, out, 100_000), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (out / ".norbert-run.lock").exists(), process)
+        process.send_signal(signal.SIGTERM)  # while the graph is built, most likely
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not (out / ".norbert-run.lock").exists()
+    if process.returncode == 130:  # stopped before the loop: nothing was saved
+        assert "interrupted" in stderr and "Traceback" not in stderr
+        assert not (tmp_path / "new").exists()
+    else:  # the loop had begun: it saved and stopped
+        assert process.returncode == 0, stderr[-2000:]
+        _all_checkpoints_readable(out)
+
+
+def test_lock_rules(tmp_path):
+    """In one process: held, refused, released on error, and a reused pid seen through."""
+    import socket
+
+    from norbert import NorbertError
+    from norbert.fileio import LOCK_NAME, exclusive_folder
+
+    lock = tmp_path / LOCK_NAME
+    with exclusive_folder(str(tmp_path)):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        with pytest.raises(NorbertError, match="is in use by another training run"):
+            with exclusive_folder(str(tmp_path)):
+                pass
+        assert lock.exists()  # the refused one left the holder's lock alone
+    assert not lock.exists()
+    with pytest.raises(RuntimeError):
+        with exclusive_folder(str(tmp_path)):
+            raise RuntimeError("a failing run")
+    assert not lock.exists()
+    # A live pid that belongs to another process than the one that wrote the lock (the
+    # machine restarted, and the pid was given again): stale.
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                "process": "another-boot/123", "started": "before"}))
+    with exclusive_folder(str(tmp_path)):
+        assert json.loads(lock.read_text())["started"] != "before"
+    # Another machine's lock, and one that is not norbert's: refused, left in place.
+    for content in ('{"host": "elsewhere", "pid": 1}', "garbage"):
+        lock.write_text(content)
+        with pytest.raises(NorbertError, match="delete"):
+            with exclusive_folder(str(tmp_path)):
+                pass
+        assert lock.read_text() == content

@@ -80,7 +80,7 @@ def test_scripts_write_only_where_told(tmp_path):
                or n.startswith("events.out.tfevents") or n == "graph.pbtxt" for n in written), written
 
     run("convert_to_pytorch", checkpoint=out / "run", bert_config_file=inputs / "bert_config.json",
-        vocab_file=out / "vocab" / "vocab.txt", output_dir=out / "hf")
+        vocab_file=out / "vocab" / "vocab.txt", do_lower_case="true", output_dir=out / "hf")
     assert set(_snapshot(out / "hf")) >= {"config.json", "model.safetensors", "vocab.txt"}
 
     run("import_hf", hf_dir=out / "hf", output_dir=out / "imported")

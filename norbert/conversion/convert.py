@@ -6,8 +6,11 @@ with numpy and safetensors only: exporting never needs torch. Import writes Goog
 (``bert_config.json``, ``vocab.txt``, a ``bert_model.ckpt`` checkpoint with Google's variable
 names) that ``run_pretraining --init_checkpoint`` starts from.
 
-Both write every file into a staging folder first and move them into place only when all of
-them exist, so a failure leaves the output folder as it was.
+Both read and check every input (checkpoint, config, vocab, the Hugging Face folder) before
+they touch the output; then they create the output folder and any missing ones above it
+(``mkdir -p``), write every file into a staging folder beside it and move them into place only
+when all of them exist. A failure leaves the output folder as it was, and removes the folders
+it created.
 
 TensorFlow is imported inside the functions that need it: the checks of a user's files come
 first, and a bad flag is reported in a second rather than after TensorFlow's start-up.
@@ -55,7 +58,7 @@ class ExportConfig:
     output_dir: str
     # "safetensors" (model.safetensors, no torch needed) or "pytorch_bin" (pytorch_model.bin,
     # a bare state_dict as the old conversion script wrote; needs torch).
-    format: str = "safetensors"
+    format: str = dataclasses.field(default="safetensors", metadata={"choices": FORMATS})
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -155,6 +158,9 @@ def export_to_hf(config: Optional[ExportConfig] = None, **settings) -> Conversio
     bert_config_file=..., vocab_file=..., do_lower_case=True, output_dir=...)``.
     """
     config = one_config("export_to_hf", config, settings, ExportConfig)
+    fileio.check_writable_dir(config.output_dir, "--output_dir")
+    if config.format == "pytorch_bin":
+        _torch_for_writing()  # before the work, not after it
     bert_config = BertConfig.from_json_file(config.bert_config_file)
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab = parse_vocab(vocab_bytes, source=config.vocab_file)
@@ -218,17 +224,25 @@ def read_checkpoint(
     """
     import tensorflow.compat.v1 as tf
 
-    from norbert.model.checkpoints import is_run_state
+    from norbert.model.checkpoints import is_run_state, tf_message
 
-    reader = tf.train.load_checkpoint(checkpoint)
-    stored = reader.get_variable_to_shape_map()
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        stored = reader.get_variable_to_shape_map()
+    except tf.errors.OpError as e:
+        raise NorbertError("checkpoint %s is unreadable (%s): copy it again"
+                           % (checkpoint, tf_message(e))) from None
     where = "checkpoint %s" % checkpoint
     present = _groups_present(
         {name: tuple(shape) for name, shape in stored.items()}, config, where,
         fix="check that --bert_config_file is the checkpoint's own bert_config.json",
     )
     wanted = {p.name for p in hf_format.parameter_table(config) if p.group in present}
-    tensors = {name: np.asarray(reader.get_tensor(name), dtype=np.float32) for name in wanted}
+    try:
+        tensors = {name: np.asarray(reader.get_tensor(name), dtype=np.float32) for name in wanted}
+    except tf.errors.OpError as e:  # flipped bytes fail a checksum only when read
+        raise NorbertError("checkpoint %s is damaged (%s): copy it again, or export an earlier "
+                           "one" % (checkpoint, tf_message(e))) from None
     others = sorted(n for n in stored if n not in wanted)
     return (tensors, present, [n for n in others if is_run_state(n)],
             [n for n in others if not is_run_state(n)])
@@ -265,7 +279,7 @@ def _groups_present(
     return present
 
 
-def _save_torch_state_dict(weights: Mapping[str, np.ndarray], path: str) -> None:
+def _torch_for_writing():
     try:
         import torch
     except ImportError:
@@ -273,6 +287,11 @@ def _save_torch_state_dict(weights: Mapping[str, np.ndarray], path: str) -> None
             "--format=pytorch_bin needs torch (pip install torch), or use --format=safetensors, "
             "which transformers loads as well and needs no torch"
         ) from None
+    return torch
+
+
+def _save_torch_state_dict(weights: Mapping[str, np.ndarray], path: str) -> None:
+    torch = _torch_for_writing()
     torch.save({k: torch.from_numpy(np.array(v)) for k, v in weights.items()}, path)
 
 
@@ -296,6 +315,7 @@ def import_from_hf(config: Optional[ImportConfig] = None, **settings) -> Convers
     output_dir=...)``.
     """
     config = one_config("import_from_hf", config, settings, ImportConfig)
+    fileio.check_writable_dir(config.output_dir, "--output_dir")
     hf_dir = config.hf_dir.rstrip("/") or "/"
     if not fileio.exists(hf_dir):
         raise NorbertError("--hf_dir=%s does not exist" % hf_dir)
@@ -490,20 +510,32 @@ def _write(stage: str, name: str, data: bytes) -> None:
 @contextlib.contextmanager
 def _staged(output_dir: str) -> Iterator[str]:
     """A local folder to write into; when the block succeeds, its files move into
-    ``output_dir`` one by one (atomically each, in the order written), the folder created if
-    needed. When the block fails, ``output_dir`` is left untouched."""
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    # Beside the output when possible, so that the final moves are renames on one filesystem.
-    where = parent if not fileio.is_remote(output_dir) and os.path.isdir(parent) else None
-    stage = tempfile.mkdtemp(prefix=".norbert-convert-", dir=where)
+    ``output_dir`` one by one (atomically each, in the order written).
+
+    ``output_dir`` and the folders above it are created first when missing (``mkdir -p``),
+    which the callers do only once every input has been read and checked. When the block fails,
+    ``output_dir`` is left as it was: the folders this created are removed again."""
+    created = fileio.make_folders(output_dir)
+    try:
+        # Beside the output, so that the final moves are renames on one filesystem (a bucket:
+        # the local temporary folder).
+        where = None if fileio.is_remote(output_dir) else os.path.dirname(
+            os.path.abspath(output_dir))
+        stage = tempfile.mkdtemp(prefix=".norbert-convert-", dir=where)
+    except BaseException:
+        fileio.remove_folders(created)
+        raise
     try:
         yield stage
         # The files that make a folder count as a model go last: a reader that finds them finds
         # everything else already in place.
         names = sorted(os.listdir(stage), key=lambda n: (n in _WRITTEN_LAST, n))
         _publish(stage, names, output_dir)
-    finally:
+    except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        fileio.remove_folders(created)  # only those still empty: a partial publish stays
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 def _publish(stage: str, names: List[str], output_dir: str) -> None:

@@ -6,8 +6,9 @@ the same order and the same files, for the same inputs, settings and seed:
 
 1. read the documents (``norbert.data.documents``) and tokenise them once, to ids;
 2. seed one ``random.Random`` and shuffle the documents with it;
-3. ``dupe_factor`` passes over the documents cut sentence pairs (``norbert.data.instances``) and mask
-   them (``norbert.data.masking``), each record serialised at once (``norbert.data.features``);
+3. ``dupe_factor`` passes over the documents cut sentence pairs (``norbert.data.instances``) and
+   mask them (``norbert.data.masking``), each record serialised at once
+   (``norbert.data.features``);
 4. shuffle all records with the same generator and write them round-robin over the output files
    (``norbert.data.tfrecord``), each file atomically, each with a ``.meta.json`` sidecar.
 
@@ -37,6 +38,7 @@ from norbert.data.features import ExampleEncoder
 from norbert.data.instances import create_instances
 from norbert.data.masking import Masker
 from norbert.errors import NorbertError
+from norbert.progress import Progress
 from norbert.settings import one_config
 from norbert.tokenization.tokenizer import FullTokenizer
 
@@ -79,17 +81,13 @@ def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> 
     vocab_words = [tokenizer.inv_vocab[i] for i in range(vocab_size)]  # index = id
 
     stats = CorpusStats()
-    bar = _progress(config.progress, "reading", "lines")
-    encode_line = tokenizer.encode
-    if bar is not None:
-        def encode_line(text, _encode=tokenizer.encode, _tick=bar.update):
-            _tick()
-            return _encode(text)
-    try:
+    with Progress("reading", "lines", enabled=config.progress) as bar:
+        encode_line = tokenizer.encode
+        if bar.active:
+            def encode_line(text, _encode=tokenizer.encode, _tick=bar.update):
+                _tick()
+                return _encode(text)
         documents = read_documents(input_paths, encode_line, stats)
-    finally:
-        if bar is not None:
-            bar.close()
     if not documents:
         raise NorbertError(
             "--input_file %s holds no text: give files with one sentence per line and a blank "
@@ -110,21 +108,20 @@ def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> 
     records: List[bytes] = []
     append = records.append
     n_tokens = n_masked = n_random = 0
-    bar = _progress(config.progress, "instances", "inst")
-    for inst in create_instances(
-        documents, config.instance_config, masker.mask_pair, draws,
-        cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
-        dupe_factor=config.dupe_factor,
-    ):
-        tokens, len_a, positions, labels, is_random_next = inst
-        append(encode(tokens, len_a, positions, labels, is_random_next))
-        n_tokens += len(tokens)
-        n_masked += len(positions)
-        n_random += is_random_next
-        if bar is not None and not len(records) & 1023:
-            bar.update(1024)
-    if bar is not None:
-        bar.close()
+    with Progress("instances", "instances", enabled=config.progress) as bar:
+        for inst in create_instances(
+            documents, config.instance_config, masker.mask_pair, draws,
+            cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
+            dupe_factor=config.dupe_factor,
+        ):
+            tokens, len_a, positions, labels, is_random_next = inst
+            append(encode(tokens, len_a, positions, labels, is_random_next))
+            n_tokens += len(tokens)
+            n_masked += len(positions)
+            n_random += is_random_next
+            if not len(records) & 1023:  # a call per 1024 records: nothing in the loop's time
+                bar.update(1024)
+        bar.update(len(records) & 1023)
     draws.shuffle(records)  # the reference shuffles all instances with the same generator
     summary.instances = len(records)
     summary.instance_tokens, summary.masked_tokens = n_tokens, n_masked
@@ -139,16 +136,3 @@ def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> 
             config, input_paths, output_paths, path, vocab_sha, vocab_size, summary, count))
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def _progress(enabled: bool, desc: str, unit: str):
-    """A tqdm bar on stderr (no monitor thread), or None."""
-    if not enabled:
-        return None
-    import sys
-
-    import tqdm
-
-    tqdm.tqdm.monitor_interval = 0
-    return tqdm.tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
-                     dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0)

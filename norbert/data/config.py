@@ -45,17 +45,20 @@ class DataConfig:
     masked_lm_prob: float = 0.15
     # Share of documents cut into shorter sequences.
     short_seq_prob: float = 0.1
-    # Sharded mode (either of the next two given; not reference-exact): processes building
-    # shards in parallel. The records do not depend on it. Default: min(shards, CPUs).
+    # Processes building shards in parallel; the records do not depend on it. Giving it (or
+    # num_output_shards) leaves reference-exact mode for the sharded mode: parallel, memory
+    # bounded, resumable. Default: min(shards, CPUs).
     num_workers: Optional[int] = None
-    # Sharded mode: output files <output_file>-00000-of-0000K. Default: num_workers.
+    # Sharded mode: output files <output_file>-00000-of-0000K, each from its own slice of the
+    # input with its own seed; a rerun keeps the complete ones. Default: num_workers.
     num_output_shards: Optional[int] = None
     # Sharded mode: megabytes of text per block; documents are paired (the random "next"
     # sentences drawn) and records shuffled within a block, and a worker's memory grows with
     # it, never with the corpus.
     block_mb: float = 8.0
-    # A progress bar on stderr (tqdm).
-    progress: bool = False
+    # Show progress while reading and building: a bar when stderr is a terminal, a log line
+    # every few seconds otherwise (a log file gets no carriage returns). False: silent.
+    progress: bool = True
 
     @property
     def instance_config(self) -> InstanceConfig:

@@ -2,8 +2,8 @@
 
 ``create_pretraining_data`` comes here when ``num_workers`` or ``num_output_shards`` is given.
 The records are built by the same code as in reference-exact mode (``norbert.data.instances``,
-``norbert.data.masking``, ``norbert.data.features``), but the work is cut differently, so they are not the
-reference's:
+``norbert.data.masking``, ``norbert.data.features``), but the work is cut differently, so they are
+not the reference's:
 
 1. **Plan** (one pass over the input, bytes only, no tokenising): the input, taken as one stream
    of documents in file order (with the reference's reading rules, ``norbert.data.documents``), is
@@ -37,12 +37,9 @@ import dataclasses
 import glob
 import hashlib
 import json
-import multiprocessing
 import os
 import queue as queue_module
 import random
-import sys
-import threading
 import time
 import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -50,6 +47,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from absl import logging
 
 from norbert import fileio
+from norbert import progress as progresslib
 from norbert.data import sidecar, tfrecord
 from norbert.data.config import DataSummary
 from norbert.data.documents import CorpusStats, Document, _is_jsonl, split_sentences
@@ -59,6 +57,7 @@ from norbert.data.features import ExampleEncoder
 from norbert.data.instances import create_instances
 from norbert.data.masking import Masker
 from norbert.tokenization.tokenizer import FullTokenizer
+from norbert.workers import pool_context
 
 Position = Tuple[int, int]  # (input file index, byte offset of a line start in that file)
 _PLAN_CAP = 1 << 16  # document starts kept by the plan before it thins them (x2 at most)
@@ -419,39 +418,6 @@ def _build_in_worker(job: ShardJob) -> Dict:
     return build_shard(job, _report)
 
 
-class _Bar:
-    """tqdm over input bytes, with documents and instances per second; silent when disabled."""
-
-    def __init__(self, enabled: bool, total: int, initial: int, shards_left: int):
-        self.documents = self.instances = 0
-        self.start = time.perf_counter()
-        self.bar = None
-        if enabled:
-            import tqdm
-
-            tqdm.tqdm.monitor_interval = 0  # no monitor thread: worker processes may be forked
-            self.bar = tqdm.tqdm(
-                total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1000,
-                desc="%d shard(s)" % shards_left, file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5 if sys.stderr.isatty() else 10.0,
-            )
-
-    def __call__(self, documents: int, instances: int, nbytes: int) -> None:
-        self.documents += documents
-        self.instances += instances
-        if self.bar is not None:
-            rate = self.instances / max(time.perf_counter() - self.start, 1e-9)
-            self.bar.set_postfix_str(
-                "%d docs, %d instances, %.0f inst/s" % (self.documents, self.instances, rate),
-                refresh=False,
-            )
-            self.bar.update(nbytes)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def build(config, input_paths: List[str], start: float):
     """Builds the shards of ``config`` that are not complete yet; returns a ``DataSummary``."""
     try:
@@ -492,15 +458,18 @@ def build(config, input_paths: List[str], start: float):
     workers = min(config.workers, len(todo)) if todo else 0
     logging.info("%d shard(s) to build of %d, %d worker(s), %.1f MB of input",
                  len(todo), num_shards, workers, plan.total_bytes / 1e6)
-    bar = _Bar(config.progress, plan.total_bytes, done_bytes, len(todo))
-    try:
+    # Progress over input bytes (shards kept from an earlier run count as done).
+    with progresslib.Progress("%d shard(s)" % len(todo), "B", total=plan.total_bytes,
+                              initial=done_bytes, enabled=config.progress) as bar:
+
+        def report(documents: int, instances: int, nbytes: int) -> None:
+            bar.update(nbytes, documents=documents, instances=instances)
+
         if workers <= 1:
             for job in todo:
-                results[job.index] = build_shard(job, bar)
+                results[job.index] = build_shard(job, report)
         else:
-            results.update(_run_pool(todo, workers, bar))
-    finally:
-        bar.close()
+            results.update(_run_pool(todo, workers, report))
 
     corpus = CorpusStats(files=len(input_paths))
     summary = DataSummary(corpus=corpus, shards_skipped=num_shards - len(todo))
@@ -522,13 +491,12 @@ def build(config, input_paths: List[str], start: float):
     return summary
 
 
-def _run_pool(todo: List[ShardJob], workers: int, bar: _Bar) -> Dict[int, Dict]:
-    """Builds ``todo`` in ``workers`` processes, each shard whole in one of them."""
-    # Fork where it is safe (Linux; this process has no other threads: the progress bar's
-    # monitor thread is off): workers start at once, with the tokenizer already loaded.
-    # Elsewhere spawn, which re-imports norbert in each worker.
-    fork = sys.platform.startswith("linux") and threading.active_count() == 1
-    context = multiprocessing.get_context("fork" if fork else "spawn")
+def _run_pool(todo: List[ShardJob], workers: int, report: Progress) -> Dict[int, Dict]:
+    """Builds ``todo`` in ``workers`` processes, each shard whole in one of them; the workers'
+    progress reports come back over a queue and go to ``report`` here, in the parent."""
+    # Fork where it is safe, so that workers start at once with the tokenizer loaded; spawn
+    # once TensorFlow is loaded (gs:// paths) or off Linux (norbert.workers).
+    context = pool_context()
     channel = context.Queue()
     results: Dict[int, Dict] = {}
     executor = concurrent.futures.ProcessPoolExecutor(
@@ -540,7 +508,7 @@ def _run_pool(todo: List[ShardJob], workers: int, bar: _Bar) -> Dict[int, Dict]:
         while pending:
             try:
                 while True:
-                    bar(*channel.get(timeout=0.2))
+                    report(*channel.get(timeout=0.2))
             except queue_module.Empty:
                 pass
             finished = {f for f in pending if f.done()}
@@ -549,7 +517,7 @@ def _run_pool(todo: List[ShardJob], workers: int, bar: _Bar) -> Dict[int, Dict]:
             pending -= finished
         try:
             while True:
-                bar(*channel.get_nowait())
+                report(*channel.get_nowait())
         except queue_module.Empty:
             pass
     except BaseException:

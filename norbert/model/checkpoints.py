@@ -8,9 +8,10 @@ To continue a run, including its optimizer state and step, point ``--output_dir`
 
 import dataclasses
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import tensorflow.compat.v1 as tf
+from absl import logging
 
 from norbert import fileio
 from norbert.errors import NorbertError
@@ -28,9 +29,13 @@ def is_run_state(name: str) -> bool:
 
 
 def resolve(path: str, flag: str = "--init_checkpoint") -> str:
-    """A checkpoint prefix from a prefix or a folder (its latest); ``NorbertError`` if none."""
+    """A checkpoint prefix from a prefix or a folder (its latest); ``NorbertError`` if none.
+
+    A folder's damaged checkpoints are passed over (with a warning) for its newest intact one;
+    a damaged prefix is an error naming the file.
+    """
     if fileio.exists(path) and tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = latest_intact(path, flag=flag)
         if latest is None:
             raise NorbertError("%s=%s: the folder holds no checkpoint" % (flag, path))
         return latest
@@ -39,7 +44,107 @@ def resolve(path: str, flag: str = "--init_checkpoint") -> str:
             "%s=%s: no checkpoint there (expected %s.index; give the prefix, e.g. "
             "model.ckpt-1000, or the folder)" % (flag, path, path)
         )
+    problem = damage(path)
+    if problem:
+        raise NorbertError("%s=%s: the checkpoint is damaged (%s): copy it again" % (flag, path, problem))
     return path
+
+
+def damage(prefix: str) -> Optional[str]:
+    """Why the checkpoint at ``prefix`` cannot be restored, or None when it looks intact.
+
+    Cheap: reads the ``.index`` (a truncated or corrupt one does not parse) and compares the
+    ``.data-*`` files' sizes with the bytes its tensors need (a save or copy cut short leaves
+    them shorter). Flipped bytes inside the data show only when restoring (checksums).
+    """
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = reader.get_variable_to_shape_map()
+        dtypes = reader.get_variable_to_dtype_map()
+    except Exception as e:  # tf.errors.*, and IndexError etc. from the index parser
+        return "%s.index is unreadable: %s" % (prefix, tf_message(e))
+    needed = 0
+    for name, shape in shapes.items():
+        try:
+            dtype = tf.as_dtype(dtypes[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not (dtype.is_floating or dtype.is_integer or dtype.is_bool or dtype.is_complex):
+            continue  # strings, resources and the like: no fixed size to count
+        size = dtype.size
+        count = 1
+        for n in shape:
+            count *= n
+        needed += count * size
+    files = tf.io.gfile.glob(prefix + ".data-*")
+    if not files:
+        return "%s.data-* is missing" % prefix if needed else None
+    have = sum(tf.io.gfile.stat(f).length for f in files)
+    if have < needed:
+        return "%s is truncated: %d bytes where the index needs %d" % (
+            files[0] if len(files) == 1 else prefix + ".data-*", have, needed)
+    return None
+
+
+def tf_message(error: Exception) -> str:
+    """The line of a TensorFlow error that says what went wrong, without the graph's trace.
+
+    TF 2.x puts it last ("Graph execution error: ... Node: 'x'\n<what>\n [[{{node x}}]]"),
+    TF 1.15 first, followed by the node and "Original stack trace" lines.
+    """
+    text = getattr(error, "message", None) or str(error)
+    text = text.split("Original stack trace")[0]
+    noise = ("[[", "File ", "Detected at node", "Graph execution error", "Node:", "(most recent")
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith(noise)]
+    return lines[-1] if lines else type(error).__name__
+
+
+_warned: Set[Tuple[str, str]] = set()  # damaged checkpoints already reported, and why
+
+
+def intact_checkpoints(folder: str) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """(the folder's checkpoints that look intact, newest first; the damaged ones with why).
+
+    The checkpoints are those the folder's ``checkpoint`` state file lists, as
+    ``tf.train.latest_checkpoint`` reads it; that function would return the newest even when
+    its files were cut short.
+    """
+    if not tf.io.gfile.isdir(folder):
+        return [], []
+    state = tf.train.get_checkpoint_state(folder)
+    if state is None:
+        return [], []
+    paths = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    intact, damaged = [], []
+    for path in reversed(paths):  # the state file lists them oldest first
+        if not tf.io.gfile.exists(path + ".index"):
+            continue  # deleted (keep_checkpoint_max) after the state file was written
+        problem = damage(path)
+        if problem:
+            damaged.append((path, problem))
+        else:
+            intact.append(path)
+    return intact, damaged
+
+
+def latest_intact(folder: str, flag: str = "--output_dir") -> Optional[str]:
+    """The newest intact checkpoint of ``folder``, warning once about each newer damaged one."""
+    intact, damaged = intact_checkpoints(folder)
+    newest = intact[0] if intact else None
+    for path, problem in damaged:
+        if (path, problem) not in _warned:  # once, though runs look more than once
+            _warned.add((path, problem))
+            logging.warning(
+                "%s=%s: skipping the damaged checkpoint %s (%s); %s", flag, folder, path,
+                problem, "using %s" % newest if newest else "no intact checkpoint is left")
+    if newest is None and damaged:
+        raise NorbertError(
+            "%s=%s: every checkpoint there is damaged (%s): move them away to start afresh, or "
+            "restore the folder from a copy" % (flag, folder, "; ".join(p for _, p in damaged)))
+    return newest
 
 
 def variables_in(checkpoint: str) -> Dict[str, List[int]]:

@@ -67,7 +67,8 @@ _ACTIVATIONS = {
 
 
 def get_activation(name: str) -> Optional[Callable[[tf.Tensor], tf.Tensor]]:
-    """The function for a ``hidden_act`` name (see ``norbert.model.bert_config``); None means identity."""
+    """The function for a ``hidden_act`` name (see ``norbert.model.bert_config``); None means
+    identity."""
     canonical = ACTIVATION_ALIASES.get(name.lower()) if isinstance(name, str) else None
     if canonical is None:
         raise NorbertError(

@@ -73,12 +73,13 @@ LossScale = Union[float, DynamicLossScale]
 class PrecisionConfig:
     """How a run computes: ``--precision`` and, for fp16, ``--loss_scale``."""
 
-    # "fp32" (default, exact reference numbers), "bf16" or "fp16".
-    precision: str = FP32
-    # fp16 only: 0 means dynamic loss scaling (``DynamicLossScale``), a positive number a
-    # fixed scale. fp32 and bf16 never scale the loss.
+    # Arithmetic: "fp32" (the reference's numbers exactly), "bf16" (TPUs, recent CPUs and
+    # GPUs) or "fp16" (GPUs, loss-scaled). Variables and checkpoints stay float32.
+    precision: str = dataclasses.field(default=FP32, metadata={"choices": PRECISIONS})
+    # fp16 only: 0 means dynamic loss scaling, a positive number a fixed scale. fp32 and bf16
+    # never scale the loss.
     loss_scale: float = 0.0
-    # fp16 with dynamic scaling: updates between scale increases.
+    # fp16 with dynamic loss scaling: good updates between doublings of the scale.
     loss_scale_growth_interval: int = 2000
 
     def __post_init__(self):

@@ -5,10 +5,21 @@ builder writes beside each file (``<file>.meta.json``), or, for records from ano
 against the first record itself. A ``max_seq_length`` or ``max_predictions_per_seq`` that does
 not match the data is then a clear error naming the file and flag, not a parse failure deep
 inside TensorFlow minutes into a run.
+
+Damaged files are looked for too. TensorFlow reads a file cut short as if it ended there, and
+silently trains on less, so each file's end is checked before the run (a cheap look at its last
+bytes, not a read of the whole). A record with flipped bytes fails its checksum only when read,
+as a ``DataLossError`` without the file's name; ``RecordInput.describe_data_loss`` then finds the
+file and the record.
 """
 
 import dataclasses
-from typing import Callable, Dict, List, Optional
+import os
+import re
+import struct
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
 
 from norbert import fileio
 from norbert.data import sidecar, tfrecord
@@ -38,29 +49,149 @@ def record_files(spec: str, flag: str = "--input_file") -> List[str]:
     return files
 
 
-def _first_record_lengths(record_file: str) -> Optional[Dict[str, int]]:
+def _first_record_lengths(record_file: str, flag: str) -> Optional[Dict[str, int]]:
     with fileio.open_binary(record_file) as f:
         header = f.read(12)
-        if len(header) < 12:
+        if not header:
             return None  # an empty file holds no shapes to check
-        length = int.from_bytes(header[:8], "little")
-        data = f.read(length)
-    features = tfrecord.decode_example(data)
+        data = b""
+        if len(header) == 12:
+            length = int.from_bytes(header[:8], "little")
+            if int.from_bytes(header[8:], "little") == tfrecord.masked_crc32c(header[:8]):
+                data = f.read(length)
+        crc = f.read(4)
+    if len(crc) < 4 or int.from_bytes(crc, "little") != tfrecord.masked_crc32c(data):
+        problem = find_damage(record_file)
+        if problem is not None:
+            raise NorbertError(damage_message(flag, record_file, problem))
+    try:
+        features = tfrecord.decode_example(data)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise NorbertError("%s: %s holds no pretraining records (its first record is not a "
+                           "tf.train.Example): give the files create_pretraining_data wrote"
+                           % (flag, record_file)) from None
     return {name: len(values) for name, values in features.items()}
 
 
-def check_data(config: InputConfig) -> None:
-    """Raises ``NorbertError`` when the records' lengths differ from the flags."""
+# A file whose last bytes hold no whole record is read through to find where it breaks; records
+# longer than this are read through too (and pass, if whole).
+TAIL_BYTES = 1 << 16
+
+
+def find_damage(path: str, offset: Optional[int] = None) -> Optional[Tuple[int, int, str]]:
+    """(record number from 1, its byte offset, what is wrong) of the first damaged record of
+    ``path``, or None when there is none.
+
+    Reads the framing without TensorFlow: each header's length checksum, and each record's
+    data checksum. With ``offset`` (a position TensorFlow named: "corrupted record at N", the
+    start of the record or of its data), only the record there has its data read, and the walk
+    stops there: the headers before it are enough to count the records.
+    """
+    total = fileio.size(path)
+    pos = number = 0
+    with fileio.open_binary(path) as f:
+        while pos < total:
+            if offset is not None and pos > offset:
+                return None
+            number += 1
+            header = f.read(12)
+            if len(header) < 12:
+                return number, pos, "is cut short (the file is truncated)"
+            length, length_crc = struct.unpack("<QI", header)
+            if length_crc != tfrecord.masked_crc32c(header[:8]):
+                return number, pos, "is corrupt (its length fails its checksum)"
+            end = pos + 12 + length + 4
+            if end > total:
+                return number, pos, "is cut short (the file is truncated)"
+            if offset is None or offset in (pos, pos + 12):
+                data = f.read(length)
+                (data_crc,) = struct.unpack("<I", f.read(4))
+                if data_crc != tfrecord.masked_crc32c(data):
+                    return number, pos, "is corrupt (its data fail their checksum)"
+            else:
+                f.seek(end)
+            pos = end
+    return None
+
+
+def _ends_with_a_record(tail: bytes) -> bool:
+    """Whether ``tail``, a file's last bytes, ends with one whole TFRecord frame.
+
+    A frame is ``length, crc(length), data, crc(data)``: some start ``p`` in ``tail`` must hold
+    a length that reaches exactly to the end, with both checksums right.
+    """
+    n = len(tail)
+    if n < 16:
+        return False
+    raw = np.frombuffer(tail, np.uint8)
+    m = n - 15  # starts p with p + 16 <= n
+    lengths = np.zeros(m, np.uint64)
+    for k in range(8):  # the little-endian uint64 at every start at once
+        lengths |= raw[k:k + m].astype(np.uint64) << np.uint64(8 * k)
+    reach = (n - 16 - np.arange(m)).astype(np.uint64)
+    for p in np.nonzero(lengths == reach)[0].tolist():
+        (length_crc,) = struct.unpack("<I", tail[p + 8:p + 12])
+        if length_crc != tfrecord.masked_crc32c(tail[p:p + 8]):
+            continue
+        (data_crc,) = struct.unpack("<I", tail[n - 4:])
+        if data_crc == tfrecord.masked_crc32c(tail[p + 12:n - 4]):
+            return True
+    return False
+
+
+def check_framing(path: str, flag: str = "--input_file") -> None:
+    """Raises ``NorbertError`` when ``path`` is cut short (or damaged where that shows).
+
+    The size against the sidecar's ``bytes_in_file`` when it has one; else the last
+    ``TAIL_BYTES`` must end in a whole record (a file cut at a record boundary passes: only a
+    count could tell). A short file is read through, checksums and all.
+    """
+    size = fileio.size(path)
+    meta = sidecar.read(path)
+    if meta is not None and meta.get("file") == os.path.basename(path):
+        expected = meta.get("bytes_in_file")
+        if isinstance(expected, int) and expected != size:
+            raise NorbertError(
+                "%s: %s has %d bytes but its sidecar says %d: it is truncated or changed since "
+                "it was built; copy or rebuild it" % (flag, path, size, expected))
+    if size == 0:
+        return
+    if size > TAIL_BYTES:
+        with fileio.open_binary(path) as f:
+            f.seek(size - TAIL_BYTES)
+            if _ends_with_a_record(f.read(TAIL_BYTES)):
+                return
+    problem = find_damage(path)
+    if problem is not None:
+        raise NorbertError(damage_message(flag, path, problem))
+
+
+def describe_damage(path: str, problem: Tuple[int, int, str]) -> str:
+    """``"<path> is damaged: record N (at byte B) is ..."`` for ``find_damage``'s answer."""
+    number, pos, what = problem
+    if number == 1 and "length" in what:
+        return "%s is not a TFRecord file (its first record's length fails its checksum)" % path
+    return "%s is damaged: record %d (at byte %d) %s" % (path, number, pos, what)
+
+
+def damage_message(flag: str, path: str, problem: Tuple[int, int, str]) -> str:
+    return "%s: %s; copy or rebuild the file" % (flag, describe_damage(path, problem))
+
+
+def check_data(config: InputConfig, flag: str = "--input_file") -> None:
+    """Raises ``NorbertError`` when the records' lengths differ from the flags, or a file is
+    cut short."""
     want = {"max_seq_length": config.max_seq_length,
             "max_predictions_per_seq": config.max_predictions_per_seq}
     for path in config.input_files:
+        check_framing(path, flag)
         meta = sidecar.read(path)
         if meta is not None:
             settings = meta.get("settings", meta)
             found = {k: settings.get(k) for k in want}
             where = "its sidecar says"
         else:
-            lengths = _first_record_lengths(path)
+            lengths = _first_record_lengths(path, flag)
             if lengths is None:
                 continue
             found = {"max_seq_length": lengths.get("input_ids"),
@@ -74,7 +205,37 @@ def check_data(config: InputConfig) -> None:
                 )
 
 
-def make_input_fn(config: InputConfig) -> Callable[[dict], object]:
+class RecordInput:
+    """``input_fn(params)`` for TPUEstimator and norbert's loop, with a way to name damage.
+
+    TensorFlow reports a record that fails its checksum as ``DataLossError`` "corrupted record
+    at N", without the file: ``describe_data_loss`` finds it in the input files.
+    """
+
+    def __init__(self, config: InputConfig, input_fn: Callable[[dict], object]):
+        self.config = config
+        self._input_fn = input_fn
+
+    def __call__(self, params):
+        return self._input_fn(params)
+
+    def describe_data_loss(self, message: str) -> Optional[str]:
+        """``"<file> is damaged: record N (at byte B) is corrupt (...)"``, or None if the files
+        read now show no damage."""
+        found = re.search(r"(?:corrupted|truncated) record at (\d+)", message or "")
+        offsets = [int(found.group(1)), None] if found else [None]
+        for offset in offsets:  # first the cheap look where TensorFlow pointed, then all
+            for path in self.config.input_files:
+                try:
+                    problem = find_damage(path, offset)
+                except NorbertError:
+                    continue
+                if problem is not None:
+                    return describe_damage(path, problem)
+        return None
+
+
+def make_input_fn(config: InputConfig) -> RecordInput:
     """``input_fn(params)`` for TPUEstimator and norbert's loop: ``params["batch_size"]``."""
     import tensorflow.compat.v1 as tf
 
@@ -105,4 +266,4 @@ def make_input_fn(config: InputConfig) -> Callable[[dict], object]:
         d = d.batch(batch_size, drop_remainder=True)
         return d.prefetch(2)
 
-    return input_fn
+    return RecordInput(config, input_fn)

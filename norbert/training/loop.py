@@ -7,13 +7,16 @@ It runs the same ``model_fn(features, labels, mode, params)`` and ``input_fn(par
 What it adds for long runs on preemptible machines:
 
 * resume: the latest checkpoint in ``output_dir`` (variables, optimizer state and
-  ``global_step``) always wins over ``--init_checkpoint``;
+  ``global_step``) always wins over ``--init_checkpoint``; one whose files were cut short or
+  damaged is passed over, with a warning, for the newest intact one;
 * a checkpoint every ``save_checkpoints_steps`` updates, ``keep_checkpoint_max`` kept, and one
   more on SIGTERM or Ctrl-C before the loop returns;
-* a NaN or Inf loss stops the run with a clear error, leaving the last good checkpoint;
+* a NaN or Inf loss, or a damaged record in the data, stops the run with a clear error (the
+  file and record named), leaving the last good checkpoint and saving nothing more;
 * a log line with steps/s and ETA, and TensorBoard scalars.
 """
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -25,6 +28,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert.errors import NorbertError
+from norbert.model import checkpoints
 from norbert.training.spec import EVAL, TRAIN, RunConfig
 
 @dataclasses.dataclass
@@ -36,7 +40,18 @@ class TrainResult:
 
 
 def latest_checkpoint(output_dir: str) -> Optional[str]:
-    return tf.train.latest_checkpoint(output_dir) if tf.io.gfile.isdir(output_dir) else None
+    """The newest intact checkpoint in ``output_dir`` (damaged newer ones skipped with a
+    warning), or None; ``NorbertError`` when there are checkpoints but all are damaged."""
+    return checkpoints.latest_intact(output_dir)
+
+
+def describe_data_loss(error: Exception, input_fn: Callable, what: str) -> str:
+    """What a ``DataLossError`` from the input pipeline means, naming the file if it can."""
+    describe = getattr(input_fn, "describe_data_loss", None)
+    found = describe(error.message) if describe is not None else None
+    if found is None:
+        found = "a record of the %s data is damaged (%s)" % (what, checkpoints.tf_message(error))
+    return found
 
 
 def session_config(config: RunConfig) -> tf.ConfigProto:
@@ -64,11 +79,51 @@ def enable_xla_on_cpu() -> None:
         os.environ["TF_XLA_FLAGS"] = (current + " " + flag).strip()
 
 
+# Stop signals received under ``interrupt_on_stop_signals`` and not yet acted on.
+_pending_stop = []
+
+
+@contextlib.contextmanager
+def interrupt_on_stop_signals():
+    """SIGTERM, like Ctrl-C, raises ``KeyboardInterrupt`` while the block runs, outside the
+    training loop (whose own handler saves a checkpoint first and stops).
+
+    So a run stopped while it builds its graph or evaluates ends through its ``finally``
+    blocks (a lock released, a half-made folder removed) instead of dying on the spot. An
+    interrupt that lands inside library code can be caught there and turned into another
+    error, or lost: the first is raised as ``KeyboardInterrupt`` again, the second is acted on
+    by the loop when it starts (one step, a save, a stop).
+    """
+
+    def handle(signum, frame):
+        name = signal.Signals(signum).name
+        _pending_stop.append(name)
+        raise KeyboardInterrupt(name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    try:
+        yield
+    except BaseException as e:
+        if _pending_stop and not isinstance(e, KeyboardInterrupt):
+            raise KeyboardInterrupt(_pending_stop[0]) from e
+        raise
+    finally:
+        del _pending_stop[:]
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
 class _StopSignals:
     """Turns SIGTERM and SIGINT into a flag the loop checks after each step."""
 
     def __init__(self):
-        self.received = None
+        self.received = _pending_stop[0] if _pending_stop else None  # one that was lost
+        del _pending_stop[:]
         self._previous = {}
 
     def __enter__(self):
@@ -120,9 +175,10 @@ def train(
     """Trains until ``global_step`` reaches ``max_steps``, the data ends, or a stop signal.
 
     ``params["init_checkpoint"]`` is dropped when ``output_dir`` already holds a checkpoint:
-    that run is resumed instead.
+    that run is resumed instead, from its newest checkpoint that restores.
     """
     resume_from = latest_checkpoint(config.output_dir)
+    candidates = checkpoints.intact_checkpoints(config.output_dir)[0] if resume_from else []
     params = dict(params)
     if resume_from:
         if params.get("init_checkpoint"):
@@ -147,63 +203,108 @@ def train(
     with tf.Session(graph=graph, config=session_config(config)) as sess:
         sess.run(init)
         if resume_from:
-            saver.restore(sess, resume_from)
+            resume_from = _restore_newest(sess, saver, candidates, config.output_dir)
             logging.info("restored %s", resume_from)
         step = int(sess.run(global_step))
         writer = tf.summary.FileWriter(config.output_dir, graph if step == 0 else None)
-        checkpoint = resume_from
-        last_saved = step
-        loss = float("nan")
-        start_step, start_time = step, time.time()
-        window_step, window_time = step, start_time
-        interrupted = False
-        with _StopSignals() as stop:
-            while step < max_steps:
-                log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
-                fetches = {"loss": spec.loss, "train_op": spec.train_op}
-                if log_now:
-                    fetches["scalars"] = scalars
-                try:
-                    out = sess.run(fetches)
-                except tf.errors.OutOfRangeError:
-                    logging.info("the training data ran out at step %d", step)
-                    break
-                loss = float(out["loss"])
-                if not np.isfinite(loss):
-                    raise NorbertError(
-                        "the training loss became %s at step %d; stopped without saving, the "
-                        "last good checkpoint is %s. Lower --learning_rate (or raise "
-                        "--num_warmup_steps) and run again: it resumes from there"
-                        % (loss, step + 1, checkpoint or "none (the run had not saved yet)")
-                    )
-                step = int(sess.run(global_step))
-                if log_now:
-                    now = time.time()
-                    rate = (step - window_step) / max(now - window_time, 1e-9)
-                    values = {k: float(v) for k, v in out["scalars"].items()}
-                    values.update(loss=loss, global_step_per_sec=rate,
-                                  examples_per_sec=rate * config.train_batch_size)
-                    _write_scalars(writer, step, values)
-                    eta = (max_steps - step) / rate if rate > 0 else float("inf")
-                    logging.info(
-                        "step %d/%d  loss %.4f  %.2f steps/s  ETA %s", step, max_steps, loss,
-                        rate, _format_seconds(eta) if np.isfinite(eta) else "?",
-                    )
-                    window_step, window_time = step, now
-                if step - last_saved >= config.save_checkpoints_steps:
-                    checkpoint = saver.save(sess, prefix, global_step=step)
-                    last_saved = step
-                if stop.received:
-                    logging.warning("%s received at step %d: saving and stopping", stop.received, step)
-                    interrupted = True
-                    break
-        if step != last_saved or checkpoint is None:
-            checkpoint = saver.save(sess, prefix, global_step=step)
-        writer.close()
-    elapsed = time.time() - start_time
+        started = time.time()
+        try:
+            result = _train_steps(sess, spec, scalars, global_step, saver, writer, input_fn,
+                                  config, max_steps, step, resume_from, prefix)
+        finally:
+            writer.close()
     logging.info(
-        "trained %d steps in %s; checkpoint %s", step - start_step, _format_seconds(elapsed), checkpoint
+        "trained %d steps in %s; checkpoint %s", result.global_step - step,
+        _format_seconds(time.time() - started), result.checkpoint,
     )
+    return result
+
+
+def _restore_newest(sess, saver, candidates, output_dir: str) -> str:
+    """Restores the newest of ``candidates`` that restores; returns it.
+
+    The cheap check that chose them sees cut-short files only; flipped bytes show here, as a
+    checksum error, and that checkpoint is passed over too. The older ones stay tracked, so
+    that ``keep_checkpoint_max`` goes on deleting them as the run saves new ones.
+    """
+    for i, candidate in enumerate(candidates):
+        try:
+            saver.restore(sess, candidate)
+        except tf.errors.DataLossError as e:
+            logging.warning("--output_dir=%s: skipping the damaged checkpoint %s (%s)",
+                            output_dir, candidate, checkpoints.tf_message(e))
+            continue
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
+            raise NorbertError(
+                "--output_dir=%s: cannot resume from %s, it does not fit this model (%s): use "
+                "the --bert_config_file and settings the run was started with, or another "
+                "--output_dir" % (output_dir, candidate, checkpoints.tf_message(e))
+            ) from None
+        saver.recover_last_checkpoints(list(reversed(candidates[i:])))
+        return candidate
+    raise NorbertError(
+        "--output_dir=%s: every checkpoint there is damaged (%s): move them away to start "
+        "afresh, or restore the folder from a copy" % (output_dir, ", ".join(candidates)))
+
+
+def _train_steps(sess, spec, scalars, global_step, saver, writer, input_fn, config, max_steps,
+                 step, resume_from, prefix) -> TrainResult:
+    """The steps of ``train`` from ``step`` on, in the session that holds the restored state."""
+    checkpoint = resume_from
+    last_saved = step
+    loss = float("nan")
+    window_step, window_time = step, time.time()
+    interrupted = False
+    with _StopSignals() as stop:
+        while step < max_steps:
+            log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
+            fetches = {"loss": spec.loss, "train_op": spec.train_op}
+            if log_now:
+                fetches["scalars"] = scalars
+            try:
+                out = sess.run(fetches)
+            except tf.errors.OutOfRangeError:
+                logging.info("the training data ran out at step %d", step)
+                break
+            except tf.errors.DataLossError as e:
+                raise NorbertError(
+                    "%s; stopped at step %d without saving, the last good checkpoint is %s. "
+                    "Replace or rebuild that file (or leave it out of --input_file) and run "
+                    "again: it resumes from there"
+                    % (describe_data_loss(e, input_fn, "training"), step,
+                       checkpoint or "none (the run had not saved yet)")
+                ) from None
+            loss = float(out["loss"])
+            if not np.isfinite(loss):
+                raise NorbertError(
+                    "the training loss became %s at step %d; stopped without saving, the "
+                    "last good checkpoint is %s. Lower --learning_rate (or raise "
+                    "--num_warmup_steps) and run again: it resumes from there"
+                    % (loss, step + 1, checkpoint or "none (the run had not saved yet)")
+                )
+            step = int(sess.run(global_step))
+            if log_now:
+                now = time.time()
+                rate = (step - window_step) / max(now - window_time, 1e-9)
+                values = {k: float(v) for k, v in out["scalars"].items()}
+                values.update(loss=loss, global_step_per_sec=rate,
+                              examples_per_sec=rate * config.train_batch_size)
+                _write_scalars(writer, step, values)
+                eta = (max_steps - step) / rate if rate > 0 else float("inf")
+                logging.info(
+                    "step %d/%d  loss %.4f  %.2f steps/s  ETA %s", step, max_steps, loss,
+                    rate, _format_seconds(eta) if np.isfinite(eta) else "?",
+                )
+                window_step, window_time = step, now
+            if step - last_saved >= config.save_checkpoints_steps:
+                checkpoint = saver.save(sess, prefix, global_step=step)
+                last_saved = step
+            if stop.received:
+                logging.warning("%s received at step %d: saving and stopping", stop.received, step)
+                interrupted = True
+                break
+    if step != last_saved or checkpoint is None:
+        checkpoint = saver.save(sess, prefix, global_step=step)
     return TrainResult(step, loss, checkpoint, interrupted)
 
 
@@ -214,11 +315,14 @@ def evaluate(
     config: RunConfig,
     checkpoint: str,
     max_steps: Optional[int] = None,
+    restore_step: bool = True,
 ) -> Dict[str, np.generic]:
     """Runs the eval metrics over ``max_steps`` batches (or all data) of ``checkpoint``.
 
     Returns what TPUEstimator.evaluate returns: every metric, the mean ``loss`` and
-    ``global_step``.
+    ``global_step``. Without ``restore_step`` only the model's trainable variables are taken
+    from the checkpoint, as Google's script initialises from ``--init_checkpoint``: then
+    ``global_step`` is 0, as it reports.
     """
     graph = tf.Graph()
     with graph.as_default():
@@ -242,18 +346,26 @@ def evaluate(
                 "checkpoint %s lacks %d variables of this model (%s): is --bert_config_file "
                 "the checkpoint's own?" % (checkpoint, len(missing), ", ".join(missing[:3]))
             )
-        saver = tf.train.Saver([v for v in tf.global_variables() if v.op.name in stored])
+        restored = tf.global_variables() if restore_step else tf.trainable_variables()
+        saver = tf.train.Saver([v for v in restored if v.op.name in stored])
         init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
         graph.finalize()
     with tf.Session(graph=graph, config=session_config(config)) as sess:
         sess.run(init)
-        saver.restore(sess, checkpoint)
+        try:
+            saver.restore(sess, checkpoint)
+        except tf.errors.DataLossError as e:
+            raise NorbertError("checkpoint %s is damaged (%s): evaluate another one"
+                               % (checkpoint, checkpoints.tf_message(e))) from None
         steps = 0
         while max_steps is None or steps < max_steps:
             try:
                 sess.run(updates)
             except tf.errors.OutOfRangeError:
                 break
+            except tf.errors.DataLossError as e:
+                raise NorbertError("%s; replace or rebuild that file and evaluate again"
+                                   % describe_data_loss(e, input_fn, "evaluation")) from None
             steps += 1
         if steps == 0:
             raise NorbertError("evaluation found no data: check --input_file")

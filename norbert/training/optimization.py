@@ -35,21 +35,36 @@ OPTIMIZERS = ("adamw", "adamw_exact", "lamb")
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    learning_rate: float  # peak learning rate, reached at the end of warm-up
-    num_train_steps: int  # optimizer updates in all; the rate decays to zero at this step
-    num_warmup_steps: int = 0  # linear warm-up from zero over this many updates
-    # "adamw": Google's AdamWeightDecay on TensorFlow's fused Adam kernel; "adamw_exact": the
-    # same rule op by op, as Google's code computes it; "lamb".
-    optimizer: str = "adamw"
+    """How the weights are updated: the optimizer, its learning-rate schedule and clipping."""
+
+    # Peak learning rate, reached at the end of warm-up (Google's default; 2e-5 suits
+    # continuing from a trained checkpoint, 1e-4 training from scratch).
+    learning_rate: float = 5e-5
+    # Optimizer updates in all; the learning rate decays to zero at this step.
+    num_train_steps: int = 100000
+    # Updates of linear warm-up from zero to the peak learning rate (Google's default: a tenth
+    # of its default num_train_steps; 0 for none).
+    num_warmup_steps: int = 10000
+    # "adamw": Google's AdamWeightDecay on TensorFlow's fused Adam kernel (faster);
+    # "adamw_exact": the same rule op by op, as Google's code computes it; "lamb": LAMB.
+    optimizer: str = dataclasses.field(default="adamw", metadata={"choices": OPTIMIZERS})
+    # Decoupled weight decay, applied to every variable but those in exclude_from_weight_decay.
     weight_decay_rate: float = 0.01
+    # Decay rate of the first-moment (mean) estimates.
     beta_1: float = 0.9
+    # Decay rate of the second-moment (variance) estimates.
     beta_2: float = 0.999
+    # Added to the root of the second moment, for numerical stability.
     epsilon: float = 1e-6
-    clip_norm: float = 1.0  # global-norm clipping of the (accumulated) gradients; 0 disables
+    # Global-norm clipping of the (accumulated) gradients; 0 disables it.
+    clip_norm: float = 1.0
     # Variables whose names match any of these get no weight decay (nor LAMB's trust ratio).
     exclude_from_weight_decay: Tuple[str, ...] = ("LayerNorm", "layer_norm", "bias")
-    gradient_accumulation_steps: int = 1  # micro-batches summed into one update
-    poly_power: float = 1.0  # 1.0: linear decay, as Google's
+    # Micro-batches whose gradients are summed into one update: a larger batch in the same
+    # memory.
+    gradient_accumulation_steps: int = 1
+    # Power of the polynomial decay after warm-up; 1.0 is linear, as Google's.
+    poly_power: float = 1.0
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:

@@ -3,14 +3,22 @@
 ``run_pretraining`` is what ``scripts/run_pretraining.py`` calls, and what a notebook calls.
 Everything that can be checked before a graph exists is checked first, so that a wrong flag
 costs a second, not a TPU-hour: the config against the sequence length, the records against
-the flags, the init checkpoint's existence.
+the flags (and their ends: a file cut short), the init checkpoint's existence and wholeness.
+
+Only then is ``--output_dir`` created (``mkdir -p``, as Google's script does), and a training
+run takes its lock (``fileio.exclusive_folder``): a second run into the same folder stops at
+once. A run that fails before it saved a checkpoint removes the folders it created, so that bad
+input leaves nothing behind; SIGTERM outside the training loop counts as Ctrl-C for that.
 """
 
+import contextlib
 import dataclasses
 import os
+import shutil
 import warnings
 from typing import Dict, Optional
 
+import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert import fileio
@@ -30,6 +38,7 @@ from norbert.settings import make_configs
 from norbert.training.tpu import TpuConfig, make_estimator
 
 LOOP, TPU_ESTIMATOR = "loop", "tpu_estimator"
+ENGINES = (LOOP, TPU_ESTIMATOR)
 
 
 class TrainingWarning(UserWarning):
@@ -38,16 +47,42 @@ class TrainingWarning(UserWarning):
 
 @dataclasses.dataclass(frozen=True)
 class PretrainingConfig:
-    input_file: str  # records to train on: comma-separated files or globs
-    bert_config_file: str  # Google's bert_config.json
-    max_seq_length: int = 128  # must match the records
-    max_predictions_per_seq: int = 20  # must match the records
-    init_checkpoint: Optional[str] = None  # seeds the model unless output_dir has a checkpoint
+    """What a run trains and evaluates on, and with which engine."""
+
+    # TFRecord files to train on (and evaluate on without eval_input_file): comma-separated
+    # paths or globs, as create_pretraining_data.py writes them.
+    input_file: str
+    # The bert_config.json of the model to train (Google's keys).
+    bert_config_file: str
+    # Tokens per record; must match the records.
+    max_seq_length: int = 128
+    # Masked-LM predictions per record; must match the records.
+    max_predictions_per_seq: int = 20
+    # Checkpoint (prefix or folder) to start from, for example Google's bert_model.ckpt; a
+    # checkpoint already in output_dir takes precedence, so that a rerun resumes.
+    init_checkpoint: Optional[str] = None
+    # Train for num_train_steps updates (resuming from output_dir's latest checkpoint).
     do_train: bool = False
+    # Evaluate the latest checkpoint; the numbers go to output_dir/eval_results.txt.
     do_eval: bool = False
-    eval_input_file: Optional[str] = None  # records to evaluate on; None: input_file
+    # Held-out records to evaluate on; unset: input_file.
+    eval_input_file: Optional[str] = None
+    # Batches to evaluate.
     max_eval_steps: int = 100
-    engine: str = LOOP  # "loop" (CPU/GPU) or "tpu_estimator" (implied by use_tpu)
+    # Without use_tpu: "loop" (norbert's own, CPU/GPU) or "tpu_estimator" (TPUEstimator on
+    # the CPU). use_tpu always runs TPUEstimator.
+    engine: str = dataclasses.field(default=LOOP, metadata={"choices": ENGINES})
+
+    def __post_init__(self) -> None:
+        """Raises ``NorbertError`` naming the flag for settings that cannot work."""
+        for flag in ("input_file", "bert_config_file"):
+            if not getattr(self, flag):
+                raise NorbertError("--%s is required" % flag)
+        if self.engine not in ENGINES:
+            raise NorbertError("--engine=%s is not known: use one of %s"
+                               % (self.engine, ", ".join(ENGINES)))
+        if self.max_eval_steps < 1:
+            raise NorbertError("--max_eval_steps=%d must be at least 1" % self.max_eval_steps)
 
 
 def _warn(message: str) -> None:
@@ -108,10 +143,16 @@ def run_pretraining(
             % (config.max_seq_length, bert_config.max_position_embeddings, config.bert_config_file)
         )
     engine = TPU_ESTIMATOR if tpu.use_tpu else config.engine
-    resuming = loop.latest_checkpoint(run.output_dir) is not None
+    # The newest intact checkpoint (damaged newer ones are skipped with a warning).
+    resume_from = loop.latest_checkpoint(run.output_dir)
     init_checkpoint = None
-    if config.init_checkpoint and not resuming:
+    if config.init_checkpoint and resume_from is None:
         init_checkpoint = checkpoints.resolve(config.init_checkpoint)
+    if config.do_eval and not config.do_train and resume_from is None and init_checkpoint is None:
+        raise NorbertError(
+            "--do_eval: no checkpoint to evaluate in --output_dir=%s; train first (--do_train) "
+            "or pass --init_checkpoint" % run.output_dir
+        )
     guidance(config, optimizer)
 
     def input_fn_for(spec: str, is_training: bool, flag: str):
@@ -123,7 +164,7 @@ def run_pretraining(
             is_training=is_training,
             seed=run.seed,
         )
-        input_pipeline.check_data(input_config)
+        input_pipeline.check_data(input_config, flag)
         return input_pipeline.make_input_fn(input_config)
 
     train_input_fn = eval_input_fn = None
@@ -145,28 +186,77 @@ def run_pretraining(
         )
     )
     params = {"init_checkpoint": init_checkpoint}
+
+    # Every input checked: only now is anything created, the output folder first (as Google's
+    # script does), so that an eval-only run into a new folder can write its results.
+    created = fileio.make_folders(run.output_dir)
+    try:
+        with loop.interrupt_on_stop_signals(), _one_training_run(run.output_dir, config.do_train):
+            result = _run(engine, config, optimizer, run, tpu, model_fn, params,
+                          train_input_fn, eval_input_fn, init_checkpoint)
+    except BaseException:
+        _remove_if_nothing_saved(run.output_dir, created)
+        raise
+    for key in sorted(result):
+        logging.info("  %s = %s", key, result[key])
+    return result
+
+
+def _run(engine, config, optimizer, run, tpu, model_fn, params, train_input_fn, eval_input_fn,
+         init_checkpoint) -> Dict[str, object]:
+    """Training and/or evaluation on ``engine``, once everything is checked and in place."""
     result: Dict[str, object] = {}
     if engine == TPU_ESTIMATOR:
         estimator = make_estimator(model_fn, run, tpu, params)
-        if config.do_train:
-            estimator.train(input_fn=train_input_fn, max_steps=optimizer.num_train_steps)
-        if config.do_eval:
-            result = estimator.evaluate(input_fn=eval_input_fn, steps=config.max_eval_steps)
+        try:
+            if config.do_train:
+                input_fn = train_input_fn
+                estimator.train(input_fn=train_input_fn, max_steps=optimizer.num_train_steps)
+            if config.do_eval:
+                input_fn = eval_input_fn
+                result = estimator.evaluate(input_fn=eval_input_fn, steps=config.max_eval_steps)
+        except tf.errors.DataLossError as e:
+            raise NorbertError("%s; replace or rebuild that file and run again"
+                               % loop.describe_data_loss(e, input_fn, "input")) from None
     else:
         if config.do_train:
             loop.train(model_fn, train_input_fn, params, run, optimizer.num_train_steps)
         if config.do_eval:
-            checkpoint = loop.latest_checkpoint(run.output_dir) or init_checkpoint
-            if checkpoint is None:
-                raise NorbertError(
-                    "--do_eval: no checkpoint to evaluate in --output_dir=%s; train first or "
-                    "pass --init_checkpoint" % run.output_dir
-                )
+            checkpoint = loop.latest_checkpoint(run.output_dir)
             result = loop.evaluate(
-                model_fn, eval_input_fn, params, run, checkpoint, config.max_eval_steps
+                model_fn, eval_input_fn, params, run, checkpoint or init_checkpoint,
+                config.max_eval_steps,
+                # An --init_checkpoint is evaluated as Google's script does: its trainable
+                # variables only, so global_step is 0 (the run's own checkpoints keep theirs).
+                restore_step=checkpoint is not None,
             )
     if config.do_eval:
         loop.write_eval_results(os.path.join(run.output_dir, "eval_results.txt"), result)
-        for key in sorted(result):
-            logging.info("  %s = %s", key, result[key])
     return result
+
+
+def _one_training_run(output_dir: str, do_train: bool):
+    """The output folder's lock while a run trains into it: a second run stops at once.
+
+    An eval-only run takes none: evaluating beside a training run is how one watches it.
+    """
+    return fileio.exclusive_folder(output_dir) if do_train else contextlib.nullcontext()
+
+
+def _remove_if_nothing_saved(output_dir: str, created) -> None:
+    """After a failed run: the folders it created go again, unless a checkpoint is in them.
+
+    Whatever is in a folder this run created is this run's (events, a lock): without a
+    checkpoint it is worth nothing, and a user's next try should find the path as it was.
+    """
+    if not created:
+        return
+    folder = created[-1]  # output_dir itself; the rest are folders above it
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    if any(n == "checkpoint" or n.endswith(".index") for n in names):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    fileio.remove_folders(created[:-1])

@@ -17,13 +17,23 @@ from norbert.training.spec import RunConfig
 
 @dataclasses.dataclass(frozen=True)
 class TpuConfig:
-    use_tpu: bool = False  # False runs TPUEstimator on the CPU (for tests)
-    tpu_name: Optional[str] = None  # the Cloud TPU's name, or a grpc:// address
-    tpu_zone: Optional[str] = None  # looked up from the metadata server when None
-    gcp_project: Optional[str] = None  # likewise
-    master: Optional[str] = None  # a TPU master address, instead of tpu_name
-    num_tpu_cores: int = 8  # cores the batch is split over; used with use_tpu only
-    iterations_per_loop: int = 1000  # steps per TPU call before control returns to the host
+    """Where a TPUEstimator run goes: Google's TPU flags."""
+
+    # Train on a Cloud TPU through TPUEstimator; without it, --engine=tpu_estimator runs
+    # TPUEstimator on the CPU.
+    use_tpu: bool = False
+    # The Cloud TPU's name, or a grpc:// address.
+    tpu_name: Optional[str] = None
+    # The TPU's GCE zone; looked up from the metadata server when unset.
+    tpu_zone: Optional[str] = None
+    # The TPU's GCP project; looked up from the metadata server when unset.
+    gcp_project: Optional[str] = None
+    # A TPU master address, instead of tpu_name.
+    master: Optional[str] = None
+    # TPU cores the batch is split over (8 for a v2-8 or v3-8); used with use_tpu only.
+    num_tpu_cores: int = 8
+    # Steps per call to the TPU before control returns to the host.
+    iterations_per_loop: int = 1000
 
 
 def estimator_module():

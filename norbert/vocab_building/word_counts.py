@@ -1,8 +1,8 @@
 """Counting the words BERT's tokenizer sees in a corpus, in parallel, with bounded memory.
 
-A word here is what ``norbert.tokenization.text`` makes of the text before WordPiece (cleaning, whitespace,
-CJK and punctuation splitting, optional lower-casing), so a vocabulary learned from these counts
-fits ``FullTokenizer`` exactly. Memory holds the count table, never the corpus.
+A word here is what ``norbert.tokenization.text`` makes of the text before WordPiece (cleaning,
+whitespace, CJK and punctuation splitting, optional lower-casing), so a vocabulary learned from
+these counts fits ``FullTokenizer`` exactly. Memory holds the count table, never the corpus.
 
 Work is cut into tasks: byte ranges of local plain-text files (a line belongs to the range in
 which it starts, so every line is counted once whatever the cut), and whole files for ``.gz``
@@ -15,11 +15,10 @@ text is only known after reading it, so with a limit the tasks after such a file
 """
 
 import collections
-import multiprocessing
 import os
 from typing import Callable, Iterable, List, NamedTuple, Optional, Tuple
 
-from norbert import fileio
+from norbert import fileio, workers
 from norbert.tokenization import text as textlib
 from norbert.errors import NorbertError
 
@@ -209,9 +208,8 @@ def count_words(
     remaining = max_bytes if max_bytes > 0 else None
     pool = None
     if num_workers > 1:
-        # spawn, not fork: a parent that already imported TensorFlow (gs:// inputs) must not be
-        # forked, and spawn behaves the same on every platform.
-        pool = multiprocessing.get_context("spawn").Pool(num_workers)
+        # Fork, or spawn once TensorFlow is loaded (gs:// inputs): see norbert.workers.
+        pool = workers.pool_context().Pool(num_workers)
     try:
         pending = list(paths)
         while pending and (remaining is None or remaining > 0):

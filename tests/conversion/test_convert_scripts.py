@@ -86,7 +86,8 @@ def test_export_with_a_config_that_does_not_fit(checkpoint):
     CONFIG.replace(intermediate_size=12).to_json_file(str(tmp_path / "other.json"))
     done = run(EXPORT, "--checkpoint=%s" % (tmp_path / "train"),
                "--bert_config_file=%s" % (tmp_path / "other.json"),
-               "--vocab_file=%s" % vocab, "--output_dir=%s" % (tmp_path / "hf"))
+               "--vocab_file=%s" % vocab, "--do_lower_case=true",
+               "--output_dir=%s" % (tmp_path / "hf"))
     assert_one_line_error(done, "model.ckpt-5", "layer_0/intermediate/dense/kernel",
                           "--bert_config_file")
     assert not os.path.exists(str(tmp_path / "hf"))
@@ -96,7 +97,8 @@ def test_export_without_a_checkpoint(tmp_path, make_vocab):
     CONFIG.to_json_file(str(tmp_path / "bert_config.json"))
     done = run(EXPORT, "--checkpoint=%s" % (tmp_path / "nothing"),
                "--bert_config_file=%s" % (tmp_path / "bert_config.json"),
-               "--vocab_file=%s" % make_vocab(["x"]), "--output_dir=%s" % (tmp_path / "hf"))
+               "--vocab_file=%s" % make_vocab(["x"]), "--do_lower_case=true",
+               "--output_dir=%s" % (tmp_path / "hf"))
     assert_one_line_error(done, "--checkpoint=", "no checkpoint there")
     assert not os.path.exists(str(tmp_path / "hf"))
 
@@ -139,3 +141,63 @@ def test_import_without_vocab(hf_folder, tmp_path):
     done = run(IMPORT, "--hf_dir=%s" % folder, "--output_dir=%s" % (tmp_path / "out"))
     assert_one_line_error(done, "has no vocab.txt", str(folder))
     assert not os.path.exists(str(tmp_path / "out"))
+
+
+def test_missing_output_folders_are_made(checkpoint):
+    tmp_path, _, vocab = checkpoint
+    hf = tmp_path / "exports" / "new" / "hf"
+    done = run(EXPORT, "--checkpoint=%s" % (tmp_path / "train"),
+               "--bert_config_file=%s" % (tmp_path / "bert_config.json"),
+               "--vocab_file=%s" % vocab, "--do_lower_case=true", "--output_dir=%s" % hf)
+    assert done.returncode == 0, done.stderr
+    assert "config.json" in os.listdir(str(hf))
+    back = tmp_path / "imports" / "new" / "google"
+    done = run(IMPORT, "--hf_dir=%s" % hf, "--output_dir=%s" % back)
+    assert done.returncode == 0, done.stderr
+    assert "bert_config.json" in os.listdir(str(back))
+    # No staging folders left beside the outputs.
+    assert os.listdir(str(tmp_path / "exports" / "new")) == ["hf"]
+    assert os.listdir(str(tmp_path / "imports" / "new")) == ["google"]
+
+
+def test_a_damaged_checkpoint_is_named_before_anything_is_written(checkpoint):
+    tmp_path, _, vocab = checkpoint
+    data = tmp_path / "train" / "model.ckpt-5.data-00000-of-00001"
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # flipped bytes: only reading the tensors shows them
+    data.write_bytes(bytes(blob))
+    done = run(EXPORT, "--checkpoint=%s" % (tmp_path / "train"),
+               "--bert_config_file=%s" % (tmp_path / "bert_config.json"),
+               "--vocab_file=%s" % vocab, "--do_lower_case=true",
+               "--output_dir=%s" % (tmp_path / "new" / "hf"))
+    assert_one_line_error(done, "checkpoint %s is damaged" % (tmp_path / "train" / "model.ckpt-5"),
+                          "Checksum does not match")
+    assert not os.path.exists(str(tmp_path / "new"))
+
+
+@pytest.mark.parametrize("step", ["export", "import"])
+def test_a_failed_write_leaves_no_folder_it_made(checkpoint, hf_folder, monkeypatch, step):
+    """A failure after the output folders were made (a full disk, say) removes them again."""
+    from norbert.conversion import convert
+
+    tmp_path, _, vocab = checkpoint
+    target = tmp_path / "new" / "deeper" / "out"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if step == "export":
+        import safetensors.numpy
+
+        monkeypatch.setattr(safetensors.numpy, "save_file", full_disk)
+        call = lambda: convert.export_to_hf(  # noqa: E731
+            checkpoint=str(tmp_path / "train"), bert_config_file=str(tmp_path / "bert_config.json"),
+            vocab_file=vocab, do_lower_case=True, output_dir=str(target))
+    else:
+        monkeypatch.setattr(convert, "save_checkpoint", full_disk)
+        call = lambda: convert.import_from_hf(hf_dir=str(hf_folder[0]),  # noqa: E731
+                                              output_dir=str(target))
+    with pytest.raises(OSError, match="No space left"):
+        call()
+    assert not os.path.exists(str(tmp_path / "new"))
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".norbert-convert-")]

@@ -175,9 +175,16 @@ def test_missing_or_binary_file(tmp_path):
         BertConfig.from_json_file(str(path))
 
 
-def test_writing_into_a_missing_folder_fails_cleanly(tmp_path):
-    with pytest.raises(NorbertError, match="does not exist"):
-        BertConfig(**SMALL).to_json_file(str(tmp_path / "no" / "config.json"))
+def test_writing_into_a_missing_folder_creates_it(tmp_path):
+    path = tmp_path / "no" / "such" / "config.json"
+    BertConfig(**SMALL).to_json_file(str(path))
+    assert BertConfig.from_json_file(str(path)).to_dict() == BertConfig(**SMALL).to_dict()
+
+
+def test_writing_under_a_file_fails_cleanly(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(NorbertError, match="cannot write .*a.txt/config.json"):
+        BertConfig(**SMALL).to_json_file(str(tmp_path / "a.txt" / "config.json"))
 
 
 def test_bad_values_fail_at_construction_too():

@@ -96,7 +96,7 @@ def _train_steps(dtype, steps, loss_scale=1.0, lr=1e-3):
     with tf.Graph().as_default():
         tf.set_random_seed(0)
         out = heads.pretraining_forward(SMALL, constants(batch), True, compute_dtype=dtype)
-        config = OptimizerConfig(learning_rate=lr, num_train_steps=100)
+        config = OptimizerConfig(learning_rate=lr, num_train_steps=100, num_warmup_steps=0)
         op, _ = create_train_op(out.total_loss, config, loss_scale=loss_scale)
         step = tf.train.get_global_step()
         scale = tf.get_collection(precision.LOSS_SCALE_COLLECTION)
@@ -155,7 +155,8 @@ def test_loss_scale_is_checkpointed_and_logged(tmp_path):
         return tf.data.Dataset.from_tensors(batch).repeat()
 
     config = ModelFnConfig(
-        bert_config=SMALL, optimizer=OptimizerConfig(learning_rate=1e-3, num_train_steps=4),
+        bert_config=SMALL, optimizer=OptimizerConfig(learning_rate=1e-3, num_train_steps=4,
+                                                 num_warmup_steps=0),
         precision="fp16", loss_scale=DynamicLossScale(initial_scale=2.0 ** 40),
     )
     result = train(build_model_fn(config), input_fn, {}, RunConfig(
@@ -232,7 +233,7 @@ def test_fp16_with_xla_through_run_pretraining(data, tmp_path):
         input_file=str(data / "train.tfrecord"), bert_config_file=str(data / "bert_config.json"),
         max_seq_length=32, max_predictions_per_seq=5, do_train=True,
     )
-    optimizer = OptimizerConfig(learning_rate=1e-3, num_train_steps=3)
+    optimizer = OptimizerConfig(learning_rate=1e-3, num_train_steps=3, num_warmup_steps=0)
     run = RunConfig(output_dir=str(tmp_path), train_batch_size=8, use_xla=True, seed=1)
     run_pretraining(config, optimizer, run, precision=PrecisionConfig("fp16"))
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-3")

@@ -3,7 +3,9 @@ import warnings
 import pytest
 
 from norbert import NorbertError, load_vocab
-from norbert.tokenization.vocab import CasingWarning, casing_mismatch, parse_vocab, warn_on_casing_mismatch
+from norbert.tokenization.vocab import (
+    CasingWarning, casing_mismatch, parse_vocab, warn_on_casing_mismatch,
+)
 
 SPECIALS = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"
 

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ tf = pytest.importorskip("tensorflow").compat.v1
 
 from norbert import NorbertError  # noqa: E402
 from norbert.training.loop import (  # noqa: E402
-    evaluate, latest_checkpoint, train, write_eval_results,
+    evaluate, interrupt_on_stop_signals, latest_checkpoint, train, write_eval_results,
 )
 from norbert.training.spec import EVAL, ModelSpec, RunConfig  # noqa: E402
 
@@ -141,3 +142,135 @@ def test_session_config_turns_on_xla_for_cpu_only_when_asked(monkeypatch):
     assert jit.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.ON_1
     # the user's own XLA flags are kept
     assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_min_cluster_size=2 --tf_xla_cpu_global_jit"
+
+
+def _damage(prefix, part, how):
+    """Cuts ``prefix``'s .index or .data file short, or flips one byte in its middle."""
+    path = prefix + (".index" if part == "index" else ".data-00000-of-00001")
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    if how == "cut":
+        data = data[:len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+@pytest.mark.parametrize("part, how", [("data", "cut"), ("index", "cut"), ("data", "flip")])
+def test_resume_passes_over_a_damaged_checkpoint(tmp_path, caplog, part, how):
+    config = _config(tmp_path, keep_checkpoint_max=3)
+    train(model_fn, input_fn, {}, config, max_steps=30)
+    newest = os.path.join(config.output_dir, "model.ckpt-30")
+    _damage(newest, part, how)
+    caplog.set_level("INFO")
+    resumed = train(model_fn, input_fn, {}, config, max_steps=35)
+    assert resumed.global_step == 35
+    assert "skipping the damaged checkpoint %s" % newest in caplog.text
+    assert "restored %s" % os.path.join(config.output_dir, "model.ckpt-20") in caplog.text
+    # The checkpoints from before the resume stay counted: keep_checkpoint_max=3 still holds.
+    kept = sorted(f for f in os.listdir(config.output_dir) if f.endswith(".index"))
+    assert kept == ["model.ckpt-20.index", "model.ckpt-30.index", "model.ckpt-35.index"]
+    for step in (20, 30, 35):
+        reader = tf.train.load_checkpoint(os.path.join(config.output_dir, "model.ckpt-%d" % step))
+        assert int(reader.get_tensor("global_step")) == step  # 30 saved anew, intact
+
+
+def test_every_checkpoint_damaged_is_an_error(tmp_path):
+    config = _config(tmp_path, keep_checkpoint_max=2)
+    train(model_fn, input_fn, {}, config, max_steps=20)
+    for step in (10, 20):
+        _damage(os.path.join(config.output_dir, "model.ckpt-%d" % step), "index", "cut")
+    with pytest.raises(NorbertError, match="every checkpoint there is damaged"):
+        train(model_fn, input_fn, {}, config, max_steps=30)
+    assert not any("ckpt-3" in f for f in os.listdir(config.output_dir))
+
+
+def _record_input(path):
+    """An input_fn over a TFRecord file of X and Y that can name the damage it meets."""
+    from norbert.training.input_pipeline import InputConfig, RecordInput
+
+    def fn(params):
+        spec = {"x": tf.FixedLenFeature([3], tf.float32), "y": tf.FixedLenFeature([], tf.float32)}
+        records = tf.data.TFRecordDataset([path])
+        records = records.map(lambda r: tf.parse_single_example(r, spec))
+        return records.batch(params["batch_size"], drop_remainder=True)
+
+    return RecordInput(InputConfig([path], 1, 1, is_training=False), fn)
+
+
+def _records_with_a_flipped_byte(tmp_path, damaged_record):
+    from norbert.data import tfrecord
+
+    framed = [tfrecord.frame(tfrecord.encode_example(
+        {"x": (tfrecord.FLOAT, X[i]), "y": (tfrecord.FLOAT, [Y[i]])})) for i in range(len(X))]
+    data = bytearray(b"".join(framed))
+    start = sum(len(f) for f in framed[:damaged_record - 1])
+    data[start + 20] ^= 0xFF  # inside the data: the data checksum fails
+    path = str(tmp_path / "records.tfrecord")
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    return path, start
+
+
+def test_a_damaged_record_stops_training_and_keeps_the_last_checkpoint(tmp_path):
+    path, start = _records_with_a_flipped_byte(tmp_path, 40)
+    config = _config(tmp_path, save_checkpoints_steps=2)
+    # Batches of 8: steps 1-4 read records 1-32; step 5 meets record 40.
+    expected = (r"%s is damaged: record 40 \(at byte %d\) is corrupt \(its data fail their "
+                r"checksum\); stopped at step 4 without saving, the last good checkpoint is "
+                r"%s\." % (path, start, os.path.join(config.output_dir, "model.ckpt-4")))
+    with pytest.raises(NorbertError, match=expected):
+        train(model_fn, _record_input(path), {}, config, max_steps=100)
+    assert latest_checkpoint(config.output_dir).endswith("model.ckpt-4")
+    assert not any("ckpt-5" in f for f in os.listdir(config.output_dir))
+
+
+def test_a_damaged_record_stops_evaluation(tmp_path):
+    path, _ = _records_with_a_flipped_byte(tmp_path, 40)
+    config = _config(tmp_path)
+    trained = train(model_fn, input_fn, {}, config, max_steps=10)
+    with pytest.raises(NorbertError, match=r"records.tfrecord is damaged: record 40 .*evaluate "
+                                           r"again"):
+        evaluate(model_fn, _record_input(path), {}, config, trained.checkpoint)
+    # Without a file list to look in, TensorFlow's own words.
+    with pytest.raises(NorbertError, match=r"a record of the evaluation data is damaged "
+                                           r"\(corrupted record at \d+\)"):
+        evaluate(model_fn, _record_input(path)._input_fn, {}, config, trained.checkpoint)
+
+
+def test_evaluate_from_an_init_checkpoint_leaves_global_step_at_0(tmp_path):
+    config = _config(tmp_path)
+    trained = train(model_fn, input_fn, {}, config, max_steps=20)
+    full = evaluate(model_fn, input_fn, {}, config, trained.checkpoint, max_steps=2)
+    seeded = evaluate(model_fn, input_fn, {}, config, trained.checkpoint, max_steps=2,
+                      restore_step=False)
+    assert (full["global_step"], seeded["global_step"]) == (20, 0)
+    assert seeded["mse"] == full["mse"]
+
+
+def _sigterm_to_self():
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(100):  # the handler runs at the next bytecode of the main thread
+        time.sleep(0.01)
+
+
+def test_a_stop_signal_outside_the_loop_interrupts_even_through_library_code(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+    # Turned into another error by code that caught the interrupt: an interrupt again.
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        with interrupt_on_stop_signals():
+            try:
+                _sigterm_to_self()
+            except KeyboardInterrupt:
+                raise AttributeError("what a library made of it")
+    # Lost in code that swallowed it: the loop acts on it, saving after one step.
+    with interrupt_on_stop_signals():
+        try:
+            _sigterm_to_self()
+        except KeyboardInterrupt:
+            pass
+        result = train(model_fn, input_fn, {}, _config(tmp_path), max_steps=1000)
+    assert result.interrupted and result.global_step == 1
+    assert latest_checkpoint(_config(tmp_path).output_dir).endswith("model.ckpt-1")
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler from before is back

@@ -92,21 +92,82 @@ def test_eval_numbers_equal_googles_run_pretraining(data, tmp_path):
     ref_dir = tmp_path / "reference"
     shutil.copytree(str(ours), str(ref_dir))
     run_pretraining(*_configs(data, ours, 20, do_train=False))
-    code = (
-        "import sys; sys.path.insert(0, %r); import reference_shim; reference_shim.install(); "
-        "from absl import app; from bert import run_pretraining as r; app.run(r.main)" % HERE
-    )
-    flags = ["--input_file=%s" % (data / "train.tfrecord"), "--output_dir=%s" % ref_dir,
-             "--bert_config_file=%s" % (data / "bert_config.json"), "--do_eval=True",
-             "--max_seq_length=%d" % SEQ, "--max_predictions_per_seq=%d" % PRED,
-             "--eval_batch_size=8", "--max_eval_steps=10"]
-    done = subprocess.run([sys.executable, "-c", code] + flags, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _reference_run_pretraining(_eval_flags(data) + ["--output_dir=%s" % ref_dir])
     expected = _read_results(ref_dir / "eval_results.txt")
     got = _read_results(ours / "eval_results.txt")
     assert set(got) == set(expected) == METRICS
     for key in METRICS:
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+def _eval_flags(data):
+    """The flags of an eval-only run on ``data``, in both scripts (no --output_dir)."""
+    return ["--input_file=%s" % (data / "train.tfrecord"),
+            "--bert_config_file=%s" % (data / "bert_config.json"), "--do_eval=True",
+            "--max_seq_length=%d" % SEQ, "--max_predictions_per_seq=%d" % PRED,
+            "--eval_batch_size=8", "--max_eval_steps=10"]
+
+
+def _reference_run_pretraining(flags):
+    """Google's run_pretraining.py (TF <= 2.15, through reference_shim) in a subprocess."""
+    code = (
+        "import sys; sys.path.insert(0, %r); import reference_shim; reference_shim.install(); "
+        "from absl import app; from bert import run_pretraining as r; app.run(r.main)" % HERE
+    )
+    done = subprocess.run([sys.executable, "-c", code] + flags, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_eval_only_into_a_new_folder_equals_googles(data, tmp_path):
+    """--do_eval alone, from --init_checkpoint, into an --output_dir two levels from existing:
+    the folders are made first, as Google's script does, and the numbers are Google's."""
+    trained = tmp_path / "trained"
+    run_pretraining(*_configs(data, trained, 20, do_eval=False))
+    flags = _eval_flags(data) + ["--init_checkpoint=%s" % (trained / "model.ckpt-20")]
+    ours = tmp_path / "ours" / "new" / "eval"
+    script = os.path.join(REPO, "scripts", "run_pretraining.py")
+    done = subprocess.run([sys.executable, script, "--output_dir=%s" % ours] + flags,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert os.listdir(str(ours)) == ["eval_results.txt"]  # no lock, nothing else
+    got = _read_results(ours / "eval_results.txt")
+    assert set(got) == METRICS
+    assert got["global_step"] == 0  # as Google's: the init checkpoint's variables, not its step
+    if reference_shim.has_estimator():
+        reference = tmp_path / "reference" / "new" / "eval"
+        _reference_run_pretraining(flags + ["--output_dir=%s" % reference])
+        expected = _read_results(reference / "eval_results.txt")
+    else:  # TF >= 2.16: the same checkpoint evaluated in its own folder instead
+        expected = {k: float(v) for k, v in
+                    run_pretraining(*_configs(data, trained, 20, do_train=False)).items()}
+        expected["global_step"] = 0
+    assert set(expected) == METRICS
+    for key in METRICS:
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.parametrize("engine", [LOOP, TPU_ESTIMATOR])
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_a_damaged_record_is_named_on_either_engine(data, tmp_path, engine):
+    if engine == TPU_ESTIMATOR and not reference_shim.has_estimator():
+        pytest.skip("TPUEstimator needs tf.estimator (TensorFlow <= 2.15)")
+    from norbert.data import tfrecord
+    from norbert.training.input_pipeline import TAIL_BYTES
+
+    framed = [tfrecord.frame(r) for r in tfrecord.read_records(str(data / "train.tfrecord"))]
+    framed = framed * (3 * TAIL_BYTES // sum(len(f) for f in framed) + 1)
+    damaged = bytearray(b"".join(framed))
+    start = sum(len(f) for f in framed[:29])
+    damaged[start + 12 + 7] ^= 0xFF  # record 30's data: read in the first step
+    path = tmp_path / "corrupt.tfrecord"
+    path.write_bytes(bytes(damaged))
+    config, optimizer, run = _configs(data, tmp_path / "run", 5, do_eval=False, engine=engine)
+    config = dataclasses.replace(config, input_file=str(path))
+    with pytest.raises(NorbertError, match=r"%s is damaged: record 30 \(at byte %d\) is corrupt"
+                                           % (path, start)):
+        run_pretraining(config, optimizer, run)
 
 
 def test_mismatched_sequence_length_is_caught_before_training(data, tmp_path):

@@ -1,0 +1,30 @@
+"""Learns a WordPiece vocab.txt from text, or fills the [unusedN] slots of an existing one.
+
+    norbert-build-vocab --input_file='corpus/*.txt' --output_file=vocab.txt \\
+        --vocab_size=30522 --do_lower_case=False --num_workers=4
+
+    # continue training multilingual BERT on Norwegian: same size, every old id kept
+    norbert-build-vocab --input_file='no/*.txt.gz' --output_file=vocab.txt \\
+        --extend_vocab=multi_cased_L-12_H-768_A-12/vocab.txt --do_lower_case=False
+
+``python scripts/build_vocab.py`` takes the same flags. The vocab fits ``norbert.FullTokenizer``
+(and Google's tokenizer) with the same ``--do_lower_case``.
+"""
+
+from norbert import cli
+from norbert.vocab_building.builder import VocabConfig, build_vocab
+
+CONFIGS = (VocabConfig,)
+
+
+def main(argv):
+    del argv  # cli.run refuses positional arguments
+    config = cli.config_from_flags(VocabConfig)
+    stats = build_vocab(config)
+    print(stats.summary())
+    print("wrote %s" % config.output_file)
+
+
+def run():
+    """The ``norbert-build-vocab`` command."""
+    cli.run(main, CONFIGS)

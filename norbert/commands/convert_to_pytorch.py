@@ -1,0 +1,28 @@
+"""Exports a norbert (or Google) BERT checkpoint as a Hugging Face transformers folder.
+
+    norbert-convert-to-pytorch --checkpoint=out/model.ckpt-20000 \\
+        --bert_config_file=bert_config.json --vocab_file=vocab.txt --do_lower_case=false \\
+        --output_dir=hf_model
+
+``python scripts/convert_to_pytorch.py`` takes the same flags. The folder loads with
+transformers' ``from_pretrained`` (BertForPreTraining, AutoModel, AutoModelForMaskedLM,
+AutoTokenizer). Writing it needs no torch, except --format=pytorch_bin.
+"""
+
+from norbert import cli
+
+# Named, not imported: the checks of the user's files come before any heavy import.
+CONFIGS = ("norbert.conversion.convert:ExportConfig",)
+
+
+def main(argv):
+    del argv  # cli.run refuses positional arguments
+    from norbert.conversion.convert import ExportConfig, export_to_hf
+
+    report = export_to_hf(cli.config_from_flags(ExportConfig))
+    print(report.summary())
+
+
+def run():
+    """The ``norbert-convert-to-pytorch`` command."""
+    cli.run(main, CONFIGS)

@@ -1,0 +1,30 @@
+"""Builds BERT pretraining records (masked LM + next sentence) from text files.
+
+    norbert-create-pretraining-data --input_file='corpus/*.txt' \\
+        --output_file=out/train.tfrecord --vocab_file=vocab.txt --do_lower_case=True \\
+        --max_seq_length=128 --max_predictions_per_seq=20 --dupe_factor=5
+
+``python scripts/create_pretraining_data.py`` takes the same flags, which are those of Google's
+``create_pretraining_data.py``: by default the same inputs, flags and seed give the same
+records. ``--num_workers`` or ``--num_output_shards`` switch to the sharded mode (parallel,
+memory bounded, resumable; not reference-exact). No TensorFlow is imported.
+"""
+
+from absl import logging
+
+from norbert import cli
+from norbert.data.builder import create_pretraining_data
+from norbert.data.config import DataConfig
+
+CONFIGS = (DataConfig,)
+
+
+def main(argv):
+    del argv  # cli.run refuses positional arguments
+    summary = create_pretraining_data(cli.config_from_flags(DataConfig))
+    logging.info("%s", summary.line())
+
+
+def run():
+    """The ``norbert-create-pretraining-data`` command."""
+    cli.run(main, CONFIGS)

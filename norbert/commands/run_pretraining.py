@@ -1,0 +1,47 @@
+"""Pretrains BERT, or continues pretraining a Google checkpoint: Google's flags, and more.
+
+    norbert-run-pretraining --input_file=data/train.tfrecord --output_dir=out \\
+        --do_train --do_eval --bert_config_file=bert_config.json \\
+        --init_checkpoint=multi_cased_L-12_H-768_A-12/bert_model.ckpt \\
+        --train_batch_size=32 --max_seq_length=128 --max_predictions_per_seq=20 \\
+        --num_train_steps=20000 --num_warmup_steps=10 --learning_rate=2e-5
+
+``python scripts/run_pretraining.py`` takes the same flags. On CPU/GPU it runs norbert's own
+loop; with --use_tpu, Google's TPUEstimator (TF 2.15 or 1.15).
+"""
+
+from norbert import cli
+
+# Named, not imported: their modules import TensorFlow, which main() alone pays for.
+CONFIGS = (
+    "norbert.training.pretraining:PretrainingConfig",
+    "norbert.training.optimization:OptimizerConfig",
+    "norbert.training.spec:RunConfig",
+    "norbert.training.tpu:TpuConfig",
+    "norbert.model.precision:PrecisionConfig",
+)
+
+
+def main(argv):
+    del argv  # cli.run refuses positional arguments
+    from absl import logging
+
+    from norbert.model.precision import PrecisionConfig
+    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.pretraining import PretrainingConfig, run_pretraining
+    from norbert.training.spec import RunConfig
+    from norbert.training.tpu import TpuConfig
+
+    logging.set_verbosity(logging.INFO)
+    run_pretraining(
+        cli.config_from_flags(PretrainingConfig),
+        cli.config_from_flags(OptimizerConfig),
+        cli.config_from_flags(RunConfig),
+        cli.config_from_flags(TpuConfig),
+        cli.config_from_flags(PrecisionConfig),
+    )
+
+
+def run():
+    """The ``norbert-run-pretraining`` command."""
+    cli.run(main, CONFIGS)

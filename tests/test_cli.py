@@ -1,0 +1,373 @@
+"""The commands' flags are the config dataclasses' fields: names, defaults, help, required,
+choices. Plus the machinery (norbert.cli), the thin scripts and the console entry points."""
+
+import ast
+import dataclasses
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from absl import flags
+
+from norbert import cli
+from norbert.errors import NorbertError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The flags each script had before its flags were made from the configs: users' command lines
+# and Google's use these names.
+OLD_FLAGS = {
+    "build_vocab": (
+        "input_file output_file vocab_size do_lower_case min_frequency num_unused "
+        "character_coverage merge_score max_input_bytes num_workers extend_vocab progress"),
+    "create_pretraining_data": (
+        "input_file output_file vocab_file do_lower_case do_whole_word_mask "
+        "whole_word_mask_per_word max_seq_length max_predictions_per_seq random_seed "
+        "dupe_factor masked_lm_prob short_seq_prob num_workers num_output_shards block_mb "
+        "progress"),
+    "run_pretraining": (
+        "bert_config_file input_file output_dir init_checkpoint max_seq_length "
+        "max_predictions_per_seq do_train do_eval train_batch_size eval_batch_size "
+        "learning_rate num_train_steps num_warmup_steps save_checkpoints_steps "
+        "iterations_per_loop max_eval_steps use_tpu tpu_name tpu_zone gcp_project master "
+        "num_tpu_cores eval_input_file optimizer gradient_accumulation_steps weight_decay_rate "
+        "clip_norm keep_checkpoint_max log_every_steps use_xla precision loss_scale seed "
+        "engine"),
+    "convert_to_pytorch": "checkpoint bert_config_file vocab_file do_lower_case output_dir format",
+    "import_hf": "hf_dir output_dir",
+}
+SCRIPTS = sorted(OLD_FLAGS)
+# Google's run_pretraining.py: the flags whose defaults its users rely on.
+GOOGLE_RUN_PRETRAINING_DEFAULTS = {
+    "max_seq_length": 128, "max_predictions_per_seq": 20, "do_train": False, "do_eval": False,
+    "train_batch_size": 32, "eval_batch_size": 8, "learning_rate": 5e-5,
+    "num_train_steps": 100000, "num_warmup_steps": 10000, "save_checkpoints_steps": 1000,
+    "iterations_per_loop": 1000,
+    "max_eval_steps": 100, "use_tpu": False, "num_tpu_cores": 8, "init_checkpoint": None,
+}
+# Google's create_pretraining_data.py.
+GOOGLE_DATA_DEFAULTS = {
+    "do_lower_case": True, "max_seq_length": 128, "max_predictions_per_seq": 20,
+    "random_seed": 12345, "dupe_factor": 10, "masked_lm_prob": 0.15, "short_seq_prob": 0.1,
+}
+
+
+def _command(script):
+    return importlib.import_module("norbert.commands." + script)
+
+
+def _classes(script):
+    out = []
+    for ref in _command(script).CONFIGS:
+        if isinstance(ref, str):
+            module, _, name = ref.partition(":")
+            ref = getattr(importlib.import_module(module), name)
+        out.append(ref)
+    return out
+
+
+def _defined(script):
+    """(FlagValues, settings) of the script's flags, defined on a fresh FlagValues."""
+    values = flags.FlagValues()
+    settings = cli.define_flags(*_command(script).CONFIGS, flag_values=values)
+    return values, settings
+
+
+def _has_default(field):
+    return field.default is not dataclasses.MISSING
+
+
+def _dummy(field):
+    """A value a required field accepts without touching any file."""
+    return True if field.type is bool else "x"
+
+
+def _build(cls, **changes):
+    values = {f.name: _dummy(f) for f in dataclasses.fields(cls) if not _has_default(f)}
+    values.update(changes)
+    return cls(**values)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_field_is_a_flag_with_its_default_and_help(script):
+    values, _ = _defined(script)
+    fields = [f for cls in _classes(script) for f in dataclasses.fields(cls)]
+    assert sorted(values) == sorted(f.name for f in fields)  # no flag without a field
+    for field in fields:
+        flag = values[field.name]
+        assert field.default_factory is dataclasses.MISSING, field.name
+        if _has_default(field):
+            default = tuple(flag.default) if isinstance(field.default, tuple) else flag.default
+            assert default == field.default, field.name
+            assert type(default) is type(field.default) or field.default is None, field.name
+        else:
+            assert flag.default is None, field.name
+        assert len(flag.help) > 15 and not flag.help.startswith(field.name), field.name
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_flag_names_are_kept(script):
+    values, _ = _defined(script)
+    assert set(OLD_FLAGS[script].split()) <= set(values)
+
+
+def test_google_defaults_are_kept():
+    values, _ = _defined("run_pretraining")
+    for name, default in GOOGLE_RUN_PRETRAINING_DEFAULTS.items():
+        assert values[name].default == default, name
+    values, _ = _defined("create_pretraining_data")
+    for name, default in GOOGLE_DATA_DEFAULTS.items():
+        assert values[name].default == default, name
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_required_fields_are_required_flags(script, capsys):
+    required = [f.name for cls in _classes(script) for f in dataclasses.fields(cls)
+                if not _has_default(f)]
+    assert required  # every command needs at least its inputs
+    for missing in required:
+        values, settings = _defined(script)
+        argv = ["prog"] + ["--%s=x" % name if values[name].flag_type() != "bool" else
+                           "--" + name for name in required if name != missing]
+        with pytest.raises(SystemExit) as exit:
+            cli.parse_flags(argv, settings, flag_values=values)
+        assert exit.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: --%s is required: " % missing)
+    values, settings = _defined(script)
+    argv = ["prog"] + ["--%s=x" % name if values[name].flag_type() != "bool" else
+                       "--no" + name for name in required]
+    assert cli.parse_flags(argv, settings, flag_values=values) == ["prog"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_missing_flag_is_one_line_and_exit_2(script):
+    """As a user meets it: the script in a subprocess, without TensorFlow's start-up."""
+    values, settings = _defined(script)
+    required = [s.name for s in settings if s.required]
+    given = ["--%s=x" % name if values[name].flag_type() != "bool" else "--" + name
+             for name in required[1:]]
+    probe = textwrap.dedent("""
+        import runpy, sys
+        sys.argv = %r
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        finally:
+            print("TF_IMPORTED=%%s" %% ("tensorflow" in sys.modules))
+    """) % ([os.path.join(REPO, "scripts", script + ".py")] + given,)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 2, done.stderr
+    first = [s for s in settings if s.required][0]
+    assert done.stderr.splitlines() == [
+        "error: --%s is required: %s" % (first.name, cli._first_sentence(first.help))]
+    assert "TF_IMPORTED=False" in done.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_enum_choices_are_what_the_config_accepts(script):
+    values, _ = _defined(script)
+    enums = 0
+    for cls in _classes(script):
+        for field in dataclasses.fields(cls):
+            choices = field.metadata.get("choices")
+            if choices is None:
+                assert values[field.name].flag_type() != "enum"
+                continue
+            enums += 1
+            assert tuple(values[field.name].parser.enum_values) == tuple(choices)
+            assert field.default in choices
+            for choice in choices:
+                assert getattr(_build(cls, **{field.name: choice}), field.name) == choice
+            with pytest.raises(NorbertError, match="--%s" % field.name):
+                _build(cls, **{field.name: "no_such_choice"})
+    expected = {"build_vocab": 1, "run_pretraining": 3, "convert_to_pytorch": 1}
+    assert enums == expected.get(script, 0)
+
+
+def test_choices_are_the_modules_constants():
+    from norbert.conversion import convert
+    from norbert.model import precision
+    from norbert.training import optimization, pretraining
+    from norbert.vocab_building import builder, learner
+
+    def choices(cls, name):
+        return [f for f in dataclasses.fields(cls) if f.name == name][0].metadata["choices"]
+
+    assert choices(optimization.OptimizerConfig, "optimizer") == optimization.OPTIMIZERS
+    assert choices(precision.PrecisionConfig, "precision") == precision.PRECISIONS
+    assert choices(pretraining.PretrainingConfig, "engine") == pretraining.ENGINES
+    assert choices(builder.VocabConfig, "merge_score") == learner.MERGE_SCORES
+    assert choices(convert.ExportConfig, "format") == convert.FORMATS
+
+
+def test_config_from_flags_builds_the_configs():
+    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.pretraining import PretrainingConfig
+    from norbert.training.spec import RunConfig
+
+    values, settings = _defined("run_pretraining")
+    cli.parse_flags(["prog", "--input_file=a", "--bert_config_file=b", "--output_dir=c",
+                     "--exclude_from_weight_decay=bias,LayerNorm", "--optimizer=lamb",
+                     "--seed=3", "--do_train"], settings, flag_values=values)
+    optimizer = cli.config_from_flags(OptimizerConfig, values)
+    assert optimizer == OptimizerConfig(
+        optimizer="lamb", exclude_from_weight_decay=("bias", "LayerNorm"))
+    assert cli.config_from_flags(RunConfig, values) == RunConfig(output_dir="c", seed=3)
+    assert cli.config_from_flags(PretrainingConfig, values) == PretrainingConfig(
+        input_file="a", bert_config_file="b", do_train=True)
+
+
+def _fixture_module(tmp_path, monkeypatch, name, source):
+    (tmp_path / (name + ".py")).write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_settings_are_read_from_the_source(tmp_path, monkeypatch):
+    _fixture_module(tmp_path, monkeypatch, "cli_fixture_constants", """
+        KINDS = ("a", "b")
+        """)
+    module = _fixture_module(tmp_path, monkeypatch, "cli_fixture_config", '''
+        import dataclasses
+        from typing import Optional, Tuple
+
+        from cli_fixture_constants import KINDS
+
+        LIMIT = -3
+
+
+        @dataclasses.dataclass(frozen=True)
+        class Config:
+            """Not part of any help."""
+
+            # Two lines above
+            # the field.
+            path: str
+            count: int = 4  # after it
+            # Above, and
+            ratio: Optional[float] = None  # after it too.
+
+            # Only the lines right above count.
+            kind: str = dataclasses.field(default="b", metadata={"choices": KINDS})
+            names: Tuple[str, ...] = ("x", "y")  # a list flag
+            limit: int = LIMIT  # a module's constant
+            flag: bool = False  # a bool
+        ''')
+    settings = {s.name: s for s in cli.settings_of(module + ":Config")}
+    assert module not in sys.modules  # read, not imported
+    assert settings["path"] == cli.Setting(
+        name="path", owner=module + ":Config", kind="str", default=None, required=True,
+        choices=None, help="Two lines above the field.")
+    assert settings["count"].help == "after it" and settings["count"].default == 4
+    assert settings["ratio"].help == "Above, and after it too."
+    assert settings["ratio"].kind == "float" and not settings["ratio"].required
+    assert settings["kind"].choices == ("a", "b") and settings["kind"].default == "b"
+    assert settings["kind"].help == "Only the lines right above count."
+    assert settings["names"].kind == "list" and settings["names"].default == ["x", "y"]
+    assert settings["limit"].default == -3 and settings["flag"].kind == "bool"
+
+    values = flags.FlagValues()
+    cli.define_flags(module + ":Config", flag_values=values)
+    values(["prog", "--path=p", "--names=u,v", "--kind=a", "--noflag"])
+    config = cli.config_from_flags(importlib.import_module(module).Config, values)
+    assert (config.path, config.names, config.kind, config.flag) == ("p", ("u", "v"), "a", False)
+    with pytest.raises(flags.IllegalFlagValueError):
+        values(["prog", "--path=p", "--kind=c"])
+
+
+@pytest.mark.parametrize("body, message", [
+    ("size: int = 3\n", r"Config.size \(size: int = 3\) has no comment"),
+    ("# a list\nsizes: Tuple[str, ...] = dataclasses.field(default_factory=tuple)\n",
+     "default_factory"),
+    ("# a dict\nsizes: Dict[str, int] = None\n", "cannot have this type"),
+    ("# computed\nsize: int = len('abc')\n", "must be a constant"),
+    ("# a number\nsize: int = dataclasses.field(default=1, metadata={'choices': (1, 2)})\n",
+     "only str fields take choices"),
+])
+def test_a_field_that_cannot_be_a_flag_is_refused(tmp_path, monkeypatch, body, message):
+    name = "cli_fixture_bad_%d" % abs(hash(body))
+    source = ("import dataclasses\nfrom typing import Dict, Tuple\n\n\n"
+              "@dataclasses.dataclass\nclass Config:\n" + textwrap.indent(body, "    "))
+    _fixture_module(tmp_path, monkeypatch, name, source)
+    with pytest.raises(TypeError, match=message):
+        cli.settings_of(name + ":Config")
+
+
+def test_a_field_two_configs_share_has_one_owner():
+    from norbert.data.config import DataConfig
+    from norbert.vocab_building.builder import VocabConfig
+
+    with pytest.raises(ValueError, match="both have a field input_file"):
+        cli.define_flags(DataConfig, VocabConfig, flag_values=flags.FlagValues())
+
+
+def test_help_is_fast_and_lists_the_flags_under_the_command():
+    probe = textwrap.dedent("""
+        import runpy, sys
+        sys.argv = [%r, "--helpfull"]
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        finally:
+            print("TF_IMPORTED=%%s" %% ("tensorflow" in sys.modules))
+    """) % os.path.join(REPO, "scripts", "run_pretraining.py")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "TF_IMPORTED=False" in done.stdout
+    section = done.stdout.split("\nnorbert.commands.run_pretraining:\n")[1].split("\n\n")[0]
+    assert "  --optimizer: <adamw|adamw_exact|lamb>: " in section
+    assert "  --num_train_steps: Optimizer updates in all" in section
+    assert "  --[no]use_tpu: " in section and "  --num_tpu_cores: " in section
+
+
+def test_a_positional_argument_is_refused():
+    done = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "import_hf.py"),
+                           "--hf_dir=a", "--output_dir=b", "stray"], capture_output=True,
+                          text=True)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: unexpected arguments stray: every setting is a --flag (a bool flag takes "
+        "--name=false, not --name false)"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_scripts_are_thin(script):
+    path = os.path.join(REPO, "scripts", script + ".py")
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    assert "python scripts/%s.py --" % script in ast.get_docstring(tree)
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [(n.module, [a.name for a in n.names]) for n in imports] == [
+        ("norbert.commands", [script])]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert [ast.dump(c.func) for c in calls] == [ast.dump(ast.parse(
+        "%s.run" % script, mode="eval").body)]
+
+
+ENTRY_POINTS = {"norbert-" + s.replace("_", "-"): s for s in SCRIPTS}
+
+
+def test_console_entry_points_are_the_commands():
+    tree = ast.parse(open(os.path.join(REPO, "setup.py"), encoding="utf-8").read())
+    setup = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == "setup"][0]
+    declared = ast.literal_eval([k.value for k in setup.keywords
+                                 if k.arg == "entry_points"][0])["console_scripts"]
+    found = dict(tuple(part.strip() for part in line.split("=")) for line in declared)
+    assert found == {name: "norbert.commands.%s:run" % s for name, s in ENTRY_POINTS.items()}
+    for target in found.values():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_the_console_entry_point_runs():
+    command = os.path.join(os.path.dirname(sys.executable), "norbert-build-vocab")
+    if not os.path.exists(command):
+        pytest.skip("norbert is not pip-installed here (pip install -e .)")
+    done = subprocess.run([command, "--helpfull"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "\nnorbert.commands.build_vocab:\n" in done.stdout
+    assert "  --vocab_size: Lines in the vocab" in done.stdout
+    assert done.stdout.startswith("Learns a WordPiece vocab.txt")  # the command's docstring

@@ -1,0 +1,79 @@
+"""Counting the tokenizer's words: the same counts whatever the byte ranges, the workers, the
+compression or the limit on bytes read."""
+
+import collections
+import gzip
+
+from norbert.tokenization import text as textlib
+from norbert.vocab_building import word_counts
+
+TEXT = """The quick brown fox jumps over the lazy dog.
+The dog sleeps; the fox runs, and the fox hides in the forest.
+
+Foxes and dogs are not the same: a fox is wild, a dog is tame.
+Bjørnen sover i skogen, og reven løper over isen. Ærlig talt!
+Jumping foxes jumped over sleeping dogs while the quick brown foxes watched.
+中文字 and Русский текст appear once or twice, текст twice.
+"""
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode("utf-8")))
+    else:
+        path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def counts_of(text, do_lower_case=True):
+    return collections.Counter(textlib.basic_tokenize(text, do_lower_case))
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def test_counts_are_the_tokenizers_words(tmp_path):
+    path = write(tmp_path, "a.txt", TEXT)
+    for lower in (True, False):
+        counts, stats = word_counts.count_words([path], lower)
+        assert counts == counts_of(TEXT, lower)
+        assert stats.lines == TEXT.count("\n") and stats.bytes_read == len(TEXT.encode())
+
+
+def test_counts_do_not_depend_on_ranges_or_workers(tmp_path):
+    text = TEXT + "\n\nno newline at the end"
+    paths = [write(tmp_path, "a.txt", text), write(tmp_path, "b.txt.gz", TEXT),
+             write(tmp_path, "c.txt", "x\r\ny\n\n")]
+    expected = collections.Counter()
+    for t in (text, TEXT, "x\r\ny\n\n"):
+        expected.update(counts_of(t))
+    for range_bytes in (1, 7, 64, 1 << 20):
+        assert word_counts.count_words(paths, True, range_bytes=range_bytes)[0] == expected
+    assert word_counts.count_words(paths, True, num_workers=2, range_bytes=50)[0] == expected
+
+
+def test_max_bytes_reads_the_lines_that_start_before_it(tmp_path):
+    lines = ["one two\n", "three\n", "four five\n", "six\n"]
+    a = write(tmp_path, "a.txt", "".join(lines[:2]))
+    b = write(tmp_path, "b.txt.gz", "".join(lines[2:]))
+    for limit, upto in [(1, 1), (8, 1), (9, 2), (14, 2), (15, 3), (24, 3), (25, 4), (0, 4)]:
+        for paths in ([a, b], [write(tmp_path, "ab.txt", "".join(lines))]):
+            for workers in (1, 2) if limit in (9, 25) else (1,):
+                counts, stats = word_counts.count_words(
+                    paths, True, num_workers=workers, max_bytes=limit, range_bytes=3
+                )
+                assert counts == counts_of("".join(lines[:upto])), (limit, paths)
+                assert stats.lines == upto
+
+
+def test_gz_input_and_bad_bytes(tmp_path):
+    text = TEXT + "bad \xff byte\n"
+    plain = tmp_path / "a.txt"
+    plain.write_bytes(text.encode("utf-8").replace("\xff".encode("utf-8"), b"\xff"))
+    gz = tmp_path / "a.txt.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    assert word_counts.count_words([str(plain)], True)[0] == word_counts.count_words(
+        [str(gz)], True)[0] == counts_of(TEXT + "bad  byte\n")
+
+
