@@ -1,8 +1,8 @@
 """norbert: pretrain BERT from scratch, or continue pretraining Google's BERT, on new text."""
 
-from norbert.model.bert_config import BertConfig
-from norbert.errors import NorbertError
 from norbert.data.builder import DataConfig, create_pretraining_data
+from norbert.errors import NorbertError
+from norbert.model.bert_config import BertConfig
 from norbert.tokenization.tokenizer import FullTokenizer, tokens_to_text
 from norbert.tokenization.vocab import CasingWarning, load_vocab
 from norbert.vocab_building.builder import VocabConfig, VocabStats, build_vocab
@@ -38,10 +38,10 @@ __all__ = [
 # data tools) stay fast and work without TensorFlow.
 _LAZY = {
     "BertModel": "norbert.model.modeling",
-    "ExportConfig": "norbert.conversion.convert",
-    "ImportConfig": "norbert.conversion.convert",
-    "export_to_hf": "norbert.conversion.convert",
-    "import_from_hf": "norbert.conversion.convert",
+    "ExportConfig": "norbert.conversion.export",
+    "ImportConfig": "norbert.conversion.importing",
+    "export_to_hf": "norbert.conversion.export",
+    "import_from_hf": "norbert.conversion.importing",
     "OptimizerConfig": "norbert.training.optimization",
     "PrecisionConfig": "norbert.model.precision",
     "PretrainingConfig": "norbert.training.pretraining",

@@ -184,12 +184,12 @@ def test_enum_choices_are_what_the_config_accepts(script):
                 assert getattr(_build(cls, **{field.name: choice}), field.name) == choice
             with pytest.raises(NorbertError, match="--%s" % field.name):
                 _build(cls, **{field.name: "no_such_choice"})
-    expected = {"build_vocab": 1, "run_pretraining": 3, "convert_to_pytorch": 1}
+    expected = {"build_vocab": 1, "run_pretraining": 6, "convert_to_pytorch": 1}
     assert enums == expected.get(script, 0)
 
 
 def test_choices_are_the_modules_constants():
-    from norbert.conversion import convert
+    from norbert.conversion import export
     from norbert.model import precision
     from norbert.training import optimization, pretraining
     from norbert.vocab_building import builder, learner
@@ -201,7 +201,7 @@ def test_choices_are_the_modules_constants():
     assert choices(precision.PrecisionConfig, "precision") == precision.PRECISIONS
     assert choices(pretraining.PretrainingConfig, "engine") == pretraining.ENGINES
     assert choices(builder.VocabConfig, "merge_score") == learner.MERGE_SCORES
-    assert choices(convert.ExportConfig, "format") == convert.FORMATS
+    assert choices(export.ExportConfig, "format") == export.FORMATS
 
 
 def test_config_from_flags_builds_the_configs():

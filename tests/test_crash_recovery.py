@@ -248,37 +248,3 @@ def test_sigterm_before_the_loop_releases_the_lock_and_the_new_folder(setup, tmp
     else:  # the loop had begun: it saved and stopped
         assert process.returncode == 0, stderr[-2000:]
         _all_checkpoints_readable(out)
-
-
-def test_lock_rules(tmp_path):
-    """In one process: held, refused, released on error, and a reused pid seen through."""
-    import socket
-
-    from norbert import NorbertError
-    from norbert.fileio import LOCK_NAME, exclusive_folder
-
-    lock = tmp_path / LOCK_NAME
-    with exclusive_folder(str(tmp_path)):
-        assert json.loads(lock.read_text())["pid"] == os.getpid()
-        with pytest.raises(NorbertError, match="is in use by another training run"):
-            with exclusive_folder(str(tmp_path)):
-                pass
-        assert lock.exists()  # the refused one left the holder's lock alone
-    assert not lock.exists()
-    with pytest.raises(RuntimeError):
-        with exclusive_folder(str(tmp_path)):
-            raise RuntimeError("a failing run")
-    assert not lock.exists()
-    # A live pid that belongs to another process than the one that wrote the lock (the
-    # machine restarted, and the pid was given again): stale.
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                "process": "another-boot/123", "started": "before"}))
-    with exclusive_folder(str(tmp_path)):
-        assert json.loads(lock.read_text())["started"] != "before"
-    # Another machine's lock, and one that is not norbert's: refused, left in place.
-    for content in ('{"host": "elsewhere", "pid": 1}', "garbage"):
-        lock.write_text(content)
-        with pytest.raises(NorbertError, match="delete"):
-            with exclusive_folder(str(tmp_path)):
-                pass
-        assert lock.read_text() == content

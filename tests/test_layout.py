@@ -4,8 +4,9 @@
     tokenization  <-  data  <-  model  <-  training
                                model  <-  conversion   (never training)
 
-The ground floor (errors, fileio, settings, cli, progress, workers) depends on no stage; the
-tools that assemble the stages (norbert/__init__.py, norbert/commands/) may use them all.
+The ground floor (errors, fileio, run_lock, settings, cli, progress, workers) depends on no
+stage; the tools that assemble the stages (norbert/__init__.py, norbert/commands/) may use
+them all.
 tokenization/, vocab_building/ and data/ import no TensorFlow when imported (the data tools
 run without it, and start fast): checked from the source and by importing them.
 """
@@ -113,7 +114,7 @@ def test_the_package_is_laid_out_by_stage():
     loose = [m for m in MODULES if _part(m) == "ground"]
     assert sorted(loose) == sorted(
         m for m in loose if m.split(".")[1] in
-        ("errors", "fileio", "settings", "cli", "progress", "workers")), loose
+        ("errors", "fileio", "run_lock", "settings", "cli", "progress", "workers")), loose
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -12,12 +12,12 @@ AutoTokenizer). Writing it needs no torch, except --format=pytorch_bin.
 from norbert import cli
 
 # Named, not imported: the checks of the user's files come before any heavy import.
-CONFIGS = ("norbert.conversion.convert:ExportConfig",)
+CONFIGS = ("norbert.conversion.export:ExportConfig",)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
-    from norbert.conversion.convert import ExportConfig, export_to_hf
+    from norbert.conversion.export import ExportConfig, export_to_hf
 
     report = export_to_hf(cli.config_from_flags(ExportConfig))
     print(report.summary())

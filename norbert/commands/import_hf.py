@@ -12,12 +12,12 @@ are reported and left for training to initialise.
 from norbert import cli
 
 # Named, not imported: the checks of the user's files come before any heavy import.
-CONFIGS = ("norbert.conversion.convert:ImportConfig",)
+CONFIGS = ("norbert.conversion.importing:ImportConfig",)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
-    from norbert.conversion.convert import ImportConfig, import_from_hf
+    from norbert.conversion.importing import ImportConfig, import_from_hf
 
     report = import_from_hf(cli.config_from_flags(ImportConfig))
     print(report.summary())

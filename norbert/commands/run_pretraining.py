@@ -19,6 +19,7 @@ CONFIGS = (
     "norbert.training.spec:RunConfig",
     "norbert.training.tpu:TpuConfig",
     "norbert.model.precision:PrecisionConfig",
+    "norbert.training.distribution:DistributionConfig",
 )
 
 
@@ -27,6 +28,7 @@ def main(argv):
     from absl import logging
 
     from norbert.model.precision import PrecisionConfig
+    from norbert.training.distribution import DistributionConfig
     from norbert.training.optimization import OptimizerConfig
     from norbert.training.pretraining import PretrainingConfig, run_pretraining
     from norbert.training.spec import RunConfig
@@ -39,6 +41,7 @@ def main(argv):
         cli.config_from_flags(RunConfig),
         cli.config_from_flags(TpuConfig),
         cli.config_from_flags(PrecisionConfig),
+        cli.config_from_flags(DistributionConfig),
     )
 
 

@@ -1,7 +1,8 @@
 """Hugging Face's BERT layout, spelled out as pure functions: names, shapes, config, tokenizer.
 
-Nothing here reads or writes files, or imports TensorFlow or torch; ``norbert.conversion.convert``
-does the I/O. Keeping the mapping here means every rule is testable on its own.
+Nothing here reads or writes files, or imports TensorFlow or torch; ``norbert.conversion.export``
+and ``norbert.conversion.importing`` do the I/O. Keeping the mapping here means every rule is
+testable on its own.
 
 Google's variable names (``norbert.model.modeling``, ``norbert.model.heads``) and transformers'
 parameter keys differ in four regular ways and three special cases::

@@ -22,8 +22,8 @@ import dataclasses
 from typing import Callable, Iterator, List, NamedTuple, Sequence, Tuple
 
 from norbert.data.draws import Draws
-from norbert.errors import NorbertError
 from norbert.data.masking import MaskedSequence
+from norbert.errors import NorbertError
 
 Document = List[List[int]]  # sentences of token ids
 

@@ -5,10 +5,9 @@ The records are built by the same code as in reference-exact mode (``norbert.dat
 ``norbert.data.masking``, ``norbert.data.features``), but the work is cut differently, so they are
 not the reference's:
 
-1. **Plan** (one pass over the input, bytes only, no tokenising): the input, taken as one stream
-   of documents in file order (with the reference's reading rules, ``norbert.data.documents``), is
-   cut into ``K`` slices of about equal bytes, each cut at a document start. Only a bounded,
-   thinned list of document starts is kept, so the plan's memory does not grow with the corpus.
+1. **Plan** (``norbert.data.slices``; one pass over the input, bytes only, no tokenising): the
+   input, taken as one stream of documents in file order, is cut into ``K`` slices of about equal
+   bytes, each cut at a document start, with memory that does not grow with the corpus.
 2. **Shards**: shard ``k`` is built from slice ``k`` alone, by one worker process that reads and
    tokenises only that slice (seeking to it in plain files). The slice is read in blocks of
    about ``block_mb`` megabytes of text (whole documents; one longer than a block is cut
@@ -30,27 +29,24 @@ Compared with the reference's global shuffle, records are shuffled within blocks
 the input pipeline's file interleaving and shuffle buffer, as for any sharded data set.
 """
 
-import array
-import bisect
 import concurrent.futures
 import dataclasses
 import glob
 import hashlib
-import json
 import os
 import queue as queue_module
 import random
 import time
 import warnings
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 
 from norbert import fileio
 from norbert import progress as progresslib
-from norbert.data import sidecar, tfrecord
+from norbert.data import sidecar, slices, tfrecord
 from norbert.data.config import DataSummary
-from norbert.data.documents import CorpusStats, Document, _is_jsonl, split_sentences
+from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
 from norbert.errors import NorbertError
 from norbert.data.features import ExampleEncoder
@@ -59,199 +55,8 @@ from norbert.data.masking import Masker
 from norbert.tokenization.tokenizer import FullTokenizer
 from norbert.workers import pool_context
 
-Position = Tuple[int, int]  # (input file index, byte offset of a line start in that file)
-_PLAN_CAP = 1 << 16  # document starts kept by the plan before it thins them (x2 at most)
 # Test hook: seconds to sleep after each block (to interrupt a build at a known point).
 _DELAY_ENV = "NORBERT_TEST_BLOCK_DELAY"
-
-
-# -- the plan ------------------------------------------------------------------------------
-
-
-def _is_blank(raw: bytes) -> bool:
-    """Whether a raw line is empty after ``str.strip()`` (a document break), decoding rarely."""
-    stripped = raw.strip()
-    if not stripped:
-        return True
-    if 0x20 < stripped[0] < 0x80:  # printable ASCII: certainly text
-        return False
-    return not raw.decode("utf-8", "replace").strip()  # U+00A0, U+2028, \x1c...: whitespace
-
-
-@dataclasses.dataclass
-class Plan:
-    """Where each shard's slice of the input starts and ends."""
-
-    total_bytes: int  # of all input (decompressed)
-    cuts: List[Position]  # K + 1 positions: shard k reads [cuts[k], cuts[k + 1])
-    cut_bytes: List[int]  # the stream offset of each cut (for progress)
-    documents_seen: bool  # whether any line of text was found at all
-
-
-def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP) -> Plan:
-    """Cuts the input into ``num_shards`` slices of about equal bytes at document starts.
-
-    A document starts at a non-blank line after a blank one (or at the start of the input, or
-    after a JSON-lines file), and at every line of a JSON-lines file; plain-text files run on
-    into each other as in ``norbert.data.documents``. Memory: at most ``2 * cap`` recorded starts.
-    """
-    starts, files, offsets = array.array("q"), array.array("q"), array.array("q")
-    granule = 0  # bytes between recorded starts at least; doubles whenever the list is thinned
-    last = -1
-    total = 0
-    prev_blank = True
-    for index, path in enumerate(paths):
-        jsonl = _is_jsonl(path)
-        if jsonl:
-            prev_blank = True
-        offset = 0
-        with fileio.open_binary(path) as f:
-            for raw in f:
-                if jsonl:
-                    start = bool(raw.strip())
-                else:
-                    blank = _is_blank(raw)
-                    start = prev_blank and not blank
-                    prev_blank = blank
-                if start and (last < 0 or total - last >= granule):
-                    starts.append(total)
-                    files.append(index)
-                    offsets.append(offset)
-                    last = total
-                    if len(starts) >= 2 * cap:
-                        starts, files, offsets = starts[::2], files[::2], offsets[::2]
-                        granule = max(2 * granule, total // cap, 1)
-                n = len(raw)
-                offset += n
-                total += n
-        if jsonl:
-            prev_blank = True
-    end: Position = (len(paths), 0)
-    cuts: List[Position] = [(0, 0)]
-    cut_bytes = [0]
-    for k in range(1, num_shards):
-        i = bisect.bisect_left(starts, k * total // num_shards)
-        if i < len(starts) and starts[i] > 0:
-            cuts.append((files[i], offsets[i]))
-            cut_bytes.append(starts[i])
-        else:
-            cuts.append(end)
-            cut_bytes.append(total)
-    cuts.append(end)
-    cut_bytes.append(total)
-    return Plan(total, cuts, cut_bytes, bool(len(starts)))
-
-
-# -- reading one slice ---------------------------------------------------------------------
-
-
-class _SliceReader:
-    """Lines of the input between two positions, each with its byte count; counts bad lines."""
-
-    def __init__(self, paths: Sequence[str], start: Position, end: Position):
-        self.paths, self.start, self.end = paths, start, end
-        self.bad_lines = 0
-        self.lines_read = 0
-        self.files = 0
-
-    def _decode(self, raw: bytes) -> str:
-        if raw.endswith(b"\n"):
-            raw = raw[:-1]
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.bad_lines += 1
-            return raw.decode("utf-8", "replace")
-
-    def __iter__(self) -> Iterator[Tuple[str, int]]:
-        (f0, o0), (f1, o1) = self.start, self.end
-        for index in range(f0, min(f1, len(self.paths) - 1) + 1):
-            if index == f1 and o1 == 0:
-                return
-            path = self.paths[index]
-            jsonl = _is_jsonl(path)
-            offset = o0 if index == f0 else 0
-            stop = o1 if index == f1 else -1
-            self.files += 1
-            with fileio.open_binary(path) as f:
-                lines = _lines_from(f, path, offset)
-                if jsonl:
-                    yield "", 0  # a JSON-lines file never continues a plain-text document
-                for raw in lines:
-                    if 0 <= stop <= offset:
-                        break
-                    n = len(raw)
-                    offset += n
-                    self.lines_read += 1
-                    line = self._decode(raw)
-                    if jsonl:
-                        if line.strip():
-                            for sentence in split_sentences(_jsonl_text(line, path, offset - n)):
-                                yield sentence, 0
-                            yield "", 0
-                        yield "", n
-                    else:
-                        yield line, n
-                if jsonl:
-                    yield "", 0
-
-
-def _lines_from(f, path: str, offset: int) -> Iterator[bytes]:
-    """The raw lines of an open file from byte ``offset`` (a line start) on."""
-    if offset and not path.endswith(".gz"):
-        f.seek(offset)
-        return iter(f)
-    lines = iter(f)
-    skipped = 0
-    while skipped < offset:  # compressed: no seeking, read up to the slice
-        skipped += len(next(lines))
-    return lines
-
-
-def _jsonl_text(line: str, path: str, offset: int) -> str:
-    try:
-        text = json.loads(line)["text"]
-    except (ValueError, KeyError, TypeError):
-        raise NorbertError(
-            "%s: the line at byte %d is not a JSON object with a \"text\" field: give one JSON "
-            "object per line, like {\"text\": \"...\"}" % (path, offset)
-        ) from None
-    if not isinstance(text, str):
-        raise NorbertError('%s: the line at byte %d: "text" must be a string' % (path, offset))
-    return text
-
-
-def _documents(
-    lines: Iterator[Tuple[str, int]], encode: Callable[[str], List[int]], stats: CorpusStats,
-    max_bytes: int = 0,
-) -> Iterator[Tuple[Document, int]]:
-    """Documents (with the bytes read for them) from lines, by ``norbert.data.documents``' rules.
-
-    A document of more than ``max_bytes`` (if given) is cut, between sentences, into parts of
-    about that size, each then a document of its own: memory stays bounded whatever the input.
-    """
-    document: Document = []
-    nbytes = 0
-    for line, n in lines:
-        if "\r" in line:
-            line = line.replace("\r", "")
-        line = line.strip()
-        if document and (not line or (max_bytes and nbytes >= max_bytes)):
-            stats.documents += 1
-            stats.sentences += len(document)
-            stats.tokens += sum(map(len, document))
-            yield document, nbytes
-            document, nbytes = [], 0
-        nbytes += n
-        if line:
-            ids = encode(line)
-            if ids:
-                document.append(ids)
-    if document:
-        stats.documents += 1
-        stats.sentences += len(document)
-        stats.tokens += sum(map(len, document))
-    yield document, nbytes  # possibly empty: carries the bytes of the slice's tail
 
 
 # -- one shard -----------------------------------------------------------------------------
@@ -264,8 +69,8 @@ class ShardJob:
     config: object  # the DataConfig
     input_paths: Tuple[str, ...]
     index: int
-    start: Position
-    end: Position
+    start: slices.Position
+    end: slices.Position
     path: str
     sidecar: Dict  # the sidecar without its counts
 
@@ -312,7 +117,7 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     block_limit = int(config.block_mb * 1e6)
     stats = CorpusStats()
     counts = dict(instances=0, instance_tokens=0, masked_tokens=0, random_next=0)
-    reader = _SliceReader(job.input_paths, job.start, job.end)
+    reader = slices.SliceReader(job.input_paths, job.start, job.end)
 
     def write_block(f, block: List[Document], nbytes: int) -> None:
         draws.shuffle(block)
@@ -344,7 +149,8 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     with fileio.atomic_output(job.path, "wb") as f:
         block: List[Document] = []
         block_bytes = 0
-        for document, nbytes in _documents(iter(reader), tokenizer.encode, stats, block_limit):
+        read = slices.documents(iter(reader), tokenizer.encode, stats, block_limit)
+        for document, nbytes in read:
             if document:
                 block.append(document)
             block_bytes += nbytes
@@ -429,7 +235,7 @@ def build(config, input_paths: List[str], start: float):
     vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
     num_shards = config.shards
     output_paths = config.output_files
-    plan = plan_shards(input_paths, num_shards)
+    plan = slices.plan_shards(input_paths, num_shards)
     if not plan.documents_seen:
         raise NorbertError(
             "--input_file %s holds no text: give files with one sentence per line and a blank "

@@ -46,7 +46,8 @@ def resolve(path: str, flag: str = "--init_checkpoint") -> str:
         )
     problem = damage(path)
     if problem:
-        raise NorbertError("%s=%s: the checkpoint is damaged (%s): copy it again" % (flag, path, problem))
+        raise NorbertError("%s=%s: the checkpoint is damaged (%s): copy it again"
+                           % (flag, path, problem))
     return path
 
 

@@ -17,15 +17,14 @@ the log-softmax and the losses, so ``log_probs`` and every loss are float32 in a
 """
 
 import collections
-from typing import Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Tuple
 
 import tensorflow.compat.v1 as tf
 
+from norbert.errors import NorbertError
 from norbert.model import modeling
-
 from norbert.model import precision
 from norbert.model.bert_config import BertConfig
-from norbert.errors import NorbertError
 
 # The features the pretraining forward pass reads (the schema itself lives with the data).
 PRETRAINING_FEATURES = (
@@ -52,6 +51,15 @@ PretrainingOutput = collections.namedtuple(
 )
 
 
+# (sum of w x, sum of w, epsilon) -> the weighted mean; replicas pass one that sees them all.
+WeightedMean = Callable[[tf.Tensor, tf.Tensor, float], tf.Tensor]
+
+
+def local_weighted_mean(numerator: tf.Tensor, weight: tf.Tensor, epsilon: float) -> tf.Tensor:
+    """``sum(w x) / (sum(w) + epsilon)`` over this batch: Google's masked-LM loss."""
+    return numerator / (weight + epsilon)
+
+
 def gather_positions(sequence_output: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
     """The vectors of ``sequence_output`` [B, S, H] at ``positions`` [B, M]: [B*M, H]."""
     batch, seq, width = modeling.shape_list(sequence_output)
@@ -70,11 +78,13 @@ def masked_lm_output(
     positions: tf.Tensor,
     label_ids: tf.Tensor,
     label_weights: tf.Tensor,
+    weighted_mean: WeightedMean = local_weighted_mean,
 ) -> MaskedLmOutput:
     """Predicts the tokens at ``positions`` [B, M] and scores them against ``label_ids`` [B, M].
 
     ``label_weights`` [B, M] is 1.0 for a real prediction and 0.0 for padding (a sequence with
-    fewer than M masked tokens); the loss is the weighted mean over the real ones.
+    fewer than M masked tokens); the loss is the weighted mean over the real ones, taken by
+    ``weighted_mean`` (over the whole global batch when replicas share it).
     """
     x = gather_positions(sequence_output, positions)  # [B*M, H]
     with precision.variable_scope(x.dtype), tf.variable_scope("cls/predictions"):
@@ -106,9 +116,8 @@ def masked_lm_output(
         per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=label_ids, logits=logits
         )  # [B*M]
-        loss = tf.reduce_sum(weights * per_example_loss) / (
-            tf.reduce_sum(weights) + MASKED_LM_LOSS_EPSILON
-        )
+        loss = weighted_mean(tf.reduce_sum(weights * per_example_loss), tf.reduce_sum(weights),
+                             MASKED_LM_LOSS_EPSILON)
     return MaskedLmOutput(loss, per_example_loss, log_probs)
 
 
@@ -139,13 +148,15 @@ def pretraining_forward(
     is_training: bool,
     use_one_hot_embeddings: bool = False,
     compute_dtype: tf.DType = tf.float32,
+    weighted_mean: WeightedMean = local_weighted_mean,
 ) -> PretrainingOutput:
     """BertModel plus both heads on a batch of pretraining features (the model_fn's forward).
 
     ``features`` holds ``PRETRAINING_FEATURES``: input_ids, input_mask, segment_ids [B, S];
     masked_lm_positions, masked_lm_ids, masked_lm_weights [B, M]; next_sentence_labels [B, 1].
     ``compute_dtype`` is the activations' dtype (``norbert.model.precision``); losses and log-probs
-    are float32 in any case.
+    are float32 in any case. ``weighted_mean`` takes the masked-LM loss's mean (see
+    ``masked_lm_output``).
     """
     missing = [name for name in PRETRAINING_FEATURES if name not in features]
     if missing:
@@ -169,6 +180,7 @@ def pretraining_forward(
         features["masked_lm_positions"],
         features["masked_lm_ids"],
         features["masked_lm_weights"],
+        weighted_mean,
     )
     next_sentence = next_sentence_output(
         config, model.get_pooled_output(), features["next_sentence_labels"]

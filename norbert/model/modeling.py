@@ -30,9 +30,9 @@ from typing import Callable, List, Optional, Union
 
 import tensorflow.compat.v1 as tf
 
+from norbert.errors import NorbertError
 from norbert.model import precision
 from norbert.model.bert_config import ACTIVATION_ALIASES, BertConfig
-from norbert.errors import NorbertError
 
 # Layer normalisation's variance epsilon in Google's checkpoints (tf.contrib's layer_norm).
 LAYER_NORM_EPSILON = 1e-12

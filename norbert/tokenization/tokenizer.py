@@ -9,10 +9,10 @@ call, with fast paths for ASCII.
 import re
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple, Union
 
+from norbert.errors import NorbertError
 from norbert.tokenization import text as textlib
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization import wordpiece as wplib
-from norbert.errors import NorbertError
 
 _UNUSED_RE = re.compile(r"^\[unused\d+\]$")
 _DEFAULT_CACHE_SIZE = 1 << 18  # entries per cache (chunks, words): 100 MB at most in all

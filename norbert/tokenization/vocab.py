@@ -27,7 +27,8 @@ def parse_vocab(data: bytes, source: str = "vocab") -> "collections.OrderedDict[
     """
     if b"\x00" in data:
         raise NorbertError(
-            "vocab file %s is binary, not text: pass the vocab.txt that came with the model" % source
+            "vocab file %s is binary, not text: pass the vocab.txt that came with the model"
+            % source
         )
     try:
         text = data.decode("utf-8")

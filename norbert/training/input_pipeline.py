@@ -20,6 +20,7 @@ import struct
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from absl import logging
 
 from norbert import fileio
 from norbert.data import sidecar, tfrecord
@@ -247,16 +248,29 @@ def make_input_fn(config: InputConfig) -> RecordInput:
         return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in example.items()}
 
     def input_fn(params):
-        batch_size = params["batch_size"]
+        batch_size = params["batch_size"]  # per replica under a strategy: the global / replicas
         files = list(config.input_files)
+        # Under multi-worker training, each worker reads its own share (tf.distribute does not
+        # shard a graph-mode input for it): whole files where there are enough, else records.
+        context = params.get("input_context")
+        pipelines = context.num_input_pipelines if context is not None else 1
+        by_record = config.is_training and 1 < pipelines and len(files) < pipelines
+        if by_record and context.input_pipeline_id == 0:
+            logging.warning("%d record files for %d workers: each reads every file and keeps "
+                            "its share of the records; more files than workers read faster",
+                            len(files), pipelines)
         if config.is_training:
             d = tf.data.Dataset.from_tensor_slices(tf.constant(files))
+            if 1 < pipelines and not by_record:
+                d = d.shard(pipelines, context.input_pipeline_id)  # before any shuffle
             d = d.repeat().shuffle(buffer_size=len(files), seed=config.seed)
             d = d.interleave(
                 tf.data.TFRecordDataset,
                 cycle_length=min(config.num_cpu_threads, len(files)),
                 num_parallel_calls=min(config.num_cpu_threads, len(files)),
             )
+            if by_record:
+                d = d.shard(pipelines, context.input_pipeline_id)
             d = d.shuffle(buffer_size=config.shuffle_buffer, seed=config.seed)
         else:
             # One ordered pass: the same batches, in the same order, at every evaluation.

@@ -16,6 +16,7 @@ What it adds for long runs on preemptible machines:
 * a log line with steps/s and ETA, and TensorBoard scalars.
 """
 
+import collections
 import contextlib
 import dataclasses
 import os
@@ -29,7 +30,9 @@ from absl import logging
 
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
+from norbert.training.distribution import DistributionConfig, make_strategy
 from norbert.training.spec import EVAL, TRAIN, RunConfig
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -54,9 +57,16 @@ def describe_data_loss(error: Exception, input_fn: Callable, what: str) -> str:
     return found
 
 
-def session_config(config: RunConfig) -> tf.ConfigProto:
-    """The loop's session options; with ``use_xla``, XLA auto-clustering on GPU and CPU."""
+def session_config(config: RunConfig,
+                   distribution: Optional[DistributionConfig] = None) -> tf.ConfigProto:
+    """The loop's session options; with ``use_xla``, XLA auto-clustering on GPU and CPU.
+
+    ``num_cpu_replicas`` splits the CPU into that many devices (a session given options sees
+    only the CPU devices they count).
+    """
     options = tf.ConfigProto(allow_soft_placement=True)
+    if distribution is not None and distribution.num_cpu_replicas:
+        options.device_count["CPU"] = distribution.num_cpu_replicas
     options.gpu_options.allow_growth = True
     if config.use_xla:
         enable_xla_on_cpu()
@@ -165,17 +175,75 @@ def _features(input_fn: Callable, params: dict, batch_size: int):
     return tf.data.make_one_shot_iterator(dataset).get_next()
 
 
+# One update's graph: global_step, loss, train op and scalars (global values), ops to run once.
+_Step = collections.namedtuple("_Step", "global_step loss train_op scalars initializers")
+
+
+def _one_device_step(model_fn, input_fn, params, config: RunConfig) -> _Step:
+    global_step = tf.train.get_or_create_global_step()
+    features = _features(input_fn, params, config.train_batch_size)
+    spec = model_fn(features, None, TRAIN, params)
+    if spec.scaffold_fn is not None:
+        spec.scaffold_fn()
+    return _Step(global_step, spec.loss, spec.train_op, dict(spec.scalars or {}), [])
+
+
+def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) -> _Step:
+    """The model_fn once per replica of ``strategy``; each replica gets its share of the batch.
+
+    ``train_batch_size`` is the global batch, as on TPUEstimator. The replicas' losses and
+    scalars are averaged (each is its share of the global batch's value: see
+    ``norbert.training.replicas``).
+    """
+    init_checkpoint = params.get("init_checkpoint")
+    params = dict(params, init_checkpoint=None)
+    mean = tf.distribute.ReduceOp.MEAN
+    with strategy.scope():
+        # Made here, in the strategy's scope and with no aggregation: a global step that the
+        # optimizer made inside a replica would be incremented through a merge_call, which the
+        # tf.cond of accumulation and loss scaling cannot hold. Every replica adds 1 to its copy.
+        global_step = tf.get_variable(
+            "global_step", shape=[], dtype=tf.int64, initializer=tf.zeros_initializer(),
+            trainable=False, aggregation=tf.VariableAggregation.NONE,
+            collections=[tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.GLOBAL_STEP])
+
+        def replica_input(context):
+            batch = context.get_per_replica_batch_size(config.train_batch_size)
+            return input_fn(dict(params, batch_size=batch, input_context=context))
+
+        iterator = strategy.make_input_fn_iterator(replica_input)
+
+        def replica_step(features):
+            spec = model_fn(features, None, TRAIN, params)
+            return spec.loss, spec.train_op, dict(spec.scalars or {})
+
+        # Autograph would rewrite the model_fn's Python control flow: this is graph code.
+        loss, train_op, scalars = strategy.extended.call_for_each_replica(
+            tf.autograph.experimental.do_not_convert(replica_step), args=(iterator.get_next(),))
+        if init_checkpoint:
+            # After the replica call, in cross-replica context: inside it, replica 1's
+            # variables are named .../replica_1 and would not be found in the checkpoint.
+            report = checkpoints.init_from_checkpoint(checkpoints.resolve(init_checkpoint))
+            logging.info("%s", report.summary())
+        scalars = {k: strategy.reduce(mean, v, axis=None) for k, v in scalars.items()}
+        return _Step(global_step, strategy.reduce(mean, loss, axis=None),
+                     strategy.group(train_op), scalars, [iterator.initializer])
+
+
 def train(
     model_fn: Callable,
     input_fn: Callable,
     params: dict,
     config: RunConfig,
     max_steps: int,
+    distribution: Optional[DistributionConfig] = None,
 ) -> TrainResult:
     """Trains until ``global_step`` reaches ``max_steps``, the data ends, or a stop signal.
 
     ``params["init_checkpoint"]`` is dropped when ``output_dir`` already holds a checkpoint:
-    that run is resumed instead, from its newest checkpoint that restores.
+    that run is resumed instead, from its newest checkpoint that restores. ``distribution``
+    runs one replica per device (``norbert.training.distribution``); the checkpoints are the
+    same either way.
     """
     resume_from = latest_checkpoint(config.output_dir)
     candidates = checkpoints.intact_checkpoints(config.output_dir)[0] if resume_from else []
@@ -184,33 +252,36 @@ def train(
         if params.get("init_checkpoint"):
             logging.info("resuming from %s; --init_checkpoint is not used", resume_from)
         params["init_checkpoint"] = None
+    distribution = distribution or DistributionConfig()
+    options = session_config(config, distribution)
     graph = tf.Graph()
     with graph.as_default():
         if config.seed is not None:
             tf.set_random_seed(config.seed)
-        global_step = tf.train.get_or_create_global_step()
-        features = _features(input_fn, params, config.train_batch_size)
-        spec = model_fn(features, None, TRAIN, params)
-        if spec.scaffold_fn is not None:
-            spec.scaffold_fn()
+        strategy = make_strategy(distribution)
+        if strategy is None:
+            step_graph = _one_device_step(model_fn, input_fn, params, config)
+        else:
+            check_batch_divides(config.train_batch_size, strategy.num_replicas_in_sync)
+            step_graph = _replicated_step(model_fn, input_fn, params, config, strategy)
         saver = tf.train.Saver(max_to_keep=config.keep_checkpoint_max, save_relative_paths=True)
         init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
-        scalars = dict(spec.scalars or {})
         graph.finalize()  # nothing may add ops inside the loop (a classic slow leak)
     # Only now that the graph stands: a bad config or checkpoint leaves no folder behind.
     tf.io.gfile.makedirs(config.output_dir)
     prefix = os.path.join(config.output_dir, "model.ckpt")
-    with tf.Session(graph=graph, config=session_config(config)) as sess:
+    with tf.Session(graph=graph, config=options) as sess:
         sess.run(init)
+        sess.run(step_graph.initializers)
         if resume_from:
             resume_from = _restore_newest(sess, saver, candidates, config.output_dir)
             logging.info("restored %s", resume_from)
-        step = int(sess.run(global_step))
+        step = int(sess.run(step_graph.global_step))
         writer = tf.summary.FileWriter(config.output_dir, graph if step == 0 else None)
         started = time.time()
         try:
-            result = _train_steps(sess, spec, scalars, global_step, saver, writer, input_fn,
-                                  config, max_steps, step, resume_from, prefix)
+            result = _train_steps(sess, step_graph, saver, writer, input_fn, config, max_steps,
+                                  step, resume_from, prefix)
         finally:
             writer.close()
     logging.info(
@@ -218,6 +289,15 @@ def train(
         _format_seconds(time.time() - started), result.checkpoint,
     )
     return result
+
+
+def check_batch_divides(batch_size: int, replicas: int) -> None:
+    """``--train_batch_size`` is the global batch: each replica must get the same share."""
+    if batch_size % replicas:
+        raise NorbertError(
+            "--train_batch_size=%d does not divide among %d replicas: use a multiple of %d "
+            "(each replica gets train_batch_size / replicas examples)"
+            % (batch_size, replicas, replicas))
 
 
 def _restore_newest(sess, saver, candidates, output_dir: str) -> str:
@@ -247,8 +327,8 @@ def _restore_newest(sess, saver, candidates, output_dir: str) -> str:
         "afresh, or restore the folder from a copy" % (output_dir, ", ".join(candidates)))
 
 
-def _train_steps(sess, spec, scalars, global_step, saver, writer, input_fn, config, max_steps,
-                 step, resume_from, prefix) -> TrainResult:
+def _train_steps(sess, graph_step: _Step, saver, writer, input_fn, config, max_steps, step,
+                 resume_from, prefix) -> TrainResult:
     """The steps of ``train`` from ``step`` on, in the session that holds the restored state."""
     checkpoint = resume_from
     last_saved = step
@@ -258,9 +338,9 @@ def _train_steps(sess, spec, scalars, global_step, saver, writer, input_fn, conf
     with _StopSignals() as stop:
         while step < max_steps:
             log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
-            fetches = {"loss": spec.loss, "train_op": spec.train_op}
+            fetches = {"loss": graph_step.loss, "train_op": graph_step.train_op}
             if log_now:
-                fetches["scalars"] = scalars
+                fetches["scalars"] = graph_step.scalars
             try:
                 out = sess.run(fetches)
             except tf.errors.OutOfRangeError:
@@ -282,7 +362,7 @@ def _train_steps(sess, spec, scalars, global_step, saver, writer, input_fn, conf
                     "--num_warmup_steps) and run again: it resumes from there"
                     % (loss, step + 1, checkpoint or "none (the run had not saved yet)")
                 )
-            step = int(sess.run(global_step))
+            step = int(sess.run(graph_step.global_step))
             if log_now:
                 now = time.time()
                 rate = (step - window_step) / max(now - window_time, 1e-9)

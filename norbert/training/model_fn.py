@@ -3,7 +3,9 @@
 ``model_fn(features, labels, mode, params)`` builds BERT with both heads; in training mode the
 optimizer (``norbert.training.optimization``), in eval mode the metrics of Google's run_pretraining.
 ``params["init_checkpoint"]`` seeds the model (see ``norbert.model.checkpoints``): directly on
-CPU/GPU, inside ``scaffold_fn`` on TPU as TPUEstimator requires.
+CPU/GPU, inside ``scaffold_fn`` on TPU as TPUEstimator requires. Under a tf.distribute strategy
+the caller restores instead, after the per-replica call (a replica's variables are named
+``.../replica_1`` inside it), and the masked-LM loss is the global batch's (``replicas``).
 """
 
 import dataclasses
@@ -13,11 +15,10 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert.model import checkpoints
-
 from norbert.model import heads
-
 from norbert.model import precision
 from norbert.model.bert_config import BertConfig
+from norbert.training import replicas
 from norbert.training.optimization import OptimizerConfig, create_train_op
 from norbert.training.spec import EVAL, TRAIN, ModelSpec
 
@@ -35,13 +36,14 @@ class ModelFnConfig:
 
 
 def _batch_masked_lm_accuracy(output, features):
-    """Share of real (weighted) masked-LM predictions that are right, in this batch."""
+    """Share of real (weighted) masked-LM predictions that are right, in the (global) batch."""
     log_probs = output.masked_lm.log_probs  # [B*M, V]
     predictions = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # [B*M]
     labels = tf.cast(tf.reshape(features["masked_lm_ids"], [-1]), tf.int32)  # [B*M]
     weights = tf.reshape(tf.cast(features["masked_lm_weights"], tf.float32), [-1])  # [B*M]
     right = tf.cast(tf.equal(predictions, labels), tf.float32)
-    return tf.reduce_sum(right * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    return replicas.weighted_mean(tf.reduce_sum(right * weights), tf.reduce_sum(weights),
+                                  heads.MASKED_LM_LOSS_EPSILON)
 
 
 def build_model_fn(config: ModelFnConfig) -> Callable:
@@ -51,6 +53,7 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
         output = heads.pretraining_forward(
             config.bert_config, features, is_training, config.use_one_hot_embeddings,
             compute_dtype=precision.compute_dtype(config.precision),
+            weighted_mean=replicas.weighted_mean,
         )
         scaffold_fn = None
         init = params.get("init_checkpoint")

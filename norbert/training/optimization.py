@@ -27,8 +27,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from norbert.model import precision
 from norbert.errors import NorbertError
+from norbert.model import precision
+from norbert.training import replicas
 
 OPTIMIZERS = ("adamw", "adamw_exact", "lamb")
 
@@ -69,7 +70,8 @@ class OptimizerConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise NorbertError(
-                "--optimizer=%s is not known: use one of %s" % (self.optimizer, ", ".join(OPTIMIZERS))
+                "--optimizer=%s is not known: use one of %s"
+                % (self.optimizer, ", ".join(OPTIMIZERS))
             )
         if self.learning_rate <= 0:
             raise NorbertError("--learning_rate must be positive, not %g" % self.learning_rate)
@@ -120,7 +122,8 @@ class _DecoupledOptimizer(tf.train.Optimizer):
 
     def decays(self, name: str) -> bool:
         """Whether the variable gets weight decay (and, for LAMB, layer adaptation)."""
-        return bool(self.config.weight_decay_rate) and not any(p.search(name) for p in self._exclude)
+        return (bool(self.config.weight_decay_rate)
+                and not any(p.search(name) for p in self._exclude))
 
     def _slot(self, var, name: str, suffix: str):
         """The zero slot ``<name>/<suffix>`` of ``var``: its shape, and its kind (resource or
@@ -258,6 +261,9 @@ def create_train_op(
         grads = tf.gradients(loss * loss_scale if loss_scale != 1.0 else loss, variables)
         if loss_scale != 1.0:
             grads = [None if g is None else g / loss_scale for g in grads]
+    # Under a tf.distribute strategy: the replicas' mean, before anything reads the gradients
+    # (clipping and the finite check must see the same numbers on every replica).
+    grads = replicas.mean(grads)
     optimizer = make_optimizer(config, learning_rate, global_step, use_tpu)
 
     def unguarded_apply(grads):

@@ -6,7 +6,7 @@ costs a second, not a TPU-hour: the config against the sequence length, the reco
 the flags (and their ends: a file cut short), the init checkpoint's existence and wholeness.
 
 Only then is ``--output_dir`` created (``mkdir -p``, as Google's script does), and a training
-run takes its lock (``fileio.exclusive_folder``): a second run into the same folder stops at
+run takes its lock (``run_lock.exclusive_folder``): a second run into the same folder stops at
 once. A run that fails before it saved a checkpoint removes the folders it created, so that bad
 input leaves nothing behind; SIGTERM outside the training loop counts as Ctrl-C for that.
 """
@@ -21,20 +21,18 @@ from typing import Dict, Optional
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from norbert import fileio
-
-from norbert.model import checkpoints
-
-from norbert.training import input_pipeline
-
-from norbert.training import loop
-from norbert.model.bert_config import BertConfig
+from norbert import fileio, run_lock
 from norbert.errors import NorbertError
+from norbert.model import checkpoints
+from norbert.model.bert_config import BertConfig
+from norbert.model.precision import FP16, PrecisionConfig
+from norbert.settings import make_configs
+from norbert.training import distribution as distribution_lib
+from norbert.training import input_pipeline, loop
+from norbert.training.distribution import DistributionConfig
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
 from norbert.training.optimization import OptimizerConfig
-from norbert.model.precision import FP16, PrecisionConfig
 from norbert.training.spec import RunConfig
-from norbert.settings import make_configs
 from norbert.training.tpu import TpuConfig, make_estimator
 
 LOOP, TPU_ESTIMATOR = "loop", "tpu_estimator"
@@ -104,7 +102,8 @@ def guidance(config: PretrainingConfig, optimizer: OptimizerConfig) -> None:
             "--num_train_steps=%d is smaller than --num_warmup_steps=%d: the learning rate "
             "never reaches its peak" % (optimizer.num_train_steps, optimizer.num_warmup_steps)
         )
-    if config.do_eval and config.do_train and (config.eval_input_file or config.input_file) == config.input_file:
+    evaluates_training_data = (config.eval_input_file or config.input_file) == config.input_file
+    if config.do_eval and config.do_train and evaluates_training_data:
         _warn(
             "evaluating on the training data: the numbers measure memorisation; pass held-out "
             "records with --eval_input_file"
@@ -117,6 +116,7 @@ def run_pretraining(
     run: Optional[RunConfig] = None,
     tpu: Optional[TpuConfig] = None,
     precision: Optional[PrecisionConfig] = None,
+    distribution: Optional[DistributionConfig] = None,
     **settings,
 ) -> Dict[str, object]:
     """Trains and/or evaluates; returns the eval results (also written to eval_results.txt).
@@ -125,10 +125,12 @@ def run_pretraining(
     ``scripts/run_pretraining.py``: ``run_pretraining(input_file=..., bert_config_file=...,
     output_dir=..., do_train=True, learning_rate=1e-4, num_train_steps=1000)``.
     """
-    config, optimizer, run, tpu, precision = make_configs(
+    config, optimizer, run, tpu, precision, distribution = make_configs(
         "run_pretraining",
-        dict(config=config, optimizer=optimizer, run=run, tpu=tpu, precision=precision),
-        settings, [PretrainingConfig, OptimizerConfig, RunConfig, TpuConfig, PrecisionConfig])
+        dict(config=config, optimizer=optimizer, run=run, tpu=tpu, precision=precision,
+             distribution=distribution),
+        settings, [PretrainingConfig, OptimizerConfig, RunConfig, TpuConfig, PrecisionConfig,
+                   DistributionConfig])
     if not config.do_train and not config.do_eval:
         raise NorbertError("nothing to do: pass --do_train, --do_eval or both")
     fileio.check_writable_dir(run.output_dir, "--output_dir")
@@ -143,6 +145,13 @@ def run_pretraining(
             % (config.max_seq_length, bert_config.max_position_embeddings, config.bert_config_file)
         )
     engine = TPU_ESTIMATOR if tpu.use_tpu else config.engine
+    if distribution.enabled and engine == TPU_ESTIMATOR:
+        raise NorbertError("--distribution=%s is for norbert's loop on GPUs and CPUs; a TPU "
+                           "(a pod too) is named with --tpu_name and runs TPUEstimator"
+                           % distribution.distribution)
+    if distribution.enabled and config.do_train:
+        replicas = len(distribution_lib.local_devices(distribution))
+        loop.check_batch_divides(run.train_batch_size, replicas)
     # The newest intact checkpoint (damaged newer ones are skipped with a warning).
     resume_from = loop.latest_checkpoint(run.output_dir)
     init_checkpoint = None
@@ -192,7 +201,7 @@ def run_pretraining(
     created = fileio.make_folders(run.output_dir)
     try:
         with loop.interrupt_on_stop_signals(), _one_training_run(run.output_dir, config.do_train):
-            result = _run(engine, config, optimizer, run, tpu, model_fn, params,
+            result = _run(engine, config, optimizer, run, tpu, distribution, model_fn, params,
                           train_input_fn, eval_input_fn, init_checkpoint)
     except BaseException:
         _remove_if_nothing_saved(run.output_dir, created)
@@ -202,8 +211,8 @@ def run_pretraining(
     return result
 
 
-def _run(engine, config, optimizer, run, tpu, model_fn, params, train_input_fn, eval_input_fn,
-         init_checkpoint) -> Dict[str, object]:
+def _run(engine, config, optimizer, run, tpu, distribution, model_fn, params, train_input_fn,
+         eval_input_fn, init_checkpoint) -> Dict[str, object]:
     """Training and/or evaluation on ``engine``, once everything is checked and in place."""
     result: Dict[str, object] = {}
     if engine == TPU_ESTIMATOR:
@@ -220,7 +229,8 @@ def _run(engine, config, optimizer, run, tpu, model_fn, params, train_input_fn, 
                                % loop.describe_data_loss(e, input_fn, "input")) from None
     else:
         if config.do_train:
-            loop.train(model_fn, train_input_fn, params, run, optimizer.num_train_steps)
+            loop.train(model_fn, train_input_fn, params, run, optimizer.num_train_steps,
+                       distribution)
         if config.do_eval:
             checkpoint = loop.latest_checkpoint(run.output_dir)
             result = loop.evaluate(
@@ -240,7 +250,7 @@ def _one_training_run(output_dir: str, do_train: bool):
 
     An eval-only run takes none: evaluating beside a training run is how one watches it.
     """
-    return fileio.exclusive_folder(output_dir) if do_train else contextlib.nullcontext()
+    return run_lock.exclusive_folder(output_dir) if do_train else contextlib.nullcontext()
 
 
 def _remove_if_nothing_saved(output_dir: str, created) -> None:

@@ -19,8 +19,8 @@ import os
 from typing import Callable, Iterable, List, NamedTuple, Optional, Tuple
 
 from norbert import fileio, workers
-from norbert.tokenization import text as textlib
 from norbert.errors import NorbertError
+from norbert.tokenization import text as textlib
 
 RANGE_BYTES = 8 << 20  # one task's share of a plain file: big enough to amortise, small for balance
 _BLOCK_BYTES = 1 << 20  # text cleaned and split at once: C-speed string work per megabyte

@@ -42,7 +42,7 @@ def assert_one_line_error(result, *fragments):
 def checkpoint(tmp_path, make_vocab):
     """A tiny checkpoint with Google's names (encoder, pooler, both heads) and its files."""
     pytest.importorskip("tensorflow")
-    from norbert.conversion.convert import save_checkpoint
+    from norbert.conversion.importing import save_checkpoint
 
     rng = np.random.RandomState(0)
     values = {p.name: rng.randn(*p.shape).astype(np.float32)
@@ -178,7 +178,7 @@ def test_a_damaged_checkpoint_is_named_before_anything_is_written(checkpoint):
 @pytest.mark.parametrize("step", ["export", "import"])
 def test_a_failed_write_leaves_no_folder_it_made(checkpoint, hf_folder, monkeypatch, step):
     """A failure after the output folders were made (a full disk, say) removes them again."""
-    from norbert.conversion import convert
+    from norbert.conversion import export, importing
 
     tmp_path, _, vocab = checkpoint
     target = tmp_path / "new" / "deeper" / "out"
@@ -190,13 +190,13 @@ def test_a_failed_write_leaves_no_folder_it_made(checkpoint, hf_folder, monkeypa
         import safetensors.numpy
 
         monkeypatch.setattr(safetensors.numpy, "save_file", full_disk)
-        call = lambda: convert.export_to_hf(  # noqa: E731
+        call = lambda: export.export_to_hf(  # noqa: E731
             checkpoint=str(tmp_path / "train"), bert_config_file=str(tmp_path / "bert_config.json"),
             vocab_file=vocab, do_lower_case=True, output_dir=str(target))
     else:
-        monkeypatch.setattr(convert, "save_checkpoint", full_disk)
-        call = lambda: convert.import_from_hf(hf_dir=str(hf_folder[0]),  # noqa: E731
-                                              output_dir=str(target))
+        monkeypatch.setattr(importing, "save_checkpoint", full_disk)
+        call = lambda: importing.import_from_hf(hf_dir=str(hf_folder[0]),  # noqa: E731
+                                                output_dir=str(target))
     with pytest.raises(OSError, match="No space left"):
         call()
     assert not os.path.exists(str(tmp_path / "new"))

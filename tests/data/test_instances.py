@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 import pytest
 
 from norbert.data.draws import Draws
-from norbert.errors import NorbertError
 from norbert.data.instances import InstanceConfig, create_instances, truncate_pair
 from norbert.data.masking import MaskedSequence
+from norbert.errors import NorbertError
 
 CLS, SEP = 101, 102
 

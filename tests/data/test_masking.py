@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from masking_oracle import naive_reference
 from norbert.data.draws import Draws
-from norbert.errors import NorbertError
 from norbert.data.masking import Masker, MaskingConfig
+from norbert.errors import NorbertError
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "##x", "##y", "d", "##z"]
 CLS, SEP, MASK = 2, 3, 4

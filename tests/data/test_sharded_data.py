@@ -1,7 +1,7 @@
-"""The sharded data builder: slices that cover the corpus, determinism whatever the number of
-workers, resuming after kill -9, memory that does not grow with the corpus, its flags."""
+"""The sharded data builder: shard seeds, determinism whatever the number of workers, resuming
+after kill -9, memory that does not grow with the corpus, its flags. (The input's slices:
+test_slices.py.)"""
 
-import gzip
 import json
 import os
 import signal
@@ -10,15 +10,13 @@ import sys
 import time
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from conftest import REPO
 from norbert.data import tfrecord
-from norbert.data.documents import CorpusStats, read_documents
+from norbert.data.documents import read_documents
 from norbert.errors import NorbertError
 from norbert.data.builder import DataConfig, create_pretraining_data
-from norbert.data.sharded import _documents, _SliceReader, plan_shards, shard_seed
+from norbert.data.sharded import shard_seed
 
 SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
 
@@ -28,81 +26,7 @@ def encode(text):
     return [len(w) for w in text.split() if any(c.isalnum() for c in w)]
 
 
-def slice_documents(paths, start, end):
-    stats = CorpusStats()
-    return [d for d, _ in _documents(iter(_SliceReader(paths, start, end)), encode, stats) if d]
-
-
-def documents_by_slices(paths, k):
-    plan = plan_shards(paths, k)
-    assert len(plan.cuts) == k + 1
-    out = []
-    for i in range(k):
-        out.append(slice_documents(paths, plan.cuts[i], plan.cuts[i + 1]))
-    return out
-
-
-# -- the plan: every document in exactly one shard, in order --------------------------------
-
-
-def _write_corpus(tmp_path, files):
-    paths = []
-    for i, (kind, text) in enumerate(files):
-        path = tmp_path / ("f%02d.%s" % (i, kind))
-        data = text.encode("utf-8")
-        if kind.endswith("gz"):
-            data = gzip.compress(data)
-        path.write_bytes(data)
-        paths.append(str(path))
-    return paths
-
-
-_LINE = st.sampled_from(
-    ["", "", "alpha beta", "gamma", "delta epsilon zeta", " \u00a0 ", "\x1c", "\x01 !",
-     "a\rbb", "x y z w", "\u4e2d\u6587 text", "\r"]
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(files=st.lists(st.tuples(st.sampled_from(["txt", "txt", "txt.gz"]),
-                                st.lists(_LINE, max_size=30), st.booleans()),
-                      min_size=1, max_size=4),
-       k=st.integers(1, 7))
-def test_slices_cover_every_document_once_in_order(tmp_path_factory, files, k):
-    tmp = tmp_path_factory.mktemp("corpus")
-    texts = [(kind, "\n".join(lines) + ("\n" if newline else "")) for kind, lines, newline in files]
-    paths = _write_corpus(tmp, texts)
-    want = read_documents(paths, encode)
-    got = documents_by_slices(paths, k)
-    assert [d for shard in got for d in shard] == want
-
-
-def test_jsonl_and_plain_files_mix(tmp_path):
-    jsonl = "\n".join(json.dumps({"text": t}) for t in
-                      ["One doc. Two sentences here.", "", "Another one? Yes."]) + "\n"
-    paths = _write_corpus(tmp_path, [("txt", "a b\nc\n\nd e"), ("jsonl", jsonl),
-                                     ("txt", "f g\n\nh\n"), ("jsonl.gz", jsonl)])
-    want = read_documents(paths, encode)
-    for k in (1, 2, 3, 5, 9):
-        got = documents_by_slices(paths, k)
-        assert [d for shard in got for d in shard] == want
-
-
-def test_shards_are_about_equal_in_bytes(corpus_paths):
-    plan = plan_shards(corpus_paths, 4)
-    sizes = [b - a for a, b in zip(plan.cut_bytes, plan.cut_bytes[1:])]
-    assert sum(sizes) == plan.total_bytes == sum(os.path.getsize(p) for p in corpus_paths)
-    assert max(sizes) < 1.1 * plan.total_bytes / 4
-
-
-def test_the_plan_thins_its_starts_but_still_cuts_at_documents(tmp_path):
-    text = "".join("doc %d\nline\n\n" % i for i in range(5000))
-    paths = _write_corpus(tmp_path, [("txt", text)])
-    plan = plan_shards(paths, 8, cap=64)  # at most 128 starts kept
-    assert len(set(plan.cuts)) == 9
-    got = [slice_documents(paths, a, b) for a, b in zip(plan.cuts, plan.cuts[1:])]
-    assert [d for s in got for d in s] == read_documents(paths, encode)
-    assert all(len(s) > 400 for s in got)
+# -- shard seeds ----------------------------------------------------------------------------
 
 
 def test_shard_seeds_differ_and_are_stable():
@@ -328,15 +252,6 @@ def test_script_bad_shards_flag_is_one_line(tmp_path, make_vocab):
     assert done.returncode == 2
     assert "error: --num_output_shards=0 must be between 1 and 99999" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-def test_a_document_longer_than_a_block_is_cut_between_sentences():
-    lines = [("s%d word" % i, 10) for i in range(100)] + [("", 1), ("tail doc", 9)]
-    stats = CorpusStats()
-    docs = [d for d, _ in _documents(iter(lines), encode, stats, max_bytes=95) if d]
-    assert [len(d) for d in docs] == [10] * 10 + [1]
-    assert [s for d in docs for s in d] == [encode(t) for t, _ in lines if t]
-    assert stats.documents == 11 and stats.sentences == 101
 
 
 def test_url_paths_in_and_out_give_the_local_records(corpus_paths, uncased_vocab_path,

@@ -14,10 +14,10 @@ from conftest import english_records, tiny_bert_config  # noqa: E402
 from norbert import BertConfig, NorbertError
 from norbert.model import heads
 from norbert.model import precision  # noqa: E402
-from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
-from norbert.training.optimization import OptimizerConfig, create_train_op  # noqa: E402
 from norbert.model.precision import DynamicLossScale, PrecisionConfig  # noqa: E402
 from norbert.training.loop import train
+from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
+from norbert.training.optimization import OptimizerConfig, create_train_op  # noqa: E402
 from norbert.training.spec import TRAIN, RunConfig  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/

@@ -1,0 +1,93 @@
+"""Mirrored training over 2 CPU devices computes what one device computes on the same batch."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow").compat.v1
+
+from conftest import english_records, tiny_bert_config  # noqa: E402
+from norbert import NorbertError  # noqa: E402
+from norbert.model import heads  # noqa: E402
+from norbert.model.bert_config import BertConfig  # noqa: E402
+from norbert.training import input_pipeline, loop, replicas  # noqa: E402
+from norbert.training.distribution import DistributionConfig  # noqa: E402
+from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
+from norbert.training.optimization import OptimizerConfig  # noqa: E402
+from norbert.training.spec import RunConfig  # noqa: E402
+
+TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, corpus_paths, uncased_vocab_path):
+    root = tmp_path_factory.mktemp("distribution")
+    english_records(root, corpus_paths, uncased_vocab_path, 40_000, max_seq_length=32,
+                    max_predictions_per_seq=5, do_lower_case=True)
+    (root / "c.json").write_text(tiny_bert_config(hidden_dropout_prob=0.0,
+                                                  attention_probs_dropout_prob=0.0))
+    config = BertConfig.from_json_file(str(root / "c.json"))
+    input_fn = input_pipeline.make_input_fn(input_pipeline.InputConfig(
+        input_files=[str(root / "train.tfrecord")], max_seq_length=32,
+        max_predictions_per_seq=5, is_training=True, seed=3))
+    init = loop.train(_model_fn(config, "adamw", 1), input_fn, {},
+                      RunConfig(output_dir=str(root / "init"), train_batch_size=8, seed=1), 0)
+    return root, config, input_fn, init.checkpoint
+
+
+def _model_fn(config, optimizer, accumulation):
+    return build_model_fn(ModelFnConfig(config, OptimizerConfig(
+        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0, optimizer=optimizer,
+        gradient_accumulation_steps=accumulation)))
+
+
+def _train(setup, name, optimizer, accumulation, distribution):
+    root, config, input_fn, init = setup
+    result = loop.train(_model_fn(config, optimizer, accumulation), input_fn,
+                        {"init_checkpoint": init},
+                        RunConfig(output_dir=str(root / name), train_batch_size=8, seed=1), 3,
+                        distribution)
+    return tf.train.load_checkpoint(result.checkpoint), result.checkpoint
+
+
+@pytest.mark.parametrize("optimizer,accumulation",
+                         [("adamw", 1), ("adamw_exact", 1), ("lamb", 1), ("adamw", 2)])
+def test_two_replicas_equal_one_device(setup, optimizer, accumulation):
+    tag = "%s-%d" % (optimizer, accumulation)
+    one, one_path = _train(setup, "one-" + tag, optimizer, accumulation, None)
+    two, two_path = _train(setup, "two-" + tag, optimizer, accumulation, TWO_CPUS)
+    names = [n for n, _ in tf.train.list_variables(one_path)]
+    assert names == [n for n, _ in tf.train.list_variables(two_path)]  # Google's names
+    assert not any("replica" in n for n in names)
+    init = tf.train.load_checkpoint(setup[3])
+    word = "bert/embeddings/word_embeddings"
+    assert np.max(np.abs(one.get_tensor(word) - init.get_tensor(word))) > 1e-5  # it trained
+    for name in names:
+        np.testing.assert_allclose(two.get_tensor(name), one.get_tensor(name), rtol=0,
+                                   atol=1e-5, err_msg=name)
+
+
+def test_per_replica_mean_loss_would_drift(setup, monkeypatch):
+    """The global-batch denominator matters: the per-replica mean moves away from one device."""
+    one, _ = _train(setup, "one-drift", "adamw_exact", 1, None)
+    monkeypatch.setattr(replicas, "weighted_mean", heads.local_weighted_mean)
+    two, _ = _train(setup, "two-drift", "adamw_exact", 1, TWO_CPUS)
+    word = "bert/embeddings/word_embeddings"
+    assert np.max(np.abs(two.get_tensor(word) - one.get_tensor(word))) > 1e-4
+
+
+def test_batch_must_divide_among_replicas():
+    with pytest.raises(NorbertError, match="--train_batch_size=7 does not divide among 2"):
+        loop.check_batch_divides(7, 2)
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(num_cpu_replicas=2), "--num_cpu_replicas needs --distribution=mirrored"),
+    (dict(distribution="mirrored", all_reduce="ring"), "--all_reduce=ring"),
+    (dict(distribution="multi_worker", all_reduce="hierarchical"), "--all_reduce=hierarchical"),
+    (dict(distribution="mirrored", num_cpu_replicas=2, num_gpus=1), "exclude each other"),
+    (dict(distribution="mirrored", num_cpu_replicas=2, all_reduce="nccl"), "needs GPUs"),
+    (dict(num_gpus=-1), "--num_gpus must not be negative"),
+])
+def test_config_checks(settings, message):
+    with pytest.raises(NorbertError, match=message):
+        DistributionConfig(**settings)
