@@ -40,6 +40,27 @@ def _model_fn(config, optimizer, accumulation):
         gradient_accumulation_steps=accumulation)))
 
 
+WORD = "bert/embeddings/word_embeddings"
+
+
+def _moved(trained, init):
+    """How far training moved the word embeddings (largest change of one value)."""
+    return float(np.max(np.abs(trained.get_tensor(WORD) - init.get_tensor(WORD))))
+
+
+def _tolerance(moved):
+    """Largest difference allowed between one device and two replicas.
+
+    The replicas sum the gradient in another order, so a value whose gradient is a sum of
+    nearly cancelling terms differs in its last digits. Adam's step divides by sqrt(v) + eps,
+    which turns a small relative change of such a gradient into the same relative change of
+    a step of size ~lr: measured up to 1.2e-5 (0.1% of how far training moved, 1.1e-2) for
+    adamw, varying from run to run with the threads' order. 1% of the movement leaves room;
+    1e-6 is a few float32 steps at 1.0 (LayerNorm's gamma under lamb, which barely moves).
+    """
+    return max(0.01 * moved, 1e-6)
+
+
 def _train(setup, name, optimizer, accumulation, distribution):
     root, config, input_fn, init = setup
     result = loop.train(_model_fn(config, optimizer, accumulation), input_fn,
@@ -58,12 +79,11 @@ def test_two_replicas_equal_one_device(setup, optimizer, accumulation):
     names = [n for n, _ in tf.train.list_variables(one_path)]
     assert names == [n for n, _ in tf.train.list_variables(two_path)]  # Google's names
     assert not any("replica" in n for n in names)
-    init = tf.train.load_checkpoint(setup[3])
-    word = "bert/embeddings/word_embeddings"
-    assert np.max(np.abs(one.get_tensor(word) - init.get_tensor(word))) > 1e-5  # it trained
+    moved = _moved(one, tf.train.load_checkpoint(setup[3]))
+    assert moved > 1e-5  # it trained
     for name in names:
         np.testing.assert_allclose(two.get_tensor(name), one.get_tensor(name), rtol=0,
-                                   atol=1e-5, err_msg=name)
+                                   atol=_tolerance(moved), err_msg=name)
 
 
 def test_per_replica_mean_loss_would_drift(setup, monkeypatch):
@@ -71,8 +91,9 @@ def test_per_replica_mean_loss_would_drift(setup, monkeypatch):
     one, _ = _train(setup, "one-drift", "adamw_exact", 1, None)
     monkeypatch.setattr(replicas, "weighted_mean", heads.local_weighted_mean)
     two, _ = _train(setup, "two-drift", "adamw_exact", 1, TWO_CPUS)
-    word = "bert/embeddings/word_embeddings"
-    assert np.max(np.abs(two.get_tensor(word) - one.get_tensor(word))) > 1e-4
+    moved = _moved(one, tf.train.load_checkpoint(setup[3]))
+    # Measured: 9.8e-3, about as far as training moved (1.1e-2).
+    assert np.max(np.abs(two.get_tensor(WORD) - one.get_tensor(WORD))) > 10 * _tolerance(moved)
 
 
 def test_batch_must_divide_among_replicas():
