@@ -274,8 +274,6 @@ def open_binary(path: str) -> IO[bytes]:
     except OSError as e:
         raise NorbertError("cannot read %s: %s" % (path, reason(e))) from None
     if path.endswith(".gz"):
-        import gzip
-
         return _GzipOwning(f, path)
     return f
 

@@ -31,6 +31,8 @@ def files(tmp_path_factory):
     (root / "text.txt").write_text("\n\n".join(docs) + "\n")
     (root / "empty.txt").write_text("")
     (root / "binary.txt").write_bytes(b"w1 w2\n\x00\x01\x02\x03\n")
+    # A bad line in each half: the sharded mode keeps shards completed before an error.
+    (root / "bad.jsonl").write_text('{"text": "w1 w2 w3."}\n{"body": "w4"}\n' * 2)
     (root / "latin1.txt").write_bytes("Blåbær\nSå\nGrønn\nPå\n".encode("latin-1"))
     (root / "vocab.txt").write_text("\n".join(SPECIALS + WORDS) + "\n")
     packed = gzip.compress(("\n\n".join(docs) + "\n").encode("utf-8"))
@@ -179,6 +181,13 @@ CASES = [
     ("data, sharded: truncated .gz", "create_pretraining_data",
      lambda r: _data_args(r, input_file=r / "cut.txt.gz", output_file=r / "out" / "shards",
                           num_output_shards=2), "cut.txt.gz is truncated"),
+    ("data: JSON line without text", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "bad.jsonl"),
+     'bad.jsonl line 2 is not a JSON object with a "text" field'),
+    ("data, sharded: JSON line without text", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "bad.jsonl", output_file=r / "out" / "shards",
+                          num_output_shards=2, num_workers=1),
+     'bad.jsonl: the line at byte 22 is not a JSON object with a "text" field'),
     ("data: missing vocab", "create_pretraining_data",
      lambda r: _data_args(r, vocab_file=r / "no_vocab.txt"), "no_vocab.txt"),
     ("data: binary vocab", "create_pretraining_data",

@@ -92,7 +92,7 @@ def read_documents(
     def all_lines() -> Iterator[str]:
         for path in paths:
             stats.files += 1
-            if _is_jsonl(path):
+            if is_jsonl(path):
                 yield ""  # a JSONL file never continues a plain-text document
                 yield from _jsonl_lines(path, reader)
                 yield ""
@@ -107,7 +107,7 @@ def read_documents(
 # -- JSON lines ----------------------------------------------------------------------------
 
 
-def _is_jsonl(path: str) -> bool:
+def is_jsonl(path: str) -> bool:
     name = path[:-3] if path.endswith(".gz") else path
     return name.endswith(".jsonl")
 
@@ -117,18 +117,22 @@ def _jsonl_lines(path: str, reader: fileio.LineReader) -> Iterator[str]:
     for number, raw in enumerate(reader.lines(path), 1):
         if not raw.strip():
             continue
-        try:
-            record = json.loads(raw)
-            text = record["text"]
-        except (ValueError, KeyError, TypeError):
-            raise NorbertError(
-                "%s line %d is not a JSON object with a \"text\" field: give one JSON object per "
-                "line, like {\"text\": \"...\"}" % (path, number)
-            ) from None
-        if not isinstance(text, str):
-            raise NorbertError('%s line %d: "text" must be a string' % (path, number))
-        yield from split_sentences(text)
+        yield from split_sentences(jsonl_text(raw, "%s line %d" % (path, number)))
         yield ""
+
+
+def jsonl_text(line: str, where: str) -> str:
+    """The ``"text"`` of one JSON line; ``where`` names the line in errors."""
+    try:
+        text = json.loads(line)["text"]
+    except (ValueError, KeyError, TypeError):
+        raise NorbertError(
+            '%s is not a JSON object with a "text" field: give one JSON object per line, like '
+            '{"text": "..."}' % where
+        ) from None
+    if not isinstance(text, str):
+        raise NorbertError('%s: "text" must be a string' % where)
+    return text
 
 
 def split_sentences(text: str) -> List[str]:

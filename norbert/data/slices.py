@@ -23,12 +23,11 @@ Read one after the other (without ``max_bytes``), the slices' documents are thos
 import array
 import bisect
 import dataclasses
-import json
 from typing import Callable, Iterator, List, Sequence, Tuple
 
 from norbert import fileio
-from norbert.data.documents import CorpusStats, Document, _is_jsonl, split_sentences
-from norbert.errors import NorbertError
+from norbert.data.documents import (CorpusStats, Document, is_jsonl, jsonl_text,
+                                    split_sentences)
 
 Position = Tuple[int, int]  # (input file index, byte offset of a line start in that file)
 _PLAN_CAP = 1 << 16  # document starts kept by the plan before it thins them (x2 at most)
@@ -70,7 +69,7 @@ def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP) -> 
     total = 0
     prev_blank = True
     for index, path in enumerate(paths):
-        jsonl = _is_jsonl(path)
+        jsonl = is_jsonl(path)
         if jsonl:
             prev_blank = True
         offset = 0
@@ -138,7 +137,7 @@ class SliceReader:
             if index == f1 and o1 == 0:
                 return
             path = self.paths[index]
-            jsonl = _is_jsonl(path)
+            jsonl = is_jsonl(path)
             offset = o0 if index == f0 else 0
             stop = o1 if index == f1 else -1
             self.files += 1
@@ -155,7 +154,8 @@ class SliceReader:
                     line = self._decode(raw)
                     if jsonl:
                         if line.strip():
-                            for sentence in split_sentences(_jsonl_text(line, path, offset - n)):
+                            for sentence in split_sentences(jsonl_text(
+                                line, "%s: the line at byte %d" % (path, offset - n))):
                                 yield sentence, 0
                             yield "", 0
                         yield "", n
@@ -175,19 +175,6 @@ def _lines_from(f, path: str, offset: int) -> Iterator[bytes]:
     while skipped < offset:  # compressed: no seeking, read up to the slice
         skipped += len(next(lines))
     return lines
-
-
-def _jsonl_text(line: str, path: str, offset: int) -> str:
-    try:
-        text = json.loads(line)["text"]
-    except (ValueError, KeyError, TypeError):
-        raise NorbertError(
-            "%s: the line at byte %d is not a JSON object with a \"text\" field: give one JSON "
-            "object per line, like {\"text\": \"...\"}" % (path, offset)
-        ) from None
-    if not isinstance(text, str):
-        raise NorbertError('%s: the line at byte %d: "text" must be a string' % (path, offset))
-    return text
 
 
 def documents(

@@ -16,7 +16,6 @@ renamed when complete (``norbert.fileio.atomic_output``), so a reader never sees
 """
 
 import contextlib
-import json
 import struct
 from typing import Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple
 

@@ -213,8 +213,17 @@ def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
     tokens = learned.tokens
     vocab = {t: i for i, t in enumerate(tokens)}
     n_tokens, unk = learner.corpus_tokens(counts, vocab)
-    n_words = sum(counts.values())
     _write_vocab(config.output_file, tokens)
+    return _stats(read, counts, tokens, n_tokens, unk, start, alphabet=learned.alphabet,
+                  dropped_characters=learned.dropped_characters, learned=learned.learned,
+                  requested_size=config.vocab_size)
+
+
+def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabStats:
+    """What a run read (``read``, ``counts``) and wrote (``tokens``, which split the corpus
+    into ``n_tokens`` pieces with ``unk`` words unknown); ``mode_fields`` are learn's or
+    extend's own."""
+    n_words = sum(counts.values())
     return VocabStats(
         files=read.files,
         bytes_read=read.bytes_read,
@@ -222,13 +231,10 @@ def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
         words=n_words,
         distinct_words=len(counts),
         vocab_size=len(tokens),
-        alphabet=learned.alphabet,
-        dropped_characters=learned.dropped_characters,
-        learned=learned.learned,
-        requested_size=config.vocab_size,
         tokens_per_word=n_tokens / n_words,
         unk_words=unk,
         seconds=time.perf_counter() - start,
+        **mode_fields,
     )
 
 
@@ -252,21 +258,6 @@ def _extend(config: VocabConfig, start: float) -> VocabStats:
     before, _ = learner.corpus_tokens(counts, old)
     after, unk = learner.corpus_tokens(counts, new)
     _write_vocab(config.output_file, tokens)
-    n_words = sum(counts.values())
-    return VocabStats(
-        files=read.files,
-        bytes_read=read.bytes_read,
-        lines=read.lines,
-        words=n_words,
-        distinct_words=len(counts),
-        vocab_size=len(tokens),
-        alphabet=0,
-        dropped_characters=0,
-        learned=len(added),
-        tokens_per_word=after / n_words,
-        unk_words=unk,
-        seconds=time.perf_counter() - start,
-        tokens_before=before,
-        tokens_after=after,
-        added=tuple(added),
-    )
+    return _stats(read, counts, tokens, after, unk, start, alphabet=0, dropped_characters=0,
+                  learned=len(added), tokens_before=before, tokens_after=after,
+                  added=tuple(added))

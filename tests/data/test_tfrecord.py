@@ -1,6 +1,5 @@
 """Protobuf wire format and TFRecord framing written by hand, checked against TensorFlow."""
 
-import json
 import os
 import random
 

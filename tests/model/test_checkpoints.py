@@ -53,7 +53,7 @@ def test_shape_mismatch_names_the_variable(tmp_path):
 def test_resolve_prefix_or_folder(tmp_path):
     ckpt = _save(str(tmp_path / "model.ckpt-7"), {"v": [1]})
     with tf.Graph().as_default():
-        with tf.Session() as sess:
+        with tf.Session():
             tf.train.update_checkpoint_state(str(tmp_path), ckpt)
     assert resolve(ckpt) == ckpt
     assert resolve(str(tmp_path)) == ckpt

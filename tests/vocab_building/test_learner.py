@@ -12,22 +12,8 @@ from hypothesis import strategies as st
 from norbert import FullTokenizer, NorbertError
 from norbert.tokenization import text as textlib
 from norbert.vocab_building import learner
-
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-TEXT = """The quick brown fox jumps over the lazy dog.
-The dog sleeps; the fox runs, and the fox hides in the forest.
-
-Foxes and dogs are not the same: a fox is wild, a dog is tame.
-Bjørnen sover i skogen, og reven løper over isen. Ærlig talt!
-Jumping foxes jumped over sleeping dogs while the quick brown foxes watched.
-中文字 and Русский текст appear once or twice, текст twice.
-"""
-
-
-def counts_of(text, do_lower_case=True):
-    return collections.Counter(textlib.basic_tokenize(text, do_lower_case))
-
+from conftest import SPECIALS
+from small_text import TEXT, counts_of
 
 # -- a naive learner to check the incremental one against ------------------------------------
 

@@ -1,8 +1,6 @@
 """The build_vocab tool: settings, reading errors, the written vocab, extend mode, progress,
 and the vocab's quality against Hugging Face's trainer."""
 
-import collections
-import gzip
 import logging
 import os
 
@@ -11,31 +9,8 @@ import pytest
 from norbert import NorbertError, VocabConfig, build_vocab, load_vocab
 from norbert.tokenization import text as textlib
 from norbert.vocab_building import learner, word_counts
-
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-TEXT = """The quick brown fox jumps over the lazy dog.
-The dog sleeps; the fox runs, and the fox hides in the forest.
-
-Foxes and dogs are not the same: a fox is wild, a dog is tame.
-Bjørnen sover i skogen, og reven løper over isen. Ærlig talt!
-Jumping foxes jumped over sleeping dogs while the quick brown foxes watched.
-中文字 and Русский текст appear once or twice, текст twice.
-"""
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / name
-    if name.endswith(".gz"):
-        path.write_bytes(gzip.compress(text.encode("utf-8")))
-    else:
-        path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-def counts_of(text, do_lower_case=True):
-    return collections.Counter(textlib.basic_tokenize(text, do_lower_case))
-
+from conftest import SPECIALS
+from small_text import TEXT, counts_of, write
 
 # -- settings ---------------------------------------------------------------------------------
 

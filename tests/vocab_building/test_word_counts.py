@@ -4,30 +4,8 @@ compression or the limit on bytes read."""
 import collections
 import gzip
 
-from norbert.tokenization import text as textlib
 from norbert.vocab_building import word_counts
-
-TEXT = """The quick brown fox jumps over the lazy dog.
-The dog sleeps; the fox runs, and the fox hides in the forest.
-
-Foxes and dogs are not the same: a fox is wild, a dog is tame.
-Bjørnen sover i skogen, og reven løper over isen. Ærlig talt!
-Jumping foxes jumped over sleeping dogs while the quick brown foxes watched.
-中文字 and Русский текст appear once or twice, текст twice.
-"""
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / name
-    if name.endswith(".gz"):
-        path.write_bytes(gzip.compress(text.encode("utf-8")))
-    else:
-        path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-def counts_of(text, do_lower_case=True):
-    return collections.Counter(textlib.basic_tokenize(text, do_lower_case))
+from small_text import TEXT, counts_of, write
 
 
 # -- reading ----------------------------------------------------------------------------------
