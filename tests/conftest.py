@@ -118,3 +118,31 @@ def reference(tmp_path_factory):
     import reference_shim
 
     return reference_shim.reference_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def dropout_free_run(tmp_path_factory, corpus_paths, uncased_vocab_path):
+    """(folder, initial checkpoint): ``train.tfrecord`` (uncased, 32 tokens, 5 predictions),
+    ``c.json`` (tiny, dropout 0, so that replicas can compute exactly what one device does)
+    and the tiny model's initial weights, saved once so that every run starts from them."""
+    pytest.importorskip("tensorflow")
+    from norbert.model.bert_config import BertConfig
+    from norbert.training import input_pipeline, loop
+    from norbert.training.model_fn import ModelFnConfig, build_model_fn
+    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.spec import RunConfig
+
+    root = tmp_path_factory.mktemp("dropout_free")
+    english_records(root, corpus_paths, uncased_vocab_path, 40_000, max_seq_length=32,
+                    max_predictions_per_seq=5, do_lower_case=True)
+    (root / "c.json").write_text(tiny_bert_config(hidden_dropout_prob=0.0,
+                                                  attention_probs_dropout_prob=0.0))
+    config = BertConfig.from_json_file(str(root / "c.json"))
+    input_fn = input_pipeline.make_input_fn(input_pipeline.InputConfig(
+        input_files=[str(root / "train.tfrecord")], max_seq_length=32,
+        max_predictions_per_seq=5, is_training=True, seed=3))
+    model_fn = build_model_fn(ModelFnConfig(config, OptimizerConfig(
+        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0)))
+    init = loop.train(model_fn, input_fn, {},
+                      RunConfig(output_dir=str(root / "init"), train_batch_size=8, seed=1), 0)
+    return root, init.checkpoint

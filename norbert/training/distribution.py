@@ -49,6 +49,11 @@ class DistributionConfig:
     # (the variables of a SLURM job step: one task per node).
     cluster_resolver: str = dataclasses.field(default="tf_config",
                                               metadata={"choices": RESOLVERS})
+    # multi_worker: a training step that takes longer than this means a worker is lost (or
+    # never started); the others stop with an error instead of waiting for ever. It must
+    # cover the first step's start-up and the chief's checkpoint saves, which the others
+    # wait for.
+    worker_timeout_secs: int = 600
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("distribution", self.distribution, DISTRIBUTIONS),
@@ -57,7 +62,7 @@ class DistributionConfig:
             if value not in allowed:
                 raise NorbertError("--%s=%s is not known: use one of %s"
                                    % (name, value, ", ".join(allowed)))
-        for name in ("num_gpus", "num_cpu_replicas"):
+        for name in ("num_gpus", "num_cpu_replicas", "worker_timeout_secs"):
             if getattr(self, name) < 0:
                 raise NorbertError("--%s must not be negative" % name)
         if self.num_cpu_replicas and self.distribution != MIRRORED:
@@ -114,10 +119,19 @@ class Cluster:
         self.config = config
         if config.cluster_resolver == "slurm":
             gpus = config.num_gpus or len(_gpus())
+            tasks = max(_tasks_per_node())
+            if gpus and tasks > 1:
+                raise NorbertError(
+                    "--cluster_resolver=slurm with GPUs runs one task per node "
+                    "(SLURM_STEP_TASKS_PER_NODE=%s): start it with srun --ntasks-per-node=1; "
+                    "each task uses its node's GPUs" % os.environ["SLURM_STEP_TASKS_PER_NODE"])
             try:
+                # Every task of the job step is a worker; tasks on one node get consecutive
+                # ports from the base. With GPUs each task mirrors its node's; without, the
+                # resolver still hands out one (unused) "GPU" slot per task, so give it those.
                 self.resolver = tf2.distribute.cluster_resolver.SlurmClusterResolver(
-                    jobs={"worker": 1}, port_base=_slurm_port(), gpus_per_node=gpus,
-                    gpus_per_task=gpus, tasks_per_node=1, auto_set_gpu=False)
+                    port_base=_slurm_port(), gpus_per_node=gpus or tasks,
+                    gpus_per_task=gpus or 1, auto_set_gpu=False)
             except (RuntimeError, KeyError, ValueError) as e:
                 raise NorbertError("--cluster_resolver=slurm: %s (run inside a SLURM job step, "
                                    "e.g. with srun, one task per node)" % e) from None
@@ -143,6 +157,16 @@ class Cluster:
                 self.cluster_spec, job_name=self.task_type, task_index=self.task_id,
                 config=session_config, start=True)
         return self._server
+
+
+def _tasks_per_node() -> List[int]:
+    """The tasks on each node of the SLURM job step (``[1]`` when SLURM does not say)."""
+    value = os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")
+    try:  # SLURM's form: "2(x3),1" is 2 tasks on each of 3 nodes, then 1
+        return [int(part.split("(")[0]) for part in value.split(",") if part] or [1]
+    except ValueError:
+        raise NorbertError("SLURM_STEP_TASKS_PER_NODE=%s is not SLURM's form (e.g. 2(x3),1)"
+                           % value) from None
 
 
 def _slurm_port() -> int:

@@ -30,7 +30,8 @@ from absl import logging
 
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
-from norbert.training.distribution import DistributionConfig, make_strategy
+from norbert.training import replicas
+from norbert.training.distribution import MULTI_WORKER, Cluster, DistributionConfig, make_strategy
 from norbert.training.spec import EVAL, TRAIN, RunConfig
 
 
@@ -175,8 +176,12 @@ def _features(input_fn: Callable, params: dict, batch_size: int):
     return tf.data.make_one_shot_iterator(dataset).get_next()
 
 
-# One update's graph: global_step, loss, train op and scalars (global values), ops to run once.
-_Step = collections.namedtuple("_Step", "global_step loss train_op scalars initializers")
+# One update's graph: global_step, loss, train op and scalars (global values), ops to run once;
+# with replicas also ``stop_request``, a placeholder this process sets to 1 when a stop signal
+# came, and ``stop_agreed``, the requests summed over every replica of every worker (fetched
+# with the step, so that all workers stop after the same step).
+_Step = collections.namedtuple(
+    "_Step", "global_step loss train_op scalars initializers stop_request stop_agreed")
 
 
 def _one_device_step(model_fn, input_fn, params, config: RunConfig) -> _Step:
@@ -185,7 +190,7 @@ def _one_device_step(model_fn, input_fn, params, config: RunConfig) -> _Step:
     spec = model_fn(features, None, TRAIN, params)
     if spec.scaffold_fn is not None:
         spec.scaffold_fn()
-    return _Step(global_step, spec.loss, spec.train_op, dict(spec.scalars or {}), [])
+    return _Step(global_step, spec.loss, spec.train_op, dict(spec.scalars or {}), [], None, None)
 
 
 def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) -> _Step:
@@ -212,13 +217,19 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) ->
             return input_fn(dict(params, batch_size=batch, input_context=context))
 
         iterator = strategy.make_input_fn_iterator(replica_input)
+        stop_request = tf.placeholder_with_default(0.0, [], name="stop_request")
 
         def replica_step(features):
             spec = model_fn(features, None, TRAIN, params)
-            return spec.loss, spec.train_op, dict(spec.scalars or {})
+            # A worker that stopped alone would leave the others waiting in the next
+            # all-reduce: every worker's request goes into every step, and all act on the sum.
+            agreed = replicas.total(tf.identity(stop_request))  # this replica's copy
+            with tf.control_dependencies([agreed]):  # every replica joins that all-reduce
+                train_op = tf.group(spec.train_op)
+            return spec.loss, train_op, dict(spec.scalars or {}), agreed
 
         # Autograph would rewrite the model_fn's Python control flow: this is graph code.
-        loss, train_op, scalars = strategy.extended.call_for_each_replica(
+        loss, train_op, scalars, agreed = strategy.extended.call_for_each_replica(
             tf.autograph.experimental.do_not_convert(replica_step), args=(iterator.get_next(),))
         if init_checkpoint:
             # After the replica call, in cross-replica context: inside it, replica 1's
@@ -227,7 +238,8 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) ->
             logging.info("%s", report.summary())
         scalars = {k: strategy.reduce(mean, v, axis=None) for k, v in scalars.items()}
         return _Step(global_step, strategy.reduce(mean, loss, axis=None),
-                     strategy.group(train_op), scalars, [iterator.initializer])
+                     strategy.group(train_op), scalars, [iterator.initializer], stop_request,
+                     strategy.experimental_local_results(agreed)[0])
 
 
 def train(
@@ -237,13 +249,16 @@ def train(
     config: RunConfig,
     max_steps: int,
     distribution: Optional[DistributionConfig] = None,
+    cluster: Optional[Cluster] = None,
 ) -> TrainResult:
     """Trains until ``global_step`` reaches ``max_steps``, the data ends, or a stop signal.
 
     ``params["init_checkpoint"]`` is dropped when ``output_dir`` already holds a checkpoint:
     that run is resumed instead, from its newest checkpoint that restores. ``distribution``
     runs one replica per device (``norbert.training.distribution``); the checkpoints are the
-    same either way.
+    same either way. With ``multi_worker`` every worker calls this (``cluster``: this process's
+    place, read from the environment when not given); all restore the same checkpoint from the
+    shared ``output_dir``, and the chief alone writes checkpoints and events.
     """
     resume_from = latest_checkpoint(config.output_dir)
     candidates = checkpoints.intact_checkpoints(config.output_dir)[0] if resume_from else []
@@ -253,12 +268,15 @@ def train(
             logging.info("resuming from %s; --init_checkpoint is not used", resume_from)
         params["init_checkpoint"] = None
     distribution = distribution or DistributionConfig()
+    if distribution.distribution == MULTI_WORKER and cluster is None:
+        cluster = Cluster(distribution)
+    chief = cluster is None or cluster.is_chief
     options = session_config(config, distribution)
     graph = tf.Graph()
     with graph.as_default():
         if config.seed is not None:
             tf.set_random_seed(config.seed)
-        strategy = make_strategy(distribution)
+        strategy = make_strategy(distribution, cluster)
         if strategy is None:
             step_graph = _one_device_step(model_fn, input_fn, params, config)
         else:
@@ -267,21 +285,37 @@ def train(
         saver = tf.train.Saver(max_to_keep=config.keep_checkpoint_max, save_relative_paths=True)
         init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
         graph.finalize()  # nothing may add ops inside the loop (a classic slow leak)
+    target = ""
+    if cluster is not None:  # this worker's server, which the others reach for the all-reduce
+        options = strategy.update_config_proto(options)
+        target = cluster.server(options).target
+        logging.info("worker %d of %d%s", cluster.task_id, cluster.num_workers,
+                     " (the chief)" if chief else "")
     # Only now that the graph stands: a bad config or checkpoint leaves no folder behind.
     tf.io.gfile.makedirs(config.output_dir)
     prefix = os.path.join(config.output_dir, "model.ckpt")
-    with tf.Session(graph=graph, config=options) as sess:
+
+    def save(sess, step: int) -> str:
+        if chief:
+            return saver.save(sess, prefix, global_step=step)
+        return "%s-%d" % (prefix, step)  # what the chief saves at the same step
+
+    with tf.Session(target, graph=graph, config=options) as sess:
         sess.run(init)
         sess.run(step_graph.initializers)
         if resume_from:
             resume_from = _restore_newest(sess, saver, candidates, config.output_dir)
             logging.info("restored %s", resume_from)
         step = int(sess.run(step_graph.global_step))
-        writer = tf.summary.FileWriter(config.output_dir, graph if step == 0 else None)
+        if chief:
+            writer = tf.summary.FileWriter(config.output_dir, graph if step == 0 else None)
+        else:
+            writer = _NoEvents()
         started = time.time()
         try:
-            result = _train_steps(sess, step_graph, saver, writer, input_fn, config, max_steps,
-                                  step, resume_from, prefix)
+            timeout = distribution.worker_timeout_secs if cluster is not None else 0
+            result = _train_steps(sess, step_graph, save, writer, input_fn, config, max_steps,
+                                  step, resume_from, timeout)
         finally:
             writer.close()
     logging.info(
@@ -327,10 +361,26 @@ def _restore_newest(sess, saver, candidates, output_dir: str) -> str:
         "afresh, or restore the folder from a copy" % (output_dir, ", ".join(candidates)))
 
 
-def _train_steps(sess, graph_step: _Step, saver, writer, input_fn, config, max_steps, step,
-                 resume_from, prefix) -> TrainResult:
-    """The steps of ``train`` from ``step`` on, in the session that holds the restored state."""
+class _NoEvents:
+    """A worker other than the chief writes no TensorBoard events."""
+
+    def add_summary(self, summary, step) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_steps, step,
+                 resume_from, timeout: int = 0) -> TrainResult:
+    """The steps of ``train`` from ``step`` on, in the session that holds the restored state.
+
+    ``timeout``: seconds a step may take, or 0 for no limit. A lost worker (or one that never
+    started) leaves the others waiting in the all-reduce for ever; the limit turns that into
+    an error.
+    """
     checkpoint = resume_from
+    bounded = tf.RunOptions(timeout_in_ms=timeout * 1000) if timeout else None
     last_saved = step
     loss = float("nan")
     window_step, window_time = step, time.time()
@@ -339,10 +389,27 @@ def _train_steps(sess, graph_step: _Step, saver, writer, input_fn, config, max_s
         while step < max_steps:
             log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
             fetches = {"loss": graph_step.loss, "train_op": graph_step.train_op}
+            feed = {}
+            if graph_step.stop_request is not None:
+                fetches["stop"] = graph_step.stop_agreed
+                feed[graph_step.stop_request] = 1.0 if stop.received else 0.0
             if log_now:
                 fetches["scalars"] = graph_step.scalars
             try:
-                out = sess.run(fetches)
+                out = sess.run(fetches, feed, options=bounded)
+            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+                    tf.errors.AbortedError) as e:
+                if not timeout:
+                    raise
+                cause = ("it took longer than --worker_timeout_secs=%d" % timeout
+                         if isinstance(e, tf.errors.DeadlineExceededError)
+                         else checkpoints.tf_message(e))
+                raise NorbertError(
+                    "step %d failed: %s. A worker is lost, stuck or never started; stopped "
+                    "without saving, the last checkpoint is %s. Restart every worker: they "
+                    "resume from there" % (step + 1, cause,
+                                           checkpoint or "none (the run had not saved yet)")
+                ) from None
             except tf.errors.OutOfRangeError:
                 logging.info("the training data ran out at step %d", step)
                 break
@@ -372,19 +439,26 @@ def _train_steps(sess, graph_step: _Step, saver, writer, input_fn, config, max_s
                 _write_scalars(writer, step, values)
                 eta = (max_steps - step) / rate if rate > 0 else float("inf")
                 logging.info(
-                    "step %d/%d  loss %.4f  %.2f steps/s  ETA %s", step, max_steps, loss,
-                    rate, _format_seconds(eta) if np.isfinite(eta) else "?",
+                    "step %d/%d  loss %.4f  %.2f steps/s  %.1f examples/s  ETA %s", step,
+                    max_steps, loss, rate, values["examples_per_sec"],
+                    _format_seconds(eta) if np.isfinite(eta) else "?",
                 )
                 window_step, window_time = step, now
             if step - last_saved >= config.save_checkpoints_steps:
-                checkpoint = saver.save(sess, prefix, global_step=step)
+                checkpoint = save(sess, step)
                 last_saved = step
-            if stop.received:
+            if stop.received and graph_step.stop_request is None:
                 logging.warning("%s received at step %d: saving and stopping", stop.received, step)
                 interrupted = True
                 break
+            if graph_step.stop_request is not None and out["stop"] > 0:
+                logging.warning("%s at step %d: saving and stopping",
+                                "%s received" % stop.received if stop.received
+                                else "another worker was told to stop", step)
+                interrupted = True
+                break
     if step != last_saved or checkpoint is None:
-        checkpoint = saver.save(sess, prefix, global_step=step)
+        checkpoint = save(sess, step)
     return TrainResult(step, loss, checkpoint, interrupted)
 
 

@@ -149,9 +149,16 @@ def run_pretraining(
         raise NorbertError("--distribution=%s is for norbert's loop on GPUs and CPUs; a TPU "
                            "(a pod too) is named with --tpu_name and runs TPUEstimator"
                            % distribution.distribution)
+    # Multi-worker: this process's place in the cluster (from TF_CONFIG or SLURM), before any
+    # graph. Worker 0 is the chief: it alone takes the lock, saves, evaluates and writes results.
+    cluster = None
+    if distribution.distribution == distribution_lib.MULTI_WORKER:
+        cluster = distribution_lib.Cluster(distribution)
+    chief = cluster is None or cluster.is_chief
     if distribution.enabled and config.do_train:
         replicas = len(distribution_lib.local_devices(distribution))
-        loop.check_batch_divides(run.train_batch_size, replicas)
+        loop.check_batch_divides(run.train_batch_size,
+                                 replicas * (cluster.num_workers if cluster else 1))
     # The newest intact checkpoint (damaged newer ones are skipped with a warning).
     resume_from = loop.latest_checkpoint(run.output_dir)
     init_checkpoint = None
@@ -200,20 +207,26 @@ def run_pretraining(
     # script does), so that an eval-only run into a new folder can write its results.
     created = fileio.make_folders(run.output_dir)
     try:
-        with loop.interrupt_on_stop_signals(), _one_training_run(run.output_dir, config.do_train):
-            result = _run(engine, config, optimizer, run, tpu, distribution, model_fn, params,
-                          train_input_fn, eval_input_fn, init_checkpoint)
+        with loop.interrupt_on_stop_signals(), \
+                _one_training_run(run.output_dir, config.do_train and chief):
+            result = _run(engine, config, optimizer, run, tpu, (distribution, cluster),
+                          model_fn, params, train_input_fn, eval_input_fn, init_checkpoint)
     except BaseException:
-        _remove_if_nothing_saved(run.output_dir, created)
+        if chief:  # the other workers leave the shared folder to the chief
+            _remove_if_nothing_saved(run.output_dir, created)
         raise
     for key in sorted(result):
         logging.info("  %s = %s", key, result[key])
     return result
 
 
-def _run(engine, config, optimizer, run, tpu, distribution, model_fn, params, train_input_fn,
+def _run(engine, config, optimizer, run, tpu, placement, model_fn, params, train_input_fn,
          eval_input_fn, init_checkpoint) -> Dict[str, object]:
-    """Training and/or evaluation on ``engine``, once everything is checked and in place."""
+    """Training and/or evaluation on ``engine``, once everything is checked and in place.
+
+    ``placement`` is the distribution config and this worker's cluster (None on one machine).
+    """
+    distribution, cluster = placement
     result: Dict[str, object] = {}
     if engine == TPU_ESTIMATOR:
         estimator = make_estimator(model_fn, run, tpu, params)
@@ -230,7 +243,10 @@ def _run(engine, config, optimizer, run, tpu, distribution, model_fn, params, tr
     else:
         if config.do_train:
             loop.train(model_fn, train_input_fn, params, run, optimizer.num_train_steps,
-                       distribution)
+                       distribution, cluster)
+        if config.do_eval and cluster is not None and not cluster.is_chief:
+            logging.info("worker %d: training done; the chief evaluates", cluster.task_id)
+            return result
         if config.do_eval:
             checkpoint = loop.latest_checkpoint(run.output_dir)
             result = loop.evaluate(

@@ -61,6 +61,13 @@ def mean(grads: Sequence[Optional[tf.Tensor]]) -> List[Optional[tf.Tensor]]:
     return out
 
 
+def total(value: tf.Tensor) -> tf.Tensor:
+    """``value`` summed over every replica (of every worker); itself on one device."""
+    if _replica_context() is None or count() == 1:
+        return value
+    return _reduce(tf.distribute.ReduceOp.SUM, [value])[0]
+
+
 def weighted_mean(numerator: tf.Tensor, weight: tf.Tensor, epsilon: float) -> tf.Tensor:
     """This replica's share of the global batch's weighted mean ``sum(w x) / (sum(w) + eps)``.
 
@@ -72,5 +79,4 @@ def weighted_mean(numerator: tf.Tensor, weight: tf.Tensor, epsilon: float) -> tf
     """
     if _replica_context() is None or count() == 1:
         return numerator / (weight + epsilon)
-    total = _reduce(tf.distribute.ReduceOp.SUM, [tf.stop_gradient(weight)])[0]
-    return numerator * float(count()) / (total + epsilon)
+    return numerator * float(count()) / (total(tf.stop_gradient(weight)) + epsilon)

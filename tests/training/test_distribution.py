@@ -5,7 +5,6 @@ import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
-from conftest import english_records, tiny_bert_config  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.model import heads  # noqa: E402
 from norbert.model.bert_config import BertConfig  # noqa: E402
@@ -19,19 +18,13 @@ TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, corpus_paths, uncased_vocab_path):
-    root = tmp_path_factory.mktemp("distribution")
-    english_records(root, corpus_paths, uncased_vocab_path, 40_000, max_seq_length=32,
-                    max_predictions_per_seq=5, do_lower_case=True)
-    (root / "c.json").write_text(tiny_bert_config(hidden_dropout_prob=0.0,
-                                                  attention_probs_dropout_prob=0.0))
+def setup(dropout_free_run):
+    root, init = dropout_free_run
     config = BertConfig.from_json_file(str(root / "c.json"))
     input_fn = input_pipeline.make_input_fn(input_pipeline.InputConfig(
         input_files=[str(root / "train.tfrecord")], max_seq_length=32,
         max_predictions_per_seq=5, is_training=True, seed=3))
-    init = loop.train(_model_fn(config, "adamw", 1), input_fn, {},
-                      RunConfig(output_dir=str(root / "init"), train_batch_size=8, seed=1), 0)
-    return root, config, input_fn, init.checkpoint
+    return root, config, input_fn, init
 
 
 def _model_fn(config, optimizer, accumulation):

@@ -1,0 +1,62 @@
+"""One worker of a multi-worker run through norbert's loop, for tests (run as a script), and
+the input both that run and its one-device reference read.
+
+``python multi_worker_train.py SETTINGS_JSON``, with TF_CONFIG set: trains the tiny BERT
+of ``SETTINGS_JSON`` ("root", "output", "steps", "init") and prints the result.
+"""
+
+import json
+import os
+import sys
+
+GLOBAL_BATCH = 8
+
+
+def make_input_fn(root):
+    """The records of ``root``/train.tfrecord in file order, in global batches of 8; a worker
+    (``params["input_context"]``) gets its slice of each global batch, so two workers together
+    see exactly the batches one device sees."""
+    from norbert.training import input_pipeline
+
+    ordered = input_pipeline.make_input_fn(input_pipeline.InputConfig(
+        input_files=[os.path.join(root, "train.tfrecord")], max_seq_length=32,
+        max_predictions_per_seq=5, is_training=False))
+
+    def input_fn(params):
+        data = ordered(dict(params, batch_size=GLOBAL_BATCH, input_context=None))
+        context = params.get("input_context")
+        if context is None or context.num_input_pipelines == 1:
+            return data
+        share = GLOBAL_BATCH // context.num_input_pipelines
+        start = context.input_pipeline_id * share
+        return data.map(lambda f: {k: v[start:start + share] for k, v in f.items()})
+
+    return input_fn
+
+
+def make_model_fn(root):
+    from norbert.model.bert_config import BertConfig
+    from norbert.training.model_fn import ModelFnConfig, build_model_fn
+    from norbert.training.optimization import OptimizerConfig
+
+    config = BertConfig.from_json_file(os.path.join(root, "c.json"))
+    return build_model_fn(ModelFnConfig(config, OptimizerConfig(
+        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0, optimizer="adamw")))
+
+
+def train(root, output, steps, init, distribution=None):
+    from norbert.training import loop
+    from norbert.training.spec import RunConfig
+
+    return loop.train(make_model_fn(root), make_input_fn(root), {"init_checkpoint": init},
+                      RunConfig(output_dir=output, train_batch_size=GLOBAL_BATCH, seed=1,
+                                log_every_steps=1), steps, distribution)
+
+
+if __name__ == "__main__":
+    from norbert.training.distribution import DistributionConfig
+
+    settings = json.loads(sys.argv[1])
+    result = train(settings["root"], settings["output"], settings["steps"], settings["init"],
+                   DistributionConfig(distribution="multi_worker", worker_timeout_secs=120))
+    print("RESULT %s" % json.dumps(result.__dict__), flush=True)

