@@ -41,7 +41,7 @@ def make_model_fn(root):
 
     config = BertConfig.from_json_file(os.path.join(root, "c.json"))
     return build_model_fn(ModelFnConfig(config, OptimizerConfig(
-        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0, optimizer="adamw")))
+        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0, optimizer="adamw_exact")))
 
 
 def train(root, output, steps, init, distribution=None):

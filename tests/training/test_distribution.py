@@ -42,17 +42,20 @@ def _moved(trained, init):
     return float(np.max(np.abs(trained.get_tensor(WORD) - init.get_tensor(WORD))))
 
 
-def _tolerance(moved):
-    """Largest difference allowed between one device and two replicas.
+def _tolerance(optimizer, accumulation, moved):
+    """Largest difference allowed between one device and two replicas: 1e-5.
 
-    The replicas sum the gradient in another order, so a value whose gradient is a sum of
-    nearly cancelling terms differs in its last digits. Adam's step divides by sqrt(v) + eps,
-    which turns a small relative change of such a gradient into the same relative change of
-    a step of size ~lr: measured up to 1.2e-5 (0.1% of how far training moved, 1.1e-2) for
-    adamw, varying from run to run with the threads' order. 1% of the movement leaves room;
-    1e-6 is a few float32 steps at 1.0 (LayerNorm's gamma under lamb, which barely moves).
+    Except for the fused ``adamw`` step without accumulation, which is not reproducible to
+    1e-5 even on one device: two one-device runs of the same 3 steps differed by up to 6.4e-6
+    (word embeddings), and two replicas against one device by up to 1.2e-5, in 1 value of a
+    million. Its step divides by sqrt(v) + eps, so a value whose gradient is a sum of nearly
+    cancelling terms carries the summation order's rounding into a step of size ~lr. Allowed
+    there: 1% of how far training moved (1.1e-2), 1e-4, still 100x below the per-replica-mean
+    drift. ``adamw_exact``, ``lamb`` and accumulation measured at most 3.1e-7.
     """
-    return max(0.01 * moved, 1e-6)
+    if optimizer == "adamw" and accumulation == 1:
+        return 0.01 * moved
+    return 1e-5
 
 
 def _train(setup, name, optimizer, accumulation, distribution, **precision):
@@ -77,7 +80,8 @@ def test_two_replicas_equal_one_device(setup, optimizer, accumulation):
     assert moved > 1e-5  # it trained
     for name in names:
         np.testing.assert_allclose(two.get_tensor(name), one.get_tensor(name), rtol=0,
-                                   atol=_tolerance(moved), err_msg=name)
+                                   atol=_tolerance(optimizer, accumulation, moved),
+                                   err_msg=name)
 
 
 @pytest.mark.parametrize("low", ["fp16", "bf16"])
@@ -138,7 +142,7 @@ def test_per_replica_mean_loss_would_drift(setup, monkeypatch):
     two, _ = _train(setup, "two-drift", "adamw_exact", 1, TWO_CPUS)
     moved = _moved(one, tf.train.load_checkpoint(setup[3]))
     # Measured: 9.8e-3, about as far as training moved (1.1e-2).
-    assert np.max(np.abs(two.get_tensor(WORD) - one.get_tensor(WORD))) > 10 * _tolerance(moved)
+    assert np.max(np.abs(two.get_tensor(WORD) - one.get_tensor(WORD))) > 0.5 * moved
 
 
 def test_batch_must_divide_among_replicas():
@@ -157,3 +161,21 @@ def test_batch_must_divide_among_replicas():
 def test_config_checks(settings, message):
     with pytest.raises(NorbertError, match=message):
         DistributionConfig(**settings)
+
+
+def test_a_mirrored_run_resumes_on_one_device_and_back(setup, tmp_path):
+    """Checkpoints carry no trace of the replicas: either kind of run resumes the other's."""
+    import shutil
+
+    root, config, input_fn, init = setup
+    model_fn = _model_fn(config, "adamw", 1)
+    mirrored = loop.train(model_fn, input_fn, {"init_checkpoint": init},
+                          RunConfig(output_dir=str(tmp_path / "a"), train_batch_size=8), 2,
+                          TWO_CPUS)
+    shutil.copytree(str(tmp_path / "a"), str(tmp_path / "b"))
+    one = loop.train(model_fn, input_fn, {},
+                     RunConfig(output_dir=str(tmp_path / "b"), train_batch_size=8), 3)
+    back = loop.train(model_fn, input_fn, {},
+                      RunConfig(output_dir=str(tmp_path / "b"), train_batch_size=8), 4, TWO_CPUS)
+    # Each went on from the other's step: a Saver restores every variable (slots too) or fails.
+    assert (mirrored.global_step, one.global_step, back.global_step) == (2, 3, 4)

@@ -44,9 +44,10 @@ def test_two_workers_equal_one_device(dropout_free_run, tmp_path):
     names = [n for n, _ in tf.train.list_variables(one.checkpoint)]
     assert names == [n for n, _ in tf.train.list_variables(results[0]["checkpoint"])]
     moved = np.max(np.abs(a.get_tensor(WORD) - tf.train.load_checkpoint(init).get_tensor(WORD)))
-    for name in names:  # the tolerance of test_distribution, for the same reasons
-        np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), rtol=0,
-                                   atol=max(0.01 * moved, 1e-6), err_msg=name)
+    assert moved > 1e-3  # it trained
+    for name in names:
+        np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), rtol=0, atol=1e-5,
+                                   err_msg=name)
     # Only the chief wrote: one events file, the checkpoint of step 3 and nothing else.
     written = sorted(os.listdir(str(tmp_path / "two")))
     assert len([n for n in written if n.startswith("events.out")]) == 1
