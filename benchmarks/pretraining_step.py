@@ -253,4 +253,9 @@ def main():
 
 
 if __name__ == "__main__":
+    if any(a.startswith("--distribution") for a in sys.argv[1:]):
+        # The data-parallel scaling of this step (total and per-replica examples/s, efficiency).
+        import distributed_step
+
+        sys.exit(distributed_step.main(sys.argv[1:]))
     sys.exit(main())
