@@ -13,6 +13,7 @@ from norbert import NorbertError  # noqa: E402
 from norbert.training.loop import (  # noqa: E402
     evaluate, interrupt_on_stop_signals, latest_checkpoint, train, write_eval_results,
 )
+from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.spec import EVAL, ModelSpec, RunConfig  # noqa: E402
 
 RNG = np.random.RandomState(0)
@@ -40,7 +41,8 @@ def model_fn(features, labels, mode, params):
         step = tf.train.get_or_create_global_step()
 
         def maybe_kill(s):
-            if s == params["sigterm_at"]:
+            if s == params["sigterm_at"] and not params["killed"]:  # once, whatever the replicas
+                params["killed"].append(s)
                 os.kill(os.getpid(), signal.SIGTERM)
             return s
 
@@ -93,19 +95,29 @@ def test_output_dir_wins_over_init_checkpoint(tmp_path):
     assert resumed.global_step == 3
 
 
-def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
+
+
+@pytest.mark.parametrize("distribution", [None, TWO_CPUS], ids=["one device", "2 replicas"])
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path,
+                                                                               distribution):
     config = _config(tmp_path)
     with pytest.raises(NorbertError, match=r"loss became nan at step 1[56];.*model.ckpt-10"):
-        train(model_fn, input_fn, {"poison_at": 15}, config, max_steps=40)
+        train(model_fn, input_fn, {"poison_at": 15}, config, 40, distribution)
     assert latest_checkpoint(config.output_dir).endswith("model.ckpt-10")
 
 
-def test_sigterm_saves_and_stops(tmp_path):
+@pytest.mark.parametrize("distribution", [None, TWO_CPUS], ids=["one device", "2 replicas"])
+def test_sigterm_saves_and_stops(tmp_path, distribution):
     config = _config(tmp_path)
-    result = train(model_fn, input_fn, {"sigterm_at": 6}, config, max_steps=1000)
+    result = train(model_fn, input_fn, {"sigterm_at": 6, "killed": []}, config, 1000,
+                   distribution)
     assert result.interrupted
-    assert result.global_step == 7  # signalled during step 7: it finished, then the loop saved
-    assert latest_checkpoint(config.output_dir).endswith("model.ckpt-7")
+    # Signalled during step 7: it finished, then the loop saved. Replicas (and workers) agree
+    # on the stop through the next step's all-reduce, so they take one more.
+    stop = 7 if distribution is None else 8
+    assert result.global_step == stop
+    assert latest_checkpoint(config.output_dir).endswith("model.ckpt-%d" % stop)
 
 
 def test_data_running_out_ends_training(tmp_path):
