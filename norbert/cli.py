@@ -31,7 +31,8 @@ from norbert.errors import NorbertError
 
 FLAGS = flags.FLAGS
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports a process it ended
+EXIT_TERMINATED = 143  # SIGTERM: a job scheduler sees that the run did not finish
 
 flags.DEFINE_bool("verbose", False, "Show the full traceback when something goes wrong.")
 
@@ -414,10 +415,11 @@ def run(main: Callable[[List[str]], None], configs: Sequence[ConfigRef] = ()) ->
                 raise
             print("error: %s" % e, file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             if FLAGS.verbose:
                 raise
-            print("interrupted", file=sys.stderr)
-            sys.exit(EXIT_INTERRUPTED)
+            terminated = bool(e.args) and e.args[0] == "SIGTERM"
+            print("stopped by SIGTERM" if terminated else "interrupted", file=sys.stderr)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
     app.run(guarded, flags_parser=lambda argv: parse_flags(argv, settings))

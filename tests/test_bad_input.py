@@ -17,8 +17,9 @@ from conftest import tiny_bert_config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["w%d" % i for i in range(60)]
-CONFIG = tiny_bert_config(vocab_size=65, hidden_size=16, num_hidden_layers=1,
-                          num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
+SIZES = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+             max_position_embeddings=32)
+CONFIG = tiny_bert_config(vocab_size=65, **SIZES)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,7 @@ def files(tmp_path_factory):
     (root / "vocab_binary.txt").write_bytes(b"\x00\x00\x00\x00")
     (root / "vocab_nomask.txt").write_text("\n".join(SPECIALS[:4] + WORDS) + "\n")
     (root / "bert_config.json").write_text(CONFIG)
+    (root / "small_vocab_config.json").write_text(tiny_bert_config(vocab_size=40, **SIZES))
     (root / "bad_config.json").write_text('{"vocab_size": 65,')
     (root / "a_file").write_text("not a folder")
     (root / "out").mkdir()  # where every case writes: it must stay empty
@@ -51,6 +53,8 @@ def files(tmp_path_factory):
         dupe_factor=1,
     ))
     _damaged_records(root)
+    (root / "no_sidecar").mkdir()
+    (root / "no_sidecar" / "train.tfrecord").write_bytes((root / "train.tfrecord").read_bytes())
     # A checkpoint whose embedding width differs from bert_config.json's hidden_size.
     tf = pytest.importorskip("tensorflow").compat.v1
     with tf.Graph().as_default():
@@ -64,6 +68,9 @@ def files(tmp_path_factory):
                 tf.train.Saver([table]).save(sess, str(root / name / "model.ckpt"))
             tf.train.Saver([table, step]).save(sess, str(root / "damaged_run" / "model.ckpt"),
                                                global_step=3)
+            # A run's folder whose checkpoint another bert_config.json made.
+            tf.train.Saver([table, step]).save(sess, str(root / "other_shapes" / "model.ckpt"),
+                                               global_step=5)
     _truncate(root / "cut_data" / "model.ckpt.data-00000-of-00001", 100)
     _truncate(root / "cut_index" / "model.ckpt.index", 20)
     _truncate(root / "damaged_run" / "model.ckpt-3.index", 20)
@@ -213,6 +220,16 @@ CASES = [
     ("train: init checkpoint shapes", "run_pretraining",
      lambda r: _train_args(r, init_checkpoint=r / "wrong" / "model.ckpt"),
      "bert/embeddings/word_embeddings has shape [65, 8] there but [65, 16]"),
+    ("train: resume with other shapes", "run_pretraining",
+     lambda r: _train_args(r, output_dir=r / "other_shapes"),
+     ("cannot resume from", "word_embeddings has shape [65, 8] there but [65, 16]")),
+    ("train: records' vocab larger than the model's", "run_pretraining",
+     lambda r: _train_args(r, bert_config_file=r / "small_vocab_config.json"),
+     ("train.tfrecord was built with a vocab of 65 tokens", "vocab_size is 40")),
+    ("train: records' ids beyond the model's vocab (no sidecar)", "run_pretraining",
+     lambda r: _train_args(r, input_file=r / "no_sidecar" / "train.tfrecord",
+                           bert_config_file=r / "small_vocab_config.json"),
+     ("train.tfrecord holds token id", "vocab_size is 40")),
     ("train: output folder", "run_pretraining",
      lambda r: _train_args(r, output_dir=r / "a_file" / "run"), "a_file is a file"),
     ("train: truncated records", "run_pretraining",

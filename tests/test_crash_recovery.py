@@ -96,8 +96,8 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(setup, tmp_path):
 
 def test_sigterm_saves_before_exiting(setup, tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen(_command(setup, out, 100_000), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(_command(setup, out, 100_000) + ["--do_eval"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_checkpoint(out, process, 5)
         process.send_signal(signal.SIGTERM)
@@ -106,6 +106,10 @@ def test_sigterm_saves_before_exiting(setup, tmp_path):
         if process.poll() is None:
             process.kill()
     assert "SIGTERM received" in stderr
+    # Saved, then ended as a scheduler must see it: not finished (143), and not evaluated.
+    assert process.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
+    assert not (out / "eval_results.txt").exists()
     saved = tf.train.latest_checkpoint(str(out))
     reader = tf.train.load_checkpoint(saved)
     assert saved.endswith("-%d" % int(reader.get_tensor("global_step")))
@@ -165,7 +169,7 @@ def test_a_corrupted_record_stops_the_run_and_keeps_its_checkpoints(setup, corru
     assert latest is not None  # saved before the damage was met, and kept
     assert errors == [
         "error: %s is damaged: record 300 (at byte %d) is corrupt (its data fail their "
-        "checksum); stopped at step %s without saving, the last good checkpoint is %s. Replace "
+        "checksum); stopped at step %s, the last good checkpoint is %s. Replace "
         "or rebuild that file (or leave it out of --input_file) and run again: it resumes from "
         "there" % (path, start, latest.rsplit("-", 1)[1], latest)]
     _all_checkpoints_readable(out)
@@ -208,7 +212,8 @@ def test_a_second_run_into_the_same_folder_stops_at_once(setup, tmp_path, stop):
         if first.poll() is None:
             first.kill()
             first.wait()
-    assert first.returncode == 0, stderr[-2000:]  # it saved and stopped
+    # It saved and stopped, unfinished: 143 for SIGTERM, 130 for Ctrl-C.
+    assert first.returncode == (143 if stop == signal.SIGTERM else 130), stderr[-2000:]
     assert "saving and stopping" in stderr
     assert not (out / ".norbert-run.lock").exists()
     _all_checkpoints_readable(out)
@@ -242,9 +247,9 @@ def test_sigterm_before_the_loop_releases_the_lock_and_the_new_folder(setup, tmp
             process.kill()
             process.wait()
     assert not (out / ".norbert-run.lock").exists()
-    if process.returncode == 130:  # stopped before the loop: nothing was saved
-        assert "interrupted" in stderr and "Traceback" not in stderr
+    assert process.returncode == 143, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    if "saving and stopping" not in stderr:  # stopped before the loop: nothing was saved
         assert not (tmp_path / "new").exists()
     else:  # the loop had begun: it saved and stopped
-        assert process.returncode == 0, stderr[-2000:]
         _all_checkpoints_readable(out)

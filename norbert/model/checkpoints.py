@@ -180,6 +180,18 @@ class RestoreReport:
         return "\n".join(lines)
 
 
+def shape_mismatch(stored: Dict[str, Sequence[int]], variables: Sequence) -> Optional[str]:
+    """"variable X has shape A there but B in this model" for the first of ``variables`` that
+    ``stored`` (a checkpoint's name -> shape) holds with another shape, or None."""
+    for var in variables:
+        name = var.op.name
+        want = var.shape.as_list()
+        if name in stored and list(stored[name]) != want:
+            return "variable %s has shape %s there but %s in this model" % (
+                name, list(stored[name]), want)
+    return None
+
+
 def assignment_map(
     checkpoint: str, variables: Optional[Sequence] = None
 ) -> Tuple[Dict[str, str], RestoreReport]:
@@ -190,19 +202,17 @@ def assignment_map(
     """
     variables = list(variables if variables is not None else tf.trainable_variables())
     stored = variables_in(checkpoint)
+    mismatch = shape_mismatch(stored, variables)
+    if mismatch:
+        raise NorbertError(
+            "--init_checkpoint=%s: %s; check that --bert_config_file is the checkpoint's own "
+            "bert_config.json" % (checkpoint, mismatch))
     mapping, fresh = {}, []
     for var in variables:
         name = var.op.name
         if name not in stored:
             fresh.append(name)
             continue
-        want = var.shape.as_list()
-        if list(stored[name]) != want:
-            raise NorbertError(
-                "--init_checkpoint=%s: variable %s has shape %s there but %s in this model; "
-                "check that --bert_config_file is the checkpoint's own bert_config.json"
-                % (checkpoint, name, list(stored[name]), want)
-            )
         mapping[name] = name
     unused = sorted(n for n in stored if n not in mapping)
     return mapping, RestoreReport(checkpoint, sorted(mapping), sorted(fresh), unused)

@@ -50,7 +50,8 @@ def record_files(spec: str, flag: str = "--input_file") -> List[str]:
     return files
 
 
-def _first_record_lengths(record_file: str, flag: str) -> Optional[Dict[str, int]]:
+def _first_record(record_file: str, flag: str) -> Optional[Dict[str, list]]:
+    """The features of ``record_file``'s first record (None for an empty file)."""
     with fileio.open_binary(record_file) as f:
         header = f.read(12)
         if not header:
@@ -71,7 +72,7 @@ def _first_record_lengths(record_file: str, flag: str) -> Optional[Dict[str, int
         raise NorbertError("%s: %s holds no pretraining records (its first record is not a "
                            "tf.train.Example): give the files create_pretraining_data wrote"
                            % (flag, record_file)) from None
-    return {name: len(values) for name, values in features.items()}
+    return features
 
 
 # A file whose last bytes hold no whole record is read through to find where it breaks; records
@@ -179,9 +180,11 @@ def damage_message(flag: str, path: str, problem: Tuple[int, int, str]) -> str:
     return "%s: %s; copy or rebuild the file" % (flag, describe_damage(path, problem))
 
 
-def check_data(config: InputConfig, flag: str = "--input_file") -> None:
-    """Raises ``NorbertError`` when the records' lengths differ from the flags, or a file is
-    cut short."""
+def check_data(config: InputConfig, flag: str = "--input_file",
+               model_vocab: Optional[Tuple[int, str]] = None) -> None:
+    """Raises ``NorbertError`` when the records' lengths differ from the flags, a file is cut
+    short, or (``model_vocab``: the model's vocab_size and the file that says it) the records
+    hold ids the model's embedding table does not have."""
     want = {"max_seq_length": config.max_seq_length,
             "max_predictions_per_seq": config.max_predictions_per_seq}
     for path in config.input_files:
@@ -191,19 +194,30 @@ def check_data(config: InputConfig, flag: str = "--input_file") -> None:
             settings = meta.get("settings", meta)
             found = {k: settings.get(k) for k in want}
             where = "its sidecar says"
+            vocab = settings.get("vocab_size")
+            vocab_problem = "was built with a vocab of %d tokens" % (vocab or 0)
         else:
-            lengths = _first_record_lengths(path, flag)
-            if lengths is None:
+            first = _first_record(path, flag)
+            if first is None:
                 continue
-            found = {"max_seq_length": lengths.get("input_ids"),
-                     "max_predictions_per_seq": lengths.get("masked_lm_positions")}
+            found = {"max_seq_length": len(first.get("input_ids", [])) or None,
+                     "max_predictions_per_seq": len(first.get("masked_lm_positions", []))
+                     or None}
             where = "its first record has"
+            ids = list(first.get("input_ids", [])) + list(first.get("masked_lm_ids", []))
+            vocab = max(ids) + 1 if ids else None
+            vocab_problem = "holds token id %d" % (max(ids) if ids else 0)
         for flag, value in want.items():
             if found[flag] is not None and found[flag] != value:
                 raise NorbertError(
                     "--%s=%d does not match the data: %s %s %s=%d; pass --%s=%d or rebuild "
                     "the data" % (flag, value, path, where, flag, found[flag], flag, found[flag])
                 )
+        if model_vocab is not None and vocab is not None and vocab > model_vocab[0]:
+            raise NorbertError(
+                "%s %s, but the model's vocab_size is %d (%s): build the records with the "
+                "model's vocab.txt, or give the bert_config.json that goes with the records' "
+                "vocab" % (path, vocab_problem, model_vocab[0], model_vocab[1]))
 
 
 class RecordInput:

@@ -41,6 +41,8 @@ class TrainResult:
     loss: float
     checkpoint: Optional[str]
     interrupted: bool  # stopped by SIGTERM/Ctrl-C (after saving)
+    # "SIGTERM" or "SIGINT" when interrupted (SIGTERM too when another worker was told to stop)
+    stopped_by: Optional[str] = None
 
 
 def latest_checkpoint(output_dir: str) -> Optional[str]:
@@ -307,6 +309,8 @@ def train(
             resume_from = _restore_newest(sess, saver, candidates, config.output_dir)
             logging.info("restored %s", resume_from)
         step = int(sess.run(step_graph.global_step))
+        if step >= max_steps:
+            logging.info("already at step %d of %d; nothing to train", step, max_steps)
         if chief:
             writer = tf.summary.FileWriter(config.output_dir, graph if step == 0 else None)
         else:
@@ -342,6 +346,19 @@ def _restore_newest(sess, saver, candidates, output_dir: str) -> str:
     that ``keep_checkpoint_max`` goes on deleting them as the run saves new ones.
     """
     for i, candidate in enumerate(candidates):
+        # A resource variable takes a value of another shape without complaint; the run would
+        # then fail at its first reshape. Compare the shapes first.
+        try:
+            mismatch = checkpoints.shape_mismatch(
+                checkpoints.variables_in(candidate),
+                sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
+        except tf.errors.OpError:
+            mismatch = None  # damaged: the restore below says so and passes it over
+        if mismatch:
+            raise NorbertError(
+                "--output_dir=%s: cannot resume from %s: %s; use the --bert_config_file the "
+                "run was started with, or another --output_dir" % (output_dir, candidate,
+                                                                   mismatch))
         try:
             saver.restore(sess, candidate)
         except tf.errors.DataLossError as e:
@@ -384,7 +401,7 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
     last_saved = step
     loss = float("nan")
     window_step, window_time = step, time.time()
-    interrupted = False
+    interrupted = None
     with _StopSignals() as stop:
         while step < max_steps:
             log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
@@ -414,11 +431,17 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
                 logging.info("the training data ran out at step %d", step)
                 break
             except tf.errors.DataLossError as e:
+                # The batch failed before the step ran: the variables hold the last good
+                # state, worth saving (unlike after a NaN, whose step has run).
+                saved = ""
+                if step != last_saved:
+                    checkpoint = save(sess, step)
+                    saved = " after saving it"
                 raise NorbertError(
-                    "%s; stopped at step %d without saving, the last good checkpoint is %s. "
-                    "Replace or rebuild that file (or leave it out of --input_file) and run "
-                    "again: it resumes from there"
-                    % (describe_data_loss(e, input_fn, "training"), step,
+                    "%s; stopped at step %d%s, the last good checkpoint is %s. Replace or "
+                    "rebuild that file (or leave it out of --input_file) and run again: it "
+                    "resumes from there"
+                    % (describe_data_loss(e, input_fn, "training"), step, saved,
                        checkpoint or "none (the run had not saved yet)")
                 ) from None
             loss = float(out["loss"])
@@ -449,17 +472,17 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
                 last_saved = step
             if stop.received and graph_step.stop_request is None:
                 logging.warning("%s received at step %d: saving and stopping", stop.received, step)
-                interrupted = True
+                interrupted = stop.received
                 break
             if graph_step.stop_request is not None and out["stop"] > 0:
                 logging.warning("%s at step %d: saving and stopping",
                                 "%s received" % stop.received if stop.received
                                 else "another worker was told to stop", step)
-                interrupted = True
+                interrupted = stop.received or "SIGTERM"
                 break
     if step != last_saved or checkpoint is None:
         checkpoint = save(sess, step)
-    return TrainResult(step, loss, checkpoint, interrupted)
+    return TrainResult(step, loss, checkpoint, interrupted is not None, interrupted)
 
 
 def evaluate(

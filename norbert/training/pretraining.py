@@ -124,6 +124,9 @@ def run_pretraining(
     Takes the five config objects, or any of their fields as keywords, named as the flags of
     ``scripts/run_pretraining.py``: ``run_pretraining(input_file=..., bert_config_file=...,
     output_dir=..., do_train=True, learning_rate=1e-4, num_train_steps=1000)``.
+
+    SIGTERM or Ctrl-C during training saves a checkpoint, then raises ``KeyboardInterrupt``
+    (its argument the signal's name) without evaluating: the run is not finished.
     """
     config, optimizer, run, tpu, precision, distribution = make_configs(
         "run_pretraining",
@@ -164,6 +167,9 @@ def run_pretraining(
     init_checkpoint = None
     if config.init_checkpoint and resume_from is None:
         init_checkpoint = checkpoints.resolve(config.init_checkpoint)
+    elif config.init_checkpoint and config.do_train:
+        logging.info("resuming from %s: --init_checkpoint=%s is not used (the run's own "
+                     "checkpoint in --output_dir wins)", resume_from, config.init_checkpoint)
     if config.do_eval and not config.do_train and resume_from is None and init_checkpoint is None:
         raise NorbertError(
             "--do_eval: no checkpoint to evaluate in --output_dir=%s; train first (--do_train) "
@@ -180,7 +186,8 @@ def run_pretraining(
             is_training=is_training,
             seed=run.seed,
         )
-        input_pipeline.check_data(input_config, flag)
+        input_pipeline.check_data(input_config, flag,
+                                  (bert_config.vocab_size, config.bert_config_file))
         return input_pipeline.make_input_fn(input_config)
 
     train_input_fn = eval_input_fn = None
@@ -242,8 +249,15 @@ def _run(engine, config, optimizer, run, tpu, placement, model_fn, params, train
                                % loop.describe_data_loss(e, input_fn, "input")) from None
     else:
         if config.do_train:
-            loop.train(model_fn, train_input_fn, params, run, optimizer.num_train_steps,
-                       distribution, cluster)
+            trained = loop.train(model_fn, train_input_fn, params, run,
+                                 optimizer.num_train_steps, distribution, cluster)
+            if trained.interrupted:
+                # Saved, but not finished: no evaluation, and the caller (a job scheduler
+                # through the exit status) must see that the run has more to do.
+                logging.warning("stopped at step %d of %d (%s saved): run the same command "
+                                "again to go on", trained.global_step,
+                                optimizer.num_train_steps, trained.checkpoint)
+                raise KeyboardInterrupt(trained.stopped_by)
         if config.do_eval and cluster is not None and not cluster.is_chief:
             logging.info("worker %d: training done; the chief evaluates", cluster.task_id)
             return result

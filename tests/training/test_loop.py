@@ -1,5 +1,6 @@
 """The CPU/GPU loop: training, checkpoints, resume, NaN stop, SIGTERM, evaluation."""
 
+import logging
 import os
 import signal
 import time
@@ -71,7 +72,7 @@ def _config(tmp_path, **kw):
     return RunConfig(**base)
 
 
-def test_trains_saves_and_resumes(tmp_path):
+def test_trains_saves_and_resumes(tmp_path, caplog):
     config = _config(tmp_path)
     first = train(model_fn, input_fn, {}, config, max_steps=25)
     assert first.global_step == 25 and not first.interrupted
@@ -82,7 +83,10 @@ def test_trains_saves_and_resumes(tmp_path):
     second = train(model_fn, input_fn, {}, config, max_steps=60)
     assert second.global_step == 60
     assert second.loss < first.loss < 10  # it kept learning from where it stopped
-    assert train(model_fn, input_fn, {}, config, max_steps=60).global_step == 60  # nothing to do
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="absl")
+    assert train(model_fn, input_fn, {}, config, max_steps=60).global_step == 60
+    assert "already at step 60 of 60; nothing to train" in caplog.text
 
 
 def test_output_dir_wins_over_init_checkpoint(tmp_path):
@@ -226,12 +230,13 @@ def _records_with_a_flipped_byte(tmp_path, damaged_record):
     return path, start
 
 
-def test_a_damaged_record_stops_training_and_keeps_the_last_checkpoint(tmp_path):
+def test_a_damaged_record_stops_training_after_saving_the_last_good_state(tmp_path):
     path, start = _records_with_a_flipped_byte(tmp_path, 40)
-    config = _config(tmp_path, save_checkpoints_steps=2)
-    # Batches of 8: steps 1-4 read records 1-32; step 5 meets record 40.
+    config = _config(tmp_path, save_checkpoints_steps=3)
+    # Batches of 8: steps 1-4 read records 1-32; step 5 meets record 40. The run saved at
+    # step 3; step 4 is the last good state, saved before the error.
     expected = (r"%s is damaged: record 40 \(at byte %d\) is corrupt \(its data fail their "
-                r"checksum\); stopped at step 4 without saving, the last good checkpoint is "
+                r"checksum\); stopped at step 4 after saving it, the last good checkpoint is "
                 r"%s\." % (path, start, os.path.join(config.output_dir, "model.ckpt-4")))
     with pytest.raises(NorbertError, match=expected):
         train(model_fn, _record_input(path), {}, config, max_steps=100)

@@ -113,7 +113,7 @@ def test_a_stop_signal_on_one_worker_stops_both_after_the_same_step(shards, tmp_
                           {"TF_CONFIG": tf_config(ports, i)})
         assert workers.wait_for(1, "step 3/100000", 180), workers.log(1)[-3000:]
         workers.signal(1, signal.SIGTERM)  # the other worker gets no signal
-        workers.wait(120)
+        assert workers.wait(120) == [143, 143]  # saved, unfinished: a scheduler restarts both
         logs = [workers.log(i) for i in range(2)]
     assert "SIGTERM received at step" in logs[1]
     assert "another worker was told to stop at step" in logs[0]
