@@ -14,6 +14,7 @@ first, and a bad flag is reported in a second rather than after TensorFlow's sta
 
 import dataclasses
 import os
+import warnings
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -205,10 +206,21 @@ def groups_present(
 
 
 def check_vocab_size(vocab, config: BertConfig, vocab_source: str, config_source: str) -> None:
-    # More tokens than embedding rows would give ids the model cannot look up. Fewer is fine:
-    # some models pad their table to a round number.
+    """More tokens than embedding rows is an error: ids the model cannot look up. Fewer is a
+    warning: right only for a model that padded its table to a round number (30522 -> 30528),
+    and otherwise the sign of another model's vocab."""
     if len(vocab) > config.vocab_size:
         raise NorbertError(
             "vocab file %s has %d tokens but the model's vocab_size is %d (%s): use the model's "
             "own vocab.txt" % (vocab_source, len(vocab), config.vocab_size, config_source)
         )
+    if len(vocab) < config.vocab_size:
+        warnings.warn(
+            "vocab file %s has %d tokens but the model's vocab_size is %d (%s): right only if "
+            "the model padded its embedding table; otherwise use the model's own vocab.txt"
+            % (vocab_source, len(vocab), config.vocab_size, config_source), VocabSizeWarning,
+            stacklevel=3)
+
+
+class VocabSizeWarning(UserWarning):
+    """The vocab has fewer tokens than the model's embedding table."""

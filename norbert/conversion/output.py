@@ -147,8 +147,13 @@ def _publish(stage: str, names: List[str], output_dir: str) -> None:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as e:
         raise NorbertError("cannot create --output_dir=%s: %s" % (output_dir, e)) from None
+    umask = os.umask(0)
+    os.umask(umask)
     for name in names:
         source, target = os.path.join(stage, name), os.path.join(output_dir, name)
+        # The permissions of any file the user writes (a writer may have made it private,
+        # as safetensors does): a model shared on a cluster must be readable.
+        os.chmod(source, 0o666 & ~umask)
         try:
             os.replace(source, target)
         except OSError:  # another filesystem: copy beside the target, then rename

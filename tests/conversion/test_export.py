@@ -190,6 +190,10 @@ def test_export_writes_a_complete_folder_and_lists_what_it_left_out(exported):
     summary = report.summary()
     assert "left out, optimizer state and step (7)" in summary and "global_step" in summary
     assert not [n for n in os.listdir(str(run["work"])) if n.startswith(".norbert-convert")]
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in os.listdir(run["hf"]):  # as any file the user writes: readable when shared
+        assert os.stat(os.path.join(run["hf"], name)).st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_exported_tokenizer_gives_our_ids(exported, corpus_lines, uncased_vocab_path):
@@ -259,6 +263,32 @@ def test_export_with_the_wrong_config_names_the_variable(exported, tmp_path):
             vocab_file=os.path.join(run["hf"], "vocab.txt"), do_lower_case=True,
             output_dir=str(tmp_path / "out")))
     assert os.listdir(str(tmp_path)) == ["wrong.json"]  # no output, no staging left
+
+
+@pytest.mark.parametrize("change", [5, -5], ids=["more tokens", "fewer tokens"])
+def test_export_with_a_vocab_of_another_size(exported, tmp_path, change):
+    """More tokens than the model's embedding rows: an error, nothing written. Fewer: a
+    warning (right only for a padded table), and the export goes on."""
+    pytest.importorskip("tensorflow")
+    from norbert.conversion.export import ExportConfig, VocabSizeWarning, export_to_hf
+
+    run = exported("gelu")
+    tokens = open(os.path.join(run["hf"], "vocab.txt"), encoding="utf-8").read().split("\n")[:-1]
+    tokens = tokens + ["[extra%d]" % i for i in range(change)] if change > 0 else tokens[:change]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    settings = dict(checkpoint=run["ckpt"], bert_config_file=str(run["work"] / "bert_config.json"),
+                    vocab_file=str(tmp_path / "vocab.txt"), do_lower_case=True,
+                    output_dir=str(tmp_path / "out"))
+    message = r"vocab.txt has %d tokens but the model's vocab_size is %d" % (
+        len(tokens), len(tokens) - change)
+    if change > 0:
+        with pytest.raises(NorbertError, match=message):
+            export_to_hf(ExportConfig(**settings))
+        assert not (tmp_path / "out").exists()
+    else:
+        with pytest.warns(VocabSizeWarning, match=message):
+            export_to_hf(ExportConfig(**settings))
+        assert (tmp_path / "out" / "model.safetensors").exists()
 
 
 def test_export_without_heads_is_a_bare_bert_model(tmp_path, uncased_vocab_path):
