@@ -13,6 +13,7 @@ input leaves nothing behind; SIGTERM outside the training loop counts as Ctrl-C 
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import warnings
@@ -22,11 +23,13 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert import fileio, run_lock
+from norbert.data import sidecar
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
 from norbert.model.precision import FP16, PrecisionConfig
 from norbert.settings import make_configs
+from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
 from norbert.training import input_pipeline, loop
 from norbert.training.distribution import DistributionConfig
@@ -85,6 +88,39 @@ class PretrainingConfig:
 
 def _warn(message: str) -> None:
     warnings.warn(message, TrainingWarning, stacklevel=3)
+
+
+def check_records_fit_model(record_files, init_checkpoint: str) -> None:
+    """Warns when the records were built with another vocab (or casing) than the model beside
+    ``init_checkpoint`` has: its folder's vocab.txt, as Google's and import_hf's folders hold.
+
+    The records' sidecar names the vocab and its hash, and the casing; records without one, or
+    a checkpoint without a vocab.txt beside it, are not judged.
+    """
+    model_vocab = os.path.join(os.path.dirname(init_checkpoint), "vocab.txt")
+    if not tf.io.gfile.exists(model_vocab):
+        return
+    vocab_bytes = fileio.read_bytes(model_vocab, what="vocab file")
+    digest = hashlib.sha256(vocab_bytes).hexdigest()
+    for path in record_files:
+        meta = sidecar.read(path)
+        if meta is None:
+            continue
+        settings = meta.get("settings", meta)
+        if settings.get("vocab_sha256") not in (None, digest):
+            _warn("%s was built with the vocab %s, not with %s beside --init_checkpoint: the "
+                  "ids mean other tokens to this model; rebuild the records with the model's "
+                  "vocab.txt" % (path, settings.get("vocab_file", "(unnamed)"), model_vocab))
+            return
+        lower = settings.get("do_lower_case")
+        if lower is not None:
+            reason = vocablib.casing_mismatch(vocablib.parse_vocab(vocab_bytes, model_vocab),
+                                              lower)
+            if reason:
+                _warn("%s was built with do_lower_case=%s, which does not fit the model's vocab "
+                      "%s (%s): rebuild the records with the model's casing"
+                      % (path, lower, model_vocab, reason.split(":")[0]))
+        return  # one file's sidecar speaks for the set
 
 
 def guidance(config: PretrainingConfig, optimizer: OptimizerConfig) -> None:
@@ -193,6 +229,8 @@ def run_pretraining(
     train_input_fn = eval_input_fn = None
     if config.do_train:
         train_input_fn = input_fn_for(config.input_file, True, "--input_file")
+        if init_checkpoint:
+            check_records_fit_model(train_input_fn.config.input_files, init_checkpoint)
     if config.do_eval:
         spec = config.eval_input_file or config.input_file
         flag = "--eval_input_file" if config.eval_input_file else "--input_file"

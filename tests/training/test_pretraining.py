@@ -202,6 +202,38 @@ def test_guidance_warnings(data, tmp_path):
     assert "evaluating on the training data" in messages
 
 
+def test_records_of_another_vocab_or_casing_than_the_model_warn(data, tmp_path,
+                                                               uncased_vocab_path):
+    """The records' sidecar against the vocab.txt beside --init_checkpoint."""
+    import warnings
+
+    from norbert.data.builder import create_pretraining_data
+    from norbert.training.pretraining import check_records_fit_model
+
+    records = [str(data / "train.tfrecord")]  # built with the uncased vocab, lower-cased
+    model = tmp_path / "model"
+    model.mkdir()
+    vocab = open(uncased_vocab_path, encoding="utf-8").read()
+    (model / "vocab.txt").write_text(vocab, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the model's own vocab and casing: nothing to say
+        check_records_fit_model(records, str(model / "bert_model.ckpt"))
+    (model / "vocab.txt").write_text(vocab.replace("[unused0]", "hello", 1), encoding="utf-8")
+    with pytest.warns(TrainingWarning, match=r"train.tfrecord was built with the vocab .*"
+                                             r"vocab.txt, not with .*model/vocab.txt beside"):
+        check_records_fit_model(records, str(model / "bert_model.ckpt"))
+    # The same vocab, but the text kept its case: an uncased model never saw capitals.
+    (model / "vocab.txt").write_text(vocab, encoding="utf-8")
+    (tmp_path / "text.txt").write_text("The Quick Brown Fox.\nIt Jumps Over The Dog.\n\n"
+                                       "Another Document Here.\nWith Two Lines.\n")
+    create_pretraining_data(input_file=str(tmp_path / "text.txt"),
+                            output_file=str(tmp_path / "cased.tfrecord"),
+                            vocab_file=uncased_vocab_path, do_lower_case=False,
+                            max_seq_length=SEQ, max_predictions_per_seq=PRED)
+    with pytest.warns(TrainingWarning, match="cased.tfrecord was built with do_lower_case=False"):
+        check_records_fit_model([str(tmp_path / "cased.tfrecord")], str(model / "bert_model.ckpt"))
+
+
 def test_script_bad_input_is_one_line_and_exit_2(data, tmp_path):
     script = os.path.join(REPO, "scripts", "run_pretraining.py")
     args = [sys.executable, script, "--input_file=%s" % (tmp_path / "none*.tfrecord"),
