@@ -14,7 +14,6 @@ all-reduce, the optimizer) on a fixed batch and times it after two warm-up steps
 """
 
 import argparse
-import os
 import sys
 import time
 
