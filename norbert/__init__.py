@@ -14,6 +14,7 @@ __all__ = [
     "BertModel",
     "CasingWarning",
     "DataConfig",
+    "DistributionConfig",
     "ExportConfig",
     "FullTokenizer",
     "ImportConfig",
@@ -38,6 +39,7 @@ __all__ = [
 # data tools) stay fast and work without TensorFlow.
 _LAZY = {
     "BertModel": "norbert.model.modeling",
+    "DistributionConfig": "norbert.training.distribution",
     "ExportConfig": "norbert.conversion.export",
     "ImportConfig": "norbert.conversion.importing",
     "export_to_hf": "norbert.conversion.export",
@@ -59,3 +61,8 @@ def __getattr__(name):
         globals()[name] = value
         return value
     raise AttributeError("module 'norbert' has no attribute %r" % name)
+
+
+def __dir__():
+    """Every public name, the lazy ones too (tab completion, ``dir(norbert)``)."""
+    return sorted(set(globals()) | set(__all__))

@@ -77,3 +77,30 @@ def test_create_pretraining_data_by_keywords_equals_by_config(tmp_path, uncased_
 def test_every_public_name_resolves():
     for name in norbert.__all__:
         assert getattr(norbert, name).__name__ == name
+
+
+def test_dir_lists_every_public_name_lazy_ones_too():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: here the lazy names may have been loaded by other tests already.
+    code = "import norbert; print(' '.join(dir(norbert)))"
+    listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert set(norbert.__all__) <= set(listed)
+    assert "run_pretraining" in listed and "DistributionConfig" in listed
+
+
+def test_commands_quiet_tensorflow_start_up_unless_asked():
+    import os
+    import subprocess
+    import sys
+
+    code = "import norbert.commands, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True)
+    assert quiet.stdout.strip() == "1"  # INFO lines (CPU features, MLIR passes) hidden
+    asked = subprocess.run([sys.executable, "-c", code], env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"),
+                           capture_output=True, text=True, check=True)
+    assert asked.stdout.strip() == "0"
