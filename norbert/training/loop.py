@@ -400,7 +400,8 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
     bounded = tf.RunOptions(timeout_in_ms=timeout * 1000) if timeout else None
     last_saved = step
     loss = float("nan")
-    window_step, window_time = step, time.time()
+    # Since the last log line: updates, batches run (more with accumulation) and the time.
+    window_step, window_batches, window_time = step, 0, time.time()
     interrupted = None
     with _StopSignals() as stop:
         while step < max_steps:
@@ -452,13 +453,18 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
                     "--num_warmup_steps) and run again: it resumes from there"
                     % (loss, step + 1, checkpoint or "none (the run had not saved yet)")
                 )
-            step = int(sess.run(graph_step.global_step))
-            if log_now:
+            before, step = step, int(sess.run(graph_step.global_step))
+            window_batches += 1
+            # With accumulation the step stays put over its micro-batches: log the one that
+            # completes the update.
+            if log_now and step > before:
                 now = time.time()
-                rate = (step - window_step) / max(now - window_time, 1e-9)
+                elapsed = max(now - window_time, 1e-9)
+                rate = (step - window_step) / elapsed
                 values = {k: float(v) for k, v in out["scalars"].items()}
+                # The global batch (every replica, every worker) of each batch run.
                 values.update(loss=loss, global_step_per_sec=rate,
-                              examples_per_sec=rate * config.train_batch_size)
+                              examples_per_sec=window_batches * config.train_batch_size / elapsed)
                 _write_scalars(writer, step, values)
                 eta = (max_steps - step) / rate if rate > 0 else float("inf")
                 logging.info(
@@ -466,7 +472,7 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
                     max_steps, loss, rate, values["examples_per_sec"],
                     _format_seconds(eta) if np.isfinite(eta) else "?",
                 )
-                window_step, window_time = step, now
+                window_step, window_batches, window_time = step, 0, now
             if step - last_saved >= config.save_checkpoints_steps:
                 checkpoint = save(sess, step)
                 last_saved = step

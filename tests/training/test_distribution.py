@@ -82,6 +82,30 @@ def test_two_replicas_equal_one_device(setup, optimizer, accumulation):
         np.testing.assert_allclose(two.get_tensor(name), one.get_tensor(name), rtol=0,
                                    atol=_tolerance(optimizer, accumulation, moved),
                                    err_msg=name)
+    # The logged scalars (the last step's) are the global batch's, averaged over replicas.
+    logged = [_scalars(path)[3] for path in (one_path, two_path)]
+    assert {"loss", "masked_lm_accuracy", "masked_lm_loss", "learning_rate"} <= set(logged[0])
+    assert set(logged[0]) == set(logged[1])
+    for tag in logged[0]:
+        if not tag.endswith("_per_sec"):
+            np.testing.assert_allclose(logged[1][tag], logged[0][tag], rtol=1e-5, atol=1e-6,
+                                       err_msg=tag)
+        # Examples per update: the global batch times the micro-batches accumulated.
+        per_update = logged[1]["examples_per_sec"] / logged[1]["global_step_per_sec"]
+        np.testing.assert_allclose(per_update, 8 * accumulation, rtol=1e-6)
+
+
+def _scalars(checkpoint):
+    """{step: {tag: value}} of the TensorBoard events beside ``checkpoint``."""
+    import glob
+    import os
+
+    found = {}
+    for events in glob.glob(os.path.join(os.path.dirname(checkpoint), "events.out.*")):
+        for event in tf.train.summary_iterator(events):
+            for value in event.summary.value:
+                found.setdefault(event.step, {})[value.tag] = value.simple_value
+    return found
 
 
 @pytest.mark.parametrize("low", ["fp16", "bf16"])
