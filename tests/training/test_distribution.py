@@ -205,6 +205,33 @@ def test_a_mirrored_run_resumes_on_one_device_and_back(setup, tmp_path):
     assert (mirrored.global_step, one.global_step, back.global_step) == (2, 3, 4)
 
 
+def test_a_mirrored_checkpoint_converts_and_evaluates_on_tpu_estimator(setup, tmp_path,
+                                                                       uncased_vocab_path):
+    from norbert.conversion.export import ExportConfig, export_to_hf
+    from norbert.training.pretraining import TPU_ESTIMATOR, PretrainingConfig, run_pretraining
+    from norbert.training.tpu import estimator_module
+
+    root, config, input_fn, init = setup
+    mirrored = loop.train(_model_fn(config, "adamw", 1), input_fn, {"init_checkpoint": init},
+                          RunConfig(output_dir=str(tmp_path / "run"), train_batch_size=8), 2,
+                          TWO_CPUS)
+    report = export_to_hf(ExportConfig(
+        checkpoint=mirrored.checkpoint, bert_config_file=str(root / "c.json"),
+        vocab_file=uncased_vocab_path, do_lower_case=True, output_dir=str(tmp_path / "hf")))
+    assert report.architecture == "BertForPreTraining" and not report.missing_heads
+    try:
+        estimator_module()
+    except NorbertError:
+        return  # TensorFlow without tf.estimator: the converter was the check
+    result = run_pretraining(
+        PretrainingConfig(input_file=str(root / "train.tfrecord"),
+                          bert_config_file=str(root / "c.json"), max_seq_length=32,
+                          max_predictions_per_seq=5, do_eval=True, max_eval_steps=2,
+                          init_checkpoint=mirrored.checkpoint, engine=TPU_ESTIMATOR),
+        run=RunConfig(output_dir=str(tmp_path / "eval"), eval_batch_size=8))
+    assert result["masked_lm_accuracy"] >= 0 and np.isfinite(result["masked_lm_loss"])
+
+
 def test_the_script_trains_mirrored_with_xla_fp16_lamb_and_accumulation(setup, tmp_path):
     """The command line, with the options that change the step's graph most, on 2 replicas:
     XLA, fp16 with dynamic loss scaling, LAMB, accumulation, an init checkpoint, then eval."""

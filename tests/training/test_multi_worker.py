@@ -104,7 +104,10 @@ def test_the_chief_evaluates_and_both_resume(shards, tmp_path):
     assert len([n for n in os.listdir(str(output)) if n.startswith("events.out")]) == 2
 
 
-def test_a_stop_signal_on_one_worker_stops_both_after_the_same_step(shards, tmp_path):
+@pytest.mark.parametrize("signalled", [[1], [0, 1]], ids=["one worker", "every worker"])
+def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, signalled):
+    """SIGTERM to one worker (a lost allocation) or to all (SLURM at its time limit): all stop
+    after the same step, the chief saves, and all exit 143 for the scheduler to restart."""
     output = tmp_path / "run"
     ports = free_ports(2)
     with Workers(tmp_path) as workers:
@@ -112,23 +115,26 @@ def test_a_stop_signal_on_one_worker_stops_both_after_the_same_step(shards, tmp_
             workers.start(_pretraining(shards, output, 100000, save_checkpoints_steps=1000),
                           {"TF_CONFIG": tf_config(ports, i)})
         assert workers.wait_for(1, "step 3/100000", 180), workers.log(1)[-3000:]
-        workers.signal(1, signal.SIGTERM)  # the other worker gets no signal
+        for i in signalled:
+            workers.signal(i, signal.SIGTERM)
         assert workers.wait(120) == [143, 143]  # saved, unfinished: a scheduler restarts both
         logs = [workers.log(i) for i in range(2)]
-    assert "SIGTERM received at step" in logs[1]
-    assert "another worker was told to stop at step" in logs[0]
+    for i in range(2):
+        told = "SIGTERM received at step" in logs[i]
+        assert told if i in signalled else "another worker was told to stop at step" in logs[i]
     stops = [int(log.split(" at step ")[1].split(":")[0]) for log in logs]
     assert stops[0] == stops[1] >= 3
     assert os.path.exists(str(output / ("model.ckpt-%d.index" % stops[0])))
 
 
-def test_a_lost_worker_ends_the_other_with_an_error(shards, tmp_path):
+def test_a_lost_worker_ends_the_other_with_an_error_and_a_restart_resumes(shards, tmp_path):
+    output = tmp_path / "run"
     ports = free_ports(2)
     with Workers(tmp_path) as workers:
         for i in range(2):
-            workers.start(_pretraining(shards, tmp_path / "run", 100000, worker_timeout_secs=10),
+            workers.start(_pretraining(shards, output, 100000, worker_timeout_secs=10),
                           {"TF_CONFIG": tf_config(ports, i)})
-        assert workers.wait_for(1, "step 3/100000", 180), workers.log(1)[-3000:]
+        assert workers.wait_for(1, "step 5/100000", 180), workers.log(1)[-3000:]
         workers.signal(1, signal.SIGKILL)  # a machine lost
         codes = workers.wait(90)  # the timeout, not for ever
         log = workers.log(0)
@@ -136,6 +142,17 @@ def test_a_lost_worker_ends_the_other_with_an_error(shards, tmp_path):
     errors = [line for line in log.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "A worker is lost, stuck or never started" in errors[0]
     assert "Traceback" not in log
+    last = tf.train.latest_checkpoint(str(output))  # the chief saved every 2 steps
+    step = int(last.rsplit("-", 1)[1])
+    assert step >= 4
+    ports = free_ports(2)
+    with Workers(tmp_path) as workers:  # every worker started again
+        for i in range(2):
+            workers.start(_pretraining(shards, output, step + 2),
+                          {"TF_CONFIG": tf_config(ports, i)})
+        assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+        assert all("restored %s" % last in workers.log(i) for i in range(2))
+    assert tf.train.latest_checkpoint(str(output)).endswith("model.ckpt-%d" % (step + 2))
 
 
 def test_a_slurm_job_step_runs_two_tasks(shards, tmp_path):
@@ -143,7 +160,8 @@ def test_a_slurm_job_step_runs_two_tasks(shards, tmp_path):
     output = tmp_path / "run"
     with Workers(tmp_path) as workers:
         for i in range(2):  # two tasks on this node, as srun --ntasks=2 would start them
-            workers.start(_pretraining(shards, output, 2, cluster_resolver="slurm"),
+            workers.start(_pretraining(shards, output, 2, cluster_resolver="slurm",
+                                       all_reduce="ring"),
                           {"SLURM_PROCID": str(i), "SLURM_STEP_NUM_TASKS": "2",
                            "SLURM_STEP_NODELIST": "localhost",
                            "SLURM_STEP_TASKS_PER_NODE": "2", "NORBERT_SLURM_PORT": str(base),
