@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import time
+import warnings
 from typing import Optional, Sequence, Tuple
 
 from norbert import fileio
@@ -125,6 +126,12 @@ class VocabStats:
             return 0.0
         return 100.0 * (self.tokens_before - self.tokens_after) / self.tokens_before
 
+    def shortfall(self) -> str:
+        """Why a learned vocab has fewer tokens than asked for."""
+        return ("%d tokens, fewer than --vocab_size=%d: no pair left is seen --min_frequency "
+                "times (more text, or a lower --min_frequency, gives more)"
+                % (self.vocab_size, self.requested_size))
+
     def summary(self) -> str:
         lines = [
             "read %d files, %.1f MB, %d lines, %d words (%d distinct)"
@@ -140,11 +147,6 @@ class VocabStats:
                 "wrote %d tokens: %d characters (%d rarer ones left out), %d learned pieces"
                 % (self.vocab_size, self.alphabet, self.dropped_characters, self.learned)
             )
-            if self.vocab_size < self.requested_size:
-                lines.append(
-                    "fewer than --vocab_size=%d: no pair left is seen --min_frequency times "
-                    "(more text, or a lower --min_frequency, gives more)" % self.requested_size
-                )
         lines.append(
             "%.3f tokens per word on the training text, %d words [UNK] (%.3f%%); %.1f s"
             % (self.tokens_per_word, self.unk_words,
@@ -214,9 +216,17 @@ def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
     vocab = {t: i for i, t in enumerate(tokens)}
     n_tokens, unk = learner.corpus_tokens(counts, vocab)
     _write_vocab(config.output_file, tokens)
-    return _stats(read, counts, tokens, n_tokens, unk, start, alphabet=learned.alphabet,
-                  dropped_characters=learned.dropped_characters, learned=learned.learned,
-                  requested_size=config.vocab_size)
+    stats = _stats(read, counts, tokens, n_tokens, unk, start, alphabet=learned.alphabet,
+                   dropped_characters=learned.dropped_characters, learned=learned.learned,
+                   requested_size=config.vocab_size)
+    if stats.vocab_size < stats.requested_size:  # said from Python too, not only in the summary
+        warnings.warn("%s: %s" % (config.output_file, stats.shortfall()), VocabSizeWarning,
+                      stacklevel=2)
+    return stats
+
+
+class VocabSizeWarning(UserWarning):
+    """The vocab learned has fewer tokens than asked for."""
 
 
 def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabStats:
