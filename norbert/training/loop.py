@@ -318,8 +318,11 @@ def train(
         started = time.time()
         try:
             timeout = distribution.worker_timeout_secs if cluster is not None else 0
+            # The logged scalars are all-reduced across workers, so every worker must fetch
+            # them at the same steps: by step count only, never by each one's clock.
+            log_secs = config.log_every_secs if cluster is None else 0
             result = _train_steps(sess, step_graph, save, writer, input_fn, config, max_steps,
-                                  step, resume_from, timeout)
+                                  step, resume_from, timeout, log_secs)
         finally:
             writer.close()
     logging.info(
@@ -389,9 +392,10 @@ class _NoEvents:
 
 
 def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_steps, step,
-                 resume_from, timeout: int = 0) -> TrainResult:
+                 resume_from, timeout: int = 0, log_secs: int = 0) -> TrainResult:
     """The steps of ``train`` from ``step`` on, in the session that holds the restored state.
 
+    ``log_secs``: a log line at least this often, besides every ``log_every_steps``.
     ``timeout``: seconds a step may take, or 0 for no limit. A lost worker (or one that never
     started) leaves the others waiting in the all-reduce for ever; the limit turns that into
     an error.
@@ -405,7 +409,8 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
     interrupted = None
     with _StopSignals() as stop:
         while step < max_steps:
-            log_now = (step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
+            log_now = ((step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
+                       or 0 < log_secs <= time.time() - window_time)
             fetches = {"loss": graph_step.loss, "train_op": graph_step.train_op}
             feed = {}
             if graph_step.stop_request is not None:

@@ -162,8 +162,29 @@ def run_pretraining(
     output_dir=..., do_train=True, learning_rate=1e-4, num_train_steps=1000)``.
 
     SIGTERM or Ctrl-C during training saves a checkpoint, then raises ``KeyboardInterrupt``
-    (its argument the signal's name) without evaluating: the run is not finished.
+    (its argument the signal's name) without evaluating: the run is not finished. Progress
+    (step, loss, steps/s, ETA) is logged at INFO level, shown even where nothing configured
+    absl's logging (a notebook).
     """
+    with _progress_shown():
+        return _run_pretraining(config, optimizer, run, tpu, precision, distribution, settings)
+
+
+@contextlib.contextmanager
+def _progress_shown():
+    """absl's INFO lines while the block runs, where the verbosity hides them (absl's default
+    before flags are parsed); the verbosity set before is restored after."""
+    before = logging.get_verbosity()
+    if before < logging.INFO:
+        logging.set_verbosity(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(before)
+
+
+def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
+                     settings) -> Dict[str, object]:
     config, optimizer, run, tpu, precision, distribution = make_configs(
         "run_pretraining",
         dict(config=config, optimizer=optimizer, run=run, tpu=tpu, precision=precision,

@@ -33,6 +33,9 @@ class RunConfig:
     keep_checkpoint_max: int = 5
     # Updates between log lines and TensorBoard points.
     log_every_steps: int = 100
+    # Seconds between log lines at the most, so that a slow run is not silent for
+    # log_every_steps updates; 0: by updates only.
+    log_every_secs: int = 30
     # Batch size for training (all cores together).
     train_batch_size: int = 32
     # Batch size for evaluation.
@@ -49,3 +52,5 @@ class RunConfig:
                      "train_batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise NorbertError("--%s=%d must be at least 1" % (name, getattr(self, name)))
+        if self.log_every_secs < 0:
+            raise NorbertError("--log_every_secs=%d must not be negative" % self.log_every_secs)

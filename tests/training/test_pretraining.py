@@ -320,3 +320,37 @@ def test_small_bert_learns_then_overfits_a_small_file(learning_setup, tmp_path):
     overfit = run_pretraining(small, optimizer, run)
     assert overfit["global_step"] == 60
     assert overfit["masked_lm_accuracy"] > 0.9, overfit
+
+
+def test_python_api_shows_progress_without_logging_set_up(data, tmp_path):
+    """A notebook's user calls run_pretraining with nothing configured: the steps show."""
+    code = ("import norbert; norbert.run_pretraining(input_file=%r, bert_config_file=%r, "
+            "output_dir=%r, max_seq_length=%d, max_predictions_per_seq=%d, do_train=True, "
+            "train_batch_size=8, num_train_steps=3, num_warmup_steps=0, log_every_steps=100)"
+            % (str(data / "train.tfrecord"), str(data / "bert_config.json"),
+               str(tmp_path / "run"), SEQ, PRED))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "step 3/3" in done.stderr and "steps/s" in done.stderr and "ETA" in done.stderr
+
+
+def test_a_slow_run_logs_on_time_too(data, tmp_path, caplog, monkeypatch):
+    """log_every_secs=1 with log_every_steps=1000: lines come by the clock."""
+    import logging
+
+    from norbert.training import loop
+
+    clock = [0.0]
+
+    def tick():  # each call a second later: every step takes "seconds"
+        clock[0] += 1.0
+        return clock[0]
+
+    monkeypatch.setattr(loop.time, "time", tick)
+    caplog.set_level(logging.INFO, logger="absl")
+    config, optimizer, run = _configs(data, tmp_path / "run", 4, do_eval=False)
+    run = dataclasses.replace(run, log_every_steps=1000, log_every_secs=2)
+    run_pretraining(config, optimizer, run)
+    logged = [line for line in caplog.text.splitlines() if "/4  loss" in line]
+    assert len(logged) >= 2, caplog.text  # not only the last step's
