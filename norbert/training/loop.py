@@ -22,6 +22,7 @@ import dataclasses
 import os
 import signal
 import time
+import warnings
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -33,6 +34,15 @@ from norbert.model import checkpoints
 from norbert.training import replicas
 from norbert.training.distribution import MULTI_WORKER, Cluster, DistributionConfig, make_strategy
 from norbert.training.spec import EVAL, TRAIN, RunConfig
+
+
+# The pretraining heads (and the pooler under the next-sentence head): what a published
+# encoder's weights often lack, and evaluation can start afresh.
+HEAD_SCOPES = ("cls/", "bert/pooler/")
+
+
+class UntrainedHeadWarning(UserWarning):
+    """Evaluation runs with heads the checkpoint lacks, freshly initialised."""
 
 
 @dataclasses.dataclass
@@ -514,6 +524,8 @@ def evaluate(
     """
     graph = tf.Graph()
     with graph.as_default():
+        # A head the checkpoint lacks starts from the same random values at every evaluation.
+        tf.set_random_seed(config.seed if config.seed is not None else 0)
         global_step = tf.train.get_or_create_global_step()
         features = _features(input_fn, dict(params, init_checkpoint=None), config.eval_batch_size)
         spec = model_fn(features, None, EVAL, dict(params, init_checkpoint=None))
@@ -529,11 +541,17 @@ def evaluate(
         # Restore what the checkpoint has: Google's released ones carry no global_step.
         stored = dict(tf.train.list_variables(checkpoint))
         missing = [v.op.name for v in tf.trainable_variables() if v.op.name not in stored]
-        if missing:
+        encoder = [n for n in missing if not n.startswith(HEAD_SCOPES)]
+        if encoder:
             raise NorbertError(
                 "checkpoint %s lacks %d variables of this model (%s): is --bert_config_file "
-                "the checkpoint's own?" % (checkpoint, len(missing), ", ".join(missing[:3]))
+                "the checkpoint's own?" % (checkpoint, len(encoder), ", ".join(encoder[:3]))
             )
+        if missing:  # an encoder without its pretraining heads (BertModel weights, say)
+            warnings.warn(
+                "checkpoint %s has no %s: evaluating with them freshly initialised (seeded), so "
+                "the numbers measure an untrained head, a baseline before training"
+                % (checkpoint, ", ".join(missing)), UntrainedHeadWarning, stacklevel=2)
         restored = tf.global_variables() if restore_step else tf.trainable_variables()
         saver = tf.train.Saver([v for v in restored if v.op.name in stored])
         init = [tf.global_variables_initializer(), tf.local_variables_initializer()]

@@ -6,9 +6,10 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+tf = pytest.importorskip("tensorflow").compat.v1
 
 import reference_shim  # noqa: E402
 from conftest import english_records, tiny_bert_config  # noqa: E402
@@ -354,3 +355,43 @@ def test_a_slow_run_logs_on_time_too(data, tmp_path, caplog, monkeypatch):
     run_pretraining(config, optimizer, run)
     logged = [line for line in caplog.text.splitlines() if "/4  loss" in line]
     assert len(logged) >= 2, caplog.text  # not only the last step's
+
+
+def _copy_checkpoint(source, target, keep):
+    """A checkpoint of ``source``'s variables whose names ``keep`` accepts."""
+    reader = tf.train.load_checkpoint(source)
+    with tf.Graph().as_default():
+        made = [tf.get_variable(name, initializer=reader.get_tensor(name))
+                for name, _ in tf.train.list_variables(source) if keep(name)]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver(made).save(sess, target)
+    return target
+
+
+def test_an_encoder_without_heads_is_evaluated_with_fresh_heads(data, tmp_path):
+    from norbert.training.loop import UntrainedHeadWarning
+
+    config, optimizer, run = _configs(data, tmp_path / "trained", 2, do_eval=False)
+    run_pretraining(config, optimizer, run)
+    trained = tf.train.latest_checkpoint(str(tmp_path / "trained"))
+    encoder = _copy_checkpoint(trained, str(tmp_path / "encoder" / "bert_model.ckpt"),
+                               lambda n: n.startswith("bert/") and "adam" not in n
+                               and not n.startswith("bert/pooler/"))
+    results = []
+    for name in ("a", "b"):
+        config, optimizer, run = _configs(data, tmp_path / name, 2, do_train=False,
+                                          init_checkpoint=encoder)
+        with pytest.warns(UntrainedHeadWarning,
+                          match=r"no .*bert/pooler/dense/kernel.*cls/predictions/output_bias.*"
+                                r"the numbers measure an untrained head"):
+            results.append(run_pretraining(config, optimizer, run))
+    assert np.isfinite(results[0]["masked_lm_loss"])
+    assert results[0]["masked_lm_loss"] == results[1]["masked_lm_loss"]  # seeded heads
+    # An encoder variable missing is still a config that does not fit the checkpoint.
+    broken = _copy_checkpoint(trained, str(tmp_path / "broken" / "bert_model.ckpt"),
+                              lambda n: not n.startswith("bert/encoder/layer_0/output/dense"))
+    config, optimizer, run = _configs(data, tmp_path / "c", 2, do_train=False,
+                                      init_checkpoint=broken)
+    with pytest.raises(NorbertError, match=r"lacks 2 variables of this model \(bert/encoder/"):
+        run_pretraining(config, optimizer, run)
