@@ -177,7 +177,10 @@ def describe_damage(path: str, problem: Tuple[int, int, str]) -> str:
 
 
 def damage_message(flag: str, path: str, problem: Tuple[int, int, str]) -> str:
-    return "%s: %s; copy or rebuild the file" % (flag, describe_damage(path, problem))
+    described = describe_damage(path, problem)
+    if "is not a TFRecord file" in described:  # text, most likely: the step before was skipped
+        return "%s: %s: did you mean to run create_pretraining_data.py first?" % (flag, described)
+    return "%s: %s; copy or rebuild the file" % (flag, described)
 
 
 def check_data(config: InputConfig, flag: str = "--input_file",

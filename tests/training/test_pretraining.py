@@ -395,3 +395,18 @@ def test_an_encoder_without_heads_is_evaluated_with_fresh_heads(data, tmp_path):
                                       init_checkpoint=broken)
     with pytest.raises(NorbertError, match=r"lacks 2 variables of this model \(bert/encoder/"):
         run_pretraining(config, optimizer, run)
+
+
+def test_resuming_says_once_that_init_checkpoint_is_not_used(data, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="absl")
+    config, optimizer, run = _configs(data, tmp_path / "run", 2, do_eval=False)
+    run_pretraining(config, optimizer, run)
+    first = tf.train.latest_checkpoint(str(tmp_path / "run"))
+    caplog.clear()
+    config, optimizer, run = _configs(data, tmp_path / "run", 3, do_eval=False,
+                                      init_checkpoint=first)
+    run_pretraining(config, optimizer, run)
+    assert caplog.text.count("is not used") == 1
+    assert "resuming from %s: --init_checkpoint=%s is not used" % (first, first) in caplog.text
