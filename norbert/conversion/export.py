@@ -26,7 +26,8 @@ from norbert.conversion.output import ConversionReport, staged, write
 from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
 from norbert.settings import one_config
-from norbert.tokenization.vocab import PAD, parse_vocab, warn_on_casing_mismatch
+from norbert.tokenization.vocab import (PAD, SPECIAL_TOKENS, parse_vocab,
+                                        warn_on_casing_mismatch)
 
 FORMATS = ("safetensors", "pytorch_bin")
 WEIGHT_FILES = {"safetensors": "model.safetensors", "pytorch_bin": "pytorch_model.bin"}
@@ -70,7 +71,7 @@ def export_to_hf(config: Optional[ExportConfig] = None, **settings) -> Conversio
         _torch_for_writing()  # before the work, not after it
     bert_config = BertConfig.from_json_file(config.bert_config_file)
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
-    vocab = parse_vocab(vocab_bytes, source=config.vocab_file)
+    vocab = parse_vocab(vocab_bytes, source=config.vocab_file, required=SPECIAL_TOKENS)
     check_vocab_size(vocab, bert_config, config.vocab_file, "--bert_config_file")
     warn_on_casing_mismatch(vocab, config.do_lower_case, config.vocab_file)
 

@@ -26,7 +26,7 @@ from norbert.conversion.export import check_vocab_size, groups_present
 from norbert.conversion.output import ConversionReport, join, staged, write
 from norbert.errors import NorbertError
 from norbert.settings import one_config
-from norbert.tokenization.vocab import parse_vocab
+from norbert.tokenization.vocab import SPECIAL_TOKENS, parse_vocab
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 CHECKPOINT_NAME = "bert_model.ckpt"
@@ -80,7 +80,7 @@ def import_from_hf(config: Optional[ImportConfig] = None, **settings) -> Convers
             "model's vocab.txt into that folder" % hf_dir
         )
     vocab_bytes = fileio.read_bytes(vocab_path, what="vocab file")
-    vocab = parse_vocab(vocab_bytes, source=vocab_path)
+    vocab = parse_vocab(vocab_bytes, source=vocab_path, required=SPECIAL_TOKENS)
     check_vocab_size(vocab, bert_config, vocab_path, config_path)
 
     weights, weights_source = read_hf_weights(hf_dir)

@@ -40,6 +40,7 @@ from norbert.data.masking import Masker
 from norbert.errors import NorbertError
 from norbert.progress import Progress
 from norbert.settings import one_config
+from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.tokenizer import FullTokenizer
 
 
@@ -75,6 +76,7 @@ def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> 
     try:
         vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
         tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+        vocablib.require(tokenizer.vocab, vocablib.SPECIAL_TOKENS, config.vocab_file)
     except NorbertError as e:
         raise NorbertError("--vocab_file: %s" % e) from None
     vocab_size = len(tokenizer.vocab)

@@ -52,6 +52,7 @@ from norbert.errors import NorbertError
 from norbert.data.features import ExampleEncoder
 from norbert.data.instances import create_instances
 from norbert.data.masking import Masker
+from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.tokenizer import FullTokenizer
 from norbert.workers import pool_context
 
@@ -90,6 +91,7 @@ def _tools(config):
     tools = _TOOLS.get(key)
     if tools is None:
         tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+        vocablib.require(tokenizer.vocab, vocablib.SPECIAL_TOKENS, config.vocab_file)
         vocab_words = [tokenizer.inv_vocab[i] for i in range(len(tokenizer.vocab))]
         masker = Masker.for_vocab(config.masking_config, vocab_words, exact=False)
         encoder = ExampleEncoder(config.max_seq_length, config.max_predictions_per_seq,

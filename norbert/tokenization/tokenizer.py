@@ -9,7 +9,6 @@ call, with fast paths for ASCII.
 import re
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple, Union
 
-from norbert.errors import NorbertError
 from norbert.tokenization import text as textlib
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization import wordpiece as wplib
@@ -60,9 +59,6 @@ class FullTokenizer:
         """A tokenizer over an in-memory vocab: a token -> id mapping or a token list."""
         if not isinstance(vocab, Mapping):
             vocab = {t: i for i, t in enumerate(vocab)}
-        missing = [t for t in vocablib.SPECIAL_TOKENS if t not in vocab]
-        if missing:
-            raise NorbertError("vocab lacks %s: add them" % " ".join(missing))
         self = cls.__new__(cls)
         self._setup(dict(vocab), do_lower_case, preserve_unused_tokens, cache_size)
         self.vocab_file = None
@@ -76,7 +72,7 @@ class FullTokenizer:
         self.do_lower_case = bool(do_lower_case)
         self.preserve_unused_tokens = bool(preserve_unused_tokens)
         self.unk_token = vocablib.UNK
-        self.unk_id = vocab[vocablib.UNK]
+        self.unk_id = vocab.get(vocablib.UNK)  # None: a vocab without [UNK], as Google allows
         self._bounds = wplib.piece_bounds(vocab)
         self._cache_size = cache_size
         self._tokens_cache: Dict[str, Tuple[str, ...]] = {}

@@ -3,7 +3,7 @@
 import collections
 import re
 import warnings
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from norbert import fileio
 from norbert.errors import NorbertError
@@ -18,12 +18,14 @@ class CasingWarning(UserWarning):
     """The vocabulary's casing and ``do_lower_case`` disagree."""
 
 
-def parse_vocab(data: bytes, source: str = "vocab") -> "collections.OrderedDict[str, int]":
+def parse_vocab(data: bytes, source: str = "vocab",
+                required: Sequence[str] = ()) -> "collections.OrderedDict[str, int]":
     """Token -> id from the bytes of a vocab file; raises ``NorbertError`` naming ``source``.
 
     Lines are stripped of surrounding whitespace as Google's reader does, so ids are line
     numbers. Unlike Google's reader, a repeated token is an error rather than a silent shift
-    of every later id, and so is a missing special token.
+    of every later id. Any vocab Google's reader takes is taken; the tools that need special
+    tokens name them in ``required`` (``SPECIAL_TOKENS`` for building or exporting a BERT).
     """
     if b"\x00" in data:
         raise NorbertError(
@@ -53,18 +55,25 @@ def parse_vocab(data: bytes, source: str = "vocab") -> "collections.OrderedDict[
                 % (source, token, number + 1, vocab[token] + 1)
             )
         vocab[token] = number
-    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    require(vocab, required, source)
+    return vocab
+
+
+def require(vocab: Mapping[str, int], tokens: Sequence[str], source: str) -> None:
+    """``NorbertError`` naming ``source`` when ``vocab`` lacks any of ``tokens``."""
+    missing = [t for t in tokens if t not in vocab]
     if missing:
         raise NorbertError(
             "vocab file %s lacks %s: a BERT vocab needs %s (add the missing lines)"
             % (source, " ".join(missing), " ".join(SPECIAL_TOKENS))
         )
-    return vocab
 
 
-def load_vocab(path: str) -> "collections.OrderedDict[str, int]":
-    """Reads and checks a vocab file (local, or ``gs://`` through ``tf.io.gfile``)."""
-    return parse_vocab(fileio.read_bytes(path, what="vocab file"), source=path)
+def load_vocab(path: str, required: Sequence[str] = ()) -> "collections.OrderedDict[str, int]":
+    """Reads and checks a vocab file (local, or ``gs://`` through ``tf.io.gfile``); as
+    ``parse_vocab``."""
+    return parse_vocab(fileio.read_bytes(path, what="vocab file"), source=path,
+                       required=required)
 
 
 def invert(vocab: Mapping[str, int]) -> Dict[int, str]:

@@ -249,7 +249,7 @@ def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabSt
 
 
 def _extend(config: VocabConfig, start: float) -> VocabStats:
-    old = vocablib.load_vocab(config.extend_vocab)
+    old = vocablib.load_vocab(config.extend_vocab, required=vocablib.SPECIAL_TOKENS)
     reason = vocablib.casing_mismatch(old, config.do_lower_case)
     if reason:
         raise NorbertError("--extend_vocab=%s: %s" % (config.extend_vocab, reason))

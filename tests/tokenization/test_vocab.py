@@ -4,7 +4,7 @@ import pytest
 
 from norbert import NorbertError, load_vocab
 from norbert.tokenization.vocab import (
-    CasingWarning, casing_mismatch, parse_vocab, warn_on_casing_mismatch,
+    SPECIAL_TOKENS, CasingWarning, casing_mismatch, parse_vocab, warn_on_casing_mismatch,
 )
 
 SPECIALS = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"
@@ -39,8 +39,8 @@ def test_byte_order_mark_is_ignored():
     ],
 )
 def test_bad_vocab_is_a_clear_error_naming_the_file(data, message):
-    with pytest.raises(NorbertError) as e:
-        parse_vocab(data, source="my/vocab.txt")
+    with pytest.raises(NorbertError) as e:  # the specials: when a tool requires them
+        parse_vocab(data, source="my/vocab.txt", required=SPECIAL_TOKENS)
     assert message in str(e.value)
     assert "my/vocab.txt" in str(e.value)
     assert "\n" not in str(e.value)
