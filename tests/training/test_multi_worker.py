@@ -15,8 +15,7 @@ tf = pytest.importorskip("tensorflow").compat.v1
 import multi_worker_train  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.training.distribution import Cluster, DistributionConfig  # noqa: E402
-from worker_processes import (Workers, consecutive_free_ports, free_ports, script,  # noqa: E402
-                              tf_config)
+from worker_processes import Workers, consecutive_free_ports, script, tf_config  # noqa: E402
 
 MULTI_WORKER = DistributionConfig(distribution="multi_worker")
 SLURM = DistributionConfig(distribution="multi_worker", cluster_resolver="slurm")
@@ -26,13 +25,10 @@ WORD = "bert/embeddings/word_embeddings"
 def test_two_workers_equal_one_device(dropout_free_run, tmp_path):
     root, init = dropout_free_run
     one = multi_worker_train.train(str(root), str(tmp_path / "one"), 3, init)
-    ports = free_ports(2)
     settings = json.dumps({"root": str(root), "output": str(tmp_path / "two"), "steps": 3,
                            "init": init})
     with Workers(tmp_path) as workers:
-        for i in range(2):
-            workers.start([os.sys.executable, multi_worker_train.__file__, settings],
-                          {"TF_CONFIG": tf_config(ports, i)})
+        workers.start_cluster([os.sys.executable, multi_worker_train.__file__, settings])
         assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
         results = [json.loads(workers.log(i).split("RESULT ")[1].splitlines()[0])
                    for i in range(2)]
@@ -84,12 +80,9 @@ def _pretraining(shards, output, steps, **extra):
 def test_the_chief_evaluates_and_both_resume(shards, tmp_path):
     output = tmp_path / "run"
     for steps in (3, 5):  # the second run resumes from the chief's checkpoint of step 3
-        ports = free_ports(2)
         with Workers(tmp_path) as workers:
-            for i in range(2):
-                workers.start(_pretraining(shards, output, steps, do_eval="true",
-                                           eval_batch_size=8, max_eval_steps=2),
-                              {"TF_CONFIG": tf_config(ports, i)})
+            workers.start_cluster(_pretraining(shards, output, steps, do_eval="true",
+                                               eval_batch_size=8, max_eval_steps=2))
             assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
             logs = [workers.log(i) for i in range(2)]
         assert "worker 0 of 2 (the chief)" in logs[0] and "worker 1 of 2" in logs[1]
@@ -109,11 +102,8 @@ def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, 
     """SIGTERM to one worker (a lost allocation) or to all (SLURM at its time limit): all stop
     after the same step, the chief saves, and all exit 143 for the scheduler to restart."""
     output = tmp_path / "run"
-    ports = free_ports(2)
     with Workers(tmp_path) as workers:
-        for i in range(2):
-            workers.start(_pretraining(shards, output, 100000, save_checkpoints_steps=1000),
-                          {"TF_CONFIG": tf_config(ports, i)})
+        workers.start_cluster(_pretraining(shards, output, 100000, save_checkpoints_steps=1000))
         assert workers.wait_for(1, "step 3/100000", 180), workers.log(1)[-3000:]
         for i in signalled:
             workers.signal(i, signal.SIGTERM)
@@ -129,11 +119,8 @@ def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, 
 
 def test_a_lost_worker_ends_the_other_with_an_error_and_a_restart_resumes(shards, tmp_path):
     output = tmp_path / "run"
-    ports = free_ports(2)
     with Workers(tmp_path) as workers:
-        for i in range(2):
-            workers.start(_pretraining(shards, output, 100000, worker_timeout_secs=10),
-                          {"TF_CONFIG": tf_config(ports, i)})
+        workers.start_cluster(_pretraining(shards, output, 100000, worker_timeout_secs=10))
         assert workers.wait_for(1, "step 5/100000", 180), workers.log(1)[-3000:]
         workers.signal(1, signal.SIGKILL)  # a machine lost
         codes = workers.wait(90)  # the timeout, not for ever
@@ -145,11 +132,8 @@ def test_a_lost_worker_ends_the_other_with_an_error_and_a_restart_resumes(shards
     last = tf.train.latest_checkpoint(str(output))  # the chief saved every 2 steps
     step = int(last.rsplit("-", 1)[1])
     assert step >= 4
-    ports = free_ports(2)
     with Workers(tmp_path) as workers:  # every worker started again
-        for i in range(2):
-            workers.start(_pretraining(shards, output, step + 2),
-                          {"TF_CONFIG": tf_config(ports, i)})
+        workers.start_cluster(_pretraining(shards, output, step + 2))
         assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
         assert all("restored %s" % last in workers.log(i) for i in range(2))
     assert tf.train.latest_checkpoint(str(output)).endswith("model.ckpt-%d" % (step + 2))

@@ -55,6 +55,12 @@ class Workers:
         self.procs.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             env=env, cwd=REPO), log))
 
+    def start_cluster(self, command, count=2):
+        """``count`` workers running ``command``, a cluster on free ports by TF_CONFIG."""
+        ports = free_ports(count)
+        for i in range(count):
+            self.start(command, {"TF_CONFIG": tf_config(ports, i)})
+
     def log(self, index):
         log = self.procs[index][1]
         log.flush()
