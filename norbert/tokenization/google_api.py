@@ -9,7 +9,7 @@ own tests call, ``_is_whitespace``, ``_is_control``, ``_is_punctuation``). Any v
 reader takes is taken: the special tokens are checked by the tools that need them.
 """
 
-from typing import Iterable, List, Mapping, Union
+from typing import Iterable, List, Mapping, Optional, Union
 
 from norbert.tokenization import text as textlib
 from norbert.tokenization import vocab as vocablib
@@ -57,13 +57,24 @@ def whitespace_tokenize(text: str) -> List[str]:
 
 
 class BasicTokenizer:
-    """Cleaning, punctuation splitting, lower-casing and accent stripping (no vocab)."""
+    """Cleaning, punctuation splitting, lower-casing and accent stripping (no vocab).
 
-    def __init__(self, do_lower_case: bool = True):
+    Google's ``BasicTokenizer(do_lower_case)``, with Hugging Face's options too: ``never_split``
+    (words kept whole and as written), ``tokenize_chinese_chars`` and ``strip_accents`` (None:
+    when lower-casing).
+    """
+
+    def __init__(self, do_lower_case: bool = True, never_split: Iterable[str] = (),
+                 tokenize_chinese_chars: bool = True, strip_accents: Optional[bool] = None):
         self.do_lower_case = do_lower_case
+        self.never_split = frozenset(never_split)
+        self.tokenize_chinese_chars = tokenize_chinese_chars
+        self.strip_accents = strip_accents
 
-    def tokenize(self, text: Union[str, bytes]) -> List[str]:
-        return textlib.basic_tokenize(convert_to_unicode(text), self.do_lower_case)
+    def tokenize(self, text: Union[str, bytes], never_split: Iterable[str] = ()) -> List[str]:
+        return textlib.basic_tokenize(convert_to_unicode(text), self.do_lower_case,
+                                      self.strip_accents, self.tokenize_chinese_chars,
+                                      self.never_split.union(never_split))
 
 
 class WordpieceTokenizer:

@@ -19,7 +19,7 @@ All functions here are pure.
 
 import re
 import unicodedata
-from typing import List
+from typing import Collection, List, Optional
 
 _category = unicodedata.category
 
@@ -147,18 +147,26 @@ def split_punctuation(word: str) -> List[str]:
     return out
 
 
-def normalize_chunk(chunk: str, do_lower_case: bool) -> List[str]:
+def normalize_chunk(chunk: str, do_lower_case: bool, strip: Optional[bool] = None,
+                    tokenize_chinese_chars: bool = True) -> List[str]:
     """Words of one cleaned, whitespace-free chunk, before WordPiece.
 
     The order matters and is the reference's: CJK splitting sees the original characters,
-    casing and accents come next, punctuation is split last.
+    casing and accents come next, punctuation is split last. Hugging Face's options: ``strip``
+    (its ``strip_accents``) removes accents whatever the casing (None: when lower-casing, as
+    Google's), and ``tokenize_chinese_chars=False`` leaves CJK ideographs in their words.
     """
     if chunk.isascii():  # most chunks of most corpora: no CJK, no accents
         return _ASCII_WORD_RE.findall(chunk.lower() if do_lower_case else chunk)
+    if strip is None:
+        strip = do_lower_case
     words = []
-    for piece in split_cjk(chunk):
-        if do_lower_case:
-            piece = strip_accents(piece.lower())
+    for piece in split_cjk(chunk) if tokenize_chinese_chars else [chunk]:
+        if do_lower_case or strip:
+            if do_lower_case:
+                piece = piece.lower()
+            if strip:
+                piece = strip_accents(piece)
             if not piece.isascii():
                 # Lower-casing and NFD never create spaces today; split anyway so that a future
                 # Unicode version cannot make us disagree with the reference's final split.
@@ -169,11 +177,17 @@ def normalize_chunk(chunk: str, do_lower_case: bool) -> List[str]:
     return words
 
 
-def basic_tokenize(text: str, do_lower_case: bool = True) -> List[str]:
-    """The words of ``text`` as BERT's basic tokenizer gives them (no caching, no vocab)."""
+def basic_tokenize(text: str, do_lower_case: bool = True, strip: Optional[bool] = None,
+                   tokenize_chinese_chars: bool = True,
+                   never_split: Collection[str] = ()) -> List[str]:
+    """The words of ``text`` as BERT's basic tokenizer gives them (no caching, no vocab);
+    a whitespace-separated chunk in ``never_split`` stays whole and as written."""
     words = []
     for chunk in clean_text(text).split():
-        words.extend(normalize_chunk(chunk, do_lower_case))
+        if chunk in never_split:
+            words.append(chunk)
+        else:
+            words.extend(normalize_chunk(chunk, do_lower_case, strip, tokenize_chinese_chars))
     return words
 
 

@@ -7,7 +7,7 @@ call, with fast paths for ASCII.
 """
 
 import re
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from norbert.tokenization import text as textlib
 from norbert.tokenization import vocab as vocablib
@@ -30,7 +30,10 @@ class FullTokenizer:
 
     ``FullTokenizer(vocab_file, do_lower_case=True)`` as in the reference; ``from_vocab`` builds
     one from a token -> id mapping. ``preserve_unused_tokens`` keeps ``[unusedN]`` written in the
-    text as one token, like the reference's flag of that name.
+    text as one token, like the reference's flag of that name. Hugging Face's BertTokenizer
+    options: ``strip_accents`` (None: when lower-casing, as Google's; True or False whatever
+    the casing), ``tokenize_chinese_chars`` and ``never_split`` (whitespace-separated words
+    kept whole and as written).
     """
 
     def __init__(
@@ -40,9 +43,13 @@ class FullTokenizer:
         preserve_unused_tokens: bool = False,
         cache_size: int = _DEFAULT_CACHE_SIZE,
         check_casing: bool = True,
+        strip_accents: Optional[bool] = None,
+        tokenize_chinese_chars: bool = True,
+        never_split: Iterable[str] = (),
     ):
         vocab = vocablib.load_vocab(vocab_file)
         self._setup(vocab, do_lower_case, preserve_unused_tokens, cache_size)
+        self._options(strip_accents, tokenize_chinese_chars, never_split)
         self.vocab_file = vocab_file
         if check_casing:
             vocablib.warn_on_casing_mismatch(vocab, do_lower_case, vocab_file)
@@ -55,12 +62,16 @@ class FullTokenizer:
         preserve_unused_tokens: bool = False,
         cache_size: int = _DEFAULT_CACHE_SIZE,
         check_casing: bool = True,
+        strip_accents: Optional[bool] = None,
+        tokenize_chinese_chars: bool = True,
+        never_split: Iterable[str] = (),
     ) -> "FullTokenizer":
         """A tokenizer over an in-memory vocab: a token -> id mapping or a token list."""
         if not isinstance(vocab, Mapping):
             vocab = {t: i for i, t in enumerate(vocab)}
         self = cls.__new__(cls)
         self._setup(dict(vocab), do_lower_case, preserve_unused_tokens, cache_size)
+        self._options(strip_accents, tokenize_chinese_chars, never_split)
         self.vocab_file = None
         if check_casing:
             vocablib.warn_on_casing_mismatch(vocab, do_lower_case, "vocab")
@@ -78,6 +89,11 @@ class FullTokenizer:
         self._tokens_cache: Dict[str, Tuple[str, ...]] = {}
         self._ids_cache: Dict[str, Tuple[int, ...]] = {}
         self._word_cache: Dict[str, Tuple[Tuple[str, ...], Tuple[int, ...]]] = {}
+
+    def _options(self, strip_accents, tokenize_chinese_chars, never_split) -> None:
+        self.strip_accents = strip_accents
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.never_split = frozenset(never_split)
 
     # -- the tokeniser ---------------------------------------------------------------------
 
@@ -97,7 +113,10 @@ class FullTokenizer:
         """Tokens (part 0) or ids (part 1) of one cleaned, whitespace-free chunk (uncached)."""
         if self.preserve_unused_tokens and _UNUSED_RE.match(chunk) and chunk in self.vocab:
             return ((chunk,), (self.vocab[chunk],))[part]
-        words = textlib.normalize_chunk(chunk, self.do_lower_case)
+        if chunk in self.never_split:  # whole and as written, as Hugging Face's slow tokenizer
+            return ((chunk,), (self.vocab.get(chunk, self.unk_id),))[part]
+        words = textlib.normalize_chunk(chunk, self.do_lower_case, self.strip_accents,
+                                        self.tokenize_chinese_chars)
         if len(words) == 1:
             return self._word(words[0])[part]
         out: list = []
