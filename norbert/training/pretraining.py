@@ -173,14 +173,20 @@ def run_pretraining(
 @contextlib.contextmanager
 def _progress_shown():
     """absl's INFO lines while the block runs, where the verbosity hides them (absl's default
-    before flags are parsed); the verbosity set before is restored after."""
+    before flags are parsed); afterwards absl's verbosity and its logger's level are as
+    before (setting the verbosity also sets the level, which may have been unset)."""
     before = logging.get_verbosity()
-    if before < logging.INFO:
-        logging.set_verbosity(logging.INFO)
+    if before >= logging.INFO:
+        yield
+        return
+    absl_logger = logging.get_absl_logger()
+    level = absl_logger.level
+    logging.set_verbosity(logging.INFO)
     try:
         yield
     finally:
         logging.set_verbosity(before)
+        absl_logger.setLevel(level)
 
 
 def _run_pretraining(config, optimizer, run, tpu, precision, distribution,

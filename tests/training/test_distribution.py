@@ -108,7 +108,7 @@ def _scalars(checkpoint):
     return found
 
 
-@pytest.mark.parametrize("low", ["fp16", "bf16"])
+@pytest.mark.parametrize("low", ["fp16", pytest.param("bf16", marks=pytest.mark.slow)])
 def test_low_precision_replicas_differ_from_one_device_no_more_than_from_fp32(setup, low):
     """fp16 (dynamic loss scale) and bf16 activations round differently when a replica
     computes half the batch, so two replicas are not one device to float32's precision; they

@@ -97,7 +97,8 @@ def test_the_chief_evaluates_and_both_resume(shards, tmp_path):
     assert len([n for n in os.listdir(str(output)) if n.startswith("events.out")]) == 2
 
 
-@pytest.mark.parametrize("signalled", [[1], [0, 1]], ids=["one worker", "every worker"])
+@pytest.mark.parametrize("signalled", [[1], pytest.param([0, 1], marks=pytest.mark.slow)],
+                         ids=["one worker", "every worker"])
 def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, signalled):
     """SIGTERM to one worker (a lost allocation) or to all (SLURM at its time limit): all stop
     after the same step, the chief saves, and all exit 143 for the scheduler to restart."""
