@@ -187,6 +187,7 @@ def test_config_checks(settings, message):
         DistributionConfig(**settings)
 
 
+@pytest.mark.slow
 def test_a_mirrored_run_resumes_on_one_device_and_back(setup, tmp_path):
     """Checkpoints carry no trace of the replicas: either kind of run resumes the other's."""
     import shutil
@@ -205,6 +206,7 @@ def test_a_mirrored_run_resumes_on_one_device_and_back(setup, tmp_path):
     assert (mirrored.global_step, one.global_step, back.global_step) == (2, 3, 4)
 
 
+@pytest.mark.slow
 def test_a_mirrored_checkpoint_converts_and_evaluates_on_tpu_estimator(setup, tmp_path,
                                                                        uncased_vocab_path):
     from norbert.conversion.export import ExportConfig, export_to_hf
