@@ -50,9 +50,13 @@ class TrainResult:
     global_step: int
     loss: float
     checkpoint: Optional[str]
-    interrupted: bool  # stopped by SIGTERM/Ctrl-C (after saving)
-    # "SIGTERM" or "SIGINT" when interrupted (SIGTERM too when another worker was told to stop)
+    # "SIGTERM" or "SIGINT" when a stop signal ended the run (after saving; SIGTERM too when
+    # another worker was told to stop), else None
     stopped_by: Optional[str] = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by is not None
 
 
 def latest_checkpoint(output_dir: str) -> Optional[str]:
@@ -416,7 +420,7 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
     loss = float("nan")
     # Since the last log line: updates, batches run (more with accumulation) and the time.
     window_step, window_batches, window_time = step, 0, time.time()
-    interrupted = None
+    stopped_by = None
     with _StopSignals() as stop:
         while step < max_steps:
             log_now = ((step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
@@ -491,19 +495,20 @@ def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_st
             if step - last_saved >= config.save_checkpoints_steps:
                 checkpoint = save(sess, step)
                 last_saved = step
-            if stop.received and graph_step.stop_request is None:
-                logging.warning("%s received at step %d: saving and stopping", stop.received, step)
-                interrupted = stop.received
-                break
-            if graph_step.stop_request is not None and out["stop"] > 0:
+            # With replicas, the request summed over every worker: all stop after this step.
+            if graph_step.stop_request is None:
+                stop_now = stop.received is not None
+            else:
+                stop_now = out["stop"] > 0
+            if stop_now:
                 logging.warning("%s at step %d: saving and stopping",
                                 "%s received" % stop.received if stop.received
                                 else "another worker was told to stop", step)
-                interrupted = stop.received or "SIGTERM"
+                stopped_by = stop.received or "SIGTERM"
                 break
     if step != last_saved or checkpoint is None:
         checkpoint = save(sess, step)
-    return TrainResult(step, loss, checkpoint, interrupted is not None, interrupted)
+    return TrainResult(step, loss, checkpoint, stopped_by)
 
 
 def evaluate(

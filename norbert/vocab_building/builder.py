@@ -220,12 +220,12 @@ def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
                    dropped_characters=learned.dropped_characters, learned=learned.learned,
                    requested_size=config.vocab_size)
     if stats.vocab_size < stats.requested_size:  # said from Python too, not only in the summary
-        warnings.warn("%s: %s" % (config.output_file, stats.shortfall()), VocabSizeWarning,
+        warnings.warn("%s: %s" % (config.output_file, stats.shortfall()), VocabShortfallWarning,
                       stacklevel=2)
     return stats
 
 
-class VocabSizeWarning(UserWarning):
+class VocabShortfallWarning(UserWarning):
     """The vocab learned has fewer tokens than asked for."""
 
 

@@ -126,10 +126,14 @@ def test_real_bert_imported_then_exported_is_the_same_model(minilm_dir, imported
 # ---- import: heads, formats and errors --------------------------------------------------
 
 
-def _hf_folder(tmp_path, transformers, cls, vocab_path, name="hf", **config_changes):
-    values = hf_format.hf_config(small_config("gelu_exact"), cls.__name__, 0)
+def _hf_folder(tmp_path, architecture, vocab_path, name="hf", **config_changes):
+    """A small random transformers ``architecture`` saved with the vocab; skips the test
+    without torch or transformers."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    values = hf_format.hf_config(small_config("gelu_exact"), architecture, 0)
     values.update(config_changes)
-    model = cls(transformers.BertConfig(**values)).eval()
+    model = getattr(transformers, architecture)(transformers.BertConfig(**values)).eval()
     folder = tmp_path / name
     model.save_pretrained(str(folder))
     with open(vocab_path, "rb") as src:
@@ -138,13 +142,10 @@ def _hf_folder(tmp_path, transformers, cls, vocab_path, name="hf", **config_chan
 
 
 def test_import_masked_lm_reports_the_missing_nsp_head(tmp_path, uncased_vocab_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
     tf = pytest.importorskip("tensorflow").compat.v1
     from norbert.conversion.importing import ImportConfig, import_from_hf
 
-    folder, model = _hf_folder(tmp_path, transformers, transformers.BertForMaskedLM,
-                               uncased_vocab_path)
+    folder, model = _hf_folder(tmp_path, "BertForMaskedLM", uncased_vocab_path)
     report = import_from_hf(ImportConfig(hf_dir=str(folder), output_dir=str(tmp_path / "tf")))
     assert report.architecture == "BertForMaskedLM"  # which has no pooler
     assert report.missing_heads == ["pooler", "next_sentence"]
@@ -155,17 +156,15 @@ def test_import_masked_lm_reports_the_missing_nsp_head(tmp_path, uncased_vocab_p
     np.testing.assert_array_equal(
         reader.get_tensor("bert/encoder/layer_1/intermediate/dense/kernel"),
         state["bert.encoder.layer.1.intermediate.dense.weight"].numpy().T)
-    del torch
 
 
 def test_import_reads_a_torch_state_dict_with_old_names(tmp_path, uncased_vocab_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
     tf = pytest.importorskip("tensorflow").compat.v1
     from norbert.conversion.importing import ImportConfig, import_from_hf
 
-    folder, model = _hf_folder(tmp_path, transformers, transformers.BertForPreTraining,
-                               uncased_vocab_path)
+    folder, model = _hf_folder(tmp_path, "BertForPreTraining", uncased_vocab_path)
+    import torch  # present: _hf_folder skips without it
+
     os.remove(str(folder / "model.safetensors"))
     # The old recipe's file: every key, tied copies included, and LayerNorm gamma/beta names.
     state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias",
@@ -189,9 +188,7 @@ def _expect_import_error(tmp_path, folder, message):
 
 
 def test_import_errors_name_the_file_and_the_fix(tmp_path, uncased_vocab_path):
-    pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    folder, model = _hf_folder(tmp_path, transformers, transformers.BertModel, uncased_vocab_path)
+    folder, model = _hf_folder(tmp_path, "BertModel", uncased_vocab_path)
     config_path = folder / "config.json"
     good = json.loads(config_path.read_text())
 

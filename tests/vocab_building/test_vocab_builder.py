@@ -9,7 +9,7 @@ import pytest
 from norbert import NorbertError, VocabConfig, build_vocab, load_vocab
 from norbert.tokenization import text as textlib
 from norbert.vocab_building import learner, word_counts
-from norbert.vocab_building.builder import VocabSizeWarning
+from norbert.vocab_building.builder import VocabShortfallWarning
 from conftest import SPECIALS
 from small_text import TEXT, counts_of, write
 
@@ -24,7 +24,8 @@ def test_min_frequency_stops_learning_and_is_reported(tmp_path):
     # "tame" is seen once, "quick" twice
     assert "tame" in once.tokens and "tame" not in twice.tokens and "quick" in twice.tokens
     path = write(tmp_path, "a.txt", TEXT)
-    with pytest.warns(VocabSizeWarning, match=r"v.txt: \d+ tokens, fewer than --vocab_size=10000"):
+    with pytest.warns(VocabShortfallWarning,
+                      match=r"v.txt: \d+ tokens, fewer than --vocab_size=10000"):
         stats = build_vocab(VocabConfig(path, str(tmp_path / "v.txt"), vocab_size=10000))
     assert stats.vocab_size < 10000 and "fewer than" in stats.shortfall()
 
