@@ -3,6 +3,7 @@
 from norbert.data.builder import DataConfig, create_pretraining_data
 from norbert.errors import NorbertError
 from norbert.model.bert_config import BertConfig
+from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.tokenizer import FullTokenizer, tokens_to_text
 from norbert.tokenization.vocab import CasingWarning, load_vocab
 from norbert.vocab_building.builder import VocabConfig, VocabStats, build_vocab
@@ -23,6 +24,7 @@ __all__ = [
     "PrecisionConfig",
     "PretrainingConfig",
     "RunConfig",
+    "TokenizerOptions",
     "TpuConfig",
     "VocabConfig",
     "VocabStats",

@@ -8,19 +8,22 @@
         --extend_vocab=multi_cased_L-12_H-768_A-12/vocab.txt --do_lower_case=False
 
 ``python scripts/build_vocab.py`` takes the same flags. The vocab fits ``norbert.FullTokenizer``
-(and Google's tokenizer) with the same ``--do_lower_case``.
+(and Google's tokenizer) with the same ``--do_lower_case``; Hugging Face's tokenizer options
+(``--strip_accents``, ``--tokenize_chinese_chars``, ``--never_split``) are given alike to this
+tool, the data builder and the export.
 """
 
 from norbert import cli
+from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building.builder import VocabConfig, build_vocab
 
-CONFIGS = (VocabConfig,)
+CONFIGS = (VocabConfig, TokenizerOptions)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
     config = cli.config_from_flags(VocabConfig)
-    stats = build_vocab(config)
+    stats = build_vocab(config, cli.config_from_flags(TokenizerOptions))
     print(stats.summary())
     print("wrote %s" % config.output_file)
 

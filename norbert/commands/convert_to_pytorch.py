@@ -6,20 +6,25 @@
 
 ``python scripts/convert_to_pytorch.py`` takes the same flags. The folder loads with
 transformers' ``from_pretrained`` (BertForPreTraining, AutoModel, AutoModelForMaskedLM,
-AutoTokenizer). Writing it needs no torch, except --format=pytorch_bin.
+AutoTokenizer). Writing it needs no torch, except --format=pytorch_bin. Give the tokenizer
+options the data was built with (--strip_accents, --tokenize_chinese_chars, --never_split):
+they go into tokenizer_config.json.
 """
 
 from norbert import cli
 
 # Named, not imported: the checks of the user's files come before any heavy import.
-CONFIGS = ("norbert.conversion.export:ExportConfig",)
+CONFIGS = ("norbert.conversion.export:ExportConfig",
+           "norbert.tokenization.options:TokenizerOptions")
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
     from norbert.conversion.export import ExportConfig, export_to_hf
+    from norbert.tokenization.options import TokenizerOptions
 
-    report = export_to_hf(cli.config_from_flags(ExportConfig))
+    report = export_to_hf(cli.config_from_flags(ExportConfig),
+                          cli.config_from_flags(TokenizerOptions))
     print(report.summary())
 
 

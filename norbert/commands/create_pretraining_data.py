@@ -15,13 +15,15 @@ from absl import logging
 from norbert import cli
 from norbert.data.builder import create_pretraining_data
 from norbert.data.config import DataConfig
+from norbert.tokenization.options import TokenizerOptions
 
-CONFIGS = (DataConfig,)
+CONFIGS = (DataConfig, TokenizerOptions)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
-    summary = create_pretraining_data(cli.config_from_flags(DataConfig))
+    summary = create_pretraining_data(cli.config_from_flags(DataConfig),
+                                      cli.config_from_flags(TokenizerOptions))
     logging.info("%s", summary.line())
 
 

@@ -25,7 +25,8 @@ from norbert.conversion import hf_format
 from norbert.conversion.output import ConversionReport, staged, write
 from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
-from norbert.settings import one_config
+from norbert.settings import make_configs
+from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.vocab import (PAD, SPECIAL_TOKENS, parse_vocab,
                                         warn_on_casing_mismatch)
 
@@ -59,13 +60,18 @@ class ExportConfig:
                 raise NorbertError("--%s is required" % flag)
 
 
-def export_to_hf(config: Optional[ExportConfig] = None, **settings) -> ConversionReport:
+def export_to_hf(config: Optional[ExportConfig] = None,
+                 tokenizer_options: Optional[TokenizerOptions] = None,
+                 **settings) -> ConversionReport:
     """Writes ``config.checkpoint`` as a transformers BERT folder; returns what it did.
 
-    Takes an ``ExportConfig`` or its fields as keywords: ``export_to_hf(checkpoint=...,
+    Takes an ``ExportConfig`` (and the ``TokenizerOptions`` the data was built with, for the
+    exported tokenizer) or their fields as keywords: ``export_to_hf(checkpoint=...,
     bert_config_file=..., vocab_file=..., do_lower_case=True, output_dir=...)``.
     """
-    config = one_config("export_to_hf", config, settings, ExportConfig)
+    config, options = make_configs(
+        "export_to_hf", {"config": config, "tokenizer_options": tokenizer_options}, settings,
+        [ExportConfig, TokenizerOptions])
     fileio.check_writable_dir(config.output_dir, "--output_dir")
     if config.format == "pytorch_bin":
         _torch_for_writing()  # before the work, not after it
@@ -73,7 +79,9 @@ def export_to_hf(config: Optional[ExportConfig] = None, **settings) -> Conversio
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab = parse_vocab(vocab_bytes, source=config.vocab_file, required=SPECIAL_TOKENS)
     check_vocab_size(vocab, bert_config, config.vocab_file, "--bert_config_file")
-    warn_on_casing_mismatch(vocab, config.do_lower_case, config.vocab_file)
+    warn_on_casing_mismatch(vocab, config.do_lower_case, config.vocab_file,
+                            options.strip_accents)
+    options.check_vocab(vocab, config.vocab_file)
 
     from norbert.model import checkpoints  # imports TensorFlow
 
@@ -101,7 +109,8 @@ def export_to_hf(config: Optional[ExportConfig] = None, **settings) -> Conversio
             _save_torch_state_dict(weights, os.path.join(stage, weight_file))
         write(stage, "vocab.txt", vocab_bytes)
         write(stage, "tokenizer_config.json", hf_format.json_bytes(
-            hf_format.tokenizer_config(config.do_lower_case, bert_config.max_position_embeddings)
+            hf_format.tokenizer_config(config.do_lower_case, bert_config.max_position_embeddings,
+                                       options, vocab)
         ))
         write(stage, "special_tokens_map.json",
               hf_format.json_bytes(hf_format.special_tokens_map()))

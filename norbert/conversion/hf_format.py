@@ -34,6 +34,7 @@ import numpy as np
 
 from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
+from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.vocab import CLS, MASK, PAD, SEP, UNK
 
 # Transformers' LayerNorm epsilon must equal the one norbert.model.modeling hard-codes (Google's).
@@ -307,23 +308,53 @@ def bert_config_from_hf(values: Mapping[str, Any], source: str) -> BertConfig:
 # ---- tokenizer files --------------------------------------------------------------------
 
 
-def tokenizer_config(do_lower_case: bool, model_max_length: int) -> Dict[str, Any]:
-    """``tokenizer_config.json``: Google's WordPiece settings in transformers' words.
+def tokenizer_config(do_lower_case: bool, model_max_length: int,
+                     options: TokenizerOptions = TokenizerOptions(),
+                     vocab: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
+    """``tokenizer_config.json``: the WordPiece settings in transformers' words.
 
     strip_accents None means "strip when lower-casing", as Google's tokenizer does;
     tokenize_chinese_chars splits CJK ideographs into single tokens, as Google's does.
+    transformers 5's BertTokenizer has no never_split: the never-split words (tokens of
+    ``vocab``) become added tokens matched as written and as whole words, which keeps them
+    whole where they stand between spaces, as norbert does (transformers also keeps them whole
+    next to punctuation, "<url>," where norbert splits "<", "url", ">", ",").
     """
     values = {
         "tokenizer_class": "BertTokenizer",
         "do_lower_case": bool(do_lower_case),
-        "strip_accents": None,
-        "tokenize_chinese_chars": True,
+        "strip_accents": options.strip_accents,
+        "tokenize_chinese_chars": options.tokenize_chinese_chars,
         "do_basic_tokenize": True,
         "model_max_length": int(model_max_length),
         "clean_up_tokenization_spaces": False,
     }
+    if options.never_split:
+        values["added_tokens_decoder"] = {
+            str(vocab[word]): {"content": word, "lstrip": False, "rstrip": False,
+                               "normalized": False, "single_word": True, "special": False}
+            for word in options.never_split
+        }
     values.update(special_tokens_map())
     return values
+
+
+def stated_tokenizer(values: Mapping[str, Any]) -> Tuple[Optional[bool], TokenizerOptions]:
+    """(do_lower_case, or None when unstated; the options) from a tokenizer_config.json's
+    values, the inverse of ``tokenizer_config``; what it cannot read is taken as Google's."""
+    lower = values.get("do_lower_case")
+    strip = values.get("strip_accents")
+    cjk = values.get("tokenize_chinese_chars")
+    added = values.get("added_tokens_decoder")
+    whole = [e.get("content") for e in (added.values() if isinstance(added, dict) else ())
+             if isinstance(e, dict) and e.get("single_word") and not e.get("special")]
+    strip = strip if isinstance(strip, bool) else None
+    cjk = cjk if isinstance(cjk, bool) else True
+    try:
+        options = TokenizerOptions(strip, cjk, tuple(dict.fromkeys(whole)))
+    except NorbertError:  # added tokens that are no words: not never-split words
+        options = TokenizerOptions(strip, cjk)
+    return (lower if isinstance(lower, bool) else None), options
 
 
 def special_tokens_map() -> Dict[str, str]:

@@ -26,6 +26,7 @@ from norbert.conversion.export import check_vocab_size, groups_present
 from norbert.conversion.output import ConversionReport, join, staged, write
 from norbert.errors import NorbertError
 from norbert.settings import one_config
+from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.vocab import SPECIAL_TOKENS, parse_vocab
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -101,6 +102,7 @@ def import_from_hf(config: Optional[ImportConfig] = None, **settings) -> Convers
                         os.path.join(stage, config.checkpoint_name))
         files = sorted(os.listdir(stage))
 
+    stated = _stated_tokenizer(hf_dir)
     return ConversionReport(
         source=weights_source,
         output_dir=config.output_dir,
@@ -111,20 +113,23 @@ def import_from_hf(config: Optional[ImportConfig] = None, **settings) -> Convers
         left_out_state=[],
         left_out_other=sorted(left_other),
         missing_heads=[g for g in hf_format.GROUPS if g not in present],
-        do_lower_case=_stated_casing(hf_dir),
+        do_lower_case=stated[0],
+        tokenizer_options=stated[1],
     )
 
 
-def _stated_casing(hf_dir: str) -> Optional[bool]:
-    """``do_lower_case`` from the folder's tokenizer_config.json, if it says."""
+def _stated_tokenizer(hf_dir: str) -> Tuple[Optional[bool], Optional[TokenizerOptions]]:
+    """(do_lower_case, the options) from the folder's tokenizer_config.json, where it says."""
     path = join(hf_dir, "tokenizer_config.json")
     if not fileio.exists(path):
-        return None
+        return None, None
     try:
-        value = json.loads(fileio.read_bytes(path).decode("utf-8")).get("do_lower_case")
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return None  # only informative: a bad file here must not stop the import
-    return value if isinstance(value, bool) else None
+        values = json.loads(fileio.read_bytes(path).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None, None  # only informative: a bad file here must not stop the import
+    if not isinstance(values, dict):
+        return None, None
+    return hf_format.stated_tokenizer(values)
 
 
 def read_hf_weights(hf_dir: str) -> Tuple[Dict[str, np.ndarray], str]:

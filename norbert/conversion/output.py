@@ -18,6 +18,7 @@ from typing import Dict, Iterator, List, Optional
 from norbert import fileio
 
 from norbert.errors import NorbertError
+from norbert.tokenization.options import TokenizerOptions
 
 # Moved into the output folder after all others (see staged).
 _WRITTEN_LAST = ("config.json", "checkpoint")
@@ -40,6 +41,8 @@ class ConversionReport:
     # Import only: the casing in the folder's tokenizer_config.json (None: not stated). Google's
     # layout has no place for it, and training data must be tokenised the same way.
     do_lower_case: Optional[bool] = None
+    # Import only: the Hugging Face tokenizer options stated there (None: no tokenizer_config).
+    tokenizer_options: Optional[TokenizerOptions] = None
 
     def summary(self) -> str:
         lines = [
@@ -63,9 +66,11 @@ class ConversionReport:
                 % (len(self.left_out_other), _brief(self.left_out_other))
             )
         if self.do_lower_case is not None:
+            options = self.tokenizer_options.flags() if self.tokenizer_options else ""
             lines.append(
-                "  the tokenizer lower-cases: %s (build data with --do_lower_case=%s)"
-                % (self.do_lower_case, str(self.do_lower_case).lower())
+                "  the tokenizer lower-cases: %s (build data with --do_lower_case=%s%s)"
+                % (self.do_lower_case, str(self.do_lower_case).lower(),
+                   " " + options if options else "")
             )
         return "\n".join(lines)
 

@@ -31,7 +31,7 @@ from absl import logging
 
 from norbert import fileio
 from norbert.data import sidecar, tfrecord
-from norbert.data.config import DataConfig, DataSummary, settings_warnings
+from norbert.data.config import DataConfig, DataSummary, load_tokenizer, settings_warnings
 from norbert.data.documents import CorpusStats, read_documents
 from norbert.data.draws import Draws
 from norbert.data.features import ExampleEncoder
@@ -39,9 +39,8 @@ from norbert.data.instances import create_instances
 from norbert.data.masking import Masker
 from norbert.errors import NorbertError
 from norbert.progress import Progress
-from norbert.settings import one_config
-from norbert.tokenization import vocab as vocablib
-from norbert.tokenization.tokenizer import FullTokenizer
+from norbert.settings import make_configs
+from norbert.tokenization.options import TokenizerOptions
 
 
 def _check_outputs(paths: List[str]) -> None:
@@ -56,13 +55,18 @@ def _check_outputs(paths: List[str]) -> None:
         fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
 
 
-def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> DataSummary:
+def create_pretraining_data(config: Optional[DataConfig] = None,
+                            tokenizer_options: Optional[TokenizerOptions] = None,
+                            **settings) -> DataSummary:
     """Builds the TFRecord files and sidecars that ``config`` describes; returns the counts.
 
-    Takes a ``DataConfig`` or its fields as keywords: ``create_pretraining_data(input_file=...,
-    output_file=..., vocab_file=..., dupe_factor=5)``.
+    Takes a ``DataConfig`` (and ``TokenizerOptions``) or their fields as keywords:
+    ``create_pretraining_data(input_file=..., output_file=..., vocab_file=..., dupe_factor=5,
+    strip_accents=False)``.
     """
-    config = one_config("create_pretraining_data", config, settings, DataConfig)
+    config, options = make_configs(
+        "create_pretraining_data", {"config": config, "tokenizer_options": tokenizer_options},
+        settings, [DataConfig, TokenizerOptions])
     start = time.perf_counter()
     for message in settings_warnings(config):
         logging.warning(message)
@@ -72,13 +76,8 @@ def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> 
     if config.sharded:
         from norbert.data import sharded as sharded_data
 
-        return sharded_data.build(config, input_paths, start)
-    try:
-        vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
-        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
-        vocablib.require(tokenizer.vocab, vocablib.SPECIAL_TOKENS, config.vocab_file)
-    except NorbertError as e:
-        raise NorbertError("--vocab_file: %s" % e) from None
+        return sharded_data.build(config, options, input_paths, start)
+    vocab_bytes, tokenizer = load_tokenizer(config, options)
     vocab_size = len(tokenizer.vocab)
     vocab_words = [tokenizer.inv_vocab[i] for i in range(vocab_size)]  # index = id
 
@@ -135,6 +134,8 @@ def create_pretraining_data(config: Optional[DataConfig] = None, **settings) -> 
     vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
     for path, count in zip(output_paths, summary.records_per_file):
         sidecar.write(sidecar.path_for(path), sidecar.build(
-            config, input_paths, output_paths, path, vocab_sha, vocab_size, summary, count))
+            config, options, input_paths, output_paths, path, vocab_sha, vocab_size, summary,
+            count))
     summary.seconds = time.perf_counter() - start
     return summary
+

@@ -1,4 +1,5 @@
-"""What a data build is told (``DataConfig``) and what it reports (``DataSummary``).
+"""What a data build is told (``DataConfig``), the tokenizer it describes (``load_tokenizer``)
+and what it reports (``DataSummary``).
 
 Shared by the reference-exact builder, the sharded builder and the sidecar, and so below all
 three. A ``DataConfig`` checks itself on construction: no invalid one exists, whichever route
@@ -9,10 +10,14 @@ import dataclasses
 import os
 from typing import List, Optional
 
+from norbert import fileio
 from norbert.data.documents import CorpusStats
 from norbert.data.instances import InstanceConfig
 from norbert.data.masking import MaskingConfig
 from norbert.errors import NorbertError
+from norbert.tokenization import vocab as vocablib
+from norbert.tokenization.options import TokenizerOptions
+from norbert.tokenization.tokenizer import FullTokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,3 +204,17 @@ def settings_warnings(config: DataConfig) -> List[str]:
             % config.max_seq_length
         )
     return out
+
+
+def load_tokenizer(config: DataConfig, options: TokenizerOptions):
+    """(the vocab file's bytes, the tokenizer the build uses); a vocab unfit for building
+    (special tokens or never-split words missing) is a ``NorbertError`` naming the flag."""
+    try:
+        vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
+        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case,
+                                  **options.tokenizer_kwargs())
+        vocablib.require(tokenizer.vocab, vocablib.SPECIAL_TOKENS, config.vocab_file)
+    except NorbertError as e:
+        raise NorbertError("--vocab_file: %s" % e) from None
+    options.check_vocab(tokenizer.vocab, config.vocab_file)
+    return vocab_bytes, tokenizer

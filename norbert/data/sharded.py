@@ -45,15 +45,13 @@ from absl import logging
 from norbert import fileio
 from norbert import progress as progresslib
 from norbert.data import sidecar, slices, tfrecord
-from norbert.data.config import DataSummary
+from norbert.data.config import DataSummary, load_tokenizer
 from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
 from norbert.errors import NorbertError
 from norbert.data.features import ExampleEncoder
 from norbert.data.instances import create_instances
 from norbert.data.masking import Masker
-from norbert.tokenization import vocab as vocablib
-from norbert.tokenization.tokenizer import FullTokenizer
 from norbert.workers import pool_context
 
 # Test hook: seconds to sleep after each block (to interrupt a build at a known point).
@@ -68,6 +66,7 @@ class ShardJob:
     """Everything a worker needs to build one shard (small: sent to another process)."""
 
     config: object  # the DataConfig
+    options: object  # the TokenizerOptions
     input_paths: Tuple[str, ...]
     index: int
     start: slices.Position
@@ -85,13 +84,12 @@ def shard_seed(random_seed: int, index: int) -> int:
 _TOOLS: Dict = {}  # per process: (vocab_file, do_lower_case, ...) -> (tokenizer, masker, ...)
 
 
-def _tools(config):
-    key = (config.vocab_file, config.do_lower_case, config.masking_config,
+def _tools(config, options):
+    key = (config.vocab_file, config.do_lower_case, options, config.masking_config,
            config.max_seq_length, config.max_predictions_per_seq)
     tools = _TOOLS.get(key)
     if tools is None:
-        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
-        vocablib.require(tokenizer.vocab, vocablib.SPECIAL_TOKENS, config.vocab_file)
+        tokenizer = load_tokenizer(config, options)[1]
         vocab_words = [tokenizer.inv_vocab[i] for i in range(len(tokenizer.vocab))]
         masker = Masker.for_vocab(config.masking_config, vocab_words, exact=False)
         encoder = ExampleEncoder(config.max_seq_length, config.max_predictions_per_seq,
@@ -109,7 +107,7 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     """Builds one shard file and its sidecar; returns the sidecar."""
     started = time.perf_counter()
     config = job.config
-    tokenizer, masker, encoder = _tools(config)
+    tokenizer, masker, encoder = _tools(job.config, job.options)
     cls_id, sep_id = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
     draws = Draws.for_rng(random.Random(shard_seed(config.random_seed, job.index)))
     instance_config = config.instance_config
@@ -226,13 +224,10 @@ def _build_in_worker(job: ShardJob) -> Dict:
     return build_shard(job, _report)
 
 
-def build(config, input_paths: List[str], start: float):
+def build(config, options, input_paths: List[str], start: float):
     """Builds the shards of ``config`` that are not complete yet; returns a ``DataSummary``."""
-    try:
-        vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
-        tokenizer = _tools(config)[0]  # kept for the shards built in this process
-    except NorbertError as e:
-        raise NorbertError("--vocab_file: %s" % e) from None
+    tokenizer = _tools(config, options)[0]  # checks the vocab; kept for this process's shards
+    vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab_size = len(tokenizer.vocab)
     vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
     num_shards = config.shards
@@ -246,13 +241,14 @@ def build(config, input_paths: List[str], start: float):
 
     jobs = []
     for k, path in enumerate(output_paths):
-        meta = sidecar.build(config, input_paths, output_paths, path, vocab_sha, vocab_size)
+        meta = sidecar.build(config, options, input_paths, output_paths, path, vocab_sha,
+                             vocab_size)
         meta["shard_index"] = k
         meta["input_bytes"] = plan.total_bytes
         meta["settings"]["num_output_shards"] = num_shards
         meta["settings"]["block_mb"] = config.block_mb
         meta["settings"]["masking_draws"] = "lazy"
-        jobs.append(ShardJob(config, tuple(input_paths), k, plan.cuts[k], plan.cuts[k + 1],
+        jobs.append(ShardJob(config, options, tuple(input_paths), k, plan.cuts[k], plan.cuts[k + 1],
                              path, meta))
 
     results: Dict[int, Dict] = {}

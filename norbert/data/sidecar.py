@@ -7,7 +7,8 @@ one. Layout::
 
     {"format": "norbert-pretraining-data", "format_version": 1,
      "file": "train.tfrecord", "instances_in_file": 1234, "output_files": [...],
-     "settings": {"mode", "max_seq_length", ..., "vocab_sha256", "vocab_size"},
+     "settings": {"mode", "max_seq_length", ..., "do_lower_case", "strip_accents",
+                  "tokenize_chinese_chars", "never_split", ..., "vocab_sha256", "vocab_size"},
      "features": {name: {"dtype", "length"}},
      "counts": {"input_files", "lines", ..., "instances", "masked_tokens", "random_next"},
      "inputs": [...]}
@@ -26,6 +27,7 @@ from norbert.data.config import DataConfig, DataSummary
 from norbert.data.documents import CorpusStats
 from norbert.data.features import feature_schema
 from norbert.errors import NorbertError
+from norbert.tokenization.options import TokenizerOptions
 
 FORMAT = "norbert-pretraining-data"
 FORMAT_VERSION = 1
@@ -74,9 +76,9 @@ def add_counts(summary: DataSummary, counts: Mapping[str, int]) -> None:
     summary.random_next += counts["random_next"]
 
 
-def build(config: DataConfig, input_paths: List[str], output_paths: List[str], path: str,
-          vocab_sha: str, vocab_size: int, summary: Optional[DataSummary] = None,
-          count: int = 0) -> Dict:
+def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
+          output_paths: List[str], path: str, vocab_sha: str, vocab_size: int,
+          summary: Optional[DataSummary] = None, count: int = 0) -> Dict:
     """The sidecar of ``path``; without ``summary``, a template with no counts (sharded mode)."""
     schema = feature_schema(config.max_seq_length, config.max_predictions_per_seq)
     meta = {
@@ -92,6 +94,7 @@ def build(config: DataConfig, input_paths: List[str], output_paths: List[str], p
             "masked_lm_prob": config.masked_lm_prob,
             "short_seq_prob": config.short_seq_prob,
             "do_lower_case": config.do_lower_case,
+            **options.settings(),  # strip_accents, tokenize_chinese_chars, never_split
             "do_whole_word_mask": config.do_whole_word_mask,
             "whole_word_mask_per_word": config.whole_word_mask_per_word,
             "dupe_factor": config.dupe_factor,

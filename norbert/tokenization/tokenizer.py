@@ -52,7 +52,7 @@ class FullTokenizer:
         self._options(strip_accents, tokenize_chinese_chars, never_split)
         self.vocab_file = vocab_file
         if check_casing:
-            vocablib.warn_on_casing_mismatch(vocab, do_lower_case, vocab_file)
+            vocablib.warn_on_casing_mismatch(vocab, do_lower_case, vocab_file, strip_accents)
 
     @classmethod
     def from_vocab(
@@ -74,7 +74,7 @@ class FullTokenizer:
         self._options(strip_accents, tokenize_chinese_chars, never_split)
         self.vocab_file = None
         if check_casing:
-            vocablib.warn_on_casing_mismatch(vocab, do_lower_case, "vocab")
+            vocablib.warn_on_casing_mismatch(vocab, do_lower_case, "vocab", strip_accents)
         return self
 
     def _setup(self, vocab, do_lower_case, preserve_unused_tokens, cache_size):

@@ -7,6 +7,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from norbert import fileio
 from norbert.errors import NorbertError
+from norbert.tokenization import text as textlib
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -15,7 +16,8 @@ _BRACKETED_RE = re.compile(r"^\[[^\]]*\]$")  # [PAD], [unused12], [SEP]: never p
 
 
 class CasingWarning(UserWarning):
-    """The vocabulary's casing and ``do_lower_case`` disagree."""
+    """The vocabulary's casing (or accents) and ``do_lower_case`` (or ``strip_accents``)
+    disagree."""
 
 
 def parse_vocab(data: bytes, source: str = "vocab",
@@ -114,7 +116,36 @@ def casing_mismatch(vocab: Iterable[str], do_lower_case: bool) -> Optional[str]:
     return None
 
 
-def warn_on_casing_mismatch(vocab: Iterable[str], do_lower_case: bool, source: str) -> None:
-    reason = casing_mismatch(vocab, do_lower_case)
+def accent_mismatch(vocab: Iterable[str], do_lower_case: bool,
+                    strip_accents: Optional[bool] = None) -> Optional[str]:
+    """Why the vocab's accents contradict stripping them, or None when they do not.
+
+    A tokenizer that strips accents (``strip_accents``, or when unset ``do_lower_case``) can
+    never produce a token with one; a vocab where one percent of the lettered tokens have
+    accents was learned from text that kept them (Google's uncased vocabs have none). The
+    other way cannot be judged: a vocab without accents may come from text that had none.
+    """
+    strips = do_lower_case if strip_accents is None else strip_accents
+    if not strips:
+        return None
+    lettered = [w for w in _word_tokens(vocab) if w.lower() != w.upper()]
+    accented = sum(1 for w in lettered if textlib.strip_accents(w) != w)
+    if not lettered or accented < 0.01 * len(lettered):
+        return None
+    return (
+        "the vocab keeps accents (%.0f%% of its lettered tokens have them) but the tokenizer "
+        "strips them%s, so those tokens can never be used: pass strip_accents=False "
+        "(--strip_accents=false)" % (100.0 * accented / len(lettered),
+                                     " (do_lower_case)" if strip_accents is None else "")
+    )
+
+
+def warn_on_casing_mismatch(vocab: Iterable[str], do_lower_case: bool, source: str,
+                            strip_accents: Optional[bool] = None) -> None:
+    """A ``CasingWarning`` naming ``source`` when the vocab's casing or accents contradict
+    the tokenizer's settings."""
+    vocab = list(vocab)
+    reason = (casing_mismatch(vocab, do_lower_case)
+              or accent_mismatch(vocab, do_lower_case, strip_accents))
     if reason:
         warnings.warn("%s: %s" % (source, reason), CasingWarning, stacklevel=3)

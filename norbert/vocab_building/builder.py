@@ -19,8 +19,9 @@ from typing import Optional, Sequence, Tuple
 from norbert import fileio
 from norbert.errors import NorbertError
 from norbert.progress import Progress
-from norbert.settings import one_config
+from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
+from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import learner, word_counts
 
 _UNUSED_RE = re.compile(r"^\[unused\d+\]$")
@@ -167,7 +168,7 @@ def _check_output(path: str) -> None:
     fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
 
 
-def _count(config: VocabConfig):
+def _count(config: VocabConfig, options: TokenizerOptions):
     paths = fileio.expand_inputs(config.input_file, flag="--input_file")
     total = None
     if all(word_counts.splittable(p) for p in paths):
@@ -177,7 +178,7 @@ def _count(config: VocabConfig):
     with Progress("reading", "B", total=total, enabled=config.progress) as bar:
         counts, read = word_counts.count_words(
             paths, config.do_lower_case, config.num_workers, config.max_input_bytes,
-            on_progress=lambda nbytes, lines: bar.update(nbytes, lines=lines),
+            on_progress=lambda nbytes, lines: bar.update(nbytes, lines=lines), options=options,
         )
     if not counts:
         raise NorbertError(
@@ -187,21 +188,25 @@ def _count(config: VocabConfig):
     return counts, read
 
 
-def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
+def build_vocab(config: Optional[VocabConfig] = None,
+                tokenizer_options: Optional[TokenizerOptions] = None, **settings) -> VocabStats:
     """Reads the corpus, learns (or with ``extend_vocab`` fills) a vocab, writes it atomically.
 
-    Takes a ``VocabConfig`` or its fields as keywords: ``build_vocab(input_file=...,
-    output_file=..., vocab_size=8000)``.
+    Takes a ``VocabConfig`` (and ``TokenizerOptions``, which the words are counted with and
+    whose never-split words become tokens) or their fields as keywords:
+    ``build_vocab(input_file=..., output_file=..., vocab_size=8000, strip_accents=False)``.
 
     Raises ``NorbertError`` naming the flag or file for unusable settings or input; then
     nothing is written.
     """
-    config = one_config("build_vocab", config, settings, VocabConfig)
+    config, options = make_configs(
+        "build_vocab", {"config": config, "tokenizer_options": tokenizer_options}, settings,
+        [VocabConfig, TokenizerOptions])
     start = time.perf_counter()
     _check_output(config.output_file)
     if config.extend_vocab:
-        return _extend(config, start)
-    counts, read = _count(config)
+        return _extend(config, options, start)
+    counts, read = _count(config, options)
     with Progress("learning", "tokens", enabled=config.progress) as bar:
 
         def on_merge(num_pieces: int) -> None:
@@ -211,6 +216,7 @@ def build_vocab(config: Optional[VocabConfig] = None, **settings) -> VocabStats:
         learned = learner.learn_vocab(
             counts, config.vocab_size, config.min_frequency, config.num_unused,
             config.character_coverage, config.merge_score, on_merge=on_merge,
+            whole_words=options.never_split, split_cjk=options.tokenize_chinese_chars,
         )
     tokens = learned.tokens
     vocab = {t: i for i, t in enumerate(tokens)}
@@ -248,7 +254,7 @@ def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabSt
     )
 
 
-def _extend(config: VocabConfig, start: float) -> VocabStats:
+def _extend(config: VocabConfig, options: TokenizerOptions, start: float) -> VocabStats:
     old = vocablib.load_vocab(config.extend_vocab, required=vocablib.SPECIAL_TOKENS)
     reason = vocablib.casing_mismatch(old, config.do_lower_case)
     if reason:
@@ -260,8 +266,15 @@ def _extend(config: VocabConfig, start: float) -> VocabStats:
             "--extend_vocab=%s has no [unusedN] lines to fill: growing the vocab would change "
             "the model's embedding size; build a new vocab instead" % config.extend_vocab
         )
-    counts, read = _count(config)
-    added = learner.choose_additions(counts, old, len(slots), config.min_frequency)
+    # Never-split words the vocab lacks take the first slots: the tokenizer needs them.
+    whole = [w for w in options.never_split if w not in old]
+    if len(whole) > len(slots):
+        raise NorbertError(
+            "--never_split: %d words are not in --extend_vocab=%s, which has %d [unusedN] "
+            "slots to put them in" % (len(whole), config.extend_vocab, len(slots)))
+    counts, read = _count(config, options)
+    added = whole + learner.choose_additions(counts, old, len(slots) - len(whole),
+                                             config.min_frequency)
     for slot, word in zip(slots, added):
         tokens[slot] = word
     new = {t: i for i, t in enumerate(tokens)}

@@ -40,8 +40,9 @@ The vocab lists ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (ids 0-4), then ``[unused0]``
 ``[unusedN-1]``, then the alphabet (the kept characters bare, then as ``##c``), then learned
 pieces in the order they were learned. Google's English vocabs put ``[unused0..98]`` between
 ``[PAD]`` and ``[UNK]``; nothing depends on that layout, and the simpler one keeps the five
-specials at ids 0-4. CJK ideographs and punctuation get no ``##`` form: the tokenizer always
-makes them words of their own, so such a token could never be produced.
+specials at ids 0-4. The tokenizer's never-split words, if any, follow the ``[unusedN]`` slots.
+CJK ideographs and punctuation get no ``##`` form: the tokenizer makes them words of their own
+(CJK unless ``tokenize_chinese_chars`` is off), so such a token could never be produced.
 
 For an existing vocab, ``choose_additions`` picks the words for its ``[unusedN]`` slots, and
 ``corpus_tokens`` measures any vocab on the counted corpus.
@@ -50,8 +51,8 @@ For an existing vocab, ``choose_additions`` picks the words for its ``[unusedN]`
 import collections
 import heapq
 import math
-from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set
-from typing import Tuple
+from typing import (AbstractSet, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional,
+                    Sequence, Set, Tuple)
 
 from norbert.errors import NorbertError
 from norbert.tokenization import text as textlib
@@ -66,11 +67,12 @@ Pair = Tuple[int, int]  # (left token id, right token id), adjacent in a word
 Segments = List[List[int]]  # [words][tokens of the word]: each word's current segmentation
 
 
-def can_continue(char: str) -> bool:
-    """Whether ``##char`` can ever be produced: never for CJK ideographs and punctuation,
-    which the tokenizer always makes words of their own, so their ``##`` forms would waste
-    vocabulary slots."""
-    return not (textlib.is_cjk(char) or textlib.is_punctuation(char))
+def can_continue(char: str, split_cjk: bool = True) -> bool:
+    """Whether ``##char`` can ever be produced: never for punctuation, nor for CJK ideographs
+    unless the tokenizer leaves them in their words (``split_cjk=False``, Hugging Face's
+    ``tokenize_chinese_chars=False``); the tokenizer makes those words of their own, so their
+    ``##`` forms would waste vocabulary slots."""
+    return not ((split_cjk and textlib.is_cjk(char)) or textlib.is_punctuation(char))
 
 
 # -- step 1: the alphabet ---------------------------------------------------------------------
@@ -116,8 +118,8 @@ def _segment_words(
     """Every usable word as its character tokens (``[c, ##c, ##c ...]`` ids), and its count.
 
     Skipped, as the tokenizer makes them [UNK] or never sees them: words over its length limit,
-    with a character outside ``alphabet``, or with a CJK or punctuation character inside (the
-    tokenizer would have split there). Words come in a fixed order, most frequent first, then
+    with a character outside ``alphabet``, or with a character inside that cannot continue a
+    word (``continues``: punctuation, and CJK when split; the tokenizer would have split there). Words come in a fixed order, most frequent first, then
     by string: word indices, and so every tie later, are the same for the same counts however
     they were gathered.
     """
@@ -366,19 +368,23 @@ def learn_pieces(
     min_frequency: int = 2,
     merge_score: str = FREQUENCY,
     on_merge: Optional[Callable[[int], None]] = None,
+    reserved: AbstractSet[str] = frozenset(),
+    split_cjk: bool = True,
 ) -> List[str]:
     """Up to ``num_pieces`` new tokens learned by merging pairs, in learned order.
 
     ``word_counts_`` maps normalised words to counts; words with a character outside
     ``alphabet`` or over the tokenizer's length limit are skipped (they are [UNK] anyway).
     ``merge_score`` is ``"frequency"`` or ``"likelihood"`` (see the module docstring).
+    ``reserved`` tokens are in the vocab already: merged, they are used but not returned.
+    ``split_cjk`` is the tokenizer's ``tokenize_chinese_chars`` (see ``can_continue``).
     ``on_merge(num_pieces)`` is called once per learned token. Pure apart from that callback.
     """
     if merge_score not in MERGE_SCORES:
         raise NorbertError(
             "--merge_score=%s is not one of %s" % (merge_score, ", ".join(MERGE_SCORES))
         )
-    continues = {c for c in alphabet if can_continue(c)}
+    continues = {c for c in alphabet if can_continue(c, split_cjk)}
     tokens = _initial_tokens(alphabet, continues)  # id -> string; learned tokens appended
     ids = {s: i for i, s in enumerate(tokens)}
     segs, freqs = _segment_words(word_counts_, set(alphabet), continues, ids)
@@ -398,9 +404,10 @@ def learn_pieces(
             t = ids[merged_string] = len(tokens)
             tokens.append(merged_string)
             counts.add_token()
-            learned.append(merged_string)
-            if on_merge is not None:
-                on_merge(num_pieces)
+            if merged_string not in reserved:
+                learned.append(merged_string)
+                if on_merge is not None:
+                    on_merge(num_pieces)
         heap.offer(counts.merge(segs, freqs, key, t))
     return learned
 
@@ -412,9 +419,9 @@ def special_tokens(num_unused: int) -> List[str]:
     return list(vocablib.SPECIAL_TOKENS) + ["[unused%d]" % i for i in range(num_unused)]
 
 
-def alphabet_tokens(alphabet: Sequence[str]) -> List[str]:
+def alphabet_tokens(alphabet: Sequence[str], split_cjk: bool = True) -> List[str]:
     """Every character bare, then as ``##c`` where the tokenizer can ever produce that."""
-    return list(alphabet) + [CONTINUATION + c for c in alphabet if can_continue(c)]
+    return list(alphabet) + [CONTINUATION + c for c in alphabet if can_continue(c, split_cjk)]
 
 
 class LearnedVocab(NamedTuple):
@@ -432,26 +439,33 @@ def learn_vocab(
     character_coverage: float = 1.0,
     merge_score: str = FREQUENCY,
     on_merge: Optional[Callable[[int], None]] = None,
+    whole_words: Sequence[str] = (),
+    split_cjk: bool = True,
 ) -> LearnedVocab:
-    """The vocab learned from word counts: specials, ``[unusedN]``, the alphabet, then as many
-    learned pieces as ``vocab_size`` leaves room for. Pure; ``build_vocab`` adds reading and
-    writing."""
+    """The vocab learned from word counts: specials, ``[unusedN]``, ``whole_words`` (the
+    tokenizer's never-split words), the alphabet, then as many learned pieces as ``vocab_size``
+    leaves room for; ``split_cjk`` is the tokenizer's ``tokenize_chinese_chars``. Pure;
+    ``build_vocab`` adds reading and writing."""
     alphabet, dropped = choose_alphabet(word_counts_, character_coverage)
     if not alphabet:
         raise NorbertError(
             "the corpus has no words: check --input_file (empty or only whitespace?)"
         )
-    head = special_tokens(num_unused) + alphabet_tokens(alphabet)
+    specials = special_tokens(num_unused)
+    whole = [w for w in whole_words if w not in specials]
+    head = specials + whole + [t for t in alphabet_tokens(alphabet, split_cjk) if t not in whole]
     if len(head) > vocab_size:
         raise NorbertError(
-            "--vocab_size=%d is too small: the specials and %d [unusedN] slots (%d) and the "
+            "--vocab_size=%d is too small: the specials and %d [unusedN] slots (%d)%s and the "
             "alphabet (%d characters, %d tokens with their ## forms) need %d: raise --vocab_size, "
             "or lower --character_coverage or --num_unused"
-            % (vocab_size, num_unused, 5 + num_unused, len(alphabet),
-               len(head) - 5 - num_unused, len(head))
+            % (vocab_size, num_unused, len(specials),
+               ", %d never-split words" % len(whole) if whole else "", len(alphabet),
+               len(head) - len(specials) - len(whole), len(head))
         )
     pieces = learn_pieces(
-        word_counts_, alphabet, vocab_size - len(head), min_frequency, merge_score, on_merge
+        word_counts_, alphabet, vocab_size - len(head), min_frequency, merge_score, on_merge,
+        reserved=frozenset(whole), split_cjk=split_cjk,
     )
     return LearnedVocab(head + pieces, len(alphabet), dropped, len(pieces))
 

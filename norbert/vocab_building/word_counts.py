@@ -21,6 +21,7 @@ from typing import Callable, Iterable, List, NamedTuple, Optional, Tuple
 from norbert import fileio, workers
 from norbert.errors import NorbertError
 from norbert.tokenization import text as textlib
+from norbert.tokenization.options import TokenizerOptions
 
 RANGE_BYTES = 8 << 20  # one task's share of a plain file: big enough to amortise, small for balance
 _BLOCK_BYTES = 1 << 20  # text cleaned and split at once: C-speed string work per megabyte
@@ -58,11 +59,19 @@ def range_tasks(path: str, size: int, range_bytes: int = RANGE_BYTES) -> List[Ta
 
 
 def _fold(chunk_counts: "collections.Counter[str]", words: "collections.Counter[str]",
-          do_lower_case: bool) -> None:
-    """Adds the words of each distinct chunk to ``words``: normalising once per distinct chunk."""
+          do_lower_case: bool, options: TokenizerOptions) -> None:
+    """Adds the words of each distinct chunk to ``words``: normalising once per distinct chunk.
+
+    A never-split chunk is left out: the tokenizer keeps it whole, so it is a token of the
+    vocab in its own right and nothing is learned from its letters.
+    """
     normalize = textlib.normalize_chunk
+    strip, cjk = options.strip_accents, options.tokenize_chinese_chars
+    never_split = frozenset(options.never_split)
     for chunk, n in chunk_counts.items():
-        for word in normalize(chunk, do_lower_case):
+        if chunk in never_split:
+            continue
+        for word in normalize(chunk, do_lower_case, strip, cjk):
             words[word] += n
     chunk_counts.clear()
 
@@ -70,8 +79,9 @@ def _fold(chunk_counts: "collections.Counter[str]", words: "collections.Counter[
 class _Counter:
     """Chunk counts for one task, folded into word counts when they grow large."""
 
-    def __init__(self, do_lower_case: bool):
+    def __init__(self, do_lower_case: bool, options: TokenizerOptions):
         self.do_lower_case = do_lower_case
+        self.options = options
         self.chunks = collections.Counter()
         self.words = collections.Counter()
 
@@ -80,10 +90,10 @@ class _Counter:
         # same chunks as its lines one by one; Counter.update counts in C.
         self.chunks.update(textlib.clean_text(text).split())
         if len(self.chunks) >= _FOLD_CHUNKS:
-            _fold(self.chunks, self.words, self.do_lower_case)
+            _fold(self.chunks, self.words, self.do_lower_case, self.options)
 
     def result(self, bytes_read: int, lines: int) -> TaskResult:
-        _fold(self.chunks, self.words, self.do_lower_case)
+        _fold(self.chunks, self.words, self.do_lower_case, self.options)
         return TaskResult(self.words, bytes_read, lines)
 
 
@@ -136,9 +146,10 @@ def _read_stream(task: Task, counter: _Counter) -> Tuple[int, int]:
     return before, lines
 
 
-def count_task(task: Task, do_lower_case: bool) -> TaskResult:
+def count_task(task: Task, do_lower_case: bool,
+               options: TokenizerOptions = TokenizerOptions()) -> TaskResult:
     """Word counts of one task; an unreadable file is a ``NorbertError`` naming it."""
-    counter = _Counter(do_lower_case)
+    counter = _Counter(do_lower_case, options)
     try:
         if task.end is None:
             bytes_read, lines = _read_stream(task, counter)
@@ -155,8 +166,8 @@ def count_task(task: Task, do_lower_case: bool) -> TaskResult:
 
 
 def _count_indexed(args):
-    index, task, do_lower_case = args
-    return index, count_task(task, do_lower_case)
+    index, task, do_lower_case, options = args
+    return index, count_task(task, do_lower_case, options)
 
 
 def file_size(path: str) -> int:
@@ -195,8 +206,10 @@ def count_words(
     max_bytes: int = 0,
     on_progress: Optional[Callable[[int, int], None]] = None,
     range_bytes: int = RANGE_BYTES,
+    options: TokenizerOptions = TokenizerOptions(),
 ) -> Tuple["collections.Counter[str]", CountStats]:
-    """Word -> count over ``paths`` (in order), and how much was read.
+    """Word -> count over ``paths`` (in order), and how much was read, with the tokenizer's
+    ``do_lower_case`` and ``options``.
 
     ``max_bytes`` > 0 reads only lines that start before that many bytes of text; 0 reads all.
     ``on_progress(bytes, lines)`` is called as tasks finish. The counts are the same for any
@@ -214,7 +227,7 @@ def count_words(
         pending = list(paths)
         while pending and (remaining is None or remaining > 0):
             stage, remaining = plan_stage(pending, remaining, range_bytes)
-            args = [(i, task, do_lower_case) for i, task in enumerate(stage)]
+            args = [(i, task, do_lower_case, options) for i, task in enumerate(stage)]
             if pool is None or len(args) == 1:
                 results = map(_count_indexed, args)
             else:

@@ -7,6 +7,9 @@ from norbert.data import sidecar
 from norbert.data.config import DataConfig, DataSummary
 from norbert.data.documents import CorpusStats
 from norbert.errors import NorbertError
+from norbert.tokenization.options import TokenizerOptions
+
+GOOGLE = TokenizerOptions()
 
 
 def _config(**flags):
@@ -36,14 +39,27 @@ def test_counts_round_trip_through_the_sidecar():
 def test_built_from_config_and_summary():
     config = _config(max_seq_length=64, max_predictions_per_seq=10)
     summary = DataSummary(corpus=CorpusStats(documents=4), instances=7)
-    meta = sidecar.build(config, ["in.txt"], ["out.tfrecord"], "out.tfrecord", "ab" * 32, 99,
-                         summary, 7)
+    meta = sidecar.build(config, GOOGLE, ["in.txt"], ["out.tfrecord"], "out.tfrecord",
+                         "ab" * 32, 99, summary, 7)
     assert meta["format"] == sidecar.FORMAT and meta["instances_in_file"] == 7
     assert meta["settings"]["max_seq_length"] == 64 and meta["settings"]["vocab_size"] == 99
     assert meta["features"]["masked_lm_ids"]["length"] == 10
     assert meta["counts"]["documents"] == 4
-    template = sidecar.build(config, ["in.txt"], ["out.tfrecord"], "out.tfrecord", "ab" * 32, 99)
+    template = sidecar.build(config, GOOGLE, ["in.txt"], ["out.tfrecord"], "out.tfrecord",
+                             "ab" * 32, 99)
     assert "counts" not in template and "instances_in_file" not in template
+
+
+def test_tokenizer_options_recorded_and_read_back():
+    options = TokenizerOptions(strip_accents=False, tokenize_chinese_chars=False,
+                               never_split=("<url>",))
+    meta = sidecar.build(_config(), options, ["in.txt"], ["out.tfrecord"], "out.tfrecord",
+                         "ab" * 32, 99)
+    settings = json.loads(json.dumps(meta))["settings"]  # as read back from the file
+    assert (settings["strip_accents"], settings["tokenize_chinese_chars"],
+            settings["never_split"]) == (False, False, ["<url>"])
+    assert TokenizerOptions.from_settings(settings) == options
+    assert TokenizerOptions.from_settings({"do_lower_case": True}) == GOOGLE  # older sidecars
 
 
 def test_a_shard_finds_its_own_or_its_sets_sidecar(tmp_path):
@@ -66,12 +82,15 @@ def test_broken_sidecar_is_an_error_naming_it(tmp_path):
 
 def test_same_shard_compares_identity_and_needs_counts():
     config = _config(num_output_shards=2)
-    template = sidecar.build(config, ["in.txt"], config.output_files, config.output_files[0],
-                             "ab" * 32, 99)
+    template = sidecar.build(config, GOOGLE, ["in.txt"], config.output_files,
+                             config.output_files[0], "ab" * 32, 99)
     template["shard_index"] = 0
     done = dict(template, counts={"instances": 3}, build_seconds=1.5)
     assert sidecar.same_shard(done, template)
     assert not sidecar.same_shard(template, template)  # no counts: the run did not finish
-    other = sidecar.build(_config(num_output_shards=2, random_seed=1), ["in.txt"],
+    other = sidecar.build(_config(num_output_shards=2, random_seed=1), GOOGLE, ["in.txt"],
                           config.output_files, config.output_files[0], "ab" * 32, 99)
     assert not sidecar.same_shard(dict(done, settings=other["settings"]), template)
+    recased = sidecar.build(config, TokenizerOptions(strip_accents=False), ["in.txt"],
+                            config.output_files, config.output_files[0], "ab" * 32, 99)
+    assert not sidecar.same_shard(dict(done, settings=recased["settings"]), template)

@@ -1,0 +1,90 @@
+"""``TokenizerOptions``: Hugging Face's BertTokenizer options beyond Google's tokenizer.
+
+The vocab builder, the data builder and the export take the same options (flags of
+``build_vocab``, ``create_pretraining_data`` and ``convert_to_pytorch``), because the vocab, the
+records and the exported tokenizer must split text the same way. The defaults are Google's
+tokenizer, so leaving them alone changes nothing.
+"""
+
+import dataclasses
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+
+from norbert.errors import NorbertError
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerOptions:
+    """How text is split before WordPiece, where it departs from Google's tokenizer."""
+
+    # Remove accents ("é" -> "e", "å" -> "a"). Unset: when lower-casing, as Google's tokenizer
+    # does. false keeps them while lower-casing (an uncased Norwegian or Swedish model must
+    # tell "å" from "a"); true strips them from cased text too.
+    strip_accents: Optional[bool] = None
+    # Make every CJK ideograph a word of its own, as Google's tokenizer does; false leaves
+    # ideographs in the words they are written in.
+    tokenize_chinese_chars: bool = True
+    # Words kept whole and as written (not lower-cased, not split at punctuation) where they
+    # stand between spaces, comma-separated: markers such as <url>. Each must be a token of
+    # the vocab; build_vocab puts them in.
+    never_split: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Raises ``NorbertError`` naming the flag for options that cannot work."""
+        if isinstance(self.never_split, str):
+            raise NorbertError("--never_split takes a list of words, not the string %r"
+                               % self.never_split)
+        words = tuple(self.never_split)
+        object.__setattr__(self, "never_split", words)  # a list from Python becomes a tuple
+        for word in words:
+            if not isinstance(word, str) or not word or word.split() != [word]:
+                raise NorbertError(
+                    "--never_split=%s: %r is not a word; give words without spaces, "
+                    "comma-separated" % (",".join(map(str, words)), word))
+        if len(set(words)) != len(words):
+            raise NorbertError("--never_split names a word twice: give each word once")
+
+    @property
+    def is_google(self) -> bool:
+        """True when the options are Google's tokenizer's (the defaults)."""
+        return self == TokenizerOptions()
+
+    def tokenizer_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of ``FullTokenizer`` and ``BasicTokenizer``."""
+        return {"strip_accents": self.strip_accents,
+                "tokenize_chinese_chars": self.tokenize_chinese_chars,
+                "never_split": self.never_split}
+
+    def settings(self) -> Dict[str, Any]:
+        """The options as JSON values, as the sidecar records them."""
+        return {"strip_accents": self.strip_accents,
+                "tokenize_chinese_chars": self.tokenize_chinese_chars,
+                "never_split": list(self.never_split)}
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> "TokenizerOptions":
+        """The options a sidecar recorded (Google's for a sidecar that predates them)."""
+        return cls(strip_accents=values.get("strip_accents"),
+                   tokenize_chinese_chars=values.get("tokenize_chinese_chars", True),
+                   never_split=tuple(values.get("never_split") or ()))
+
+    def flags(self) -> str:
+        """The options as the flags that give them, for messages: "" for Google's."""
+        parts = []
+        if self.strip_accents is not None:
+            parts.append("--strip_accents=%s" % str(self.strip_accents).lower())
+        if not self.tokenize_chinese_chars:
+            parts.append("--tokenize_chinese_chars=false")
+        if self.never_split:
+            parts.append("--never_split=%s" % ",".join(self.never_split))
+        return " ".join(parts)
+
+    def check_vocab(self, vocab: Iterable[str], source: str) -> None:
+        """``NorbertError`` naming ``source`` when a never_split word is not a vocab token:
+        it would always be [UNK], and Hugging Face's tokenizer would give it a new id."""
+        tokens = vocab if isinstance(vocab, Mapping) else set(vocab)
+        missing = [w for w in self.never_split if w not in tokens]
+        if missing:
+            raise NorbertError(
+                "--never_split: %s not in %s; never-split words must be vocab tokens (build "
+                "the vocab with the same --never_split, or leave them out)"
+                % (" ".join(missing), source))
