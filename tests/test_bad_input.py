@@ -40,6 +40,7 @@ def files(tmp_path_factory):
     (root / "cut.txt.gz").write_bytes(packed[:len(packed) // 2])  # a download cut short
     (root / "vocab_binary.txt").write_bytes(b"\x00\x00\x00\x00")
     (root / "vocab_nomask.txt").write_text("\n".join(SPECIALS[:4] + WORDS) + "\n")
+    (root / "vocab_unused.txt").write_text("\n".join(SPECIALS + ["[unused0]"] + WORDS) + "\n")
     (root / "bert_config.json").write_text(CONFIG)
     (root / "small_vocab_config.json").write_text(tiny_bert_config(vocab_size=40, **SIZES))
     (root / "bad_config.json").write_text('{"vocab_size": 65,')
@@ -175,6 +176,16 @@ CASES = [
      lambda r: _vocab_args(r, input_file=r / "cut.txt.gz"), "cut.txt.gz is truncated"),
     ("vocab: output folder", "build_vocab",
      lambda r: _vocab_args(r, output_file=r / "a_file" / "vocab.txt"), "a_file"),
+    ("vocab: never_split word with a space", "build_vocab",
+     lambda r: _vocab_args(r, never_split="<url>,a b"), "--never_split=<url>,a b: 'a b' is not"),
+    ("vocab: never_split words beyond the [unusedN] slots", "build_vocab",
+     lambda r: _vocab_args(r, extend_vocab=r / "vocab_unused.txt", never_split="<a>,<b>"),
+     "--never_split: 2 words are not in --extend_vocab="),
+    ("data: never_split word not in the vocab", "create_pretraining_data",
+     lambda r: _data_args(r, never_split="<url>"), "--never_split: <url> not in"),
+    ("data, sharded: never_split word not in the vocab", "create_pretraining_data",
+     lambda r: _data_args(r, never_split="<url>", output_file=r / "out" / "shards",
+                          num_output_shards=2), "--never_split: <url> not in"),
     ("data: no input", "create_pretraining_data",
      lambda r: _data_args(r, input_file=r / "none*.txt"), "--input_file: no files match"),
     ("data: empty input", "create_pretraining_data",
@@ -271,6 +282,8 @@ CASES = [
      lambda r: _export_args(r, checkpoint=r / "cut_index" / "model.ckpt",
                             output_dir=r / "out" / "new" / "hf"),
      "model.ckpt.index is unreadable"),
+    ("export: never_split word not in the vocab", "convert_to_pytorch",
+     lambda r: _export_args(r, never_split="<url>"), "--never_split: <url> not in"),
     ("export: output folder", "convert_to_pytorch",
      lambda r: _export_args(r, output_dir=r / "a_file" / "hf"), "a_file is a file"),
     ("import: missing folder", "import_hf",

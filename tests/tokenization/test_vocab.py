@@ -4,7 +4,8 @@ import pytest
 
 from norbert import NorbertError, load_vocab
 from norbert.tokenization.vocab import (
-    SPECIAL_TOKENS, CasingWarning, casing_mismatch, parse_vocab, warn_on_casing_mismatch,
+    SPECIAL_TOKENS, CasingWarning, accent_mismatch, casing_mismatch, parse_vocab,
+    warn_on_casing_mismatch,
 )
 
 SPECIALS = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"
@@ -89,3 +90,25 @@ def test_real_vocabs_are_judged_right(uncased_vocab_path, cased_vocab_path):
     cased = load_vocab(cased_vocab_path)
     assert casing_mismatch(uncased, True) is None and casing_mismatch(cased, False) is None
     assert casing_mismatch(uncased, False) and casing_mismatch(cased, True)
+
+
+def test_accents_the_tokenizer_strips_are_caught():
+    kept = ["[PAD]", "på", "blåbær", "##ø", "være", "og", "i", "##er", "å", "skog"]
+    assert "strips them (do_lower_case)" in accent_mismatch(kept, do_lower_case=True)
+    assert "--strip_accents=false" in accent_mismatch(kept, True)
+    assert accent_mismatch(kept, True, strip_accents=False) is None
+    assert accent_mismatch(kept, False) is None  # a cased tokenizer keeps accents
+    assert "strips them," in accent_mismatch(kept, False, strip_accents=True)
+    stripped = ["[PAD]", "pa", "blabær", "vare", "og", "skog"]  # "æ" is a letter, not an accent
+    assert accent_mismatch(stripped, True) is None
+    with pytest.warns(CasingWarning, match="vocab.txt: the vocab keeps accents"):
+        warn_on_casing_mismatch(kept, True, "vocab.txt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_on_casing_mismatch(kept, True, "vocab.txt", strip_accents=False)
+
+
+def test_googles_uncased_vocab_has_no_accents(uncased_vocab_path, cased_vocab_path):
+    assert accent_mismatch(load_vocab(uncased_vocab_path), True) is None
+    assert accent_mismatch(load_vocab(cased_vocab_path), False, strip_accents=True)
+

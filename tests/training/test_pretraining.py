@@ -233,6 +233,26 @@ def test_records_of_another_vocab_or_casing_than_the_model_warn(data, tmp_path,
                             max_seq_length=SEQ, max_predictions_per_seq=PRED)
     with pytest.warns(TrainingWarning, match="cased.tfrecord was built with do_lower_case=False"):
         check_records_fit_model([str(tmp_path / "cased.tfrecord")], str(model / "bert_model.ckpt"))
+    # An uncased vocab that kept its accents ("på", "være"): records whose tokenizer stripped
+    # them never use those tokens; records built with --strip_accents=false do.
+    accented = "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "på", "være", "å", "ja",
+                          "nei", "pa", "vare", "a", "."]) + "\n"
+    (model / "vocab.txt").write_text(accented, encoding="utf-8")
+    (tmp_path / "nb.txt").write_text("Ja på.\nNei være.\n\nJa å.\nNei på.\n", encoding="utf-8")
+    for name, strip in (("stripped", None), ("kept", False)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the builder warns of the mismatch too
+            create_pretraining_data(input_file=str(tmp_path / "nb.txt"),
+                                    output_file=str(tmp_path / (name + ".tfrecord")),
+                                    vocab_file=str(model / "vocab.txt"), strip_accents=strip,
+                                    max_seq_length=SEQ, max_predictions_per_seq=PRED)
+    with pytest.warns(TrainingWarning, match="stripped.tfrecord was built with "
+                                             "do_lower_case=True, .*the vocab keeps accents"):
+        check_records_fit_model([str(tmp_path / "stripped.tfrecord")],
+                                str(model / "bert_model.ckpt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_records_fit_model([str(tmp_path / "kept.tfrecord")], str(model / "bert_model.ckpt"))
 
 
 def test_script_bad_input_is_one_line_and_exit_2(data, tmp_path):

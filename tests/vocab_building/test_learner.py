@@ -115,6 +115,25 @@ def test_specials_first_then_unused_then_alphabet_then_pieces():
     )
 
 
+def test_never_split_words_follow_the_unused_slots_and_are_not_learned_twice():
+    counts = counts_of(TEXT)
+    learned = learner.learn_vocab(counts, 200, min_frequency=1, num_unused=2,
+                                  whole_words=("<url>", "the", "[MASK]", "a"))
+    tokens = learned.tokens
+    assert tokens[:10] == SPECIALS + ["[unused0]", "[unused1]", "<url>", "the", "a"]
+    assert len(tokens) == 200 == len(set(tokens))  # "the" would be learned, "a" is a letter
+    plain = learner.learn_vocab(counts, 200, min_frequency=1, num_unused=2).tokens
+    assert "the" in plain[7 + learned.alphabet:]
+
+
+def test_ideographs_continue_words_when_the_tokenizer_leaves_them_there():
+    counts = collections.Counter(textlib.basic_tokenize(TEXT, True, tokenize_chinese_chars=False))
+    counts["中文字"] += 50  # frequent: merged first
+    tokens = learner.learn_vocab(counts, 200, min_frequency=1, split_cjk=False).tokens
+    assert {"中", "##文", "##字", "中文字"} <= set(tokens) and "##." not in tokens
+    assert "##文" not in learner.learn_vocab(counts_of(TEXT), 200, min_frequency=1).tokens
+
+
 def test_every_character_bare_and_with_hashes_except_cjk_and_punctuation():
     tokens = set(learner.learn_vocab(counts_of(TEXT, False), 150, num_unused=0).tokens)
     for char in set(TEXT) - set(" \n"):

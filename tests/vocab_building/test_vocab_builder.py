@@ -8,6 +8,7 @@ import pytest
 
 from norbert import NorbertError, VocabConfig, build_vocab, load_vocab
 from norbert.tokenization import text as textlib
+from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import learner, word_counts
 from norbert.vocab_building.builder import VocabShortfallWarning
 from conftest import SPECIALS
@@ -110,6 +111,19 @@ def test_extend_vocab_fills_unused_slots_and_keeps_every_other_id(tmp_path, make
     assert stats.tokens_before == learner.corpus_tokens(counts, old)[0]
     assert stats.tokens_after == learner.corpus_tokens(counts, new)[0]
     assert "shorter" in stats.summary()
+
+
+def test_extend_vocab_puts_missing_never_split_words_in_the_first_slots(tmp_path, make_vocab):
+    old_tokens = ["[unused0]", "[unused1]", "[unused2]", "the", "and"] + list(
+        "abcdefghijklmnopqrstuvwxyzæøå.,;:!") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyzæøå"]
+    old_path = make_vocab(old_tokens, name="old.txt")
+    corpus = write(tmp_path, "c.txt", TEXT * 3)
+    out = tmp_path / "new.txt"
+    stats = build_vocab(VocabConfig(corpus, str(out), extend_vocab=old_path),
+                        TokenizerOptions(never_split=("<url>", "the")))
+    new = load_vocab(str(out))
+    assert stats.added == ("<url>", "foxes", "over")  # "the" is there already
+    assert new["<url>"] == load_vocab(old_path)["[unused0]"]
 
 
 def test_extend_vocab_needs_unused_slots_and_matching_casing(tmp_path, make_vocab):

@@ -4,6 +4,8 @@ compression or the limit on bytes read."""
 import collections
 import gzip
 
+from norbert.tokenization import text as textlib
+from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import word_counts
 from small_text import TEXT, counts_of, write
 
@@ -54,4 +56,23 @@ def test_gz_input_and_bad_bytes(tmp_path):
     assert word_counts.count_words([str(plain)], True)[0] == word_counts.count_words(
         [str(gz)], True)[0] == counts_of(TEXT + "bad  byte\n")
 
+
+def test_counts_with_the_tokenizer_options_whatever_the_workers(tmp_path):
+    """Accents kept while lower-casing, ideographs left in their words, never-split chunks left
+    out (they are tokens of their own): the same counts from 1 and 2 workers."""
+    text = TEXT + "see <url> and <URL> på\n" * 3
+    path = write(tmp_path, "a.txt", text)
+    options = TokenizerOptions(strip_accents=False, tokenize_chinese_chars=False,
+                               never_split=("<url>",))
+    expected = collections.Counter(
+        w for chunk in textlib.chunks(text) if chunk != "<url>"
+        for w in textlib.normalize_chunk(chunk, True, False, False))
+    for workers, range_bytes in ((1, 1 << 20), (2, 40)):
+        counts, _ = word_counts.count_words([path], True, num_workers=workers,
+                                            range_bytes=range_bytes, options=options)
+        assert counts == expected
+    assert expected["på"] == 3 and expected["中文字"] == 1 and expected["url"] == 3
+    google = word_counts.count_words([path], True)[0]
+    assert google["pa"] == 3 and "på" not in google and google["中"] == 1
+    assert google["url"] == 6
 
