@@ -175,10 +175,14 @@ class AdamWeightDecayOptimizer(_DecoupledOptimizer):
         # GPU, and the 30k x H embedding dominates small models.
         c = self.config
         m, v = self._slot(var, name, "adam_m"), self._slot(var, name, "adam_v")
+        grad = tf.convert_to_tensor(grad)  # IndexedSlices of an embedding lookup: dense here
         decay = []
         if self.decays(name):
-            decay = [var.assign_sub(self.learning_rate * c.weight_decay_rate * var)]
-        grad = tf.convert_to_tensor(grad)  # IndexedSlices of an embedding lookup: dense here
+            # After the gradient: nothing else orders this in-place write after the forward
+            # pass's read of var, and a decay that ran first changed the step's own loss
+            # (a scheduling race: runs differed by about lr * wd, relatively).
+            with tf.control_dependencies([grad]):
+                decay = [var.assign_sub(self.learning_rate * c.weight_decay_rate * var)]
         with tf.control_dependencies(decay):
             args = dict(beta1_power=0.0, beta2_power=0.0,
                         lr=tf.cast(self.learning_rate, tf.float32), beta1=c.beta_1,

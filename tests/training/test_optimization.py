@@ -136,6 +136,32 @@ def test_fused_adam_equals_the_op_by_op_rule(use_resource):
                                    err_msg=name)
 
 
+def test_fused_weight_decay_waits_for_the_gradient():
+    """The fused step decays the variable in place before the Adam kernel. Unless the decay
+    waits for the gradient, nothing orders it after the forward pass's read of the variable:
+    a decay scheduled first changed the step's own loss (measured: two replicas against one
+    device differed by up to 1.2e-5, and one device against itself by 6.4e-6; 3.7e-7 after)."""
+    with tf.Graph().as_default() as graph:
+        loss, _ = _model(tf.constant(X))
+        create_train_op(loss, _config(optimizer="adamw"))
+        decays = [op for op in graph.get_operations() if op.type == "AssignSubVariableOp"
+                  and op.inputs[0].op.name.endswith("kernel")]
+        # The forward pass's products, which read the kernels.
+        forward = [op for op in graph.get_operations()
+                   if op.type == "MatMul" and not op.name.startswith("gradients")]
+        assert len(forward) == 2
+        assert len(decays) == 2  # layer/dense/kernel and zero/kernel; bias and gamma excluded
+        for op in decays:
+            seen, todo = set(), [op]
+            while todo:  # every op this one waits for, by data or control
+                current = todo.pop()
+                for before in [t.op for t in current.inputs] + list(current.control_inputs):
+                    if before not in seen:
+                        seen.add(before)
+                        todo.append(before)
+            assert set(forward) <= seen, op.name
+
+
 def test_slot_names_say_which_optimizer_wrote_them():
     for optimizer, slot in [("adamw", "adam_m"), ("adamw_exact", "adam_m"), ("lamb", "lamb_m")]:
         with tf.Graph().as_default():
