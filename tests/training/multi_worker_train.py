@@ -2,7 +2,8 @@
 the input both that run and its one-device reference read.
 
 ``python multi_worker_train.py SETTINGS_JSON``, with TF_CONFIG set: trains the tiny BERT
-of ``SETTINGS_JSON`` ("root", "output", "steps", "init") and prints the result.
+of ``SETTINGS_JSON`` ("root", "output", "steps", "init", "optimizer", "accumulation") and
+prints the result.
 """
 
 import json
@@ -34,21 +35,24 @@ def make_input_fn(root):
     return input_fn
 
 
-def make_model_fn(root):
+def make_model_fn(root, optimizer, accumulation):
     from norbert.model.bert_config import BertConfig
     from norbert.training.model_fn import ModelFnConfig, build_model_fn
     from norbert.training.optimization import OptimizerConfig
 
     config = BertConfig.from_json_file(os.path.join(root, "c.json"))
     return build_model_fn(ModelFnConfig(config, OptimizerConfig(
-        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0, optimizer="adamw_exact")))
+        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0, optimizer=optimizer,
+        gradient_accumulation_steps=accumulation)))
 
 
-def train(root, output, steps, init, distribution=None):
+def train(root, output, steps, init, optimizer="adamw_exact", accumulation=1,
+          distribution=None):
     from norbert.training import loop
     from norbert.training.spec import RunConfig
 
-    return loop.train(make_model_fn(root), make_input_fn(root), {"init_checkpoint": init},
+    return loop.train(make_model_fn(root, optimizer, accumulation), make_input_fn(root),
+                      {"init_checkpoint": init},
                       RunConfig(output_dir=output, train_batch_size=GLOBAL_BATCH, seed=1,
                                 log_every_steps=1), steps, distribution)
 
@@ -58,5 +62,6 @@ if __name__ == "__main__":
 
     settings = json.loads(sys.argv[1])
     result = train(settings["root"], settings["output"], settings["steps"], settings["init"],
+                   settings["optimizer"], settings["accumulation"],
                    DistributionConfig(distribution="multi_worker", worker_timeout_secs=120))
     print("RESULT %s" % json.dumps(result.__dict__), flush=True)
