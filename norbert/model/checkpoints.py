@@ -2,8 +2,10 @@
 
 ``--init_checkpoint`` seeds the model's trainable variables (BERT and its heads), as Google's
 ``run_pretraining.py`` does. Optimizer state in it (``adam_m``/``adam_v``, LAMB slots,
-accumulators) and ``global_step`` are left out on purpose: a new run starts its own schedule.
-To continue a run, including its optimizer state and step, point ``--output_dir`` at it.
+accumulators) and ``global_step`` are left out by default: a new run starts its own schedule.
+A new phase of a run (sequence length 512 after 128, another batch size) carries the moments
+over with ``--init_optimizer_state``, and the step with ``--keep_global_step``. To continue a
+run as it was, point ``--output_dir`` at it.
 """
 
 import dataclasses
@@ -21,6 +23,11 @@ _RUN_STATE_RE = re.compile(
     r"(^global_step$|/(adam|lamb)_[mv]$|/grad_acc$|^gradient_accumulation/|^loss_scale/"
     r"|/Adam(_\d+)?$)"
 )
+
+
+# Adam's and LAMB's moments: what --init_optimizer_state carries into a new phase.
+_MOMENT_RE = re.compile(r"/(adam|lamb)_[mv]$")
+_OPTIMIZERS = {"adam": "adamw or adamw_exact", "lamb": "lamb"}  # slot prefix -> --optimizer
 
 
 def is_run_state(name: str) -> bool:
@@ -162,8 +169,12 @@ class RestoreReport:
     unused: List[str]  # checkpoint variables nothing took (optimizer state, other heads)
 
     def summary(self) -> str:
+        state = [n for n in self.restored if is_run_state(n)]
         lines = [
-            "initialised %d variables from %s" % (len(self.restored), self.checkpoint),
+            "initialised %d variables from %s%s" % (
+                len(self.restored), self.checkpoint,
+                " (%d of them optimizer state or the step, carried over)" % len(state)
+                if state else ""),
         ]
         if self.fresh:
             lines.append("  newly initialised (not in the checkpoint): " + ", ".join(self.fresh))
@@ -218,8 +229,48 @@ def assignment_map(
     return mapping, RestoreReport(checkpoint, sorted(mapping), sorted(fresh), unused)
 
 
-def init_from_checkpoint(checkpoint: str, variables: Optional[Sequence] = None) -> RestoreReport:
-    """Makes the variables' initializers read ``checkpoint`` (before the session starts)."""
+def _moment_kinds(names) -> Set[str]:
+    return {m.group(1) for m in map(_MOMENT_RE.search, names) if m}
+
+
+def carried_state(checkpoint: str, moments: bool, step: bool) -> List:
+    """The graph's optimizer moments (``moments``) and ``global_step`` (``step``) to take from
+    ``checkpoint`` too, once the train op has made them; a ``NorbertError`` naming the flag
+    when the checkpoint cannot give them (none there, or another optimizer's)."""
+    stored = variables_in(checkpoint)
+    out = []
+    if moments:
+        mine = [v for v in tf.global_variables() if _MOMENT_RE.search(v.op.name)]
+        theirs, ours = _moment_kinds(stored), _moment_kinds(v.op.name for v in mine)
+        if not theirs:
+            raise NorbertError(
+                "--init_optimizer_state: %s holds no optimizer moments (adam_m/adam_v or "
+                "lamb_m/lamb_v; a released model's checkpoint usually has none): leave the flag "
+                "out to start the optimizer afresh" % checkpoint)
+        if not theirs & ours:
+            raise NorbertError(
+                "--init_optimizer_state: %s holds the moments of --optimizer=%s, which this "
+                "run's --optimizer=%s cannot use: train with the earlier run's optimizer, or "
+                "leave the flag out" % (checkpoint, " / ".join(_OPTIMIZERS[k] for k in theirs),
+                                        " / ".join(_OPTIMIZERS[k] for k in ours)))
+        out.extend(mine)
+    if step:
+        if "global_step" not in stored:
+            raise NorbertError("--keep_global_step: %s holds no global_step to continue from"
+                               % checkpoint)
+        out.append(tf.train.get_global_step())
+    return out
+
+
+def init_from_checkpoint(checkpoint: str, variables: Optional[Sequence] = None,
+                         optimizer_state: bool = False,
+                         keep_global_step: bool = False) -> RestoreReport:
+    """Makes the variables' initializers read ``checkpoint`` (before the session starts):
+    the trainable ones, and with ``optimizer_state`` / ``keep_global_step`` the optimizer's
+    moments / the step too (call it after the train op is built)."""
+    if optimizer_state or keep_global_step:
+        variables = list(variables if variables is not None else tf.trainable_variables())
+        variables += carried_state(checkpoint, optimizer_state, keep_global_step)
     mapping, report = assignment_map(checkpoint, variables)
     if mapping:
         tf.train.init_from_checkpoint(checkpoint, mapping)

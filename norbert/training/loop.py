@@ -33,7 +33,7 @@ from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.training import replicas
 from norbert.training.distribution import MULTI_WORKER, Cluster, DistributionConfig, make_strategy
-from norbert.training.spec import EVAL, TRAIN, RunConfig
+from norbert.training.spec import EVAL, TRAIN, RunConfig, carried_over
 
 
 # The pretraining heads (and the pooler under the next-sentence head): what a published
@@ -250,7 +250,8 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) ->
         if init_checkpoint:
             # After the replica call, in cross-replica context: inside it, replica 1's
             # variables are named .../replica_1 and would not be found in the checkpoint.
-            report = checkpoints.init_from_checkpoint(checkpoints.resolve(init_checkpoint))
+            report = checkpoints.init_from_checkpoint(checkpoints.resolve(init_checkpoint),
+                                                      **carried_over(params, TRAIN))
             logging.info("%s", report.summary())
         scalars = {k: strategy.reduce(mean, v, axis=None) for k, v in scalars.items()}
         return _Step(global_step, strategy.reduce(mean, loss, axis=None),

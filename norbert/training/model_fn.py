@@ -20,7 +20,7 @@ from norbert.model import precision
 from norbert.model.bert_config import BertConfig
 from norbert.training import replicas
 from norbert.training.optimization import OptimizerConfig, create_train_op
-from norbert.training.spec import EVAL, TRAIN, ModelSpec
+from norbert.training.spec import EVAL, TRAIN, ModelSpec, carried_over
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,13 +55,19 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
             compute_dtype=precision.compute_dtype(config.precision),
             weighted_mean=replicas.weighted_mean,
         )
+        train_op = learning_rate = None
+        if mode == TRAIN:  # first: the optimizer's moments exist for a restore to fill
+            train_op, learning_rate = create_train_op(
+                output.total_loss, config.optimizer, config.use_tpu, loss_scale=config.loss_scale
+            )
         scaffold_fn = None
         init = params.get("init_checkpoint")
         if init:
             checkpoint = checkpoints.resolve(init)
 
             def restore():
-                report = checkpoints.init_from_checkpoint(checkpoint)
+                report = checkpoints.init_from_checkpoint(
+                    checkpoint, **carried_over(params, mode))
                 logging.info("%s", report.summary())
                 return report
 
@@ -74,9 +80,6 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
             else:
                 restore()
         if mode == TRAIN:
-            train_op, learning_rate = create_train_op(
-                output.total_loss, config.optimizer, config.use_tpu, loss_scale=config.loss_scale
-            )
             scalars = {
                 "learning_rate": learning_rate,
                 "masked_lm_loss": output.masked_lm.loss,

@@ -62,6 +62,13 @@ class PretrainingConfig:
     # Checkpoint (prefix or folder) to start from, for example Google's bert_model.ckpt; a
     # checkpoint already in output_dir takes precedence, so that a rerun resumes.
     init_checkpoint: Optional[str] = None
+    # With init_checkpoint from an earlier phase of the same training (sequence length 512
+    # after 128, another batch size): take its optimizer moments as well as its weights (the
+    # same optimizer's). Warm-up and decay start again from step 0 unless keep_global_step.
+    init_optimizer_state: bool = False
+    # With init_checkpoint: go on counting from its global_step, so that the schedule continues
+    # where it stopped; num_train_steps is then the total of all phases.
+    keep_global_step: bool = False
     # Train for num_train_steps updates (resuming from output_dir's latest checkpoint).
     do_train: bool = False
     # Evaluate the latest checkpoint; the numbers go to output_dir/eval_results.txt.
@@ -82,6 +89,10 @@ class PretrainingConfig:
         if self.engine not in ENGINES:
             raise NorbertError("--engine=%s is not known: use one of %s"
                                % (self.engine, ", ".join(ENGINES)))
+        for flag in ("init_optimizer_state", "keep_global_step"):
+            if getattr(self, flag) and not self.init_checkpoint:
+                raise NorbertError("--%s needs --init_checkpoint: the earlier phase's run "
+                                   "folder or checkpoint" % flag)
         if self.max_eval_steps < 1:
             raise NorbertError("--max_eval_steps=%d must be at least 1" % self.max_eval_steps)
 
@@ -130,7 +141,8 @@ def check_records_fit_model(record_files, init_checkpoint: str) -> None:
 def guidance(config: PretrainingConfig, optimizer: OptimizerConfig) -> None:
     """Warnings for settings that users' experience says are usually wrong."""
     lr = optimizer.learning_rate
-    if config.do_train and config.init_checkpoint and lr > 1e-4:
+    if config.do_train and config.init_checkpoint and not config.init_optimizer_state \
+            and lr > 1e-4:  # a new phase of one training keeps that training's rate
         _warn(
             "--learning_rate=%g is high for continuing from --init_checkpoint: it can undo what "
             "the model knows; 2e-5 is the usual choice" % lr
@@ -277,7 +289,9 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
             precision=precision.precision,
         )
     )
-    params = {"init_checkpoint": init_checkpoint}
+    params = {"init_checkpoint": init_checkpoint,
+              "init_optimizer_state": config.init_optimizer_state,
+              "keep_global_step": config.keep_global_step}
 
     # Every input checked: only now is anything created, the output folder first (as Google's
     # script does), so that an eval-only run into a new folder can write its results.

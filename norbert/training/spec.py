@@ -21,6 +21,16 @@ ModelSpec = collections.namedtuple(
 ModelSpec.__new__.__defaults__ = (None, None, None, None, None)
 
 
+def carried_over(params: dict, mode: str) -> dict:
+    """What a training run takes from ``params["init_checkpoint"]`` beyond the weights, as
+    keywords of ``checkpoints.init_from_checkpoint``: the optimizer's moments
+    (``params["init_optimizer_state"]``) and the step (``params["keep_global_step"]``)."""
+    if mode != TRAIN:
+        return {}
+    return {"optimizer_state": bool(params.get("init_optimizer_state")),
+            "keep_global_step": bool(params.get("keep_global_step"))}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Where a run writes and how it batches, saves and logs; shared by the loop and the TPU."""
