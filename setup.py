@@ -59,6 +59,7 @@ setup(
             "norbert-run-pretraining = norbert.commands.run_pretraining:run",
             "norbert-convert-to-pytorch = norbert.commands.convert_to_pytorch:run",
             "norbert-import-hf = norbert.commands.import_hf:run",
+            "norbert-extend-vocab = norbert.commands.extend_vocab:run",
         ],
     },
     classifiers=[

@@ -2,7 +2,8 @@
 
     tokenization  <-  vocab_building
     tokenization  <-  data  <-  model  <-  training
-                               model  <-  conversion   (never training)
+                               model  <-  conversion   (never training; vocab_building
+                                                        too: extend_vocab grows a checkpoint)
 
 The ground floor (errors, fileio, run_lock, settings, cli, progress, workers) depends on no
 stage; the tools that assemble the stages (norbert/__init__.py, norbert/commands/) may use
@@ -29,7 +30,7 @@ ALLOWED = {
     "data": {"tokenization"},
     "model": {"tokenization", "data"},
     "training": {"tokenization", "data", "model"},
-    "conversion": {"tokenization", "data", "model"},
+    "conversion": {"tokenization", "vocab_building", "data", "model"},
 }
 NO_TENSORFLOW_AT_IMPORT = ("tokenization", "vocab_building", "data")
 

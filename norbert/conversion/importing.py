@@ -231,9 +231,10 @@ def save_checkpoint(values: Mapping[str, np.ndarray], prefix: str) -> str:
     with tf.Graph().as_default():
         variables, assigns, feed = [], [], {}
         for name, value in values.items():
-            var = tf.get_variable(name, shape=value.shape, dtype=tf.float32,
+            dtype = tf.as_dtype(np.asarray(value).dtype)  # float32 weights, int64 steps
+            var = tf.get_variable(name, shape=value.shape, dtype=dtype,
                                   initializer=tf.zeros_initializer())
-            placeholder = tf.placeholder(tf.float32, shape=value.shape)
+            placeholder = tf.placeholder(dtype, shape=value.shape)
             assigns.append(tf.assign(var, placeholder))
             feed[placeholder] = value
             variables.append(var)

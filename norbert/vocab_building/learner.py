@@ -388,6 +388,16 @@ def learn_pieces(
     tokens = _initial_tokens(alphabet, continues)  # id -> string; learned tokens appended
     ids = {s: i for i, s in enumerate(tokens)}
     segs, freqs = _segment_words(word_counts_, set(alphabet), continues, ids)
+    return _merge_loop(segs, freqs, tokens, ids, num_pieces, min_frequency, merge_score,
+                       on_merge, reserved)
+
+
+def _merge_loop(segs: Segments, freqs: List[int], tokens: List[str], ids: Dict[str, int],
+                num_pieces: int, min_frequency: int, merge_score: str,
+                on_merge: Optional[Callable[[int], None]],
+                reserved: AbstractSet[str] = frozenset()) -> List[str]:
+    """Merges the best pair of ``segs`` (words as token ids; ``tokens`` and ``ids`` grow in
+    place) until ``num_pieces`` new tokens are learned or no pair is frequent enough."""
     counts = _PairCounts(segs, freqs, len(tokens), merge_score == LIKELIHOOD)
     heap = _PairHeap(counts, counts.scorer(), tokens, min_frequency)
 
@@ -484,6 +494,29 @@ def corpus_tokens(word_counts_: Mapping[str, int], vocab) -> Tuple[int, int]:
         if pieces == [vocablib.UNK]:
             unk += n
     return tokens, unk
+
+
+def learn_additions(word_counts_: Mapping[str, int], vocab: Mapping[str, int], num_tokens: int,
+                    min_frequency: int = 2, merge_score: str = FREQUENCY) -> List[str]:
+    """Up to ``num_tokens`` new tokens for an existing ``vocab``, learned as ``learn_pieces``
+    learns, but from each word as ``vocab``'s WordPiece splits it rather than from its
+    characters: each new token joins two adjacent pieces, most frequent pair first, so that
+    the corpus shortens the most. Words ``vocab`` makes [UNK] are left out (their characters
+    are missing; a token for one of them would serve that word alone)."""
+    if merge_score not in MERGE_SCORES:
+        raise NorbertError(
+            "--merge_score=%s is not one of %s" % (merge_score, ", ".join(MERGE_SCORES)))
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]  # id -> string
+    ids = {t: i for i, t in enumerate(tokens)}
+    bounds = wplib.piece_bounds(vocab)
+    segs: Segments = []
+    freqs: List[int] = []
+    for word, n in sorted(word_counts_.items(), key=lambda kv: (-kv[1], kv[0])):
+        pieces = wplib.wordpiece(word, vocab, vocablib.UNK, bounds=bounds)
+        if len(pieces) > 1:  # a whole word (or [UNK]) holds no pair
+            segs.append([ids[p] for p in pieces])
+            freqs.append(n)
+    return _merge_loop(segs, freqs, tokens, ids, num_tokens, min_frequency, merge_score, None)
 
 
 def choose_additions(
