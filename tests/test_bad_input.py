@@ -156,6 +156,15 @@ def _export_args(root, **kw):
     return args
 
 
+def _extend_args(root, **kw):
+    args = {"input_file": root / "text.txt", "vocab_file": root / "vocab.txt",
+            "bert_config_file": root / "bert_config.json",
+            "init_checkpoint": root / "nothing" / "model.ckpt-5",
+            "output_dir": root / "out" / "grown", "num_new_tokens": 5}
+    args.update(kw)
+    return args
+
+
 def _import_args(root, **kw):
     args = {"hf_dir": root / "hf_cut", "output_dir": root / "out" / "new" / "imported"}
     args.update(kw)
@@ -286,6 +295,13 @@ CASES = [
      lambda r: _export_args(r, never_split="<url>"), "--never_split: <url> not in"),
     ("export: output folder", "convert_to_pytorch",
      lambda r: _export_args(r, output_dir=r / "a_file" / "hf"), "a_file is a file"),
+    ("extend: missing checkpoint", "extend_vocab", lambda r: _extend_args(r),
+     ("--init_checkpoint=", "model.ckpt-5: no checkpoint there")),
+    ("extend: vocab of another size", "extend_vocab",
+     lambda r: _extend_args(r, bert_config_file=r / "small_vocab_config.json"),
+     "has 65 tokens but the model's table 40 rows"),
+    ("extend: output folder", "extend_vocab",
+     lambda r: _extend_args(r, output_dir=r / "a_file" / "grown"), "a_file is a file"),
     ("import: missing folder", "import_hf",
      lambda r: {"hf_dir": r / "no_hf", "output_dir": r / "out" / "imported"}, "no_hf"),
     ("import: weights cut short", "import_hf", lambda r: _import_args(r),
