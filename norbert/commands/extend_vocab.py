@@ -14,13 +14,13 @@ pieces the old vocab splits it into (--init=mean), or from random rows (--init=r
 from norbert import cli
 
 # Named, not imported: the checks of the user's files come before any heavy import.
-CONFIGS = ("norbert.conversion.extend:ExtendConfig",
+CONFIGS = ("norbert.conversion.extend_vocab:ExtendConfig",
            "norbert.tokenization.options:TokenizerOptions")
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
-    from norbert.conversion.extend import ExtendConfig, extend_vocab
+    from norbert.conversion.extend_vocab import ExtendConfig, extend_vocab
     from norbert.tokenization.options import TokenizerOptions
 
     report = extend_vocab(cli.config_from_flags(ExtendConfig),

@@ -1,7 +1,7 @@
 """Growing a trained model's vocab: which tokens, where they go, and their first embeddings.
 
-Pure functions on token lists and numpy arrays; ``norbert.conversion.extend`` reads the model
-and the corpus and writes the grown model around them.
+Pure functions on token lists and numpy arrays; ``norbert.conversion.extend_vocab`` reads the
+model and the corpus and writes the grown model around them.
 
 The new vocab keeps every old id: the ``[unusedN]`` slots are filled first (the model has rows
 for them already), the rest is appended. A new token's first embedding (and masked-LM output

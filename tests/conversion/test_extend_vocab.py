@@ -1,6 +1,7 @@
-"""The extend_vocab tool (``norbert.conversion.extend``): a trained model grown by Norwegian
-pieces, on a tiny model trained here (optimizer slots, masked-LM head) and on the real MiniLM
-imported from Hugging Face; the grown model trains on, exports and loads in transformers."""
+"""The extend_vocab tool (``norbert.conversion.extend_vocab``): a trained model grown by
+Norwegian pieces, on a tiny model trained here (optimizer slots, masked-LM head) and on the
+real MiniLM imported from Hugging Face; the grown model trains on, exports and loads in
+transformers."""
 
 import json
 import os
@@ -12,7 +13,7 @@ tf = pytest.importorskip("tensorflow").compat.v1
 
 from conftest import corpus_files, english_records, tiny_bert_config  # noqa: E402
 from norbert import FullTokenizer, NorbertError, load_vocab  # noqa: E402
-from norbert.conversion.extend import extend_vocab  # noqa: E402
+from norbert.conversion.extend_vocab import extend_vocab  # noqa: E402
 
 WORD = "bert/embeddings/word_embeddings"
 BIAS = "cls/predictions/output_bias"

@@ -1,0 +1,173 @@
+"""Growing a trained model's vocab: how well the new tokens' first rows serve.
+
+A small BERT is trained from scratch on the English text until its masked-LM accuracy is far
+above the frequency baseline, then grown by Norwegian pieces (``extend_vocab``, learned from
+most of the Norwegian text) with each initialisation of the new rows; each grown model is
+evaluated on held-out Norwegian records right after growing and after the same short continued
+training on the Norwegian text. Prints one Markdown section.
+
+``python benchmarks/extend_vocab.py`` (about 10 minutes here); ``NORBERT_BENCH_QUICK=1``: a
+smoke run with fewer steps.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+from common import QUICK, corpus_files, table
+
+STEPS_ENGLISH = 200 if QUICK else 3000
+STEPS_NORWEGIAN = 50 if QUICK else 300
+NEW_TOKENS = 300
+SEQ, PRED, BATCH = 64, 10, 32
+CONFIG = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
+              hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+              max_position_embeddings=SEQ, type_vocab_size=2, initializer_range=0.02)
+
+
+def _split_documents(path, share):
+    """(first ``share`` of the documents, the rest) of a reference-format file, as text."""
+    with open(path, encoding="utf-8") as f:
+        docs = [d for d in f.read().split("\n\n") if d.strip()]
+    cut = int(len(docs) * share)
+    return "\n\n".join(docs[:cut]) + "\n", "\n\n".join(docs[cut:]) + "\n"
+
+
+def _records(text_file, vocab, out, dupe_factor, seed=1):
+    from norbert import create_pretraining_data
+
+    create_pretraining_data(input_file=text_file, output_file=out, vocab_file=vocab,
+                            max_seq_length=SEQ, max_predictions_per_seq=PRED,
+                            dupe_factor=dupe_factor, random_seed=seed, progress=False)
+    return out
+
+
+def _train(records, config, out, steps, init=None, lr=5e-4):
+    from norbert import run_pretraining
+
+    return run_pretraining(input_file=records, bert_config_file=config, output_dir=out,
+                           init_checkpoint=init, max_seq_length=SEQ,
+                           max_predictions_per_seq=PRED, do_train=True, train_batch_size=BATCH,
+                           num_train_steps=steps, num_warmup_steps=max(1, steps // 10),
+                           learning_rate=lr, save_checkpoints_steps=steps, seed=1,
+                           log_every_steps=max(1, steps // 5))
+
+
+def _evaluate(records, config, checkpoint, out):
+    from norbert import run_pretraining
+
+    return run_pretraining(input_file=records, bert_config_file=config, output_dir=out,
+                           init_checkpoint=checkpoint, max_seq_length=SEQ,
+                           max_predictions_per_seq=PRED, do_eval=True, eval_batch_size=32,
+                           max_eval_steps=1000, seed=1)
+
+
+def english_model(work):
+    """A vocab learned from the English text, and a model trained on it; (vocab, config,
+    checkpoint, its held-out English accuracy, the frequency baseline)."""
+    from norbert import build_vocab, load_vocab
+
+    english = [p for p in corpus_files() if "english" in p][0]
+    train, held = _split_documents(english, 0.9)
+    for name, text in (("en_train.txt", train), ("en_held.txt", held)):
+        with open(os.path.join(work, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    vocab = os.path.join(work, "vocab.txt")
+    build_vocab(input_file=os.path.join(work, "en_train.txt"), output_file=vocab,
+                vocab_size=4000, num_unused=100, progress=False)
+    config = os.path.join(work, "bert_config.json")
+    with open(config, "w") as f:
+        json.dump(dict(CONFIG, vocab_size=len(load_vocab(vocab))), f)
+    train_records = _records(os.path.join(work, "en_train.txt"), vocab,
+                             os.path.join(work, "en_train.tfrecord"), 5)
+    held_records = _records(os.path.join(work, "en_held.txt"), vocab,
+                            os.path.join(work, "en_held.tfrecord"), 1)
+    _train(train_records, config, os.path.join(work, "en"), STEPS_ENGLISH)
+    result = _evaluate(held_records, config, os.path.join(work, "en"),
+                       os.path.join(work, "en_eval"))
+    return vocab, config, os.path.join(work, "en"), result["masked_lm_accuracy"], \
+        _frequency_baseline(held_records)
+
+
+def _frequency_baseline(records):
+    """The accuracy of always predicting the most frequent masked token."""
+    import collections
+
+    from norbert.data import tfrecord
+
+    counts = collections.Counter()
+    for record in tfrecord.read_records(records):
+        f = tfrecord.decode_example(record)
+        for label, weight in zip(f["masked_lm_ids"], f["masked_lm_weights"]):
+            if weight:
+                counts[label] += 1
+    return counts.most_common(1)[0][1] / sum(counts.values())
+
+
+def grown_runs(work, vocab, config, checkpoint, inits):
+    """Per initialisation: held-out Norwegian masked-LM loss and accuracy right after growing
+    and after STEPS_NORWEGIAN steps on the Norwegian text."""
+    from norbert import extend_vocab
+
+    norwegian = [p for p in corpus_files() if "norwegian" in p][0]
+    train, held = _split_documents(norwegian, 0.85)
+    for name, text in (("nb_train.txt", train), ("nb_held.txt", held)):
+        with open(os.path.join(work, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    out = {}
+    for init in inits:
+        grown = os.path.join(work, "grown_" + init)
+        report = extend_vocab(input_file=os.path.join(work, "nb_train.txt"), vocab_file=vocab,
+                              bert_config_file=config, init_checkpoint=checkpoint,
+                              output_dir=grown, num_new_tokens=NEW_TOKENS, init=init,
+                              progress=False)
+        grown_vocab = os.path.join(grown, "vocab.txt")
+        grown_config = os.path.join(grown, "bert_config.json")
+        held_records = _records(os.path.join(work, "nb_held.txt"), grown_vocab,
+                                os.path.join(work, "nb_held_%s.tfrecord" % init), 2)
+        train_records = _records(os.path.join(work, "nb_train.txt"), grown_vocab,
+                                 os.path.join(work, "nb_train_%s.tfrecord" % init), 3)
+        at_zero = _evaluate(held_records, grown_config, os.path.join(grown, "bert_model.ckpt"),
+                            os.path.join(work, "eval0_" + init))
+        _train(train_records, grown_config, os.path.join(work, "nb_" + init), STEPS_NORWEGIAN,
+               init=os.path.join(grown, "bert_model.ckpt"), lr=2e-4)
+        after = _evaluate(held_records, grown_config, os.path.join(work, "nb_" + init),
+                          os.path.join(work, "eval1_" + init))
+        out[init] = dict(report=report, at_zero=at_zero, after=after)
+    return out
+
+
+def main():
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.WARNING)
+    from norbert.vocab_building.extend import INITS
+
+    with tempfile.TemporaryDirectory() as work:
+        vocab, config, checkpoint, accuracy, baseline = english_model(work)
+        runs = grown_runs(work, vocab, config, checkpoint, INITS)
+    any_run = next(iter(runs.values()))["report"]
+    rows = [[init, "%.3f" % r["at_zero"]["masked_lm_loss"],
+             "%.3f" % r["at_zero"]["masked_lm_accuracy"],
+             "%.3f" % r["after"]["masked_lm_loss"], "%.3f" % r["after"]["masked_lm_accuracy"]]
+            for init, r in runs.items()]
+    print("## Growing a trained model's vocabulary\n")
+    print("A BERT of 2 layers (hidden 128) trained from scratch on the English text for %d "
+          "steps (batch %d, length %d; its own 4,000-token vocab with 100 `[unused]` slots) "
+          "reaches a held-out masked-LM accuracy of %.3f (always predicting the most frequent "
+          "token: %.3f). `extend_vocab` then adds %d Norwegian pieces (%d into the slots, "
+          "tokens per word on the Norwegian text %.2f -> %.2f), and each grown model is "
+          "evaluated on held-out Norwegian records, right after growing and after %d steps of "
+          "continued training on the rest of the Norwegian text (the same records for every "
+          "initialisation). Command: `python benchmarks/run_all.py extend_vocab`.\n"
+          % (STEPS_ENGLISH, BATCH, SEQ, accuracy, baseline, NEW_TOKENS, any_run.slots_filled,
+             any_run.tokens_per_word_before, any_run.tokens_per_word_after, STEPS_NORWEGIAN))
+    print(table(["init", "loss at step 0", "accuracy at step 0",
+                 "loss after %d steps" % STEPS_NORWEGIAN,
+                 "accuracy after %d steps" % STEPS_NORWEGIAN], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
