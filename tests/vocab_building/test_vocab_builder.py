@@ -85,11 +85,13 @@ def test_build_vocab_writes_a_loadable_vocab_independent_of_workers(tmp_path):
 
 # -- extending an existing vocab ------------------------------------------------------------
 
+# Three [unusedN] slots, two words, every letter of the text bare and as ##c.
+OLD_TOKENS = ["[unused0]", "[unused1]", "[unused2]", "the", "and"] + list(
+    "abcdefghijklmnopqrstuvwxyzæøå.,;:!") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyzæøå"]
+
 
 def test_extend_vocab_fills_unused_slots_and_keeps_every_other_id(tmp_path, make_vocab):
-    old_tokens = ["[unused0]", "[unused1]", "[unused2]", "the", "and"] + list(
-        "abcdefghijklmnopqrstuvwxyzæøå.,;:!") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyzæøå"]
-    old_path = make_vocab(old_tokens, name="old.txt")
+    old_path = make_vocab(OLD_TOKENS, name="old.txt")
     corpus = write(tmp_path, "c.txt", TEXT * 3)
     out = tmp_path / "new.txt"
     stats = build_vocab(VocabConfig(corpus, str(out), extend_vocab=old_path, min_frequency=2))
@@ -114,9 +116,7 @@ def test_extend_vocab_fills_unused_slots_and_keeps_every_other_id(tmp_path, make
 
 
 def test_extend_vocab_puts_missing_never_split_words_in_the_first_slots(tmp_path, make_vocab):
-    old_tokens = ["[unused0]", "[unused1]", "[unused2]", "the", "and"] + list(
-        "abcdefghijklmnopqrstuvwxyzæøå.,;:!") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyzæøå"]
-    old_path = make_vocab(old_tokens, name="old.txt")
+    old_path = make_vocab(OLD_TOKENS, name="old.txt")
     corpus = write(tmp_path, "c.txt", TEXT * 3)
     out = tmp_path / "new.txt"
     stats = build_vocab(VocabConfig(corpus, str(out), extend_vocab=old_path),
