@@ -131,8 +131,8 @@ def check_records_fit_model(record_files, init_checkpoint: str) -> None:
                       or vocablib.accent_mismatch(vocab, lower, strip))
             if reason:
                 _warn("%s was built with do_lower_case=%s%s, which does not fit the model's "
-                      "vocab %s (%s): rebuild the records with the model's casing (--do_lower_case, "
-                      "--strip_accents)"
+                      "vocab %s (%s): rebuild the records with the model's casing "
+                      "(--do_lower_case, --strip_accents)"
                       % (path, lower, "" if strip is None else ", strip_accents=%s" % strip,
                          model_vocab, reason.split(":")[0]))
         return  # one file's sidecar speaks for the set

@@ -119,9 +119,9 @@ def _segment_words(
 
     Skipped, as the tokenizer makes them [UNK] or never sees them: words over its length limit,
     with a character outside ``alphabet``, or with a character inside that cannot continue a
-    word (``continues``: punctuation, and CJK when split; the tokenizer would have split there). Words come in a fixed order, most frequent first, then
-    by string: word indices, and so every tie later, are the same for the same counts however
-    they were gathered.
+    word (``continues``: punctuation, and CJK when split; the tokenizer would have split
+    there). Words come in a fixed order, most frequent first, then by string: word indices,
+    and so every tie later, are the same for the same counts however they were gathered.
     """
     segs: Segments = []
     freqs: List[int] = []  # [words]
