@@ -14,7 +14,7 @@ Every input is read and checked before anything is written, and the folder appea
 import dataclasses
 import os
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -23,12 +23,12 @@ from norbert.conversion.importing import save_checkpoint
 from norbert.conversion.output import staged, write
 from norbert.errors import NorbertError
 from norbert.model.bert_config import BertConfig
-from norbert.progress import Progress
 from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import extend as growlib
-from norbert.vocab_building import learner, word_counts
+from norbert.vocab_building import learner
+from norbert.vocab_building.builder import count_corpus
 
 WORD_EMBEDDINGS = "bert/embeddings/word_embeddings"  # [vocab, H]
 OUTPUT_BIAS = "cls/predictions/output_bias"  # [vocab]
@@ -138,15 +138,8 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
         raise NorbertError("--vocab_file=%s: %s" % (config.vocab_file, reason))
     tensors = _read_checkpoint(config.init_checkpoint)
 
-    paths = fileio.expand_inputs(config.input_file, flag="--input_file")
-    with Progress("reading", "B", enabled=config.progress) as bar:
-        counts, _ = word_counts.count_words(
-            paths, config.do_lower_case, config.num_workers, config.max_input_bytes,
-            on_progress=lambda nbytes, lines: bar.update(nbytes, lines=lines), options=options)
-    if not counts:
-        raise NorbertError("no words in --input_file=%s: give the text to take new tokens from"
-                           % config.input_file)
-    whole = [w for w in options.never_split if w not in old]  # the tokenizer needs these
+    counts, _ = count_corpus(config, options)
+    whole = options.missing(old)  # never-split words the tokenizer needs: added first
     learned = learner.learn_additions(counts, old, max(0, config.num_new_tokens - len(whole)),
                                       config.min_frequency)
     if not learned and not whole:
@@ -196,13 +189,11 @@ def _slot_of_grown(name: str, value: np.ndarray, vocab_size: int) -> bool:
             and value.ndim >= 1 and value.shape[0] == vocab_size)
 
 
-def _read_checkpoint(path: str):
+def _read_checkpoint(path: str) -> Dict[str, np.ndarray]:
     """Every variable of the checkpoint, as numpy."""
-    from norbert.model import checkpoints  # imports TensorFlow
-
     import tensorflow.compat.v1 as tf
 
-    prefix = checkpoints.resolve(path)
-    reader = tf.train.load_checkpoint(prefix)
-    names: List[str] = sorted(reader.get_variable_to_shape_map())
-    return {name: reader.get_tensor(name) for name in names}
+    from norbert.model import checkpoints  # imports TensorFlow
+
+    reader = tf.train.load_checkpoint(checkpoints.resolve(path))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}

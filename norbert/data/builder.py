@@ -138,4 +138,3 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
             count))
     summary.seconds = time.perf_counter() - start
     return summary
-

@@ -7,7 +7,7 @@ tokenizer, so leaving them alone changes nothing.
 """
 
 import dataclasses
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from norbert.errors import NorbertError
 
@@ -43,11 +43,6 @@ class TokenizerOptions:
         if len(set(words)) != len(words):
             raise NorbertError("--never_split names a word twice: give each word once")
 
-    @property
-    def is_google(self) -> bool:
-        """True when the options are Google's tokenizer's (the defaults)."""
-        return self == TokenizerOptions()
-
     def tokenizer_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments of ``FullTokenizer`` and ``BasicTokenizer``."""
         return {"strip_accents": self.strip_accents,
@@ -78,11 +73,15 @@ class TokenizerOptions:
             parts.append("--never_split=%s" % ",".join(self.never_split))
         return " ".join(parts)
 
+    def missing(self, vocab: Iterable[str]) -> List[str]:
+        """The never_split words that are not tokens of ``vocab``, in order."""
+        tokens = vocab if isinstance(vocab, Mapping) else set(vocab)
+        return [w for w in self.never_split if w not in tokens]
+
     def check_vocab(self, vocab: Iterable[str], source: str) -> None:
         """``NorbertError`` naming ``source`` when a never_split word is not a vocab token:
         it would always be [UNK], and Hugging Face's tokenizer would give it a new id."""
-        tokens = vocab if isinstance(vocab, Mapping) else set(vocab)
-        missing = [w for w in self.never_split if w not in tokens]
+        missing = self.missing(vocab)
         if missing:
             raise NorbertError(
                 "--never_split: %s not in %s; never-split words must be vocab tokens (build "

@@ -140,12 +140,18 @@ def accent_mismatch(vocab: Iterable[str], do_lower_case: bool,
     )
 
 
+def tokenizer_mismatch(vocab: Iterable[str], do_lower_case: bool,
+                       strip_accents: Optional[bool] = None) -> Optional[str]:
+    """Why the vocab's casing or accents contradict the tokenizer's settings, or None."""
+    vocab = list(vocab)
+    return (casing_mismatch(vocab, do_lower_case)
+            or accent_mismatch(vocab, do_lower_case, strip_accents))
+
+
 def warn_on_casing_mismatch(vocab: Iterable[str], do_lower_case: bool, source: str,
                             strip_accents: Optional[bool] = None) -> None:
     """A ``CasingWarning`` naming ``source`` when the vocab's casing or accents contradict
     the tokenizer's settings."""
-    vocab = list(vocab)
-    reason = (casing_mismatch(vocab, do_lower_case)
-              or accent_mismatch(vocab, do_lower_case, strip_accents))
+    reason = tokenizer_mismatch(vocab, do_lower_case, strip_accents)
     if reason:
         warnings.warn("%s: %s" % (source, reason), CasingWarning, stacklevel=3)

@@ -125,10 +125,9 @@ def check_records_fit_model(record_files, init_checkpoint: str) -> None:
             return
         lower = settings.get("do_lower_case")
         if lower is not None:
-            vocab = vocablib.parse_vocab(vocab_bytes, model_vocab)
             strip = settings.get("strip_accents")
-            reason = (vocablib.casing_mismatch(vocab, lower)
-                      or vocablib.accent_mismatch(vocab, lower, strip))
+            reason = vocablib.tokenizer_mismatch(vocablib.parse_vocab(vocab_bytes, model_vocab),
+                                                 lower, strip)
             if reason:
                 _warn("%s was built with do_lower_case=%s%s, which does not fit the model's "
                       "vocab %s (%s): rebuild the records with the model's casing "

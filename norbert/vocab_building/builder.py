@@ -168,7 +168,11 @@ def _check_output(path: str) -> None:
     fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
 
 
-def _count(config: VocabConfig, options: TokenizerOptions):
+def count_corpus(config, options: TokenizerOptions):
+    """(word counts, what was read) of ``config.input_file`` as the tokenizer sees it, with a
+    progress bar. ``config`` is any config with ``input_file``, ``do_lower_case``,
+    ``num_workers``, ``max_input_bytes`` and ``progress`` (the vocab builder's, extend_vocab's).
+    """
     paths = fileio.expand_inputs(config.input_file, flag="--input_file")
     total = None
     if all(word_counts.splittable(p) for p in paths):
@@ -206,7 +210,7 @@ def build_vocab(config: Optional[VocabConfig] = None,
     _check_output(config.output_file)
     if config.extend_vocab:
         return _extend(config, options, start)
-    counts, read = _count(config, options)
+    counts, read = count_corpus(config, options)
     with Progress("learning", "tokens", enabled=config.progress) as bar:
 
         def on_merge(num_pieces: int) -> None:
@@ -267,12 +271,12 @@ def _extend(config: VocabConfig, options: TokenizerOptions, start: float) -> Voc
             "the model's embedding size; build a new vocab instead" % config.extend_vocab
         )
     # Never-split words the vocab lacks take the first slots: the tokenizer needs them.
-    whole = [w for w in options.never_split if w not in old]
+    whole = options.missing(old)
     if len(whole) > len(slots):
         raise NorbertError(
             "--never_split: %d words are not in --extend_vocab=%s, which has %d [unusedN] "
             "slots to put them in" % (len(whole), config.extend_vocab, len(slots)))
-    counts, read = _count(config, options)
+    counts, read = count_corpus(config, options)
     added = whole + learner.choose_additions(counts, old, len(slots) - len(whole),
                                              config.min_frequency)
     for slot, word in zip(slots, added):

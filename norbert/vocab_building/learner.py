@@ -380,10 +380,6 @@ def learn_pieces(
     ``split_cjk`` is the tokenizer's ``tokenize_chinese_chars`` (see ``can_continue``).
     ``on_merge(num_pieces)`` is called once per learned token. Pure apart from that callback.
     """
-    if merge_score not in MERGE_SCORES:
-        raise NorbertError(
-            "--merge_score=%s is not one of %s" % (merge_score, ", ".join(MERGE_SCORES))
-        )
     continues = {c for c in alphabet if can_continue(c, split_cjk)}
     tokens = _initial_tokens(alphabet, continues)  # id -> string; learned tokens appended
     ids = {s: i for i, s in enumerate(tokens)}
@@ -398,6 +394,9 @@ def _merge_loop(segs: Segments, freqs: List[int], tokens: List[str], ids: Dict[s
                 reserved: AbstractSet[str] = frozenset()) -> List[str]:
     """Merges the best pair of ``segs`` (words as token ids; ``tokens`` and ``ids`` grow in
     place) until ``num_pieces`` new tokens are learned or no pair is frequent enough."""
+    if merge_score not in MERGE_SCORES:
+        raise NorbertError(
+            "--merge_score=%s is not one of %s" % (merge_score, ", ".join(MERGE_SCORES)))
     counts = _PairCounts(segs, freqs, len(tokens), merge_score == LIKELIHOOD)
     heap = _PairHeap(counts, counts.scorer(), tokens, min_frequency)
 
@@ -503,9 +502,6 @@ def learn_additions(word_counts_: Mapping[str, int], vocab: Mapping[str, int], n
     characters: each new token joins two adjacent pieces, most frequent pair first, so that
     the corpus shortens the most. Words ``vocab`` makes [UNK] are left out (their characters
     are missing; a token for one of them would serve that word alone)."""
-    if merge_score not in MERGE_SCORES:
-        raise NorbertError(
-            "--merge_score=%s is not one of %s" % (merge_score, ", ".join(MERGE_SCORES)))
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]  # id -> string
     ids = {t: i for i, t in enumerate(tokens)}
     bounds = wplib.piece_bounds(vocab)
