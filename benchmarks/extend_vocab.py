@@ -105,8 +105,13 @@ def _frequency_baseline(records):
     return counts.most_common(1)[0][1] / sum(counts.values())
 
 
-def grown_runs(work, vocab, config, checkpoint, inits):
-    """Per initialisation: held-out Norwegian masked-LM loss and accuracy right after growing
+# (init, bias_init): the new rows' embeddings and output bias.
+VARIANTS = (("mean", "mean"), ("mean", "min"), ("mean", "product"), ("mean", "zero"),
+            ("random", "zero"))
+
+
+def grown_runs(work, vocab, config, checkpoint, variants):
+    """Per (init, bias_init): held-out Norwegian masked-LM loss and accuracy right after growing
     and after STEPS_NORWEGIAN steps on the Norwegian text."""
     from norbert import extend_vocab
 
@@ -116,25 +121,28 @@ def grown_runs(work, vocab, config, checkpoint, inits):
         with open(os.path.join(work, name), "w", encoding="utf-8") as f:
             f.write(text)
     out = {}
-    for init in inits:
-        grown = os.path.join(work, "grown_" + init)
+    held_records = train_records = None
+    for init, bias_init in variants:
+        name = "%s_%s" % (init, bias_init)
+        grown = os.path.join(work, "grown_" + name)
         report = extend_vocab(input_file=os.path.join(work, "nb_train.txt"), vocab_file=vocab,
                               bert_config_file=config, init_checkpoint=checkpoint,
                               output_dir=grown, num_new_tokens=NEW_TOKENS, init=init,
-                              progress=False)
+                              bias_init=bias_init, progress=False)
         grown_vocab = os.path.join(grown, "vocab.txt")
         grown_config = os.path.join(grown, "bert_config.json")
-        held_records = _records(os.path.join(work, "nb_held.txt"), grown_vocab,
-                                os.path.join(work, "nb_held_%s.tfrecord" % init), 2)
-        train_records = _records(os.path.join(work, "nb_train.txt"), grown_vocab,
-                                 os.path.join(work, "nb_train_%s.tfrecord" % init), 3)
+        if held_records is None:  # the grown vocab is the same for every variant
+            held_records = _records(os.path.join(work, "nb_held.txt"), grown_vocab,
+                                    os.path.join(work, "nb_held.tfrecord"), 2)
+            train_records = _records(os.path.join(work, "nb_train.txt"), grown_vocab,
+                                     os.path.join(work, "nb_train.tfrecord"), 3)
         at_zero = _evaluate(held_records, grown_config, os.path.join(grown, "bert_model.ckpt"),
-                            os.path.join(work, "eval0_" + init))
-        _train(train_records, grown_config, os.path.join(work, "nb_" + init), STEPS_NORWEGIAN,
+                            os.path.join(work, "eval0_" + name))
+        _train(train_records, grown_config, os.path.join(work, "nb_" + name), STEPS_NORWEGIAN,
                init=os.path.join(grown, "bert_model.ckpt"), lr=2e-4)
-        after = _evaluate(held_records, grown_config, os.path.join(work, "nb_" + init),
-                          os.path.join(work, "eval1_" + init))
-        out[init] = dict(report=report, at_zero=at_zero, after=after)
+        after = _evaluate(held_records, grown_config, os.path.join(work, "nb_" + name),
+                          os.path.join(work, "eval1_" + name))
+        out[(init, bias_init)] = dict(report=report, at_zero=at_zero, after=after)
     return out
 
 
@@ -142,16 +150,14 @@ def main():
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.WARNING)
-    from norbert.vocab_building.extend import INITS
-
     with tempfile.TemporaryDirectory() as work:
         vocab, config, checkpoint, accuracy, baseline = english_model(work)
-        runs = grown_runs(work, vocab, config, checkpoint, INITS)
+        runs = grown_runs(work, vocab, config, checkpoint, VARIANTS)
     any_run = next(iter(runs.values()))["report"]
-    rows = [[init, "%.3f" % r["at_zero"]["masked_lm_loss"],
+    rows = [[init, bias_init, "%.3f" % r["at_zero"]["masked_lm_loss"],
              "%.3f" % r["at_zero"]["masked_lm_accuracy"],
              "%.3f" % r["after"]["masked_lm_loss"], "%.3f" % r["after"]["masked_lm_accuracy"]]
-            for init, r in runs.items()]
+            for (init, bias_init), r in runs.items()]
     print("## Growing a trained model's vocabulary\n")
     print("A BERT of 2 layers (hidden 128) trained from scratch on the English text for %d "
           "steps (batch %d, length %d; its own 4,000-token vocab with 100 `[unused]` slots) "
@@ -163,7 +169,7 @@ def main():
           "initialisation). Command: `python benchmarks/run_all.py extend_vocab`.\n"
           % (STEPS_ENGLISH, BATCH, SEQ, accuracy, baseline, NEW_TOKENS, any_run.slots_filled,
              any_run.tokens_per_word_before, any_run.tokens_per_word_after, STEPS_NORWEGIAN))
-    print(table(["init", "loss at step 0", "accuracy at step 0",
+    print(table(["init", "bias_init", "loss at step 0", "accuracy at step 0",
                  "loss after %d steps" % STEPS_NORWEGIAN,
                  "accuracy after %d steps" % STEPS_NORWEGIAN], rows))
     return 0

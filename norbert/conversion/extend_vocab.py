@@ -56,6 +56,10 @@ class ExtendConfig:
     # First embedding of a new token: "mean" of the pieces the old vocab splits it into, or
     # "random" (as a fresh model's rows), for comparison.
     init: str = dataclasses.field(default=growlib.MEAN, metadata={"choices": growlib.INITS})
+    # A new token's masked-LM output bias: "mean" or "min" of its pieces' biases, "product"
+    # (as likely as its pieces drawn independently), or "zero".
+    bias_init: str = dataclasses.field(default=growlib.MEAN,
+                                       metadata={"choices": growlib.BIAS_INITS})
     # A pair of pieces seen fewer times than this is never joined into a new token.
     min_frequency: int = 2
     # Read only lines that start before this many bytes of text (decompressed); 0 reads all.
@@ -77,6 +81,9 @@ class ExtendConfig:
             raise NorbertError("--num_new_tokens=%d must be at least 1" % self.num_new_tokens)
         if self.init not in growlib.INITS:
             raise NorbertError("--init=%s: use one of %s" % (self.init, ", ".join(growlib.INITS)))
+        if self.bias_init not in growlib.BIAS_INITS:
+            raise NorbertError("--bias_init=%s: use one of %s"
+                               % (self.bias_init, ", ".join(growlib.BIAS_INITS)))
         if self.min_frequency < 1:
             raise NorbertError("--min_frequency=%d must be at least 1" % self.min_frequency)
         if self.num_workers < 1:
@@ -150,10 +157,12 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
     rng = np.random.RandomState(config.seed)
     values, grown = {}, []
     for name, value in sorted(tensors.items()):
-        if name in (WORD_EMBEDDINGS, OUTPUT_BIAS):
+        if name == WORD_EMBEDDINGS:
             values[name] = growlib.grown_rows(value, growth, config.init, rng,
-                                              bert_config.initializer_range,
-                                              is_bias=name == OUTPUT_BIAS)
+                                              bert_config.initializer_range)
+            grown.append(name)
+        elif name == OUTPUT_BIAS:
+            values[name] = growlib.grown_bias(value, growth, config.bias_init)
             grown.append(name)
         elif _slot_of_grown(name, value, len(old)):
             values[name] = growlib.grown_slot(value, growth)

@@ -7,7 +7,13 @@ The new vocab keeps every old id: the ``[unusedN]`` slots are filled first (the 
 for them already), the rest is appended. A new token's first embedding (and masked-LM output
 bias) is, with ``init="mean"``, the mean of the rows of the pieces the old vocab splits it into
 (what the model knows of its spelling); with ``init="random"``, a fresh draw as in training
-from scratch (embeddings from N(0, initializer_range), bias 0).
+from scratch (N(0, initializer_range)).
+
+The masked-LM output bias of a new token is a prior of how often it is the answer, and its
+pieces' biases overstate that: a piece is the answer more often than a longer token made of
+it. ``bias_init`` chooses the rule (``grown_bias``): the pieces' ``mean`` or ``min``, the
+``product`` prior (the token as likely as its pieces drawn independently from the bias's
+softmax: the sum of their log-probabilities), or ``zero`` (a fresh model's).
 """
 
 import dataclasses
@@ -22,6 +28,8 @@ from norbert.tokenization import wordpiece as wplib
 
 MEAN, RANDOM = "mean", "random"
 INITS = (MEAN, RANDOM)
+MIN, PRODUCT, ZERO = "min", "product", "zero"
+BIAS_INITS = (MEAN, MIN, PRODUCT, ZERO)
 _UNUSED_RE = re.compile(r"^\[unused\d+\]$")
 
 
@@ -80,33 +88,60 @@ def old_pieces(token: str, old: Mapping[str, int]) -> List[str]:
 
 
 def grown_rows(values: np.ndarray, growth: Growth, init: str, rng: np.random.RandomState,
-               stddev: float, is_bias: bool = False) -> np.ndarray:
-    """``values`` ([old vocab] or [old vocab, H]) with the new tokens' rows: [grown vocab, ...].
+               stddev: float) -> np.ndarray:
+    """The embeddings ``values`` [old vocab, H] with the new tokens' rows: [grown vocab, H].
 
-    ``mean``: each new row the mean of its pieces' rows. ``random``: N(0, stddev) rows, or
-    zeros for a bias (as a fresh model's). The rows of filled [unusedN] slots are replaced.
+    ``mean``: each new row the mean of its pieces' rows. ``random``: N(0, stddev) rows. The
+    rows of filled [unusedN] slots are replaced.
     """
     if init not in INITS:
         raise NorbertError("--init=%s: use one of %s" % (init, ", ".join(INITS)))
+    out = _with_rows(values, growth)
+    for token_id, pieces in zip(growth.ids, growth.pieces):
+        if init == MEAN:
+            out[token_id] = values[pieces].mean(axis=0)
+        else:
+            out[token_id] = rng.normal(0.0, stddev, size=values.shape[1:])
+    return out
+
+
+def grown_bias(values: np.ndarray, growth: Growth, rule: str) -> np.ndarray:
+    """The output bias ``values`` [old vocab] with the new tokens' entries: [grown vocab].
+
+    ``mean`` / ``min``: of the pieces' biases. ``product``: sum_i (b_i - L) + L over the pieces
+    with L = logsumexp(b), so that softmax(b) gives the token the product of its pieces'
+    probabilities (the biases of the old tokens, and so L, are the old model's). ``zero``: 0.
+    """
+    if rule not in BIAS_INITS:
+        raise NorbertError("--bias_init=%s: use one of %s" % (rule, ", ".join(BIAS_INITS)))
+    out = _with_rows(values, growth)
+    peak = values.max()
+    log_total = peak + np.log(np.exp(values - peak).sum())  # logsumexp, without overflow
+    for token_id, pieces in zip(growth.ids, growth.pieces):
+        if rule == MEAN:
+            out[token_id] = values[pieces].mean()
+        elif rule == MIN:
+            out[token_id] = values[pieces].min()
+        elif rule == PRODUCT:
+            out[token_id] = (values[pieces] - log_total).sum() + log_total
+        else:
+            out[token_id] = 0
+    return out
+
+
+def _with_rows(values: np.ndarray, growth: Growth) -> np.ndarray:
+    """``values`` copied into a table with a row per token of the grown vocab (new rows 0)."""
     if values.shape[0] != growth.old_size:
         raise NorbertError("a vocab-sized variable has %d rows, the vocab %d"
                            % (values.shape[0], growth.old_size))
     out = np.zeros((len(growth.tokens),) + values.shape[1:], dtype=values.dtype)
     out[:values.shape[0]] = values
-    for token_id, pieces in zip(growth.ids, growth.pieces):
-        if init == MEAN:
-            out[token_id] = values[pieces].mean(axis=0)
-        elif is_bias:
-            out[token_id] = 0
-        else:
-            out[token_id] = rng.normal(0.0, stddev, size=values.shape[1:])
     return out
 
 
 def grown_slot(values: np.ndarray, growth: Growth) -> np.ndarray:
     """An optimizer slot of a vocab-sized variable, with zero rows for the new tokens (a
     moment of a row that was never trained as that token)."""
-    out = np.zeros((len(growth.tokens),) + values.shape[1:], dtype=values.dtype)
-    out[:values.shape[0]] = values
+    out = _with_rows(values, growth)
     out[growth.ids] = 0
     return out

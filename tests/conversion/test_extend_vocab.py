@@ -125,12 +125,15 @@ def test_random_rows_and_bad_input(trained, tmp_path, uncased_vocab_path):
     settings = dict(input_file=text, vocab_file=uncased_vocab_path,
                     bert_config_file=str(trained / "bert_config.json"),
                     init_checkpoint=str(trained / "run"), num_new_tokens=20, progress=False)
-    report = extend_vocab(output_dir=str(tmp_path / "random"), init="random", **settings)
+    report = extend_vocab(output_dir=str(tmp_path / "random"), init="random", bias_init="zero",
+                          **settings)
     grown = tf.train.load_checkpoint(str(tmp_path / "random" / "bert_model.ckpt"))
     new = load_vocab(str(tmp_path / "random" / "vocab.txt"))
     ids = [new[t] for t in report.added]
     rows = grown.get_tensor(WORD)[ids]
     assert 0.01 < rows.std() < 0.03 and not grown.get_tensor(BIAS)[ids].any()  # N(0, 0.02), 0
+    with pytest.raises(NorbertError, match="--bias_init=max: use one of"):
+        extend_vocab(output_dir=str(tmp_path / "bad"), bias_init="max", **settings)
     with pytest.raises(NorbertError, match="--init_checkpoint=.*no checkpoint there"):
         extend_vocab(output_dir=str(tmp_path / "bad"),
                      **dict(settings, init_checkpoint=str(tmp_path / "none")))

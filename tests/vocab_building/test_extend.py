@@ -43,10 +43,32 @@ def test_rows_are_the_mean_of_the_pieces_or_fresh():
     fresh = extend.grown_rows(table, growth, extend.RANDOM, np.random.RandomState(1), 0.02)
     assert 0 < np.abs(fresh[growth.ids]).max() < 0.1  # N(0, 0.02)
     np.testing.assert_array_equal(fresh[untouched], table[untouched])
-    assert not extend.grown_rows(bias, growth, extend.RANDOM, rng, 0.02, is_bias=True)[
-        growth.ids].any()
     slot = extend.grown_slot(np.ones((len(OLD), 4), np.float32), growth)
     assert not slot[growth.ids].any() and slot[untouched].all()
+
+
+def test_bias_rules_give_new_tokens_their_pieces_mean_min_or_product_prior():
+    growth = extend.grow(VOCAB, ["skog", "skogen"])  # sko ##g; sko ##g ##en
+    bias = np.random.RandomState(0).randn(len(OLD)).astype(np.float64)
+    parts = [[VOCAB["sko"], VOCAB["##g"]], [VOCAB["sko"], VOCAB["##g"], VOCAB["##en"]]]
+    untouched = [i for i in range(len(OLD)) if i not in growth.ids]
+
+    def grown(rule):
+        out = extend.grown_bias(bias, growth, rule)
+        assert out.shape == (len(OLD),)  # both into the [unusedN] slots
+        np.testing.assert_array_equal(out[untouched], bias[untouched])
+        return out[growth.ids]
+
+    np.testing.assert_allclose(grown(extend.MEAN), [bias[p].mean() for p in parts])
+    np.testing.assert_allclose(grown(extend.MIN), [bias[p].min() for p in parts])
+    assert not grown(extend.ZERO).any()
+    # product: softmax over the old biases gives the token its pieces' joint probability
+    probs = np.exp(bias) / np.exp(bias).sum()
+    joint = np.exp(grown(extend.PRODUCT)) / np.exp(bias).sum()
+    np.testing.assert_allclose(joint, [probs[p].prod() for p in parts], rtol=1e-9)
+    assert (grown(extend.PRODUCT) < grown(extend.MIN)).all()  # rarer than any of its pieces
+    with pytest.raises(NorbertError, match="--bias_init=max: use one of mean, min"):
+        extend.grown_bias(bias, growth, "max")
 
 
 def test_additions_join_the_most_frequent_pairs_of_old_pieces():
