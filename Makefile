@@ -11,7 +11,7 @@ VENV ?= .venv
 NEWEST_VENV ?= .venv-newest
 PY_MINOR := $(shell $(PYTHON) -c 'import sys; print(sys.version_info[1])')
 REQS := $(if $(filter 9 10 11,$(PY_MINOR)),requirements/tf2.15.txt,requirements/newest.in)
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=20
 
 .PHONY: demo demo-scratch test test-all test-newest-tf bench venv lock clean
 
