@@ -13,6 +13,7 @@ import pytest
 from absl import flags
 
 from norbert import cli
+from norbert.data.config import DataConfig
 from norbert.errors import NorbertError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,8 +123,13 @@ def test_google_defaults_are_kept():
     for name, default in GOOGLE_RUN_PRETRAINING_DEFAULTS.items():
         assert values[name].default == default, name
     values, _ = _defined("create_pretraining_data")
+    built = DataConfig(input_file="a", output_file="b", vocab_file="c")
     for name, default in GOOGLE_DATA_DEFAULTS.items():
-        assert values[name].default == default, name
+        if name == "dupe_factor":  # the flag says "unset": 10, or 1 with --masking=dynamic
+            assert values[name].default is None and built.dupe_factor == default
+            assert dataclasses.replace(built, dupe_factor=None, masking="dynamic").dupe_factor == 1
+        else:
+            assert values[name].default == default, name
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -188,15 +194,17 @@ def test_enum_choices_are_what_the_config_accepts(script):
             with pytest.raises(NorbertError, match="--%s" % field.name):
                 _build(cls, **{field.name: "no_such_choice"})
     expected = {"build_vocab": 1, "run_pretraining": 6, "convert_to_pytorch": 1,
-                "extend_vocab": 1}
+                "extend_vocab": 2, "create_pretraining_data": 1}
     assert enums == expected.get(script, 0)
 
 
 def test_choices_are_the_modules_constants():
     from norbert.conversion import export
+    from norbert.conversion.extend_vocab import ExtendConfig
+    from norbert.data import features
     from norbert.model import precision
     from norbert.training import optimization, pretraining
-    from norbert.vocab_building import builder, learner
+    from norbert.vocab_building import builder, extend, learner
 
     def choices(cls, name):
         return [f for f in dataclasses.fields(cls) if f.name == name][0].metadata["choices"]
@@ -206,6 +214,9 @@ def test_choices_are_the_modules_constants():
     assert choices(pretraining.PretrainingConfig, "engine") == pretraining.ENGINES
     assert choices(builder.VocabConfig, "merge_score") == learner.MERGE_SCORES
     assert choices(export.ExportConfig, "format") == export.FORMATS
+    assert choices(DataConfig, "masking") == features.MASKINGS
+    assert choices(ExtendConfig, "init") == extend.INITS
+    assert choices(ExtendConfig, "bias_init") == extend.BIAS_INITS
 
 
 def test_config_from_flags_builds_the_configs():

@@ -31,12 +31,11 @@ from absl import logging
 
 from norbert import fileio
 from norbert.data import sidecar, tfrecord
-from norbert.data.config import DataConfig, DataSummary, load_tokenizer, settings_warnings
+from norbert.data.config import (DataConfig, DataSummary, load_tokenizer, record_writers,
+                                 settings_warnings)
 from norbert.data.documents import CorpusStats, read_documents
 from norbert.data.draws import Draws
-from norbert.data.features import ExampleEncoder
 from norbert.data.instances import create_instances
-from norbert.data.masking import Masker
 from norbert.errors import NorbertError
 from norbert.progress import Progress
 from norbert.settings import make_configs
@@ -102,8 +101,7 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
 
     draws = Draws.for_rng(random.Random(config.random_seed))
     draws.shuffle(documents)
-    masker = Masker.for_vocab(config.masking_config, vocab_words)
-    encoder = ExampleEncoder(config.max_seq_length, config.max_predictions_per_seq, vocab_size)
+    mask_pair, encoder = record_writers(config, vocab_words)
     encode = encoder.encode
     summary = DataSummary(corpus=stats)
     records: List[bytes] = []
@@ -111,7 +109,7 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
     n_tokens = n_masked = n_random = 0
     with Progress("instances", "instances", enabled=config.progress) as bar:
         for inst in create_instances(
-            documents, config.instance_config, masker.mask_pair, draws,
+            documents, config.instance_config, mask_pair, draws,
             cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
             dupe_factor=config.dupe_factor,
         ):
@@ -135,6 +133,6 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
     for path, count in zip(output_paths, summary.records_per_file):
         sidecar.write(sidecar.path_for(path), sidecar.build(
             config, options, input_paths, output_paths, path, vocab_sha, vocab_size, summary,
-            count))
+            count, mask_id=tokenizer.vocab["[MASK]"]))
     summary.seconds = time.perf_counter() - start
     return summary

@@ -12,8 +12,9 @@ from typing import List, Optional
 
 from norbert import fileio
 from norbert.data.documents import CorpusStats
+from norbert.data.features import DYNAMIC, MASKINGS, STATIC, ExampleEncoder, UnmaskedEncoder
 from norbert.data.instances import InstanceConfig
-from norbert.data.masking import MaskingConfig
+from norbert.data.masking import Masker, MaskingConfig, leave_unmasked
 from norbert.errors import NorbertError
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
@@ -44,8 +45,14 @@ class DataConfig:
     max_predictions_per_seq: int = 20
     # Seed of the one random.Random behind every choice; same seed, same records.
     random_seed: int = 12345
-    # Passes over the corpus, each with new pairs and masks.
-    dupe_factor: int = 10
+    # Passes over the corpus, each with new pairs (and masks). Default: 10, or 1 with
+    # --masking=dynamic (every read of a record gets fresh masks then).
+    dupe_factor: Optional[int] = None
+    # "static": masks drawn here, written into the records (Google's records). "dynamic":
+    # records hold the pair unmasked and run_pretraining.py draws fresh masks each time it
+    # reads one, with this build's masking settings (not reference-exact; a fraction of the
+    # records' size for the same text).
+    masking: str = dataclasses.field(default=STATIC, metadata={"choices": MASKINGS})
     # Share of tokens to predict.
     masked_lm_prob: float = 0.15
     # Share of documents cut into shorter sequences.
@@ -93,7 +100,14 @@ class DataConfig:
             parts.append("sharded")
         if self.do_whole_word_mask and self.whole_word_mask_per_word:
             parts.append("whole-word-per-word")
+        if self.dynamic:
+            parts.append("dynamic-masking")
         return "+".join(parts) or "reference-exact"
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the records leave the masks to training time."""
+        return self.masking == DYNAMIC
 
     @property
     def shards(self) -> int:
@@ -127,6 +141,10 @@ class DataConfig:
                 raise NorbertError("--%s is required" % flag)
         # The instance and masking settings check themselves when their configs are made.
         _ = (self.instance_config, self.masking_config)
+        if self.masking not in MASKINGS:
+            raise NorbertError("--masking=%s: use one of %s" % (self.masking, ", ".join(MASKINGS)))
+        if self.dupe_factor is None:  # the default depends on the masking: resolved once here
+            object.__setattr__(self, "dupe_factor", 1 if self.dynamic else 10)
         if self.dupe_factor < 1:
             raise NorbertError("--dupe_factor must be at least 1 (got %d)" % self.dupe_factor)
         outputs = self._given_outputs
@@ -218,3 +236,14 @@ def load_tokenizer(config: DataConfig, options: TokenizerOptions):
         raise NorbertError("--vocab_file: %s" % e) from None
     options.check_vocab(tokenizer.vocab, config.vocab_file)
     return vocab_bytes, tokenizer
+
+
+def record_writers(config: DataConfig, vocab_words: List[str], exact: bool = True):
+    """(``mask_pair(tokens, len_a, draws)``, the record encoder) of a build: the masker and
+    Google's records, or with ``--masking=dynamic`` no masks and the unmasked records."""
+    s, p, n = config.max_seq_length, config.max_predictions_per_seq, len(vocab_words)
+    if config.dynamic:
+        continuation = [w.startswith("##") for w in vocab_words]
+        return leave_unmasked, UnmaskedEncoder(s, p, n, continuation)
+    masker = Masker.for_vocab(config.masking_config, vocab_words, exact=exact)
+    return masker.mask_pair, ExampleEncoder(s, p, n)

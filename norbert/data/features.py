@@ -15,11 +15,22 @@ Legend: ``S`` = max_seq_length, ``P`` = max_predictions_per_seq.
 | masked_lm_ids        | int64   | P      | original ids at those positions, then 0 padding      |
 | masked_lm_weights    | float32 | P      | 1.0 per real prediction, 0.0 for padding             |
 | next_sentence_labels | int64   | 1      | 1 when B is a random sentence, 0 when it follows A   |
+
+Records for masks drawn at training time (``--masking=dynamic``) hold the pair unmasked:
+``input_ids`` (unmasked), ``input_mask``, ``segment_ids``, ``next_sentence_labels`` as above and,
+instead of the three ``masked_lm_*`` features,
+
+| feature              | dtype   | length | meaning                                              |
+| -------------------- | ------- | ------ | ---------------------------------------------------- |
+| maskable             | int64   | S      | 0 never masked ([CLS], [SEP], padding), 1 the first  |
+|                      |         |        | piece of a word, 2 a later ("##") piece of that word |
+
+The input pipeline draws the masked_lm_* features from them (``norbert.training.dynamic_masking``).
 """
 
 import collections
 import struct
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -39,25 +50,49 @@ _SCHEMA = (
     ("next_sentence_labels", INT64, 1),
 )
 FEATURE_NAMES = tuple(name for name, _, _ in _SCHEMA)
+# Masks drawn at training time: the pair unmasked, and what a masker needs to know of it.
+_DYNAMIC_SCHEMA = (
+    ("input_ids", INT64, "seq"),
+    ("input_mask", INT64, "seq"),
+    ("segment_ids", INT64, "seq"),
+    ("maskable", INT64, "seq"),
+    ("next_sentence_labels", INT64, 1),
+)
+STATIC, DYNAMIC = "static", "dynamic"
+MASKINGS = (STATIC, DYNAMIC)
+NOT_MASKABLE, WORD_START, WORD_PIECE = 0, 1, 2  # the values of ``maskable``
 
 
 def feature_schema(
-    max_seq_length: int, max_predictions_per_seq: int
+    max_seq_length: int, max_predictions_per_seq: int, masking: str = STATIC
 ) -> "collections.OrderedDict[str, Tuple[str, int]]":
     """``name -> (dtype, length)`` of every feature, in the order they are written."""
     lengths = {"seq": max_seq_length, "pred": max_predictions_per_seq, 1: 1}
-    return collections.OrderedDict((n, (t, lengths[k])) for n, t, k in _SCHEMA)
+    schema = _DYNAMIC_SCHEMA if masking == DYNAMIC else _SCHEMA
+    return collections.OrderedDict((n, (t, lengths[k])) for n, t, k in schema)
 
 
-def parse_spec(max_seq_length: int, max_predictions_per_seq: int) -> Dict[str, object]:
+def parse_spec(max_seq_length: int, max_predictions_per_seq: int,
+               masking: str = STATIC) -> Dict[str, object]:
     """``name -> tf.io.FixedLenFeature`` for ``tf.io.parse_single_example`` (imports TF)."""
     import tensorflow.compat.v1 as tf  # deferred: the data builder never needs TensorFlow
 
     dtypes = {INT64: tf.int64, FLOAT32: tf.float32}
-    return {
-        name: tf.io.FixedLenFeature([length], dtypes[dtype])
-        for name, (dtype, length) in feature_schema(max_seq_length, max_predictions_per_seq).items()
-    }
+    schema = feature_schema(max_seq_length, max_predictions_per_seq, masking)
+    return {name: tf.io.FixedLenFeature([length], dtypes[dtype])
+            for name, (dtype, length) in schema.items()}
+
+
+def maskable_marks(tokens: Sequence[int], len_a: int, continuation: bytes) -> bytes:
+    """``maskable`` of ``[CLS] a.. [SEP] b.. [SEP]`` (``len_a`` tokens in a), one byte per
+    token: ``continuation[id]`` says whether ``id`` is a ``##`` piece. A ``##`` piece that
+    opens segment B starts a word of its own (it cannot join a word across the [SEP])."""
+    n = len(tokens)
+    marks = bytearray(n)
+    for start, end in ((1, len_a + 1), (len_a + 2, n - 1)):
+        for p in range(start, end):
+            marks[p] = WORD_PIECE if p > start and continuation[tokens[p]] else WORD_START
+    return bytes(marks)
 
 
 def instance_arrays(
@@ -158,3 +193,34 @@ def _int64_header(name: str, payload_length: int) -> bytes:
     if payload_length:
         return entry[:-payload_length]
     return entry  # an empty list: no payload, and no packed field either
+
+
+class UnmaskedEncoder(ExampleEncoder):
+    """Instances of ``--masking=dynamic`` to serialised ``tf.train.Example`` bytes: the pair
+    unmasked with its ``maskable`` marks (see the module's second table), no masked_lm_*."""
+
+    def __init__(self, max_seq_length: int, max_predictions_per_seq: int, vocab_size: int,
+                 continuation: Sequence[bool]):
+        super().__init__(max_seq_length, max_predictions_per_seq, vocab_size)
+        self.continuation = bytes(bool(c) for c in continuation)  # id -> 0/1
+        self._maskable_head = _int64_header("maskable", max_seq_length)  # 0/1/2: a byte each
+
+    def encode(self, tokens: List[int], len_a: int, positions: List[int], labels: List[int],
+               is_random_next: bool) -> bytes:
+        """Serialised ``tf.train.Example`` of one unmasked instance (``positions`` and
+        ``labels`` are empty: nothing was masked)."""
+        s, n = self.max_seq_length, len(tokens)
+        if n > s or positions:
+            raise ValueError("not an unmasked instance of the schema: %d tokens, %d predictions"
+                             % (n, len(positions)))
+        ids = b"".join(map(self._varint.__getitem__, tokens)) + b"\x00" * (s - n)
+        segments = b"\x00" * (len_a + 2) + b"\x01" * (n - len_a - 2) + b"\x00" * (s - n)
+        marks = maskable_marks(tokens, len_a, self.continuation) + b"\x00" * (s - n)
+        body = b"".join((
+            self._ids_head[len(ids)], ids,
+            self._input_mask[n],
+            self._seg_head, segments,
+            self._maskable_head, marks,
+            self._label[1 if is_random_next else 0],
+        ))
+        return b"\x0a" + tfrecord.varint(len(body)) + body

@@ -202,3 +202,9 @@ class Masker:
                     elif random() >= _KEEP_PROB:
                         tokens[p] = below(vocab_size)
         return MaskedSequence(tokens, positions, labels)
+
+
+def leave_unmasked(tokens: List[int], len_a: int, draws: Draws) -> MaskedSequence:
+    """``Masker.mask_pair``'s stand-in for ``--masking=dynamic``: nothing chosen, no draws
+    (the masks are drawn at training time)."""
+    return MaskedSequence(tokens, [], [])

@@ -45,13 +45,11 @@ from absl import logging
 from norbert import fileio
 from norbert import progress as progresslib
 from norbert.data import sidecar, slices, tfrecord
-from norbert.data.config import DataSummary, load_tokenizer
+from norbert.data.config import DataSummary, load_tokenizer, record_writers
 from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
 from norbert.errors import NorbertError
-from norbert.data.features import ExampleEncoder
 from norbert.data.instances import create_instances
-from norbert.data.masking import Masker
 from norbert.workers import pool_context
 
 # Test hook: seconds to sleep after each block (to interrupt a build at a known point).
@@ -86,15 +84,13 @@ _TOOLS: Dict = {}  # per process: (vocab_file, do_lower_case, ...) -> (tokenizer
 
 def _tools(config, options):
     key = (config.vocab_file, config.do_lower_case, options, config.masking_config,
-           config.max_seq_length, config.max_predictions_per_seq)
+           config.masking, config.max_seq_length, config.max_predictions_per_seq)
     tools = _TOOLS.get(key)
     if tools is None:
         tokenizer = load_tokenizer(config, options)[1]
         vocab_words = [tokenizer.inv_vocab[i] for i in range(len(tokenizer.vocab))]
-        masker = Masker.for_vocab(config.masking_config, vocab_words, exact=False)
-        encoder = ExampleEncoder(config.max_seq_length, config.max_predictions_per_seq,
-                                 len(vocab_words))
-        tools = (tokenizer, masker, encoder)
+        mask_pair, encoder = record_writers(config, vocab_words, exact=False)
+        tools = (tokenizer, mask_pair, encoder)
         _TOOLS.clear()
         _TOOLS[key] = tools
     return tools
@@ -107,7 +103,7 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     """Builds one shard file and its sidecar; returns the sidecar."""
     started = time.perf_counter()
     config = job.config
-    tokenizer, masker, encoder = _tools(job.config, job.options)
+    tokenizer, mask_pair, encoder = _tools(job.config, job.options)
     cls_id, sep_id = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
     draws = Draws.for_rng(random.Random(shard_seed(config.random_seed, job.index)))
     instance_config = config.instance_config
@@ -125,7 +121,7 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
         append = records.append
         n_tokens = n_masked = n_random = 0
         for tokens, len_a, positions, labels, is_random_next in create_instances(
-            block, instance_config, masker.mask_pair, draws, cls_id, sep_id,
+            block, instance_config, mask_pair, draws, cls_id, sep_id,
             dupe_factor=config.dupe_factor,
         ):
             append(encode(tokens, len_a, positions, labels, is_random_next))
@@ -242,7 +238,7 @@ def build(config, options, input_paths: List[str], start: float):
     jobs = []
     for k, path in enumerate(output_paths):
         meta = sidecar.build(config, options, input_paths, output_paths, path, vocab_sha,
-                             vocab_size)
+                             vocab_size, mask_id=tokenizer.vocab["[MASK]"])
         meta["shard_index"] = k
         meta["input_bytes"] = plan.total_bytes
         meta["settings"]["num_output_shards"] = num_shards

@@ -8,7 +8,8 @@ one. Layout::
     {"format": "norbert-pretraining-data", "format_version": 1,
      "file": "train.tfrecord", "instances_in_file": 1234, "output_files": [...],
      "settings": {"mode", "max_seq_length", ..., "do_lower_case", "strip_accents",
-                  "tokenize_chinese_chars", "never_split", ..., "vocab_sha256", "vocab_size"},
+                  "tokenize_chinese_chars", "never_split", ..., "vocab_sha256", "vocab_size",
+                  and with --masking=dynamic "masking": "dynamic", "mask_id"},
      "features": {name: {"dtype", "length"}},
      "counts": {"input_files", "lines", ..., "instances", "masked_tokens", "random_next"},
      "inputs": [...]}
@@ -25,7 +26,7 @@ from typing import Dict, List, Mapping, Optional
 from norbert import fileio
 from norbert.data.config import DataConfig, DataSummary
 from norbert.data.documents import CorpusStats
-from norbert.data.features import feature_schema
+from norbert.data.features import STATIC, feature_schema
 from norbert.errors import NorbertError
 from norbert.tokenization.options import TokenizerOptions
 
@@ -78,9 +79,11 @@ def add_counts(summary: DataSummary, counts: Mapping[str, int]) -> None:
 
 def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
           output_paths: List[str], path: str, vocab_sha: str, vocab_size: int,
-          summary: Optional[DataSummary] = None, count: int = 0) -> Dict:
+          summary: Optional[DataSummary] = None, count: int = 0,
+          mask_id: Optional[int] = None) -> Dict:
     """The sidecar of ``path``; without ``summary``, a template with no counts (sharded mode)."""
-    schema = feature_schema(config.max_seq_length, config.max_predictions_per_seq)
+    schema = feature_schema(config.max_seq_length, config.max_predictions_per_seq,
+                            config.masking)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -107,9 +110,16 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
         "counts": counts_of(summary or DataSummary(corpus=CorpusStats())),
         "inputs": input_paths,
     }
+    if config.dynamic:  # what training needs to draw the masks (static builds say nothing)
+        meta["settings"].update(masking=config.masking, mask_id=mask_id)
     if summary is None:
         del meta["instances_in_file"], meta["counts"]
     return meta
+
+
+def masking_of(meta: Mapping) -> str:
+    """``static`` or ``dynamic``: whether the records need masks drawn when they are read."""
+    return meta.get("settings", {}).get("masking", STATIC)
 
 
 def write(path: str, meta: Mapping) -> None:

@@ -22,8 +22,8 @@ The greedy of step 3 is sequential, but in rounds, not word by word: a word long
 budget left can never fit later either (the budget only shrinks), so each round takes, over the
 words that could still fit, the longest run that does, and skips the first that does not. Each
 round takes at least one word, and after the first the budget left is below the longest word's
-length: a handful of [B, S]-wide rounds per batch (two without whole words), never a loop per
-example or per word.
+length: a handful of [B, S]-wide rounds per batch, never a loop per example or per word.
+Without whole words every word is one piece and the greedy is the first ``budget`` in order.
 
 Every shape is static but the batch's: TPU hosts get the fixed [B, S] and [B, P] they need.
 Legend: ``B`` batch, ``S`` max_seq_length, ``P`` max_predictions_per_seq.
@@ -114,19 +114,25 @@ def mask_batch(features, config: DynamicMasking, seed):
     word = tf.cumsum(tf.cast(start, tf.int32), axis=1) - 1  # [B, S] word of each position
     word = tf.maximum(word, 0) * cand_int  # [B, S] 0 off the candidates (masked out below)
     num_words = tf.reduce_sum(tf.cast(start, tf.int32), axis=1)  # [B]
-    length = _scatter_rows(cand_int, word, s)  # [B, S] pieces of each word slot, 0 past the last
 
     # 3. A random order over the words: a key each; the slots past the last word sort last.
     slot = tf.range(s)[None, :]  # [1, S]
     is_word = slot < num_words[:, None]  # [B, S]
     keys = tf.random.stateless_uniform(shape, seed=seeds[_ORDER], minval=0,
                                        maxval=2 ** 31 - 1, dtype=tf.int32)  # [B, S]
-    keys = tf.where_v2(is_word, keys, -1)
-    order = tf.nn.top_k(keys, k=s, sorted=True).indices  # [B, S] word ids, in random order
-    # Lengths in that order; non-words get a length that never fits.
-    ordered = tf.where_v2(tf.gather(is_word, order, batch_dims=1),
-                          tf.gather(length, order, batch_dims=1), p + 1)  # [B, S]
-    taken = _greedy(ordered, budget, p)  # [B, S] bool, in word order
+    keys = tf.where_v2(is_word, keys, -1)  # 31-bit keys: ties (lower slot first) too rare to tell
+    if config.whole_word:
+        order = tf.nn.top_k(keys, k=s).indices  # [B, S] word ids, in random order
+        length = _scatter_rows(cand_int, word, s)  # [B, S] pieces per word, 0 past the last
+        # Lengths in that order; the non-words get one that never fits.
+        ordered = tf.where_v2(tf.gather(is_word, order, batch_dims=1),
+                              tf.gather(length, order, batch_dims=1), p + 1)  # [B, S]
+        taken = _greedy(ordered, budget, p)  # [B, S] bool, in word order
+    else:
+        # One piece per word: the first ``budget`` words in order, so only P need ordering.
+        k = min(p, s)
+        order = tf.nn.top_k(keys, k=k).indices  # [B, K]
+        taken = (tf.range(k)[None, :] < budget[:, None]) & tf.gather(is_word, order, batch_dims=1)
     chosen_word = _scatter_rows(tf.cast(taken, tf.int32), order, s)  # [B, S] by word id
     chosen = candidate & (tf.gather(chosen_word, word, batch_dims=1) > 0)  # [B, S] by position
 
@@ -141,14 +147,12 @@ def mask_batch(features, config: DynamicMasking, seed):
                                      tf.cast(random_ids, ids.dtype)))
     new_ids = tf.where_v2(chosen, tf.cast(masked, ids.dtype), ids)  # [B, S]
 
-    # The chosen positions, ascending: top_k on S - position (0 for the rest) puts them first,
-    # earliest first. At most P are chosen (budget <= P), so none is cut off.
-    score = tf.where_v2(chosen, s - slot, 0)  # [B, S]
-    if p > s:  # more prediction slots than positions: padding columns, never chosen
-        score = tf.pad(score, [[0, 0], [0, p - s]])
-    top = tf.nn.top_k(score, k=p, sorted=True)  # [B, P]
-    real = top.values > 0  # [B, P]
-    positions = tf.where_v2(real, tf.cast(top.indices, tf.int32), 0)  # [B, P]
+    # The chosen positions, ascending, each at its rank among them; the others go to an extra
+    # column P, dropped. At most P are chosen (budget <= P), so none is cut off.
+    chosen_int = tf.cast(chosen, tf.int32)
+    rank = tf.where_v2(chosen, tf.cumsum(chosen_int, axis=1, exclusive=True, reverse=True), p)  # [B, S]
+    positions = _scatter_rows(chosen_int * slot, rank, p + 1)[:, :p]  # [B, P]
+    real = tf.range(p)[None, :] < tf.reduce_sum(chosen_int, axis=1)[:, None]  # [B, P]
     labels = tf.where_v2(real, tf.gather(ids, positions, batch_dims=1), 0)  # [B, P]
 
     out = {k: v for k, v in features.items() if k != "maskable"}
@@ -192,14 +196,16 @@ def _greedy(lengths, budget, p):
     return taken
 
 
-def _scatter_rows(values, index, s):
-    """[B, S]: ``out[b, w]`` = the sum of ``values[b, j]`` over the ``j`` with ``index[b, j] == w``."""
+def _scatter_rows(values, index, width):
+    """[B, width]: ``out[b, w]``, the sum of ``values[b, j]`` over the ``j`` where
+    ``index[b, j] == w`` (``values``, ``index`` [B, K]; every index in [0, width))."""
     import tensorflow.compat.v1 as tf
 
-    rows = tf.range(tf.shape(index)[0])[:, None] * s  # [B, 1] each row's offset
+    batch = tf.shape(index)[0]
+    rows = tf.range(batch)[:, None] * width  # [B, 1] each row's offset
     flat = tf.math.unsorted_segment_sum(tf.reshape(values, [-1]), tf.reshape(index + rows, [-1]),
-                                        tf.shape(index)[0] * s)  # [B * S]
-    return tf.reshape(flat, [-1, s])
+                                        batch * width)  # [B * width]
+    return tf.reshape(flat, [-1, width])
 
 
 def _with_shape(t, shape):

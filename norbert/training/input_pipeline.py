@@ -15,6 +15,7 @@ file and the record.
 
 import dataclasses
 import os
+import random
 import re
 import struct
 from typing import Callable, Dict, List, Optional, Tuple
@@ -24,8 +25,9 @@ from absl import logging
 
 from norbert import fileio
 from norbert.data import sidecar, tfrecord
-from norbert.data.features import parse_spec
+from norbert.data.features import DYNAMIC, STATIC, parse_spec
 from norbert.errors import NorbertError
+from norbert.training.dynamic_masking import DynamicMasking
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,9 @@ class InputConfig:
     num_cpu_threads: int = 4  # files read in parallel while training
     shuffle_buffer: int = 100  # records; files are shuffled too, so a small buffer suffices
     seed: Optional[int] = None  # for the shuffles; None: a different order each run
+    # Records of --masking=dynamic: how their masks are drawn as they are read (None: the
+    # records hold their masks).
+    masking: Optional[DynamicMasking] = None
 
 
 def record_files(spec: str, flag: str = "--input_file") -> List[str]:
@@ -196,6 +201,8 @@ def check_data(config: InputConfig, flag: str = "--input_file",
         if meta is not None:
             settings = meta.get("settings", meta)
             found = {k: settings.get(k) for k in want}
+            if sidecar.masking_of(meta) == DYNAMIC:
+                found["max_predictions_per_seq"] = None  # chosen when the masks are drawn
             where = "its sidecar says"
             vocab = settings.get("vocab_size")
             vocab_problem = "was built with a vocab of %d tokens" % (vocab or 0)
@@ -221,6 +228,49 @@ def check_data(config: InputConfig, flag: str = "--input_file",
                 "%s %s, but the model's vocab_size is %d (%s): build the records with the "
                 "model's vocab.txt, or give the bert_config.json that goes with the records' "
                 "vocab" % (path, vocab_problem, model_vocab[0], model_vocab[1]))
+
+
+def dynamic_masking_of(files: List[str], max_predictions_per_seq: int,
+                       flag: str = "--input_file") -> Optional[DynamicMasking]:
+    """How the masks of ``files`` are drawn as they are read, from their sidecars (the build's
+    masking settings, the vocab's size and [MASK] id): None for records that hold their masks.
+
+    Raises ``NorbertError`` for a mix of both kinds, or of dynamic builds that mask
+    differently, and for dynamic records without their sidecar.
+    """
+    found = {}  # the masking settings -> a file that has them
+    for path in files:
+        meta = sidecar.read(path)
+        if meta is None:
+            first = _first_record(path, flag)
+            if first is not None and "maskable" in first:
+                raise NorbertError(
+                    "%s: %s holds records for masks drawn at training time but has no sidecar "
+                    "(%s): copy it beside the file" % (flag, path, sidecar.path_for(path)))
+            found.setdefault(None, path)
+            continue
+        if sidecar.masking_of(meta) == STATIC:
+            found.setdefault(None, path)
+            continue
+        settings = meta["settings"]
+        key = tuple(settings.get(k) for k in ("masked_lm_prob", "do_whole_word_mask",
+                                              "whole_word_mask_per_word", "vocab_size",
+                                              "mask_id"))
+        found.setdefault(key, path)
+    if len(found) > 1:
+        (a, path_a), (b, path_b) = list(found.items())[:2]
+        kind = lambda key: ("masks drawn at training time" if key is not None
+                            else "masks in the records")
+        raise NorbertError("%s mixes records built differently: %s (%s) and %s (%s); give "
+                           "records of one build's masking" % (flag, path_a, kind(a), path_b,
+                                                                kind(b)))
+    key = next(iter(found), None)
+    if key is None:
+        return None
+    prob, whole_word, per_word, vocab_size, mask_id = key
+    return DynamicMasking(max_predictions_per_seq=max_predictions_per_seq,
+                          vocab_size=vocab_size, mask_id=mask_id, masked_lm_prob=prob,
+                          whole_word=whole_word, per_word=per_word)
 
 
 class RecordInput:
@@ -257,7 +307,16 @@ def make_input_fn(config: InputConfig) -> RecordInput:
     """``input_fn(params)`` for TPUEstimator and norbert's loop: ``params["batch_size"]``."""
     import tensorflow.compat.v1 as tf
 
-    spec = parse_spec(config.max_seq_length, config.max_predictions_per_seq)
+    masking = config.masking
+    spec = parse_spec(config.max_seq_length, config.max_predictions_per_seq,
+                      STATIC if masking is None else DYNAMIC)
+    # Dynamic masks: a batch's seed is (the run's seed, the batch's number in this pipeline's
+    # stream, interleaved over pipelines), so a seed fixes every mask and a record read again
+    # (next epoch, another batch) gets new ones. Without a seed, training draws one per run;
+    # evaluation always uses the same masks.
+    mask_seed = config.seed
+    if mask_seed is None:
+        mask_seed = random.SystemRandom().getrandbits(31) if config.is_training else 0
 
     def decode(record):
         example = tf.io.parse_single_example(record, spec)
@@ -295,6 +354,17 @@ def make_input_fn(config: InputConfig) -> RecordInput:
         d = d.map(decode, num_parallel_calls=config.num_cpu_threads)
         # TPUs need fixed shapes; the loop's step count assumes full batches too.
         d = d.batch(batch_size, drop_remainder=True)
+        if masking is not None:
+            from norbert.training.dynamic_masking import mask_batch
+
+            pipeline_id = context.input_pipeline_id if context is not None else 0
+
+            def draw_masks(number, batch):
+                seed = tf.stack([tf.constant(mask_seed, tf.int64),
+                                 number * pipelines + pipeline_id])  # [2]
+                return mask_batch(batch, masking, seed)
+
+            d = d.enumerate().map(draw_masks, num_parallel_calls=config.num_cpu_threads)
         return d.prefetch(2)
 
     return RecordInput(config, input_fn)

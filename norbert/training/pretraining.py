@@ -266,7 +266,11 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
         )
         input_pipeline.check_data(input_config, flag,
                                   (bert_config.vocab_size, config.bert_config_file))
-        return input_pipeline.make_input_fn(input_config)
+        masking = input_pipeline.dynamic_masking_of(files, config.max_predictions_per_seq, flag)
+        if masking is not None:
+            logging.info("%s: masks drawn as records are read (masked_lm_prob %g%s)", flag,
+                         masking.masked_lm_prob, ", whole words" if masking.whole_word else "")
+        return input_pipeline.make_input_fn(dataclasses.replace(input_config, masking=masking))
 
     train_input_fn = eval_input_fn = None
     if config.do_train:

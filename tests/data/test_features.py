@@ -7,7 +7,8 @@ import pytest
 
 from norbert.data import tfrecord
 from norbert.data.features import (
-    FEATURE_NAMES, ExampleEncoder, feature_schema, instance_arrays, parse_spec,
+    DYNAMIC, FEATURE_NAMES, ExampleEncoder, UnmaskedEncoder, feature_schema, instance_arrays,
+    maskable_marks, parse_spec,
 )
 
 
@@ -81,3 +82,26 @@ def test_tensorflow_parses_the_records_with_the_schemas_spec():
         parsed = tf.io.parse_single_example(encoder.encode(*inst), spec)
         for name, array in instance_arrays(*inst, s, p).items():
             np.testing.assert_array_equal(parsed[name].numpy(), array)
+
+
+def test_unmasked_records_mark_words_and_parse_with_the_dynamic_spec():
+    tf = pytest.importorskip("tensorflow")
+    vocab_size, s = 60, 16
+    continuation = [i >= 40 for i in range(vocab_size)]  # ids 40.. are "##" pieces
+    # [CLS] 7 41 42 8 [SEP] 43 9 44 [SEP]: a "##" piece opening segment B starts a word
+    tokens, len_a = [1, 7, 41, 42, 8, 2, 43, 9, 44, 2], 4
+    marks = maskable_marks(tokens, len_a, bytes(continuation))
+    assert list(marks) == [0, 1, 2, 2, 1, 0, 1, 1, 2, 0]
+    assert list(feature_schema(s, 3, DYNAMIC)) == [
+        "input_ids", "input_mask", "segment_ids", "maskable", "next_sentence_labels"]
+    encoder = UnmaskedEncoder(s, 3, vocab_size, continuation)
+    parsed = tf.io.parse_single_example(encoder.encode(tokens, len_a, [], [], True),
+                                        parse_spec(s, 3, DYNAMIC))
+    pad = [0] * (s - len(tokens))
+    assert parsed["input_ids"].numpy().tolist() == tokens + pad
+    assert parsed["input_mask"].numpy().tolist() == [1] * len(tokens) + pad
+    assert parsed["segment_ids"].numpy().tolist() == [0] * 6 + [1] * 4 + pad
+    assert parsed["maskable"].numpy().tolist() == list(marks) + pad
+    assert parsed["next_sentence_labels"].numpy().tolist() == [1]
+    with pytest.raises(ValueError):
+        encoder.encode(tokens, len_a, [2], [41], False)  # a masked instance is not for it

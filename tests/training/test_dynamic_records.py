@@ -1,0 +1,169 @@
+"""Records of ``--masking=dynamic`` end to end: built unmasked (local and sharded modes), a
+fraction of static records' size, and masked afresh by the input pipeline each time read."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from norbert import NorbertError
+from norbert.data.builder import create_pretraining_data
+from norbert.data.features import DYNAMIC, parse_spec
+from norbert.training import input_pipeline
+from norbert.training.input_pipeline import InputConfig
+
+tf = pytest.importorskip("tensorflow").compat.v1
+
+S, P = 32, 5
+WORDS = ["w%d" % i for i in range(60)] + ["##x%d" % i for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """(folder, text, vocab) of random words, some split into "##" pieces."""
+    root = tmp_path_factory.mktemp("dynamic")
+    rng = random.Random(0)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    # "w3x4" is w3 ##x4 for WordPiece: words of two pieces
+    word = lambda: rng.choice(WORDS[:60]) + (rng.choice(WORDS[60:])[2:] if rng.random() < 0.3
+                                             else "")
+    docs = ["\n".join(" ".join(word() for _ in range(10)) for _ in range(4)) for _ in range(40)]
+    (root / "text.txt").write_text("\n\n".join(docs) + "\n")
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return root, str(root / "text.txt"), str(root / "vocab.txt")
+
+
+def _build(corpus, name, **settings):
+    root, text, vocab = corpus
+    summary = create_pretraining_data(input_file=text, output_file=str(root / name),
+                                      vocab_file=vocab, max_seq_length=S,
+                                      max_predictions_per_seq=P, progress=False, **settings)
+    files = sorted(str(p) for p in root.glob(name + "*") if not str(p).endswith(".json"))
+    return summary, files
+
+
+def _records(files):
+    """[(input_ids, maskable)] of every record, unmasked as written."""
+    spec = parse_spec(S, P, DYNAMIC)
+    out = []
+    with tf.Graph().as_default(), tf.Session() as sess:
+        record = tf.placeholder(tf.string, [])
+        parsed = tf.io.parse_single_example(record, spec)
+        for path in files:
+            for r in tf.io.tf_record_iterator(path):
+                f = sess.run(parsed, {record: r})
+                out.append((tuple(f["input_ids"]), tuple(f["maskable"])))
+    return out
+
+
+def _batches(files, seed, count, batch_size=8, context=None, masking=None):
+    masking = masking or input_pipeline.dynamic_masking_of(files, P)
+    input_fn = input_pipeline.make_input_fn(InputConfig(
+        input_files=files, max_seq_length=S, max_predictions_per_seq=P, is_training=True,
+        seed=seed, shuffle_buffer=10, masking=masking))
+    params = {"batch_size": batch_size}
+    if context is not None:
+        params["input_context"] = context
+    with tf.Graph().as_default():
+        batch = tf.data.make_one_shot_iterator(input_fn(params)).get_next()
+        with tf.Session() as sess:
+            return [sess.run(batch) for _ in range(count)]
+
+
+def test_dynamic_records_are_a_fraction_of_static_ones_and_say_how_to_mask(corpus):
+    static, static_files = _build(corpus, "static.tfrecord", dupe_factor=5)
+    dynamic, dynamic_files = _build(corpus, "dynamic.tfrecord", masking="dynamic")
+    assert dynamic.corpus.documents == static.corpus.documents == 40
+    assert dynamic.masked_tokens == 0 and static.masked_tokens > 0
+    # dupe_factor 1 by default: a fifth of the records, and at most a fifth of the bytes
+    assert 0.15 < dynamic.instances / static.instances < 0.25
+    size = lambda files: sum(open(f, "rb").seek(0, 2) for f in files)
+    assert size(dynamic_files) <= size(static_files) / 5, (size(dynamic_files),
+                                                            size(static_files))
+    with open(dynamic_files[0] + ".meta.json") as f:
+        meta = json.load(f)
+    assert meta["settings"]["masking"] == "dynamic" and meta["settings"]["mask_id"] == 4
+    assert meta["settings"]["dupe_factor"] == 1 and "maskable" in meta["features"]
+    assert "masked_lm_ids" not in meta["features"]
+    with open(static_files[0] + ".meta.json") as f:
+        assert "masking" not in json.load(f)["settings"]  # static sidecars are as before
+    records = _records(dynamic_files)
+    for ids, marks in records:
+        n = ids.index(0) if 0 in ids else S
+        assert ids[0] == 2 and marks[0] == 0 and sum(i == 3 for i in ids) == 2
+        assert all((m == 0) == (i in (2, 3) or k >= n)
+                   for k, (i, m) in enumerate(zip(ids, marks)))
+        # a "##" piece is 2, unless it opens a segment (it cannot join a word across [SEP])
+        pieces = [m > 0 and WORDS[i - 5].startswith("##") for i, m in zip(ids, marks)]
+        assert all((m == 2) == (piece and marks[k - 1] > 0)
+                   for k, (m, piece) in enumerate(zip(marks, pieces)) if m)
+    # The sharded mode writes the same kind of records.
+    sharded, shard_files = _build(corpus, "shards", masking="dynamic", num_output_shards=2,
+                                  num_workers=2)
+    assert len(shard_files) == 2 and sharded.masked_tokens == 0
+    assert sharded.corpus.documents == 40
+    assert {m for _, marks in _records(shard_files) for m in marks} == {0, 1, 2}
+
+
+def test_each_read_of_a_record_gets_fresh_masks_drawn_by_the_rules(corpus):
+    _, files = _build(corpus, "fresh.tfrecord", masking="dynamic", do_whole_word_mask=True)
+    records = dict(_records(files))  # unmasked input_ids -> maskable
+    masking = input_pipeline.dynamic_masking_of(files, P)
+    assert masking.whole_word and masking.mask_id == 4 and masking.vocab_size == 75
+    seen = {}
+    for batch in _batches(files, seed=1, count=3 * len(records) // 8):
+        assert batch["input_ids"].shape == (8, S) and batch["masked_lm_ids"].shape == (8, P)
+        assert "maskable" not in batch
+        for row in range(8):
+            ids = batch["input_ids"][row].copy()
+            weights = batch["masked_lm_weights"][row]
+            positions = batch["masked_lm_positions"][row][weights > 0]
+            ids[positions] = batch["masked_lm_ids"][row][weights > 0]
+            original = tuple(ids.tolist())
+            assert original in records  # masked_lm_ids are what the positions held
+            marks = np.array(records[original])
+            assert len(positions) and (marks[positions] > 0).all()
+            # whole words: a chosen "##" piece's word start is chosen too
+            chosen = set(positions.tolist())
+            assert all(p - 1 in chosen for p in chosen if marks[p] == 2)
+            seen.setdefault(original, []).append(tuple(sorted(chosen)))
+    again = [masks for masks in seen.values() if len(masks) > 1]
+    assert len(again) > len(records) // 2  # most records were read more than once ...
+    fresh = sum(len(set(masks)) > 1 for masks in again)
+    assert fresh >= 0.9 * len(again), (fresh, len(again))  # ... with new masks each time
+
+
+def test_masks_are_fixed_by_the_seed_and_differ_between_workers(corpus):
+    _, files = _build(corpus, "seeded.tfrecord", masking="dynamic")
+    first = _batches(files, seed=3, count=4)
+    again = _batches(files, seed=3, count=4)
+    other = _batches(files, seed=4, count=4)
+    for a, b in zip(first, again):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert any(not np.array_equal(a["masked_lm_positions"], b["masked_lm_positions"])
+               for a, b in zip(first, other))
+    # Two workers reading the same records (one file: by record) draw different masks.
+    contexts = [tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
+                                           num_replicas_in_sync=2) for i in range(2)]
+    worker = [_batches(files, seed=3, count=2, context=c) for c in contexts]
+    assert not np.array_equal(worker[0][0]["masked_lm_positions"],
+                              worker[1][0]["masked_lm_positions"])
+
+
+def test_mixed_or_orphaned_dynamic_records_are_refused(corpus, tmp_path):
+    _, static_files = _build(corpus, "mixed_static.tfrecord", dupe_factor=1)
+    _, dynamic_files = _build(corpus, "mixed_dynamic.tfrecord", masking="dynamic")
+    assert input_pipeline.dynamic_masking_of(static_files, P) is None
+    with pytest.raises(NorbertError, match="--input_file mixes records built differently: "
+                                           ".*masks in the records"):
+        input_pipeline.dynamic_masking_of(static_files + dynamic_files, P)
+    _, other = _build(corpus, "mixed_prob.tfrecord", masking="dynamic", masked_lm_prob=0.2)
+    with pytest.raises(NorbertError, match="mixes records built differently"):
+        input_pipeline.dynamic_masking_of(dynamic_files + other, P)
+    orphan = tmp_path / "orphan.tfrecord"
+    orphan.write_bytes(open(dynamic_files[0], "rb").read())
+    with pytest.raises(NorbertError, match="orphan.tfrecord holds records for masks drawn at "
+                                           "training time but has no sidecar"):
+        input_pipeline.dynamic_masking_of([str(orphan)], P)
