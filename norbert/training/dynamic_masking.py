@@ -62,11 +62,11 @@ class DynamicMasking:
         # The flags it shares with the static builder are checked, and worded, as there.
         MaskingConfig(self.masked_lm_prob, self.max_predictions_per_seq, self.whole_word,
                       self.per_word)
-        if self.vocab_size <= 0:
-            raise NorbertError("vocab_size must be positive (got %d): give the vocab.txt or "
-                               "bert_config.json the records were built with" % self.vocab_size)
-        if not 0 <= self.mask_id < self.vocab_size:
-            raise NorbertError("mask_id %d is not an id of the %d-token vocab: the vocab needs a "
+        if not isinstance(self.vocab_size, int) or self.vocab_size <= 0:
+            raise NorbertError("vocab_size must be a positive number of tokens (got %r): give the "
+                               "vocab.txt the records were built with" % (self.vocab_size,))
+        if not isinstance(self.mask_id, int) or not 0 <= self.mask_id < self.vocab_size:
+            raise NorbertError("mask_id %r is not an id of the %d-token vocab: the vocab needs a "
                                "[MASK] token" % (self.mask_id, self.vocab_size))
 
 
@@ -150,7 +150,7 @@ def mask_batch(features, config: DynamicMasking, seed):
     # The chosen positions, ascending, each at its rank among them; the others go to an extra
     # column P, dropped. At most P are chosen (budget <= P), so none is cut off.
     chosen_int = tf.cast(chosen, tf.int32)
-    rank = tf.where_v2(chosen, tf.cumsum(chosen_int, axis=1, exclusive=True, reverse=True), p)  # [B, S]
+    rank = tf.where_v2(chosen, tf.cumsum(chosen_int, axis=1, exclusive=True), p)  # [B, S]
     positions = _scatter_rows(chosen_int * slot, rank, p + 1)[:, :p]  # [B, P]
     real = tf.range(p)[None, :] < tf.reduce_sum(chosen_int, axis=1)[:, None]  # [B, P]
     labels = tf.where_v2(real, tf.gather(ids, positions, batch_dims=1), 0)  # [B, P]
