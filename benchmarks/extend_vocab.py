@@ -15,52 +15,26 @@ import os
 import sys
 import tempfile
 
-from common import QUICK, corpus_files, table
+from common import (QUICK, SMALL_BERT, build_records, corpus_files, evaluate, split_documents,
+                    table, train)
 
 STEPS_ENGLISH = 200 if QUICK else 3000
 STEPS_NORWEGIAN = 50 if QUICK else 300
 NEW_TOKENS = 300
 SEQ, PRED, BATCH = 64, 10, 32
-CONFIG = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
-              hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-              max_position_embeddings=SEQ, type_vocab_size=2, initializer_range=0.02)
-
-
-def _split_documents(path, share):
-    """(first ``share`` of the documents, the rest) of a reference-format file, as text."""
-    with open(path, encoding="utf-8") as f:
-        docs = [d for d in f.read().split("\n\n") if d.strip()]
-    cut = int(len(docs) * share)
-    return "\n\n".join(docs[:cut]) + "\n", "\n\n".join(docs[cut:]) + "\n"
+CONFIG = dict(SMALL_BERT, max_position_embeddings=SEQ)
 
 
 def _records(text_file, vocab, out, dupe_factor, seed=1):
-    from norbert import create_pretraining_data
-
-    create_pretraining_data(input_file=text_file, output_file=out, vocab_file=vocab,
-                            max_seq_length=SEQ, max_predictions_per_seq=PRED,
-                            dupe_factor=dupe_factor, random_seed=seed, progress=False)
-    return out
+    return build_records(text_file, vocab, out, SEQ, PRED, seed=seed, dupe_factor=dupe_factor)
 
 
 def _train(records, config, out, steps, init=None, lr=5e-4):
-    from norbert import run_pretraining
-
-    return run_pretraining(input_file=records, bert_config_file=config, output_dir=out,
-                           init_checkpoint=init, max_seq_length=SEQ,
-                           max_predictions_per_seq=PRED, do_train=True, train_batch_size=BATCH,
-                           num_train_steps=steps, num_warmup_steps=max(1, steps // 10),
-                           learning_rate=lr, save_checkpoints_steps=steps, seed=1,
-                           log_every_steps=max(1, steps // 5))
+    return train(records, config, out, steps, SEQ, PRED, BATCH, init=init, lr=lr)
 
 
 def _evaluate(records, config, checkpoint, out):
-    from norbert import run_pretraining
-
-    return run_pretraining(input_file=records, bert_config_file=config, output_dir=out,
-                           init_checkpoint=checkpoint, max_seq_length=SEQ,
-                           max_predictions_per_seq=PRED, do_eval=True, eval_batch_size=32,
-                           max_eval_steps=1000, seed=1)
+    return evaluate(records, config, checkpoint, out, SEQ, PRED)
 
 
 def english_model(work):
@@ -69,10 +43,7 @@ def english_model(work):
     from norbert import build_vocab, load_vocab
 
     english = [p for p in corpus_files() if "english" in p][0]
-    train, held = _split_documents(english, 0.9)
-    for name, text in (("en_train.txt", train), ("en_held.txt", held)):
-        with open(os.path.join(work, name), "w", encoding="utf-8") as f:
-            f.write(text)
+    split_documents(english, 0.9, work, ("en_train.txt", "en_held.txt"))
     vocab = os.path.join(work, "vocab.txt")
     build_vocab(input_file=os.path.join(work, "en_train.txt"), output_file=vocab,
                 vocab_size=4000, num_unused=100, progress=False)
@@ -151,10 +122,7 @@ def grown_runs(work, vocab, config, checkpoint, variants):
     from norbert import extend_vocab
 
     norwegian = [p for p in corpus_files() if "norwegian" in p][0]
-    train, held = _split_documents(norwegian, 0.85)
-    for name, text in (("nb_train.txt", train), ("nb_held.txt", held)):
-        with open(os.path.join(work, name), "w", encoding="utf-8") as f:
-            f.write(text)
+    split_documents(norwegian, 0.85, work, ("nb_train.txt", "nb_held.txt"))
     out = {}
     held_records = train_records = None
     for init, bias_init in variants:

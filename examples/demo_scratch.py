@@ -21,8 +21,8 @@ import json
 import os
 import time
 
-from demo_steps import (HERE, count_records, fill_masks, fresh_output_dir, read_eval_results,
-                        say, split_documents, step, table, tool)
+from demo_steps import (HERE, count_records, fill_step, finish, fresh_output_dir,
+                        read_eval_results, say, split_documents, step, tool)
 
 # A small BERT (Google's layout, fewer and narrower layers) on short sequences: several
 # steps per second on two cores.
@@ -121,23 +121,8 @@ def main():
         sorted(os.listdir(path("hf")))))))
 
     step("6/6  fill in [MASK] with the exported model (transformers)")
-    start = time.perf_counter()
-    filled = fill_masks(path("hf"), FILL)
-    if filled is None:
-        say("transformers and torch are not installed here: skipped "
-            "(pip install torch transformers to see it)")
-        summary.append(("fill [MASK]", "-", "skipped: transformers not installed"))
-    else:
-        for sentence, top in filled:
-            say("%s\n    %s" % (sentence, "   ".join("%s %.2f" % pair for pair in top)))
-        summary.append(("fill [MASK]", "%.0f" % (time.perf_counter() - start),
-                        "%d sentences, top guess: %s" % (len(filled), ", ".join(
-                            top[0][0] for _, top in filled))))
-
-    step("summary (%.0f s in all)" % (time.perf_counter() - begin))
-    say(table(["step", "seconds", "result"], summary))
-    say("\nEverything is in %s/. Load the model with "
-        "transformers.AutoModelForMaskedLM.from_pretrained(%r)." % (out, path("hf")))
+    fill_step(path("hf"), FILL, summary)
+    finish(summary, begin, out, path("hf"))
 
 
 if __name__ == "__main__":

@@ -99,3 +99,27 @@ def table(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def fill_step(hf_dir, sentences, summary):
+    """Prints the exported model's top guesses for each sentence's [MASK]; a summary row."""
+    start = time.perf_counter()
+    filled = fill_masks(hf_dir, sentences)
+    if filled is None:
+        say("transformers and torch are not installed here: skipped "
+            "(pip install torch transformers to see it)")
+        summary.append(("fill [MASK]", "-", "skipped: transformers not installed"))
+        return
+    for sentence, top in filled:
+        say("%s\n    %s" % (sentence, "   ".join("%s %.2f" % pair for pair in top)))
+    summary.append(("fill [MASK]", "%.0f" % (time.perf_counter() - start),
+                    "%d sentences, top guess: %s" % (len(filled), ", ".join(
+                        top[0][0] for _, top in filled))))
+
+
+def finish(summary, begin, out, hf_dir):
+    """The summary table, and where everything is."""
+    step("summary (%.0f s in all)" % (time.perf_counter() - begin))
+    say(table(["step", "seconds", "result"], summary))
+    say("\nEverything is in %s/. Load the model with "
+        "transformers.AutoModelForMaskedLM.from_pretrained(%r)." % (out, hf_dir))

@@ -20,6 +20,7 @@ CONFIGS = (
     "norbert.training.tpu:TpuConfig",
     "norbert.model.precision:PrecisionConfig",
     "norbert.training.distribution:DistributionConfig",
+    "norbert.training.mixing:MixingConfig",
 )
 
 
@@ -29,6 +30,7 @@ def main(argv):
 
     from norbert.model.precision import PrecisionConfig
     from norbert.training.distribution import DistributionConfig
+    from norbert.training.mixing import MixingConfig
     from norbert.training.optimization import OptimizerConfig
     from norbert.training.pretraining import PretrainingConfig, run_pretraining
     from norbert.training.spec import RunConfig
@@ -42,6 +44,7 @@ def main(argv):
         cli.config_from_flags(TpuConfig),
         cli.config_from_flags(PrecisionConfig),
         cli.config_from_flags(DistributionConfig),
+        cli.config_from_flags(MixingConfig),
     )
 
 

@@ -11,6 +11,10 @@ silently trains on less, so each file's end is checked before the run (a cheap l
 bytes, not a read of the whole). A record with flipped bytes fails its checksum only when read,
 as a ``DataLossError`` without the file's name; ``RecordInput.describe_data_loss`` then finds the
 file and the record.
+
+Named groups of files (``--input_file=nb=data/nb-*,en=data/en-*``) are read as one dataset each
+and mixed by sampling with each group's share (``norbert.training.mixing``); their sizes come
+from the sidecars' counts, or from a walk over the records' headers.
 """
 
 import dataclasses
@@ -28,6 +32,7 @@ from norbert.data import sidecar, tfrecord
 from norbert.data.features import DYNAMIC, STATIC, parse_spec
 from norbert.errors import NorbertError
 from norbert.training.dynamic_masking import DynamicMasking
+from norbert.training.mixing import Group, parse_groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +47,9 @@ class InputConfig:
     # Records of --masking=dynamic: how their masks are drawn as they are read (None: the
     # records hold their masks).
     masking: Optional[DynamicMasking] = None
+    # Training: named groups of input_files, each read as its own stream, drawn from by their
+    # shares (mixing.mix); None: input_files read as one set.
+    groups: Optional[Tuple[Group, ...]] = None
 
 
 def record_files(spec: str, flag: str = "--input_file") -> List[str]:
@@ -53,6 +61,66 @@ def record_files(spec: str, flag: str = "--input_file") -> List[str]:
     if not files:
         raise NorbertError("%s=%s matches only .json files, no records" % (flag, spec))
     return files
+
+
+def record_groups(spec: str, flag: str = "--input_file") -> Optional[List[Tuple[str, List[str]]]]:
+    """[(name, record files)] of named groups ``name=glob,...``; None for plain globs.
+
+    Raises ``NorbertError`` naming ``flag`` and the group for one that matches no records, and
+    for a file in two groups (it would be drawn under both shares).
+    """
+    named = parse_groups(spec, flag)
+    if named is None:
+        return None
+    out = []
+    owner = {}  # type: Dict[str, str]
+    for name, pattern in named:
+        files = [p for p in fileio.expand_inputs(pattern, "%s group %s" % (flag, name))
+                 if not p.endswith(".json")]
+        if not files:
+            raise NorbertError("%s: group %s (%s) matches only .json files, no records"
+                               % (flag, name, pattern))
+        for path in files:
+            if path in owner:
+                raise NorbertError("%s: %s is in groups %s and %s: give each file one group"
+                                   % (flag, path, owner[path], name))
+            owner[path] = name
+        out.append((name, files))
+    return out
+
+
+def count_records(path: str, flag: str = "--input_file") -> int:
+    """The records in ``path``, from its framing: each header read, the data skipped."""
+    total = fileio.size(path)
+    pos = number = 0
+    with fileio.open_binary(path) as f:
+        while pos < total:
+            header = f.read(12)
+            end = total + 1  # a header cut short or failing its checksum: damaged
+            if len(header) == 12:
+                length, length_crc = struct.unpack("<QI", header)
+                if length_crc == tfrecord.masked_crc32c(header[:8]):
+                    end = pos + 12 + length + 4
+            if end > total:
+                problem = find_damage(path) or (number + 1, pos, "is damaged")
+                raise NorbertError(damage_message(flag, path, problem))
+            f.seek(end)
+            pos = end
+            number += 1
+    return number
+
+
+def records_in(path: str, flag: str = "--input_file") -> int:
+    """The records in ``path``: its own sidecar's count, else counted (``count_records``).
+
+    A shard set's shared sidecar counts the whole set, not the file: it is not used.
+    """
+    meta = sidecar.read(path)
+    if meta is not None and meta.get("file") == os.path.basename(path):
+        count = meta.get("instances_in_file")
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            return count
+    return count_records(path, flag)
 
 
 def _first_record(record_file: str, flag: str) -> Optional[Dict[str, list]]:
@@ -323,34 +391,51 @@ def make_input_fn(config: InputConfig) -> RecordInput:
         # TPUs have no int64 ops; every model op takes int32 just as well.
         return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in example.items()}
 
-    def input_fn(params):
-        batch_size = params["batch_size"]  # per replica under a strategy: the global / replicas
-        files = list(config.input_files)
+    def stream(files, context, pipelines, what=""):
+        """Records of ``files`` for ever, shuffled: this pipeline's share of them."""
         # Under multi-worker training, each worker reads its own share (tf.distribute does not
         # shard a graph-mode input for it): whole files where there are enough, else records.
+        by_record = 1 < pipelines and len(files) < pipelines
+        if by_record and context.input_pipeline_id == 0:
+            logging.warning("%s%d record files for %d workers: each reads every file and keeps "
+                            "its share of the records; more files than workers read faster",
+                            what, len(files), pipelines)
+        read = tf.data.TFRecordDataset
+        if by_record:
+            # Within each file, not over the repeated stream: a file of an odd number of
+            # records would otherwise give each worker the other's records next epoch.
+            read = lambda path: tf.data.TFRecordDataset(path).shard(
+                pipelines, context.input_pipeline_id)
+        d = tf.data.Dataset.from_tensor_slices(tf.constant(files))
+        if 1 < pipelines and not by_record:
+            d = d.shard(pipelines, context.input_pipeline_id)  # before any shuffle
+        d = d.repeat().shuffle(buffer_size=len(files), seed=config.seed)
+        d = d.interleave(
+            read,
+            cycle_length=min(config.num_cpu_threads, len(files)),
+            num_parallel_calls=min(config.num_cpu_threads, len(files)),
+        )
+        return d.shuffle(buffer_size=config.shuffle_buffer, seed=config.seed)
+
+    def input_fn(params):
+        batch_size = params["batch_size"]  # per replica under a strategy: the global / replicas
         context = params.get("input_context")
         pipelines = context.num_input_pipelines if context is not None else 1
-        by_record = config.is_training and 1 < pipelines and len(files) < pipelines
-        if by_record and context.input_pipeline_id == 0:
-            logging.warning("%d record files for %d workers: each reads every file and keeps "
-                            "its share of the records; more files than workers read faster",
-                            len(files), pipelines)
-        if config.is_training:
-            d = tf.data.Dataset.from_tensor_slices(tf.constant(files))
-            if 1 < pipelines and not by_record:
-                d = d.shard(pipelines, context.input_pipeline_id)  # before any shuffle
-            d = d.repeat().shuffle(buffer_size=len(files), seed=config.seed)
-            d = d.interleave(
-                tf.data.TFRecordDataset,
-                cycle_length=min(config.num_cpu_threads, len(files)),
-                num_parallel_calls=min(config.num_cpu_threads, len(files)),
-            )
-            if by_record:
-                d = d.shard(pipelines, context.input_pipeline_id)
-            d = d.shuffle(buffer_size=config.shuffle_buffer, seed=config.seed)
+        if config.is_training and config.groups:
+            # One stream per group, each sharded and shuffled as a plain set is; a record's
+            # group drawn with the groups' shares. Seeded per pipeline: the same draws for the
+            # same seed, and workers' batches not made of groups in the same order.
+            streams = [stream(list(g.files), context, pipelines, "group %s: " % g.name)
+                       for g in config.groups]
+            seed = config.seed
+            if seed is not None and context is not None:
+                seed = seed * pipelines + context.input_pipeline_id
+            d = _sample(tf, streams, [g.share for g in config.groups], seed)
+        elif config.is_training:
+            d = stream(list(config.input_files), context, pipelines)
         else:
             # One ordered pass: the same batches, in the same order, at every evaluation.
-            d = tf.data.TFRecordDataset(files)
+            d = tf.data.TFRecordDataset(list(config.input_files))
         d = d.map(decode, num_parallel_calls=config.num_cpu_threads)
         # TPUs need fixed shapes; the loop's step count assumes full batches too.
         d = d.batch(batch_size, drop_remainder=True)
@@ -368,3 +453,15 @@ def make_input_fn(config: InputConfig) -> RecordInput:
         return d.prefetch(2)
 
     return RecordInput(config, input_fn)
+
+
+def _sample(tf, datasets, weights, seed):
+    """``datasets`` mixed: each element drawn from dataset i with probability ``weights[i]``."""
+    if len(datasets) == 1:
+        return datasets[0]
+    # Dataset.sample_from_datasets (TF 2.7 on) is what tf.data.experimental's (TF 1.15, and
+    # deprecated since) wraps: the same draws for the same seed, without the notice.
+    sample = getattr(tf.data.Dataset, "sample_from_datasets", None)
+    if sample is None:
+        sample = tf.data.experimental.sample_from_datasets
+    return sample(datasets, weights=weights, seed=seed)

@@ -5,6 +5,10 @@ Everything that can be checked before a graph exists is checked first, so that a
 costs a second, not a TPU-hour: the config against the sequence length, the records against
 the flags (and their ends: a file cut short), the init checkpoint's existence and wholeness.
 
+Named groups of record files (``--input_file=nb=data/nb-*,en=data/en-*``) are mixed while
+training with the shares ``MixingConfig`` makes (``norbert.training.mixing``); named groups in
+``--eval_input_file`` add each group's metrics (``masked_lm_accuracy/nb``) to the overall ones.
+
 Only then is ``--output_dir`` created (``mkdir -p``, as Google's script does), and a training
 run takes its lock (``run_lock.exclusive_folder``): a second run into the same folder stops at
 once. A run that fails before it saved a checkpoint removes the folders it created, so that bad
@@ -33,6 +37,7 @@ from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
 from norbert.training import input_pipeline, loop
 from norbert.training.distribution import DistributionConfig
+from norbert.training.mixing import MixingConfig, describe, mix
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
 from norbert.training.optimization import OptimizerConfig
 from norbert.training.spec import RunConfig
@@ -51,7 +56,9 @@ class PretrainingConfig:
     """What a run trains and evaluates on, and with which engine."""
 
     # TFRecord files to train on (and evaluate on without eval_input_file): comma-separated
-    # paths or globs, as create_pretraining_data.py writes them.
+    # paths or globs, as create_pretraining_data.py writes them; or named groups to mix,
+    # name=glob,... (nb=data/nb-*,en=data/en-*), with shares from --sampling_exponent or
+    # --sampling_weights.
     input_file: str
     # The bert_config.json of the model to train (Google's keys).
     bert_config_file: str
@@ -73,7 +80,8 @@ class PretrainingConfig:
     do_train: bool = False
     # Evaluate the latest checkpoint; the numbers go to output_dir/eval_results.txt.
     do_eval: bool = False
-    # Held-out records to evaluate on; unset: input_file.
+    # Held-out records to evaluate on; unset: input_file. Named groups (name=glob,...) add
+    # each group's metrics (masked_lm_accuracy/nb) to the overall ones.
     eval_input_file: Optional[str] = None
     # Batches to evaluate.
     max_eval_steps: int = 100
@@ -168,11 +176,12 @@ def run_pretraining(
     tpu: Optional[TpuConfig] = None,
     precision: Optional[PrecisionConfig] = None,
     distribution: Optional[DistributionConfig] = None,
+    mixing: Optional[MixingConfig] = None,
     **settings,
 ) -> Dict[str, object]:
     """Trains and/or evaluates; returns the eval results (also written to eval_results.txt).
 
-    Takes the five config objects, or any of their fields as keywords, named as the flags of
+    Takes the config objects, or any of their fields as keywords, named as the flags of
     ``scripts/run_pretraining.py``: ``run_pretraining(input_file=..., bert_config_file=...,
     output_dir=..., do_train=True, learning_rate=1e-4, num_train_steps=1000)``.
 
@@ -182,7 +191,8 @@ def run_pretraining(
     absl's logging (a notebook).
     """
     with _progress_shown():
-        return _run_pretraining(config, optimizer, run, tpu, precision, distribution, settings)
+        return _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixing,
+                                settings)
 
 
 @contextlib.contextmanager
@@ -204,14 +214,14 @@ def _progress_shown():
         absl_logger.setLevel(level)
 
 
-def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
+def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixing,
                      settings) -> Dict[str, object]:
-    config, optimizer, run, tpu, precision, distribution = make_configs(
+    config, optimizer, run, tpu, precision, distribution, mixing = make_configs(
         "run_pretraining",
         dict(config=config, optimizer=optimizer, run=run, tpu=tpu, precision=precision,
-             distribution=distribution),
+             distribution=distribution, mixing=mixing),
         settings, [PretrainingConfig, OptimizerConfig, RunConfig, TpuConfig, PrecisionConfig,
-                   DistributionConfig])
+                   DistributionConfig, MixingConfig])
     if not config.do_train and not config.do_eval:
         raise NorbertError("nothing to do: pass --do_train, --do_eval or both")
     fileio.check_writable_dir(run.output_dir, "--output_dir")
@@ -256,7 +266,18 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
     guidance(config, optimizer)
 
     def input_fn_for(spec: str, is_training: bool, flag: str):
-        files = input_pipeline.record_files(spec, flag)
+        """The input_fn of ``spec``'s records, and [(name, input_fn)] of its named groups
+        (training: mixed by their shares; evaluation: each group alone, for its metrics)."""
+        named = input_pipeline.record_groups(spec, flag)
+        if named is None:
+            if is_training and mixing.given:
+                raise NorbertError(
+                    "--%s needs named groups in --input_file to mix: name=glob,... (e.g. "
+                    "nb=data/nb-*,en=data/en-*)" % ("sampling_weights" if mixing.sampling_weights
+                                                    is not None else "sampling_exponent"))
+            files = input_pipeline.record_files(spec, flag)
+        else:
+            files = [path for _, group_files in named for path in group_files]
         input_config = input_pipeline.InputConfig(
             input_files=files,
             max_seq_length=config.max_seq_length,
@@ -270,17 +291,45 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
         if masking is not None:
             logging.info("%s: masks drawn as records are read (masked_lm_prob %g%s)", flag,
                          masking.masked_lm_prob, ", whole words" if masking.whole_word else "")
-        return input_pipeline.make_input_fn(dataclasses.replace(input_config, masking=masking))
+        input_config = dataclasses.replace(input_config, masking=masking)
+        if named is None:
+            return input_pipeline.make_input_fn(input_config), []
+        sizes = [sum(input_pipeline.records_in(path, flag) for path in group_files)
+                 for _, group_files in named]
+        if is_training:
+            groups = mix(named, sizes, mixing, flag)
+            for line in describe(groups, mixing):
+                logging.info("%s: %s", flag, line)
+            return input_pipeline.make_input_fn(
+                dataclasses.replace(input_config, groups=groups)), []
+        # Evaluation: one ordered pass over all, then each group alone for its own metrics.
+        per_group = []
+        for (name, group_files), size in zip(named, sizes):
+            logging.info("%s: group %s: %d files, %d records", flag, name, len(group_files),
+                         size)
+            if size < run.eval_batch_size:
+                logging.warning("%s: group %s has %d records, fewer than one batch "
+                                "(--eval_batch_size=%d): no metrics of its own", flag, name,
+                                size, run.eval_batch_size)
+                continue
+            per_group.append((name, input_pipeline.make_input_fn(
+                dataclasses.replace(input_config, input_files=group_files))))
+        return input_pipeline.make_input_fn(input_config), per_group
 
     train_input_fn = eval_input_fn = None
+    eval_groups = []
     if config.do_train:
-        train_input_fn = input_fn_for(config.input_file, True, "--input_file")
+        train_input_fn, _ = input_fn_for(config.input_file, True, "--input_file")
         if init_checkpoint:
-            check_records_fit_model(train_input_fn.config.input_files, init_checkpoint)
+            # Groups may come from builds of their own: each one's sidecar speaks for it.
+            groups = train_input_fn.config.groups
+            for files in ([g.files for g in groups] if groups
+                          else [train_input_fn.config.input_files]):
+                check_records_fit_model(files, init_checkpoint)
     if config.do_eval:
         spec = config.eval_input_file or config.input_file
         flag = "--eval_input_file" if config.eval_input_file else "--input_file"
-        eval_input_fn = input_fn_for(spec, False, flag)
+        eval_input_fn, eval_groups = input_fn_for(spec, False, flag)
 
     model_fn = build_model_fn(
         ModelFnConfig(
@@ -303,7 +352,8 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
         with loop.interrupt_on_stop_signals(), \
                 _one_training_run(run.output_dir, config.do_train and chief):
             result = _run(engine, config, optimizer, run, tpu, (distribution, cluster),
-                          model_fn, params, train_input_fn, eval_input_fn, init_checkpoint)
+                          model_fn, params, train_input_fn, (eval_input_fn, eval_groups),
+                          init_checkpoint)
     except BaseException:
         if chief:  # the other workers leave the shared folder to the chief
             _remove_if_nothing_saved(run.output_dir, created)
@@ -314,12 +364,15 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution,
 
 
 def _run(engine, config, optimizer, run, tpu, placement, model_fn, params, train_input_fn,
-         eval_input_fn, init_checkpoint) -> Dict[str, object]:
+         evaluation, init_checkpoint) -> Dict[str, object]:
     """Training and/or evaluation on ``engine``, once everything is checked and in place.
 
-    ``placement`` is the distribution config and this worker's cluster (None on one machine).
+    ``placement`` is the distribution config and this worker's cluster (None on one machine);
+    ``evaluation`` the eval input_fn and [(name, input_fn)] of its named groups, whose metrics
+    are added as ``<metric>/<name>``.
     """
     distribution, cluster = placement
+    eval_input_fn, eval_groups = evaluation
     result: Dict[str, object] = {}
     if engine == TPU_ESTIMATOR:
         estimator = make_estimator(model_fn, run, tpu, params)
@@ -330,6 +383,9 @@ def _run(engine, config, optimizer, run, tpu, placement, model_fn, params, train
             if config.do_eval:
                 input_fn = eval_input_fn
                 result = estimator.evaluate(input_fn=eval_input_fn, steps=config.max_eval_steps)
+                for name, input_fn in eval_groups:
+                    _add_group(result, name, estimator.evaluate(
+                        input_fn=input_fn, steps=config.max_eval_steps, name=name))
         except tf.errors.DataLossError as e:
             raise NorbertError("%s; replace or rebuild that file and run again"
                                % loop.describe_data_loss(e, input_fn, "input")) from None
@@ -349,16 +405,27 @@ def _run(engine, config, optimizer, run, tpu, placement, model_fn, params, train
             return result
         if config.do_eval:
             checkpoint = loop.latest_checkpoint(run.output_dir)
-            result = loop.evaluate(
-                model_fn, eval_input_fn, params, run, checkpoint or init_checkpoint,
-                config.max_eval_steps,
-                # An --init_checkpoint is evaluated as Google's script does: its trainable
-                # variables only, so global_step is 0 (the run's own checkpoints keep theirs).
-                restore_step=checkpoint is not None,
-            )
+            for name, input_fn in [(None, eval_input_fn)] + list(eval_groups):
+                found = loop.evaluate(
+                    model_fn, input_fn, params, run, checkpoint or init_checkpoint,
+                    config.max_eval_steps,
+                    # An --init_checkpoint is evaluated as Google's script does: its trainable
+                    # variables only, so global_step is 0 (the run's own checkpoints keep theirs).
+                    restore_step=checkpoint is not None,
+                )
+                if name is None:
+                    result = found
+                else:
+                    _add_group(result, name, found)
     if config.do_eval:
         loop.write_eval_results(os.path.join(run.output_dir, "eval_results.txt"), result)
     return result
+
+
+def _add_group(result: Dict[str, object], name: str, found: Dict[str, object]) -> None:
+    """One eval group's metrics into ``result``, as ``<metric>/<name>``."""
+    result.update(("%s/%s" % (key, name), value) for key, value in found.items()
+                  if key != "global_step")
 
 
 def _one_training_run(output_dir: str, do_train: bool):

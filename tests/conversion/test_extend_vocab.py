@@ -162,3 +162,37 @@ def test_an_imported_hugging_face_model_grows(tmp_path, uncased_vocab_path):
     for name, _ in tf.train.list_variables(str(tmp_path / "tf" / "bert_model.ckpt")):
         if name != WORD:
             np.testing.assert_array_equal(after.get_tensor(name), before.get_tensor(name))
+
+
+@pytest.mark.slow
+def test_mean_rows_beat_random_ones_on_held_out_norwegian(tmp_path, corpus_paths):
+    """The benchmark's experiment (benchmarks/extend_vocab.py), two initialisations: an
+    English model grown by Norwegian pieces predicts held-out Norwegian better with mean rows,
+    right after growing and after the same continued training."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import importlib.util
+    import os
+
+    bench_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "benchmarks")
+    spec = importlib.util.spec_from_file_location(
+        "bench_extend_vocab", os.path.join(bench_dir, "extend_vocab.py"))
+    bench = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.path.insert(0, bench_dir)  # its `common` helpers
+    try:
+        spec.loader.exec_module(bench)
+        vocab, config, checkpoint, accuracy, baseline = bench.english_model(str(tmp_path))
+        assert accuracy > 2 * baseline, (accuracy, baseline)  # it learned English
+        runs = bench.grown_runs(str(tmp_path), vocab, config, checkpoint,
+                                [("mean", "mean"), ("random", "zero")])
+    finally:
+        sys.path.remove(bench_dir)
+    mean, random_ = runs[("mean", "mean")], runs[("random", "zero")]
+    # step 0: lower loss overall, and far lower where the answer is a new token
+    assert mean["at_zero"]["masked_lm_loss"] < random_["at_zero"]["masked_lm_loss"]
+    assert mean["split0"][0] < random_["split0"][0] - 0.5, (mean["split0"], random_["split0"])
+    # after the same continued training, still lower on the new tokens
+    assert mean["split1"][0] < random_["split1"][0], (mean["split1"], random_["split1"])
