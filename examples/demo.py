@@ -8,8 +8,8 @@ printed before it starts, so the demo doubles as a worked example:
 1. hold out every eighth document for evaluation;
 2. ``import_hf.py``: the Hugging Face folder in Google's layout;
 3. ``extend_vocab.py``: Norwegian word pieces learned from the training text added to its
-   vocab, their first embeddings the mean of the pieces they replace (and, for comparison, a
-   second copy with random ones);
+   vocab, their first embeddings the mean of the pieces they replace (with
+   ``--compare_random=1`` also a second copy with random ones, trained and evaluated alike);
 4. ``create_pretraining_data.py``: masked-LM + next-sentence records with the grown vocab;
 5. ``run_pretraining.py``: held-out masked-LM accuracy of the grown model as it is, then
    continued pretraining on the CPU (each initialisation) and the same evaluation;
@@ -18,7 +18,8 @@ printed before it starts, so the demo doubles as a worked example:
 
 The model ships without its masked-LM head (it was tuned for sentence embeddings): before
 training, the head is fresh, so the accuracy "before" is near zero; what the continued
-pretraining reaches, and how the two initialisations compare, is the point.
+pretraining reaches (and with ``--compare_random=1`` how the two initialisations compare) is
+the point.
 
 Everything lands in ``--output_dir`` (default ``demo_output``), which a rerun replaces.
 ``make demo-scratch`` (``examples/demo_scratch.py``) trains a small BERT from scratch instead.
@@ -33,11 +34,12 @@ from demo_steps import (HERE, count_records, fill_step, finish, fresh_output_dir
 
 SEQ, PREDICTIONS = 64, 10
 # Sentences for the fill-in step, one masked word each, in the corpus's two languages.
+# The Norwegian answers (vinteren, snøen, kysten) are among the tokens the demo adds.
 FILL = [
     "Om [MASK] er dagene korte og kalde.",
-    "Bussen går tidlig om [MASK].",
-    "Hun leste en bok om [MASK] i går kveld.",
-    "The boats leave the harbour early in the [MASK].",
+    "Barna leker i [MASK] hele dagen.",
+    "Stormene kommer ofte langs [MASK] om høsten.",
+    "The small boats leave the harbour early in the [MASK].",
 ]
 INITS = ("mean", "random")
 
@@ -68,8 +70,9 @@ def main():
     parser.add_argument("--train_batch_size", type=int, default=16)
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--dupe_factor", type=int, default=5)
-    parser.add_argument("--compare_random", type=int, default=1,
-                        help="1: also continue a copy whose new rows are random, to compare")
+    parser.add_argument("--compare_random", type=int, default=0,
+                        help="1: also continue a copy whose new rows are random, to compare "
+                             "(twice the training time)")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -94,7 +97,8 @@ def main():
     step("2/7  import the published model (Hugging Face folder -> Google's layout)")
     seconds = tool("import_hf.py", hf_dir=hf_dir, output_dir=path("imported"))
     old = read_lines(path("imported", "vocab.txt"))
-    summary.append(("import", "%.0f" % seconds, "%s: %d tokens" % (hf_dir, len(old))))
+    name = "all-MiniLM-L6-v2" if args.hf_dir is None else hf_dir
+    summary.append(("import", "%.0f" % seconds, "%s: %d tokens" % (name, len(old))))
 
     step("3/7  grow its vocab by Norwegian pieces from the training text")
     seconds = 0.0

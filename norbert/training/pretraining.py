@@ -37,7 +37,7 @@ from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
 from norbert.training import input_pipeline, loop
 from norbert.training.distribution import DistributionConfig
-from norbert.training.mixing import MixingConfig, describe, mix
+from norbert.training.mixing import MixingConfig, describe, mix, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
 from norbert.training.optimization import OptimizerConfig
 from norbert.training.spec import RunConfig
@@ -103,6 +103,9 @@ class PretrainingConfig:
                                    "folder or checkpoint" % flag)
         if self.max_eval_steps < 1:
             raise NorbertError("--max_eval_steps=%d must be at least 1" % self.max_eval_steps)
+        parse_groups(self.input_file, "--input_file")  # named groups well formed, if any
+        if self.eval_input_file:
+            parse_groups(self.eval_input_file, "--eval_input_file")
 
 
 def _warn(message: str) -> None:
