@@ -66,42 +66,48 @@ def _pipeline_rate(records, batches):
             return batches * BATCH / (time.perf_counter() - start)
 
 
+def compare(work, steps):
+    """{"static"|"dynamic": held-out eval results, plus bytes, records, rate (trained
+    examples/s)} of the small BERT trained ``steps`` steps on each kind of record, and the
+    dynamic input pipeline's examples/s alone."""
+    from norbert import build_vocab, load_vocab
+
+    path = lambda name: os.path.join(work, name)
+    english = [p for p in corpus_files() if "english" in p][0]
+    train_text, held_text = split_documents(english, 0.9, work, ("train.txt", "held.txt"))
+    build_vocab(input_file=train_text, output_file=path("vocab.txt"), vocab_size=4000,
+                progress=False)
+    with open(path("bert_config.json"), "w") as f:
+        json.dump(dict(SMALL_BERT, vocab_size=len(load_vocab(path("vocab.txt"))),
+                       max_position_embeddings=SEQ), f)
+    held = build_records(held_text, path("vocab.txt"), path("held.tfrecord"), SEQ, PRED,
+                         seed=7, dupe_factor=2)
+    results = {}
+    for name, settings in (("static", dict(dupe_factor=STATIC_DUPES)),
+                           ("dynamic", dict(masking="dynamic"))):
+        records = build_records(train_text, path("vocab.txt"), path(name + ".tfrecord"),
+                                SEQ, PRED, **settings)
+        with open(records + ".meta.json") as f:
+            count = json.load(f)["instances_in_file"]
+        train(records, path("bert_config.json"), path("run_" + name), steps, SEQ, PRED, BATCH)
+        result = evaluate(held, path("bert_config.json"), path("run_" + name),
+                          path("eval_" + name), SEQ, PRED)
+        results[name] = dict(result, bytes=_bytes(records), records=count,
+                             dupe_factor=settings.get("dupe_factor", 1),
+                             rate=_trained_rate(path("run_" + name)))
+    pipeline = _pipeline_rate(path("dynamic.tfrecord"), 100 if QUICK else 400)
+    return results, pipeline
+
+
 def main():
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.WARNING)
-    from norbert import build_vocab, load_vocab
-
-    english = [p for p in corpus_files() if "english" in p][0]
     with tempfile.TemporaryDirectory() as work:
-        path = lambda name: os.path.join(work, name)
-        train_text, held_text = split_documents(english, 0.9, work, ("train.txt", "held.txt"))
-        build_vocab(input_file=train_text, output_file=path("vocab.txt"), vocab_size=4000,
-                    progress=False)
-        with open(path("bert_config.json"), "w") as f:
-            json.dump(dict(SMALL_BERT, vocab_size=len(load_vocab(path("vocab.txt"))),
-                           max_position_embeddings=SEQ), f)
-        held = build_records(held_text, path("vocab.txt"), path("held.tfrecord"), SEQ, PRED,
-                             seed=7, dupe_factor=2)
-        rows, results = [], {}
-        for name, settings in (("static", dict(dupe_factor=STATIC_DUPES)),
-                               ("dynamic", dict(masking="dynamic"))):
-            records = build_records(train_text, path("vocab.txt"), path(name + ".tfrecord"),
-                                    SEQ, PRED, **settings)
-            with open(records + ".meta.json") as f:
-                count = json.load(f)["instances_in_file"]
-            train(records, path("bert_config.json"), path("run_" + name), STEPS, SEQ, PRED,
-                  BATCH)
-            result = evaluate(held, path("bert_config.json"), path("run_" + name),
-                              path("eval_" + name), SEQ, PRED)
-            results[name] = dict(result, bytes=_bytes(records), records=count,
-                                 rate=_trained_rate(path("run_" + name)))
-            rows.append([name, settings.get("dupe_factor", 1), count,
-                         "%.1f" % (_bytes(records) / 1e6),
-                         "%.3f" % result["masked_lm_accuracy"],
-                         "%.3f" % result["masked_lm_loss"],
-                         "%.0f" % results[name]["rate"]])
-        pipeline = _pipeline_rate(path("dynamic.tfrecord"), 100 if QUICK else 400)
+        results, pipeline = compare(work, STEPS)
+    rows = [[name, r["dupe_factor"], r["records"], "%.1f" % (r["bytes"] / 1e6),
+             "%.3f" % r["masked_lm_accuracy"], "%.3f" % r["masked_lm_loss"], "%.0f" % r["rate"]]
+            for name, r in results.items()]
     static, dynamic = results["static"], results["dynamic"]
     print("## Masks drawn at training time\n")
     print("The small BERT (2 layers of 128, length %d, %d predictions) trained for %d steps of "

@@ -33,6 +33,22 @@ def english_records(root, corpus_paths, vocab_path, nbytes, **data_settings):
                             **data_settings)
 
 
+def load_benchmark(name):
+    """benchmarks/<name>.py as a module (its ``common`` helpers importable), for slow tests
+    that run a benchmark's experiment and assert on its figures."""
+    import importlib.util
+    import sys
+
+    folder = os.path.join(REPO, "benchmarks")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    spec = importlib.util.spec_from_file_location("benchmark_" + name,
+                                                  os.path.join(folder, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def corpus_files():
     """The shared real-text corpora (English, Norwegian, Chinese + Russian), if present."""
     if not os.path.isdir(DATA_DIR):

@@ -171,25 +171,13 @@ def test_mean_rows_beat_random_ones_on_held_out_norwegian(tmp_path, corpus_paths
     right after growing and after the same continued training."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    import importlib.util
-    import os
+    from conftest import load_benchmark
 
-    bench_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "benchmarks")
-    spec = importlib.util.spec_from_file_location(
-        "bench_extend_vocab", os.path.join(bench_dir, "extend_vocab.py"))
-    bench = importlib.util.module_from_spec(spec)
-    import sys
-
-    sys.path.insert(0, bench_dir)  # its `common` helpers
-    try:
-        spec.loader.exec_module(bench)
-        vocab, config, checkpoint, accuracy, baseline = bench.english_model(str(tmp_path))
-        assert accuracy > 2 * baseline, (accuracy, baseline)  # it learned English
-        runs = bench.grown_runs(str(tmp_path), vocab, config, checkpoint,
-                                [("mean", "mean"), ("random", "zero")])
-    finally:
-        sys.path.remove(bench_dir)
+    bench = load_benchmark("extend_vocab")
+    vocab, config, checkpoint, accuracy, baseline = bench.english_model(str(tmp_path))
+    assert accuracy > 2 * baseline, (accuracy, baseline)  # it learned English
+    runs = bench.grown_runs(str(tmp_path), vocab, config, checkpoint,
+                            [("mean", "mean"), ("random", "zero")])
     mean, random_ = runs[("mean", "mean")], runs[("random", "zero")]
     # step 0: lower loss overall, and far lower where the answer is a new token
     assert mean["at_zero"]["masked_lm_loss"] < random_["at_zero"]["masked_lm_loss"]

@@ -196,3 +196,17 @@ def test_run_pretraining_trains_on_dynamic_records_and_evaluates_them_alike(corp
     # evaluation draws the same masks every time: the numbers repeat exactly
     again = run_pretraining(output_dir=str(tmp_path / "run"), do_eval=True, **common)
     assert again["masked_lm_loss"] == pytest.approx(trained["masked_lm_loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_fresh_masks_learn_at_least_as_well_as_five_static_copies(tmp_path, corpus_paths):
+    """The benchmark's experiment (benchmarks/dynamic_masking.py): the same steps and batch on
+    static records (dupe_factor 5) and on dynamic ones (dupe_factor 1), one held-out set."""
+    from conftest import load_benchmark
+
+    bench = load_benchmark("dynamic_masking")
+    results, pipeline = bench.compare(str(tmp_path), bench.STEPS)
+    static, dynamic = results["static"], results["dynamic"]
+    assert dynamic["bytes"] <= static["bytes"] / bench.STATIC_DUPES
+    assert dynamic["masked_lm_accuracy"] >= static["masked_lm_accuracy"], (dynamic, static)
+    assert pipeline >= 10 * dynamic["rate"], (pipeline, dynamic["rate"])
