@@ -201,6 +201,7 @@ def data(tmp_path_factory, corpus_paths, uncased_vocab_path):
     return root
 
 
+@pytest.mark.slow
 def test_script_trains_with_bf16_and_xla_and_evaluates_in_fp32(data, tmp_path):
     script = os.path.join(REPO, "scripts", "run_pretraining.py")
     common = [sys.executable, script, "--input_file=%s" % (data / "train.tfrecord"),

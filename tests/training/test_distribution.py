@@ -51,8 +51,11 @@ def _train(setup, name, optimizer, accumulation, distribution, **precision):
     return tf.train.load_checkpoint(result.checkpoint), result.checkpoint
 
 
+# adamw_exact in the default suite; the other updates, the same machinery, in the slow one.
 @pytest.mark.parametrize("optimizer,accumulation",
-                         [("adamw", 1), ("adamw_exact", 1), ("lamb", 1), ("adamw", 2)])
+                         [pytest.param("adamw", 1, marks=pytest.mark.slow), ("adamw_exact", 1),
+                          pytest.param("lamb", 1, marks=pytest.mark.slow),
+                          pytest.param("adamw", 2, marks=pytest.mark.slow)])
 def test_two_replicas_equal_one_device(setup, optimizer, accumulation):
     tag = "%s-%d" % (optimizer, accumulation)
     one, one_path = _train(setup, "one-" + tag, optimizer, accumulation, None)
@@ -93,7 +96,8 @@ def _scalars(checkpoint):
     return found
 
 
-@pytest.mark.parametrize("low", ["fp16", pytest.param("bf16", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("low", ["fp16", "bf16"])
 def test_low_precision_replicas_differ_from_one_device_no_more_than_from_fp32(setup, low):
     """fp16 (dynamic loss scale) and bf16 activations round differently when a replica
     computes half the batch, so two replicas are not one device to float32's precision; they
@@ -144,6 +148,7 @@ def test_replicas_copies_stay_identical(setup):
     assert int(values["global_step"][0]) == 2
 
 
+@pytest.mark.slow
 def test_per_replica_mean_loss_would_drift(setup, monkeypatch):
     """The global-batch denominator matters: the per-replica mean moves away from one device."""
     one, _ = _train(setup, "one-drift", "adamw_exact", 1, None)
@@ -219,6 +224,7 @@ def test_a_mirrored_checkpoint_converts_and_evaluates_on_tpu_estimator(setup, tm
     assert result["masked_lm_accuracy"] >= 0 and np.isfinite(result["masked_lm_loss"])
 
 
+@pytest.mark.slow
 def test_the_script_trains_mirrored_with_xla_fp16_lamb_and_accumulation(setup, tmp_path):
     """The command line, with the options that change the step's graph most, on 2 replicas:
     XLA, fp16 with dynamic loss scaling, LAMB, accumulation, an init checkpoint, then eval."""

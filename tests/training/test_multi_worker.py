@@ -86,6 +86,7 @@ def _pretraining(shards, output, steps, **extra):
     return script("run_pretraining.py") + ["--%s=%s" % kv for kv in flags.items()]
 
 
+@pytest.mark.slow
 def test_the_chief_evaluates_and_both_resume(shards, tmp_path):
     output = tmp_path / "run"
     for steps in (3, 5):  # the second run resumes from the chief's checkpoint of step 3
@@ -127,6 +128,7 @@ def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, 
     assert os.path.exists(str(output / ("model.ckpt-%d.index" % stops[0])))
 
 
+@pytest.mark.slow
 def test_a_lost_worker_ends_the_other_with_an_error_and_a_restart_resumes(shards, tmp_path):
     output = tmp_path / "run"
     with Workers(tmp_path) as workers:
