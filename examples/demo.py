@@ -29,7 +29,7 @@ import argparse
 import os
 import time
 
-from demo_steps import (HERE, count_records, fill_step, finish, fresh_output_dir,
+from demo_steps import (HERE, count_records, export_step, fill_step, finish, fresh_output_dir,
                         read_eval_results, say, split_documents, step, tool)
 
 SEQ, PREDICTIONS = 64, 10
@@ -158,12 +158,9 @@ def main():
                            after[init]["masked_lm_loss"])))
 
     step("6/7  export the continued model (init mean) to a transformers folder")
-    seconds = tool("convert_to_pytorch.py", checkpoint=path("continued_mean"),
-                   bert_config_file=os.path.join(grown, "bert_config.json"),
-                   vocab_file=os.path.join(grown, "vocab.txt"), do_lower_case=True,
-                   output_dir=path("hf"))
-    summary.append(("export", "%.0f" % seconds, "%s: %s" % (path("hf"), ", ".join(
-        sorted(os.listdir(path("hf")))))))
+    export_step(path("hf"), summary, checkpoint=path("continued_mean"),
+                bert_config_file=os.path.join(grown, "bert_config.json"),
+                vocab_file=os.path.join(grown, "vocab.txt"), do_lower_case=True)
 
     step("7/7  fill in [MASK] with the exported model (transformers)")
     fill_step(path("hf"), FILL, summary)

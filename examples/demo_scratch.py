@@ -1,8 +1,8 @@
 """A BERT from scratch, small: text to a trained model that transformers can use.
 
-``make demo-scratch`` runs this on ``examples/sample_text.txt`` (Norwegian Bokmål and English, written
-for this project). Each step runs the command-line tool a user would run, printed before it
-starts, so the demo doubles as a worked example:
+``make demo-scratch`` runs this on ``examples/sample_text.txt`` (Norwegian Bokmål and
+English, written for this project). Each step runs the command-line tool a user would run,
+printed before it starts, so the demo doubles as a worked example:
 
 1. hold out every eighth document for evaluation;
 2. ``build_vocab.py``: a small cased WordPiece vocab from the training text (cased, as
@@ -21,7 +21,7 @@ import json
 import os
 import time
 
-from demo_steps import (HERE, count_records, fill_step, finish, fresh_output_dir,
+from demo_steps import (HERE, count_records, export_step, fill_step, finish, fresh_output_dir,
                         read_eval_results, say, split_documents, step, tool)
 
 # A small BERT (Google's layout, fewer and narrower layers) on short sequences: several
@@ -114,11 +114,9 @@ def main():
                         results["next_sentence_accuracy"])))
 
     step("5/6  export to a transformers folder")
-    seconds = tool("convert_to_pytorch.py", checkpoint=path("model"),
-                   bert_config_file=path("bert_config.json"), vocab_file=path("vocab.txt"),
-                   do_lower_case=False, output_dir=path("hf"))
-    summary.append(("export", "%.0f" % seconds, "%s: %s" % (path("hf"), ", ".join(
-        sorted(os.listdir(path("hf")))))))
+    export_step(path("hf"), summary, checkpoint=path("model"),
+                bert_config_file=path("bert_config.json"), vocab_file=path("vocab.txt"),
+                do_lower_case=False)
 
     step("6/6  fill in [MASK] with the exported model (transformers)")
     fill_step(path("hf"), FILL, summary)

@@ -84,7 +84,8 @@ def read_eval_results(path):
 
 
 def fill_masks(hf_dir, sentences):
-    """[(sentence, [(word, probability)] * 3)] from the exported model; None without transformers."""
+    """[(sentence, [(word, probability)] * 3)] from the exported model; None without
+    transformers."""
     try:
         import transformers
     except ImportError:
@@ -99,6 +100,13 @@ def table(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def export_step(hf_dir, summary, **flags):
+    """convert_to_pytorch.py into ``hf_dir``; a summary row with the files it wrote."""
+    seconds = tool("convert_to_pytorch.py", output_dir=hf_dir, **flags)
+    summary.append(("export", "%.0f" % seconds, "%s: %s" % (hf_dir, ", ".join(
+        sorted(os.listdir(hf_dir))))))
 
 
 def fill_step(hf_dir, sentences, summary):
