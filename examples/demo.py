@@ -30,7 +30,7 @@ import os
 import time
 
 from demo_steps import (HERE, count_records, export_step, fill_step, finish, fresh_output_dir,
-                        read_eval_results, say, split_documents, step, tool)
+                        hold_out, read_eval_results, say, step, tool)
 
 SEQ, PREDICTIONS = 64, 10
 # Sentences for the fill-in step, one masked word each, in the corpus's two languages.
@@ -90,9 +90,7 @@ def main():
     summary = []
     begin = time.perf_counter()
 
-    step("1/7  hold out every eighth document for evaluation")
-    n_train, n_held = split_documents(args.corpus, path("train.txt"), path("heldout.txt"), 8)
-    say("%d training documents, %d held out" % (n_train, n_held))
+    hold_out(args.corpus, out, "1/7  hold out every eighth document for evaluation")
 
     step("2/7  import the published model (Hugging Face folder -> Google's layout)")
     seconds = tool("import_hf.py", hf_dir=hf_dir, output_dir=path("imported"))

@@ -22,7 +22,7 @@ import os
 import time
 
 from demo_steps import (HERE, count_records, export_step, fill_step, finish, fresh_output_dir,
-                        read_eval_results, say, split_documents, step, tool)
+                        hold_out, read_eval_results, say, step, tool)
 
 # A small BERT (Google's layout, fewer and narrower layers) on short sequences: several
 # steps per second on two cores.
@@ -68,9 +68,7 @@ def main():
     summary = []
     begin = time.perf_counter()
 
-    step("1/6  hold out every eighth document for evaluation")
-    n_train, n_held = split_documents(args.corpus, path("train.txt"), path("heldout.txt"), 8)
-    say("%d training documents, %d held out" % (n_train, n_held))
+    hold_out(args.corpus, out, "1/6  hold out every eighth document for evaluation")
 
     step("2/6  build a vocabulary")
     seconds = tool("build_vocab.py", input_file=path("train.txt"), output_file=path("vocab.txt"),

@@ -68,6 +68,15 @@ def split_documents(corpus, train_path, heldout_path, every):
     return len(train), len(held)
 
 
+def hold_out(corpus, out, title):
+    """The demos' first step: every eighth document of ``corpus`` into out/heldout.txt, the rest
+    into out/train.txt."""
+    step(title)
+    n_train, n_held = split_documents(corpus, os.path.join(out, "train.txt"),
+                                      os.path.join(out, "heldout.txt"), 8)
+    say("%d training documents, %d held out" % (n_train, n_held))
+
+
 def count_records(path):
     """The records in a file, from the sidecar the data builder writes beside it."""
     with open(path + ".meta.json", encoding="utf-8") as f:

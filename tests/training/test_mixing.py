@@ -132,6 +132,16 @@ def sources(tmp_path_factory):
     return root, files
 
 
+@pytest.fixture
+def bert_config(tmp_path):
+    """A tiny model's bert_config.json for the sources' vocab."""
+    from conftest import tiny_bert_config
+
+    path = tmp_path / "bert_config.json"
+    path.write_text(tiny_bert_config(vocab_size=len(WORDS) + 5))
+    return str(path)
+
+
 def _spec(root):
     return ",".join("%s=%s/%s-*" % (name, root, name) for name in NAMES)
 
@@ -254,19 +264,16 @@ def test_two_workers_each_mix_their_own_records(sources, caplog):
 
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-def test_run_pretraining_logs_the_groups_and_evaluates_each(sources, tmp_path, caplog):
-    from conftest import tiny_bert_config
-
+def test_run_pretraining_logs_the_groups_and_evaluates_each(sources, bert_config, tmp_path,
+                                                            caplog):
     from norbert import run_pretraining
 
     root, files = sources
-    config = tmp_path / "bert_config.json"
-    config.write_text(tiny_bert_config(vocab_size=len(WORDS) + 5))
     caplog.set_level(logging.INFO)
     result = run_pretraining(
         input_file=_spec(root), eval_input_file="big=%s,small=%s" % (files["big"][0],
                                                                      files["small"][0]),
-        bert_config_file=str(config), max_seq_length=S, max_predictions_per_seq=P,
+        bert_config_file=bert_config, max_seq_length=S, max_predictions_per_seq=P,
         output_dir=str(tmp_path / "run"), do_train=True, do_eval=True, train_batch_size=8,
         eval_batch_size=8, num_train_steps=2, num_warmup_steps=1, max_eval_steps=2, seed=1,
         sampling_exponent=0.7)
@@ -283,16 +290,13 @@ def test_run_pretraining_logs_the_groups_and_evaluates_each(sources, tmp_path, c
     assert "masked_lm_accuracy/small = %s" % result["masked_lm_accuracy/small"] in lines
 
 
-def test_bad_groups_stop_run_pretraining_before_anything_is_created(sources, tmp_path):
-    from conftest import tiny_bert_config
-
+def test_bad_groups_stop_run_pretraining_before_anything_is_created(sources, bert_config,
+                                                                    tmp_path):
     from norbert import run_pretraining
 
     root, files = sources
-    config = tmp_path / "bert_config.json"
-    config.write_text(tiny_bert_config(vocab_size=len(WORDS) + 5))
     out = tmp_path / "out"
-    common = dict(bert_config_file=str(config), max_seq_length=S, max_predictions_per_seq=P,
+    common = dict(bert_config_file=bert_config, max_seq_length=S, max_predictions_per_seq=P,
                   output_dir=str(out), do_train=True)
     (root / "empty").mkdir(exist_ok=True)
     (root / "empty" / "e.tfrecord").write_bytes(b"")
@@ -319,9 +323,8 @@ def test_bad_groups_stop_run_pretraining_before_anything_is_created(sources, tmp
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 @pytest.mark.parametrize("engine", ["mirrored", "tpu_estimator"])
-def test_groups_train_and_evaluate_on_the_other_engines(sources, tmp_path, engine):
-    from conftest import tiny_bert_config
-
+def test_groups_train_and_evaluate_on_the_other_engines(sources, bert_config, tmp_path,
+                                                         engine):
     import reference_shim
     from norbert import run_pretraining
     from norbert.training.distribution import DistributionConfig
@@ -329,14 +332,12 @@ def test_groups_train_and_evaluate_on_the_other_engines(sources, tmp_path, engin
     if engine == "tpu_estimator" and not reference_shim.has_estimator():
         pytest.skip("TPUEstimator needs tf.estimator (TensorFlow <= 2.15)")
     root, files = sources
-    config = tmp_path / "bert_config.json"
-    config.write_text(tiny_bert_config(vocab_size=len(WORDS) + 5))
     how = dict(engine="tpu_estimator") if engine == "tpu_estimator" else dict(
         distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
     result = run_pretraining(
         input_file=_spec(root), eval_input_file="mid=%s,small=%s" % (files["mid"][0],
                                                                      files["small"][0]),
-        bert_config_file=str(config), max_seq_length=S, max_predictions_per_seq=P,
+        bert_config_file=bert_config, max_seq_length=S, max_predictions_per_seq=P,
         output_dir=str(tmp_path / "run"), do_train=True, do_eval=True, train_batch_size=8,
         eval_batch_size=8, num_train_steps=2, num_warmup_steps=1, max_eval_steps=2, seed=1,
         sampling_weights="big=1,mid=1,small=1", **how)
