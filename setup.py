@@ -36,6 +36,10 @@ setup(
     extras_require={
         # Resolving a TPU by name. Cloud TPU VM images already have it; GPU/CPU users need not.
         "tpu": ["cloud-tpu-client>=0.10"],
+        # Parquet input (.parquet files) for create_pretraining_data.
+        "parquet": ["pyarrow"],
+        # The Apache Beam builder (--runner), which reads Parquet input too.
+        "beam": ["apache-beam>=2.60", "pyarrow"],
         # Oracles the tests compare against.
         "test": [
             "bert-tensorflow==1.0.4",

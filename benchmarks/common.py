@@ -2,6 +2,8 @@
 
 import glob
 import os
+import subprocess
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,3 +102,62 @@ def evaluate(records, config, checkpoint, out, seq, pred):
                            init_checkpoint=checkpoint, max_seq_length=seq,
                            max_predictions_per_seq=pred, do_eval=True, eval_batch_size=32,
                            max_eval_steps=1000, seed=1)
+
+
+# -- whole processes: time, CPU and the peak memory of a process and its workers --------------
+
+
+def _children():
+    """{parent pid: [child pids]} of every process visible in /proc."""
+    tree = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(name))
+    return tree
+
+
+def _rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mb(root):
+    tree, todo, total = _children(), [root], 0
+    while todo:
+        pid = todo.pop()
+        total += _rss_kb(pid)
+        todo.extend(tree.get(pid, ()))
+    return total / 1024.0
+
+
+def run_measured(cmd):
+    """(wall seconds, peak summed RSS in MB, CPU seconds) of a process and its workers."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    before = os.times()
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_mb(proc.pid))
+            time.sleep(0.2)
+        seconds = time.perf_counter() - start
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit("%s failed:\n%s" % (cmd[:3], err.read().decode()[-2000:]))
+    after = os.times()  # children's times count once they are waited for: this run's alone
+    cpu = (after.children_user + after.children_system
+           - before.children_user - before.children_system)
+    return seconds, peak, cpu

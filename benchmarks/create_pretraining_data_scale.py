@@ -14,74 +14,16 @@ memory means a peak ratio near 1 for ten times the text.
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-from common import REPO, corpus_files, table, uncased_vocab, varied_copies
+from common import REPO, corpus_files, run_measured, table, uncased_vocab, varied_copies
 
 SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
 SCALE_MB = float(os.environ.get("SCALE_MB", "1000"))
 FLAGS = ["--max_seq_length=128", "--max_predictions_per_seq=20", "--dupe_factor=5",
          "--random_seed=12345", "--do_lower_case=True", "--num_workers=2",
          "--num_output_shards=16", "--progress=false"]
-
-
-def _children():
-    """{parent pid: [child pids]} of every process visible in /proc."""
-    tree = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        tree.setdefault(ppid, []).append(int(name))
-    return tree
-
-
-def _rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_rss_mb(root):
-    tree, todo, total = _children(), [root], 0
-    while todo:
-        pid = todo.pop()
-        total += _rss_kb(pid)
-        todo.extend(tree.get(pid, ()))
-    return total / 1024.0
-
-
-def run(cmd):
-    """(wall seconds, peak summed RSS in MB, CPU seconds) of a process and its workers."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    before = os.times()
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        peak = 0.0
-        while proc.poll() is None:
-            peak = max(peak, tree_rss_mb(proc.pid))
-            time.sleep(0.2)
-        seconds = time.perf_counter() - start
-        if proc.returncode:
-            err.seek(0)
-            raise SystemExit("%s failed:\n%s" % (cmd[:3], err.read().decode()[-2000:]))
-    after = os.times()  # children's times count once they are waited for: this run's alone
-    cpu = (after.children_user + after.children_system
-           - before.children_user - before.children_system)
-    return seconds, peak, cpu
 
 
 def main():
@@ -101,7 +43,7 @@ def main():
             os.makedirs(out_dir)
             loads.append("%.2f %.2f %.2f" % os.getloadavg())
             # A glob, not the list: a thousand paths would pass the kernel's limit on one argument.
-            seconds, peak, cpu = run([sys.executable, SCRIPT,
+            seconds, peak, cpu = run_measured([sys.executable, SCRIPT,
                                       "--input_file=" + os.path.join(text_dir, "*.txt"),
                                       "--output_file=" + os.path.join(out_dir, "data.tfrecord"),
                                       "--vocab_file=" + uncased_vocab()] + FLAGS)

@@ -115,7 +115,8 @@ def test_the_package_is_laid_out_by_stage():
     loose = [m for m in MODULES if _part(m) == "ground"]
     assert sorted(loose) == sorted(
         m for m in loose if m.split(".")[1] in
-        ("errors", "fileio", "run_lock", "settings", "cli", "progress", "workers")), loose
+        ("errors", "fileio", "run_lock", "settings", "cli", "progress", "workers",
+         "beam_runner")), loose
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -7,6 +7,11 @@
     norbert-build-vocab --input_file='no/*.txt.gz' --output_file=vocab.txt \\
         --extend_vocab=multi_cased_L-12_H-768_A-12/vocab.txt --do_lower_case=False
 
+    # count the words as an Apache Beam pipeline (here, or on a cluster); learn here
+    norbert-build-vocab --input_file='gs://B/corpus/*.gz' --output_file=vocab.txt \\
+        --runner=DataflowRunner \\
+        --beam_pipeline_options="project=P,region=R,temp_location=gs://B/tmp,setup_file=./setup.py"
+
 ``python scripts/build_vocab.py`` takes the same flags. The vocab fits ``norbert.FullTokenizer``
 (and Google's tokenizer) with the same ``--do_lower_case``; Hugging Face's tokenizer options
 (``--strip_accents``, ``--tokenize_chinese_chars``, ``--never_split``) are given alike to this
@@ -14,16 +19,18 @@ tool, the data builder and the export.
 """
 
 from norbert import cli
+from norbert.beam_runner import BeamConfig
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building.builder import VocabConfig, build_vocab
 
-CONFIGS = (VocabConfig, TokenizerOptions)
+CONFIGS = (VocabConfig, TokenizerOptions, BeamConfig)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
     config = cli.config_from_flags(VocabConfig)
-    stats = build_vocab(config, cli.config_from_flags(TokenizerOptions))
+    stats = build_vocab(config, cli.config_from_flags(TokenizerOptions),
+                        cli.config_from_flags(BeamConfig))
     print(stats.summary())
     print("wrote %s" % config.output_file)
 

@@ -7,23 +7,27 @@
 ``python scripts/create_pretraining_data.py`` takes the same flags, which are those of Google's
 ``create_pretraining_data.py``: by default the same inputs, flags and seed give the same
 records. ``--num_workers`` or ``--num_output_shards`` switch to the sharded mode (parallel,
-memory bounded, resumable; not reference-exact). No TensorFlow is imported.
+memory bounded, resumable; not reference-exact); ``--runner`` runs the sharded mode as an Apache
+Beam pipeline (``--runner=DataflowRunner --beam_pipeline_options=...``). No TensorFlow is
+imported (but for ``gs://`` paths).
 """
 
 from absl import logging
 
 from norbert import cli
+from norbert.beam_runner import BeamConfig
 from norbert.data.builder import create_pretraining_data
 from norbert.data.config import DataConfig
 from norbert.tokenization.options import TokenizerOptions
 
-CONFIGS = (DataConfig, TokenizerOptions)
+CONFIGS = (DataConfig, TokenizerOptions, BeamConfig)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
     summary = create_pretraining_data(cli.config_from_flags(DataConfig),
-                                      cli.config_from_flags(TokenizerOptions))
+                                      cli.config_from_flags(TokenizerOptions),
+                                      cli.config_from_flags(BeamConfig))
     logging.info("%s", summary.line())
 
 

@@ -30,6 +30,7 @@ from typing import List, Optional
 from absl import logging
 
 from norbert import fileio
+from norbert.beam_runner import BeamConfig
 from norbert.data import sidecar, tfrecord
 from norbert.data.config import (DataConfig, DataSummary, load_tokenizer, record_writers,
                                  settings_warnings)
@@ -56,22 +57,33 @@ def _check_outputs(paths: List[str]) -> None:
 
 def create_pretraining_data(config: Optional[DataConfig] = None,
                             tokenizer_options: Optional[TokenizerOptions] = None,
+                            beam_config: Optional[BeamConfig] = None,
                             **settings) -> DataSummary:
     """Builds the TFRecord files and sidecars that ``config`` describes; returns the counts.
 
-    Takes a ``DataConfig`` (and ``TokenizerOptions``) or their fields as keywords:
-    ``create_pretraining_data(input_file=..., output_file=..., vocab_file=..., dupe_factor=5,
-    strip_accents=False)``.
+    Takes a ``DataConfig`` (and ``TokenizerOptions``, and ``BeamConfig`` to run as an Apache
+    Beam pipeline) or their fields as keywords: ``create_pretraining_data(input_file=...,
+    output_file=..., vocab_file=..., dupe_factor=5, strip_accents=False)``.
     """
-    config, options = make_configs(
-        "create_pretraining_data", {"config": config, "tokenizer_options": tokenizer_options},
-        settings, [DataConfig, TokenizerOptions])
+    config, options, beam_config = make_configs(
+        "create_pretraining_data",
+        {"config": config, "tokenizer_options": tokenizer_options, "beam_config": beam_config},
+        settings, [DataConfig, TokenizerOptions, BeamConfig])
     start = time.perf_counter()
     for message in settings_warnings(config):
         logging.warning(message)
+    if config.dedup != "none" and not (config.sharded or beam_config.enabled):
+        raise NorbertError(
+            "--dedup=%s works in the sharded and Beam modes: add --num_output_shards=N (or "
+            "--runner)" % config.dedup
+        )
     input_paths = fileio.expand_inputs(config.input_file, flag="--input_file")
     output_paths = config.output_files
     _check_outputs(output_paths)
+    if beam_config.enabled:
+        from norbert.data import beam as beam_data
+
+        return beam_data.build(config, options, beam_config, input_paths, start)
     if config.sharded:
         from norbert.data import sharded as sharded_data
 
@@ -87,7 +99,7 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
             def encode_line(text, _encode=tokenizer.encode, _tick=bar.update):
                 _tick()
                 return _encode(text)
-        documents = read_documents(input_paths, encode_line, stats)
+        documents = read_documents(input_paths, encode_line, stats, config.text_field)
     if not documents:
         raise NorbertError(
             "--input_file %s holds no text: give files with one sentence per line and a blank "

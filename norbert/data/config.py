@@ -20,6 +20,8 @@ from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.tokenizer import FullTokenizer
 
+DEDUPS = ("none", "exact")
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -32,6 +34,9 @@ class DataConfig:
     output_file: str
     # The vocab.txt of the model to train (one token per line, line number = id).
     vocab_file: str
+    # The JSON key (.jsonl input) or Parquet column (.parquet input) that holds a document's
+    # text; ignored for plain text.
+    text_field: str = "text"
     # Lower-case and strip accents: True for uncased vocabs, False for cased ones.
     do_lower_case: bool = True
     # Mask all pieces of a word together (the reference's --do_whole_word_mask).
@@ -68,6 +73,11 @@ class DataConfig:
     # sentences drawn) and records shuffled within a block, and a worker's memory grows with
     # it, never with the corpus.
     block_mb: float = 8.0
+    # "exact": a document whose normalised text (NFC, whitespace runs as one space) appeared
+    # earlier in the input (files in order) is dropped, and counted in the sidecar. Sharded
+    # and Beam modes; locally it holds 16 bytes (about 100 in Python's set) per distinct
+    # document in memory. "none": keep all.
+    dedup: str = dataclasses.field(default="none", metadata={"choices": DEDUPS})
     # Show progress while reading and building: a bar when stderr is a terminal, a log line
     # every few seconds otherwise (a log file gets no carriage returns). False: silent.
     progress: bool = True
@@ -126,6 +136,12 @@ class DataConfig:
         return [p.strip() for p in self.output_file.split(",") if p.strip()]
 
     @property
+    def output_base(self) -> str:
+        """The first output name: in sharded mode, the name the shards are numbered after and
+        the set's sidecar is named after."""
+        return self._given_outputs[0]
+
+    @property
     def output_files(self) -> List[str]:
         """The files written: the given ones, or in sharded mode the shards."""
         given = self._given_outputs
@@ -143,6 +159,11 @@ class DataConfig:
         _ = (self.instance_config, self.masking_config)
         if self.masking not in MASKINGS:
             raise NorbertError("--masking=%s: use one of %s" % (self.masking, ", ".join(MASKINGS)))
+        if self.dedup not in DEDUPS:
+            raise NorbertError("--dedup=%s: use one of %s" % (self.dedup, ", ".join(DEDUPS)))
+        if not self.text_field:
+            raise NorbertError("--text_field is empty: name the JSON key or Parquet column "
+                               "that holds the text (default: text)")
         if self.dupe_factor is None:  # the default depends on the masking: resolved once here
             object.__setattr__(self, "dupe_factor", 1 if self.dynamic else 10)
         if self.dupe_factor < 1:

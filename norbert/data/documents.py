@@ -19,11 +19,17 @@ exact mode must see the same documents in the same order:
 
 Unlike the reference, bytes that are not UTF-8 do not stop the run: they become U+FFFD (usually
 ``[UNK]``) and are counted (``CorpusStats.bad_lines``).
+
+Running text can come as JSON lines (``.jsonl``, ``.jsonl.gz``: one document per line) or Parquet
+(``.parquet``: one document per row), its text in the field or column ``text_field`` (the flag
+``--text_field``) and cut into sentences by ``split_sentences``. Such a file always starts and
+ends its own documents; a null or empty text is no document. Parquet needs pyarrow (imported
+only when a ``.parquet`` file is met) and is read a batch of rows at a time.
 """
 
 import dataclasses
 import json
-from typing import Callable, Iterable, Iterator, List, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 from norbert import fileio
 from norbert.errors import NorbertError
@@ -43,6 +49,7 @@ class CorpusStats:
     documents: int = 0  # non-empty documents kept
     sentences: int = 0  # non-empty sentences kept
     tokens: int = 0  # WordPiece tokens in the kept sentences
+    duplicates: int = 0  # documents dropped as repeats of an earlier one (--dedup=exact)
 
 
 def documents_from_lines(
@@ -77,14 +84,14 @@ def documents_from_lines(
 
 
 def read_documents(
-    paths: Sequence[str], encode: Encode, stats: CorpusStats = None
+    paths: Sequence[str], encode: Encode, stats: CorpusStats = None, text_field: str = "text"
 ) -> List[Document]:
-    """Documents of all ``paths`` in order (plain text, ``.gz`` or ``.jsonl``; local or remote).
+    """Documents of all ``paths`` in order: plain text (``.gz`` too), JSON lines or Parquet.
 
     Plain-text files continue one another as in the reference (see the module docstring); a
-    JSON-lines file (``.jsonl``, ``.jsonl.gz``) is one document per line, taken from its
-    ``"text"`` field and cut into sentences by ``split_sentences``, and always starts and ends
-    its own documents.
+    JSON-lines file (``.jsonl``, ``.jsonl.gz``) is one document per line and a Parquet file one
+    per row, the text taken from ``text_field`` and cut into sentences by ``split_sentences``;
+    such a file always starts and ends its own documents.
     """
     stats = stats if stats is not None else CorpusStats()
     reader = fileio.LineReader()
@@ -94,7 +101,14 @@ def read_documents(
             stats.files += 1
             if is_jsonl(path):
                 yield ""  # a JSONL file never continues a plain-text document
-                yield from _jsonl_lines(path, reader)
+                yield from _jsonl_lines(path, reader, text_field)
+                yield ""
+            elif is_parquet(path):
+                yield ""  # nor does a Parquet file
+                for text in parquet_texts(path, text_field):
+                    if text:  # not null
+                        yield from split_sentences(text)
+                        yield ""
                 yield ""
             else:
                 yield from reader.lines(path)
@@ -112,31 +126,104 @@ def is_jsonl(path: str) -> bool:
     return name.endswith(".jsonl")
 
 
-def _jsonl_lines(path: str, reader: fileio.LineReader) -> Iterator[str]:
-    """Reference-format lines from a JSONL file: sentences of each ``"text"``, blank between."""
+def _jsonl_lines(path: str, reader: fileio.LineReader, field: str) -> Iterator[str]:
+    """Reference-format lines from a JSONL file: sentences of each ``field``, blank between."""
     for number, raw in enumerate(reader.lines(path), 1):
         if not raw.strip():
             continue
-        yield from split_sentences(jsonl_text(raw, "%s line %d" % (path, number)))
+        yield from split_sentences(jsonl_text(raw, "%s line %d" % (path, number), field))
         yield ""
 
 
-def jsonl_text(line: str, where: str) -> str:
-    """The ``"text"`` of one JSON line; ``where`` names the line in errors."""
+def jsonl_text(line: str, where: str, field: str = "text") -> str:
+    """The ``field`` of one JSON line; ``where`` names the line in errors."""
     try:
-        text = json.loads(line)["text"]
+        text = json.loads(line)[field]
     except (ValueError, KeyError, TypeError):
         raise NorbertError(
-            '%s is not a JSON object with a "text" field: give one JSON object per line, like '
-            '{"text": "..."}' % where
+            '%s is not a JSON object with a %s field: give one JSON object per line, like '
+            '{%s: "..."}, or name the field with --text_field'
+            % (where, json.dumps(field), json.dumps(field))
         ) from None
     if not isinstance(text, str):
-        raise NorbertError('%s: "text" must be a string' % where)
+        raise NorbertError('%s: %s must be a string' % (where, json.dumps(field)))
     return text
 
 
+# -- Parquet -------------------------------------------------------------------------------
+
+_PARQUET_BATCH = 1024  # rows per batch read: memory is this many texts, whatever the file
+_TEXT_TYPES = ("string", "large_string", "string_view")  # Arrow types that read as str
+
+
+def is_parquet(path: str) -> bool:
+    return path.endswith(".parquet")
+
+
+def parquet_texts(
+    path: str, field: str, start: int = 0, stop: Optional[int] = None
+) -> Iterator[Optional[str]]:
+    """The ``field`` of rows ``[start, stop)`` of a Parquet file (``None`` for a null), in order.
+
+    Row groups wholly outside the rows are not read (the file's metadata gives their sizes); the
+    rest is read ``_PARQUET_BATCH`` rows at a time.
+    """
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as e:
+        raise NorbertError("reading Parquet (%s) needs pyarrow: pip install 'norbert[parquet]' "
+                           "(%s)" % (path, e)) from None
+    with fileio.open_binary(path) as f:
+        try:
+            pf = pyarrow.parquet.ParquetFile(f if hasattr(f, "closed") else _WithClosed(f))
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid: not Parquet, or cut short
+            raise NorbertError("cannot read %s as Parquet: %s" % (path, e)) from None
+        schema = pf.schema_arrow
+        if field not in schema.names:
+            raise NorbertError("%s has no column %r (its columns: %s): name the text column "
+                               "with --text_field" % (path, field, ", ".join(schema.names)))
+        kind = schema.field(field).type
+        values = kind.value_type if pyarrow.types.is_dictionary(kind) else kind
+        if str(values) not in _TEXT_TYPES:
+            raise NorbertError("%s: column %r holds %s, not text: name the text column with "
+                               "--text_field" % (path, field, kind))
+        groups = []
+        row = first = 0  # first: the first row of the first group read
+        for g in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if row + n <= start:
+                first = row + n
+            elif stop is None or row < stop:
+                groups.append(g)
+            row += n
+        if not groups:
+            return
+        row = first  # of the batch at hand
+        for batch in pf.iter_batches(_PARQUET_BATCH, row_groups=groups, columns=[field]):
+            texts = batch.column(0).to_pylist()
+            hi = len(texts) if stop is None else min(stop - row, len(texts))
+            yield from texts[max(start - row, 0):hi]
+            row += len(texts)
+            if stop is not None and row >= stop:
+                return
+
+
+class _WithClosed:
+    """An open file with the ``closed`` that pyarrow asks of one (``tf.io.gfile.GFile``, for
+    gs:// and other URLs, has none)."""
+
+    closed = False
+
+    def __init__(self, f):
+        self._f = f
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
 def split_sentences(text: str) -> List[str]:
-    """A simple sentence splitter for running text (used for JSON lines input).
+    """A simple sentence splitter for running text (JSON lines and Parquet input).
 
     Blank lines end paragraphs; within a paragraph, lines are joined, and a sentence ends after
     ``.``, ``!``, ``?`` or ``…`` (with any closing quotes or brackets) followed by whitespace and

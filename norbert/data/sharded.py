@@ -38,13 +38,13 @@ import queue as queue_module
 import random
 import time
 import warnings
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from absl import logging
 
 from norbert import fileio
 from norbert import progress as progresslib
-from norbert.data import sidecar, slices, tfrecord
+from norbert.data import dedup, sidecar, slices, tfrecord
 from norbert.data.config import DataSummary, load_tokenizer, record_writers
 from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
@@ -71,6 +71,9 @@ class ShardJob:
     end: slices.Position
     path: str
     sidecar: Dict  # the sidecar without its counts
+    # Ordinals of the slice's documents to leave out: repeats of earlier ones (--dedup=exact,
+    # norbert.data.dedup), known only after every slice before this one was digested.
+    skip: FrozenSet[int] = frozenset()
 
 
 def shard_seed(random_seed: int, index: int) -> int:
@@ -113,7 +116,7 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     block_limit = int(config.block_mb * 1e6)
     stats = CorpusStats()
     counts = dict(instances=0, instance_tokens=0, masked_tokens=0, random_next=0)
-    reader = slices.SliceReader(job.input_paths, job.start, job.end)
+    reader = slice_reader(job)
 
     def write_block(f, block: List[Document], nbytes: int) -> None:
         draws.shuffle(block)
@@ -145,7 +148,7 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     with fileio.atomic_output(job.path, "wb") as f:
         block: List[Document] = []
         block_bytes = 0
-        read = slices.documents(iter(reader), tokenizer.encode, stats, block_limit)
+        read = slices.documents(iter(reader), tokenizer.encode, stats, block_limit, job.skip)
         for document, nbytes in read:
             if document:
                 block.append(document)
@@ -175,13 +178,20 @@ def _size(path: str) -> Optional[int]:
     return os.path.getsize(path)
 
 
-def _remove_leftovers(path: str) -> None:
+def _remove_leftovers(path: str, temporary: bool = True) -> None:
     """Removes the stale sidecar and the temporary files that a killed run left for ``path``."""
     if fileio.is_remote(path):
         return
-    for stale in glob.glob(glob.escape(path) + ".tmp-*") + [sidecar.path_for(path)]:
+    temporaries = glob.glob(glob.escape(path) + ".tmp-*") if temporary else []
+    for stale in temporaries + [sidecar.path_for(path)]:
         if os.path.exists(stale):
             os.remove(stale)
+
+
+def forget_set(config) -> None:
+    """Removes an earlier build's sidecar of the whole set, written again once every shard is
+    complete: a build cut short never leaves one that describes other shards."""
+    _remove_leftovers(config.output_base, temporary=False)
 
 
 def complete_shard(job: ShardJob) -> Optional[Dict]:
@@ -220,44 +230,95 @@ def _build_in_worker(job: ShardJob) -> Dict:
     return build_shard(job, _report)
 
 
-def build(config, options, input_paths: List[str], start: float):
-    """Builds the shards of ``config`` that are not complete yet; returns a ``DataSummary``."""
+@dataclasses.dataclass
+class Jobs:
+    """The shards of a build: one job per shard, and the plan they were cut by."""
+
+    jobs: List[ShardJob]
+    plan: slices.Plan
+    template: Dict  # the shards' sidecar without shard index or counts (for the set's sidecar)
+
+
+def plan_jobs(config, options, input_paths: List[str]) -> Jobs:
+    """Checks the vocab and the input, cuts the input into one slice per shard (one pass over
+    its bytes) and describes each shard's job; nothing is written."""
     tokenizer = _tools(config, options)[0]  # checks the vocab; kept for this process's shards
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
-    vocab_size = len(tokenizer.vocab)
     vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
     num_shards = config.shards
     output_paths = config.output_files
-    plan = slices.plan_shards(input_paths, num_shards)
+    plan = slices.plan_shards(input_paths, num_shards, text_field=config.text_field)
     if not plan.documents_seen:
         raise NorbertError(
             "--input_file %s holds no text: give files with one sentence per line and a blank "
             "line between documents" % config.input_file
         )
-
+    template = sidecar.build(config, options, input_paths, output_paths,
+                             config.output_base, vocab_sha, len(tokenizer.vocab),
+                             mask_id=tokenizer.vocab["[MASK]"])
+    template["input_bytes"] = plan.total_bytes
+    template["settings"].update(num_output_shards=num_shards, block_mb=config.block_mb,
+                                masking_draws="lazy")
     jobs = []
     for k, path in enumerate(output_paths):
-        meta = sidecar.build(config, options, input_paths, output_paths, path, vocab_sha,
-                             vocab_size, mask_id=tokenizer.vocab["[MASK]"])
-        meta["shard_index"] = k
-        meta["input_bytes"] = plan.total_bytes
-        meta["settings"]["num_output_shards"] = num_shards
-        meta["settings"]["block_mb"] = config.block_mb
-        meta["settings"]["masking_draws"] = "lazy"
+        meta = dict(template, file=os.path.basename(path), shard_index=k)
         jobs.append(ShardJob(config, options, tuple(input_paths), k, plan.cuts[k], plan.cuts[k + 1],
                              path, meta))
+    return Jobs(jobs, plan, template)
 
-    results: Dict[int, Dict] = {}
+
+def slice_reader(job: ShardJob) -> slices.SliceReader:
+    """The lines of ``job``'s slice of the input."""
+    return slices.SliceReader(job.input_paths, job.start, job.end, job.config.text_field)
+
+
+def _slice_digests(job: ShardJob) -> bytes:
+    return dedup.slice_digests(slice_reader(job))
+
+
+def with_repeats_skipped(jobs: List[ShardJob], workers: int) -> List[ShardJob]:
+    """``jobs``, each told which of its documents repeat an earlier one (``--dedup=exact``):
+    every slice digested (in ``workers`` processes), then the digests walked in input order
+    with the set of those seen (memory: about 100 bytes per distinct document)."""
+    if workers > 1 and len(jobs) > 1:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=pool_context()
+        ) as executor:
+            digests = list(executor.map(_slice_digests, jobs))
+    else:
+        digests = [_slice_digests(job) for job in jobs]
+    drops = dedup.dropped(digests)
+    return [dataclasses.replace(job, skip=frozenset(drop)) for job, drop in zip(jobs, drops)]
+
+
+def kept_shards(jobs: List[ShardJob]) -> Dict[int, Dict]:
+    """The sidecars of the shards an earlier run completed with the same settings, by index."""
+    kept = {}
     for job in jobs:
         meta = complete_shard(job)
         if meta is not None:
-            results[job.index] = meta
+            kept[job.index] = meta
             logging.info("%s is complete (an earlier run): kept", job.path)
+    return kept
+
+
+def build(config, options, input_paths: List[str], start: float):
+    """Builds the shards of ``config`` that are not complete yet; returns a ``DataSummary``."""
+    planned = plan_jobs(config, options, input_paths)
+    if config.dedup == "exact":
+        began = time.perf_counter()
+        planned.jobs = with_repeats_skipped(planned.jobs, config.workers)
+        logging.info("--dedup=exact: %d repeated document(s) found in %.1f s",
+                     sum(len(job.skip) for job in planned.jobs), time.perf_counter() - began)
+    plan, jobs = planned.plan, planned.jobs
+    results = kept_shards(jobs)
     todo = [job for job in jobs if job.index not in results]
     done_bytes = sum(plan.cut_bytes[k + 1] - plan.cut_bytes[k] for k in results)
     workers = min(config.workers, len(todo)) if todo else 0
     logging.info("%d shard(s) to build of %d, %d worker(s), %.1f MB of input",
-                 len(todo), num_shards, workers, plan.total_bytes / 1e6)
+                 len(todo), len(jobs), workers, plan.total_bytes / 1e6)
+    if todo:
+        forget_set(config)
     # Progress over input bytes (shards kept from an earlier run count as done).
     with progresslib.Progress("%d shard(s)" % len(todo), "B", total=plan.total_bytes,
                               initial=done_bytes, enabled=config.progress) as bar:
@@ -270,9 +331,15 @@ def build(config, options, input_paths: List[str], start: float):
                 results[job.index] = build_shard(job, report)
         else:
             results.update(_run_pool(todo, workers, report))
+    return finish(config, planned, results, len(todo), start)
 
-    corpus = CorpusStats(files=len(input_paths))
-    summary = DataSummary(corpus=corpus, shards_skipped=num_shards - len(todo))
+
+def finish(config, planned: Jobs, results: Dict[int, Dict], built: int, start: float):
+    """The build's ``DataSummary`` from every shard's sidecar; writes the set's sidecar
+    (``<output_file>.meta.json``: the settings and the counts of all shards together)."""
+    num_shards = len(planned.jobs)
+    corpus = CorpusStats(files=len(planned.jobs[0].input_paths))
+    summary = DataSummary(corpus=corpus, shards_skipped=num_shards - built)
     for k in range(num_shards):
         sidecar.add_counts(summary, results[k]["counts"])
         summary.records_per_file.append(results[k]["instances_in_file"])
@@ -287,6 +354,8 @@ def build(config, options, input_paths: List[str], start: float):
     if empty_shards:
         logging.warning("%d of %d shard(s) got no records: the input has too few documents for "
                         "--num_output_shards=%d", empty_shards, num_shards, num_shards)
+    sidecar.write(sidecar.path_for(config.output_base),
+                  sidecar.for_set(planned.template, summary))
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -9,13 +9,19 @@ one. Layout::
      "file": "train.tfrecord", "instances_in_file": 1234, "output_files": [...],
      "settings": {"mode", "max_seq_length", ..., "do_lower_case", "strip_accents",
                   "tokenize_chinese_chars", "never_split", ..., "vocab_sha256", "vocab_size",
-                  and with --masking=dynamic "masking": "dynamic", "mask_id"},
+                  with --masking=dynamic "masking": "dynamic", "mask_id",
+                  with --dedup=exact "dedup": "exact", with another --text_field
+                  "text_field"},
      "features": {name: {"dtype", "length"}},
-     "counts": {"input_files", "lines", ..., "instances", "masked_tokens", "random_next"},
+     "counts": {"input_files", "lines", ..., "instances", "masked_tokens", "random_next",
+                "duplicate_documents"},
      "inputs": [...]}
 
-The sharded mode adds ``shard_index``, ``input_bytes``, ``bytes_in_file``, ``build_seconds``
-and three settings (``num_output_shards``, ``block_mb``, ``masking_draws``).
+The sharded (and Beam) mode adds ``shard_index``, ``input_bytes``, ``bytes_in_file``,
+``build_seconds`` and three settings (``num_output_shards``, ``block_mb``, ``masking_draws``)
+to each shard's sidecar, and writes one for the whole set (``for_set``:
+``<output_file>.meta.json``, with ``"shard_set": true``, ``records_per_file`` and the counts of
+all shards together, without ``shard_index`` or ``instances_in_file``).
 """
 
 import json
@@ -60,6 +66,7 @@ def counts_of(summary: DataSummary) -> Dict[str, int]:
         "instance_tokens": summary.instance_tokens,
         "masked_tokens": summary.masked_tokens,
         "random_next": summary.random_next,
+        "duplicate_documents": corpus.duplicates,
     }
 
 
@@ -71,6 +78,7 @@ def add_counts(summary: DataSummary, counts: Mapping[str, int]) -> None:
     corpus.documents += counts["documents"]
     corpus.sentences += counts["sentences"]
     corpus.tokens += counts["corpus_tokens"]
+    corpus.duplicates += counts.get("duplicate_documents", 0)  # absent before --dedup
     summary.instances += counts["instances"]
     summary.instance_tokens += counts["instance_tokens"]
     summary.masked_tokens += counts["masked_tokens"]
@@ -112,8 +120,24 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
     }
     if config.dynamic:  # what training needs to draw the masks (static builds say nothing)
         meta["settings"].update(masking=config.masking, mask_id=mask_id)
+    # Said only when asked for, so that older shards stay complete.
+    if config.dedup != "none":
+        meta["settings"]["dedup"] = config.dedup
+    if config.text_field != "text":
+        meta["settings"]["text_field"] = config.text_field
     if summary is None:
         del meta["instances_in_file"], meta["counts"]
+    return meta
+
+
+def for_set(template: Mapping, summary: DataSummary) -> Dict:
+    """The sidecar of a whole shard set (``<output_file>.meta.json``): a shard's sidecar
+    ``template`` with the counts of all shards together and each shard's record count."""
+    meta = {k: v for k, v in template.items() if k not in ("file", "shard_index")}
+    meta["file"] = template["file"]
+    meta["shard_set"] = True
+    meta["records_per_file"] = list(summary.records_per_file)
+    meta["counts"] = counts_of(summary)
     return meta
 
 

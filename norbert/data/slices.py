@@ -8,13 +8,15 @@ order, with the reference's reading rules (``norbert.data.documents``):
 1. **Plan** (``plan_shards``; one pass over the input, bytes only, no tokenising): the stream is
    cut into ``K`` slices of about equal bytes, each cut at a document start. Only a bounded,
    thinned list of document starts is kept, so the plan's memory does not grow with the corpus.
-   A slice is given by two ``Position``s, (file index, byte offset of a line start): small and
-   picklable, so a job sent to another process carries only them.
+   A slice is given by two ``Position``s, (file index, byte offset of a line start; row index
+   in a Parquet file, whose rows count the UTF-8 bytes of their text): small and picklable, so a
+   job sent to another process carries only them.
 2. **Reading a slice** (``SliceReader``, then ``documents``): the lines between two positions,
    each with its byte count (for block sizes and progress over input bytes), seeking to the
-   slice in plain files (a compressed file is read up to it); then the documents of those lines,
-   each with the bytes read for it. A document longer than ``max_bytes`` (if given) is cut
-   between sentences into parts of about that size, so that memory is bounded whatever the input.
+   slice in plain files (a compressed file is read up to it, a Parquet file from the row group
+   that holds it); then the documents of those lines, each with the bytes read for it. A
+   document longer than ``max_bytes`` (if given) is cut between sentences into parts of about
+   that size, so that memory is bounded whatever the input.
 
 Read one after the other (without ``max_bytes``), the slices' documents are those of
 ``read_documents`` on the whole input, in order: every document falls in exactly one slice.
@@ -23,13 +25,15 @@ Read one after the other (without ``max_bytes``), the slices' documents are thos
 import array
 import bisect
 import dataclasses
-from typing import Callable, Iterator, List, Sequence, Tuple
+from typing import AbstractSet, Callable, Iterator, List, Sequence, Tuple
 
 from norbert import fileio
-from norbert.data.documents import (CorpusStats, Document, is_jsonl, jsonl_text,
-                                    split_sentences)
+from norbert.data.documents import (CorpusStats, Document, is_jsonl, is_parquet, jsonl_text,
+                                    parquet_texts, split_sentences)
 
-Position = Tuple[int, int]  # (input file index, byte offset of a line start in that file)
+# (input file index, offset in that file): the byte offset of a line start, or in a Parquet
+# file the index of a row (rows are not at byte offsets one can seek to)
+Position = Tuple[int, int]
 _PLAN_CAP = 1 << 16  # document starts kept by the plan before it thins them (x2 at most)
 
 
@@ -56,19 +60,40 @@ class Plan:
     documents_seen: bool  # whether any line of text was found at all
 
 
-def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP) -> Plan:
+def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP,
+                text_field: str = "text") -> Plan:
     """Cuts the input into ``num_shards`` slices of about equal bytes at document starts.
 
     A document starts at a non-blank line after a blank one (or at the start of the input, or
-    after a JSON-lines file), and at every line of a JSON-lines file; plain-text files run on
-    into each other as in ``norbert.data.documents``. Memory: at most ``2 * cap`` recorded starts.
+    after a JSON-lines or Parquet file), at every line of a JSON-lines file and at every row of
+    a Parquet file with text (``text_field``; a row counts its text's UTF-8 bytes); plain-text
+    files run on into each other as in ``norbert.data.documents``. Memory: at most ``2 * cap``
+    recorded starts.
     """
     starts, files, offsets = array.array("q"), array.array("q"), array.array("q")
     granule = 0  # bytes between recorded starts at least; doubles whenever the list is thinned
     last = -1
     total = 0
     prev_blank = True
+
+    def keep(index: int, offset: int) -> None:
+        nonlocal starts, files, offsets, granule, last
+        starts.append(total)
+        files.append(index)
+        offsets.append(offset)
+        last = total
+        if len(starts) >= 2 * cap:
+            starts, files, offsets = starts[::2], files[::2], offsets[::2]
+            granule = max(2 * granule, total // cap, 1)
+
     for index, path in enumerate(paths):
+        if is_parquet(path):
+            for row, text in enumerate(parquet_texts(path, text_field)):
+                if text and (last < 0 or total - last >= granule):
+                    keep(index, row)
+                total += len(text.encode("utf-8")) if text else 0
+            prev_blank = True
+            continue
         jsonl = is_jsonl(path)
         if jsonl:
             prev_blank = True
@@ -82,13 +107,7 @@ def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP) -> 
                     start = prev_blank and not blank
                     prev_blank = blank
                 if start and (last < 0 or total - last >= granule):
-                    starts.append(total)
-                    files.append(index)
-                    offsets.append(offset)
-                    last = total
-                    if len(starts) >= 2 * cap:
-                        starts, files, offsets = starts[::2], files[::2], offsets[::2]
-                        granule = max(2 * granule, total // cap, 1)
+                    keep(index, offset)
                 n = len(raw)
                 offset += n
                 total += n
@@ -116,8 +135,10 @@ def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP) -> 
 class SliceReader:
     """Lines of the input between two positions, each with its byte count; counts bad lines."""
 
-    def __init__(self, paths: Sequence[str], start: Position, end: Position):
+    def __init__(self, paths: Sequence[str], start: Position, end: Position,
+                 text_field: str = "text"):
         self.paths, self.start, self.end = paths, start, end
+        self.text_field = text_field  # of JSON lines and Parquet rows
         self.bad_lines = 0
         self.lines_read = 0
         self.files = 0
@@ -141,6 +162,9 @@ class SliceReader:
             offset = o0 if index == f0 else 0
             stop = o1 if index == f1 else -1
             self.files += 1
+            if is_parquet(path):
+                yield from self._parquet(path, offset, stop)
+                continue
             with fileio.open_binary(path) as f:
                 lines = _lines_from(f, path, offset)
                 if jsonl:
@@ -155,7 +179,8 @@ class SliceReader:
                     if jsonl:
                         if line.strip():
                             for sentence in split_sentences(jsonl_text(
-                                line, "%s: the line at byte %d" % (path, offset - n))):
+                                line, "%s: the line at byte %d" % (path, offset - n),
+                                self.text_field)):
                                 yield sentence, 0
                             yield "", 0
                         yield "", n
@@ -163,6 +188,17 @@ class SliceReader:
                         yield line, n
                 if jsonl:
                     yield "", 0
+
+    def _parquet(self, path: str, row: int, stop: int) -> Iterator[Tuple[str, int]]:
+        """Rows ``[row, stop)`` (to the end if ``stop < 0``) of a Parquet file as lines: each
+        row's sentences, then a blank line that counts the UTF-8 bytes of the row's text."""
+        yield "", 0  # a Parquet file never continues a plain-text document
+        for text in parquet_texts(path, self.text_field, row, stop if stop >= 0 else None):
+            self.lines_read += 1
+            if text:  # not null
+                for sentence in split_sentences(text):
+                    yield sentence, 0
+                yield "", len(text.encode("utf-8"))
 
 
 def _lines_from(f, path: str, offset: int) -> Iterator[bytes]:
@@ -179,15 +215,19 @@ def _lines_from(f, path: str, offset: int) -> Iterator[bytes]:
 
 def documents(
     lines: Iterator[Tuple[str, int]], encode: Callable[[str], List[int]], stats: CorpusStats,
-    max_bytes: int = 0,
+    max_bytes: int = 0, skip: AbstractSet[int] = frozenset(),
 ) -> Iterator[Tuple[Document, int]]:
     """Documents (with the bytes read for them) from lines, by ``norbert.data.documents``' rules.
 
     A document of more than ``max_bytes`` (if given) is cut, between sentences, into parts of
     about that size, each then a document of its own: memory stays bounded whatever the input.
+    ``skip`` holds ordinals of documents to leave out untokenised (counted as duplicates): the
+    n-th run of non-blank lines of ``lines`` is ordinal n, as ``norbert.data.dedup`` counts.
     """
     document: Document = []
     nbytes = 0
+    ordinal = -1  # of the current run of non-blank lines
+    in_run = dropping = False
     for line, n in lines:
         if "\r" in line:
             line = line.replace("\r", "")
@@ -199,7 +239,15 @@ def documents(
             yield document, nbytes
             document, nbytes = [], 0
         nbytes += n
-        if line:
+        if not line:
+            in_run = False
+            continue
+        if not in_run:
+            in_run = True
+            ordinal += 1
+            dropping = ordinal in skip
+            stats.duplicates += dropping
+        if not dropping:
             ids = encode(line)
             if ids:
                 document.append(ids)

@@ -14,9 +14,10 @@ import os
 import re
 import time
 import warnings
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from norbert import fileio
+from norbert.beam_runner import BeamConfig
 from norbert.errors import NorbertError
 from norbert.progress import Progress
 from norbert.settings import make_configs
@@ -58,7 +59,8 @@ class VocabConfig:
     # Read only lines that start before this many bytes of text (decompressed); 0 reads all.
     max_input_bytes: int = 0
     # Processes counting words (over byte ranges of plain files, whole .gz/remote files). The
-    # counts, and so the vocab, do not depend on it.
+    # counts, and so the vocab, do not depend on it. With --runner, Beam's options set the
+    # workers instead (direct_num_workers, or num_workers on Dataflow).
     num_workers: int = 1
     # An existing vocab.txt (for example multilingual BERT's) whose [unusedN] slots are filled
     # with the corpus words that it splits into the most pieces; every other id stays.
@@ -168,22 +170,28 @@ def _check_output(path: str) -> None:
     fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
 
 
-def count_corpus(config, options: TokenizerOptions):
+def count_corpus(config, options: TokenizerOptions, beam_config: Optional[BeamConfig] = None):
     """(word counts, what was read) of ``config.input_file`` as the tokenizer sees it, with a
     progress bar. ``config`` is any config with ``input_file``, ``do_lower_case``,
     ``num_workers``, ``max_input_bytes`` and ``progress`` (the vocab builder's, extend_vocab's).
+
+    With an enabled ``beam_config`` the words are counted by a Beam pipeline on its runner (the
+    same counts), passing through a temporary folder beside ``config.output_file``.
     """
+    beam = beam_config is not None and beam_config.enabled
+    if beam and config.num_workers != 1:
+        raise NorbertError(
+            "--num_workers is for counting on this machine; with --runner give Beam's workers "
+            "in --beam_pipeline_options (direct_num_workers=N locally, num_workers=N on Dataflow)")
     paths = fileio.expand_inputs(config.input_file, flag="--input_file")
-    total = None
-    if all(word_counts.splittable(p) for p in paths):
-        total = sum(word_counts.file_size(p) for p in paths)
-        if config.max_input_bytes:
-            total = min(total, config.max_input_bytes)
-    with Progress("reading", "B", total=total, enabled=config.progress) as bar:
-        counts, read = word_counts.count_words(
-            paths, config.do_lower_case, config.num_workers, config.max_input_bytes,
-            on_progress=lambda nbytes, lines: bar.update(nbytes, lines=lines), options=options,
-        )
+    if beam:
+        from norbert.vocab_building import beam_counting  # needs Beam, an extra
+
+        counts, read = beam_counting.count_words(
+            paths, config.do_lower_case, beam_config, config.output_file,
+            config.max_input_bytes, options)
+    else:
+        counts, read = _count_here(config, options, paths)
     if not counts:
         raise NorbertError(
             "no words in --input_file=%s (%d bytes read): the files are empty or hold only "
@@ -192,25 +200,42 @@ def count_corpus(config, options: TokenizerOptions):
     return counts, read
 
 
+def _count_here(config, options: TokenizerOptions, paths: List[str]):
+    """``count_corpus`` on this machine, in ``config.num_workers`` processes."""
+    total = None
+    if all(word_counts.splittable(p) for p in paths):
+        total = sum(word_counts.file_size(p) for p in paths)
+        if config.max_input_bytes:
+            total = min(total, config.max_input_bytes)
+    with Progress("reading", "B", total=total, enabled=config.progress) as bar:
+        return word_counts.count_words(
+            paths, config.do_lower_case, config.num_workers, config.max_input_bytes,
+            on_progress=lambda nbytes, lines: bar.update(nbytes, lines=lines), options=options,
+        )
+
+
 def build_vocab(config: Optional[VocabConfig] = None,
-                tokenizer_options: Optional[TokenizerOptions] = None, **settings) -> VocabStats:
+                tokenizer_options: Optional[TokenizerOptions] = None,
+                beam_config: Optional[BeamConfig] = None, **settings) -> VocabStats:
     """Reads the corpus, learns (or with ``extend_vocab`` fills) a vocab, writes it atomically.
 
     Takes a ``VocabConfig`` (and ``TokenizerOptions``, which the words are counted with and
-    whose never-split words become tokens) or their fields as keywords:
-    ``build_vocab(input_file=..., output_file=..., vocab_size=8000, strip_accents=False)``.
+    whose never-split words become tokens, and ``BeamConfig`` to count them as an Apache Beam
+    pipeline) or their fields as keywords: ``build_vocab(input_file=..., output_file=...,
+    vocab_size=8000, strip_accents=False, runner="DirectRunner")``.
 
     Raises ``NorbertError`` naming the flag or file for unusable settings or input; then
     nothing is written.
     """
-    config, options = make_configs(
-        "build_vocab", {"config": config, "tokenizer_options": tokenizer_options}, settings,
-        [VocabConfig, TokenizerOptions])
+    config, options, beam_config = make_configs(
+        "build_vocab",
+        {"config": config, "tokenizer_options": tokenizer_options, "beam_config": beam_config},
+        settings, [VocabConfig, TokenizerOptions, BeamConfig])
     start = time.perf_counter()
     _check_output(config.output_file)
     if config.extend_vocab:
-        return _extend(config, options, start)
-    counts, read = count_corpus(config, options)
+        return _extend(config, options, start, beam_config)
+    counts, read = count_corpus(config, options, beam_config)
     with Progress("learning", "tokens", enabled=config.progress) as bar:
 
         def on_merge(num_pieces: int) -> None:
@@ -258,7 +283,8 @@ def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabSt
     )
 
 
-def _extend(config: VocabConfig, options: TokenizerOptions, start: float) -> VocabStats:
+def _extend(config: VocabConfig, options: TokenizerOptions, start: float,
+            beam_config: Optional[BeamConfig] = None) -> VocabStats:
     old = vocablib.load_vocab(config.extend_vocab, required=vocablib.SPECIAL_TOKENS)
     reason = vocablib.casing_mismatch(old, config.do_lower_case)
     if reason:
@@ -276,7 +302,7 @@ def _extend(config: VocabConfig, options: TokenizerOptions, start: float) -> Voc
         raise NorbertError(
             "--never_split: %d words are not in --extend_vocab=%s, which has %d [unusedN] "
             "slots to put them in" % (len(whole), config.extend_vocab, len(slots)))
-    counts, read = count_corpus(config, options)
+    counts, read = count_corpus(config, options, beam_config)
     added = whole + learner.choose_additions(counts, old, len(slots) - len(whole),
                                              config.min_frequency)
     for slot, word in zip(slots, added):

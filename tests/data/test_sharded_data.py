@@ -53,8 +53,12 @@ def test_shards_sidecars_and_counts(corpus_paths, uncased_vocab_path, tmp_path):
         _config(corpus_paths, out, uncased_vocab_path, num_output_shards=3, num_workers=1,
                 block_mb=0.2))
     names = ["train.tfrecord-%05d-of-00003" % i for i in range(3)]
-    assert sorted(os.listdir(str(tmp_path))) == sorted(names + [n + ".meta.json" for n in names])
+    assert sorted(os.listdir(str(tmp_path))) == sorted(
+        names + [n + ".meta.json" for n in names] + ["train.tfrecord.meta.json"])
     assert summary.corpus.documents == len(read_documents(corpus_paths, encode)) == 809
+    whole = json.loads((tmp_path / "train.tfrecord.meta.json").read_text(encoding="utf-8"))
+    assert whole["shard_set"] and whole["counts"]["documents"] == 809
+    assert whole["records_per_file"] == summary.records_per_file
     total = 0
     for i, name in enumerate(names):
         meta = json.loads((tmp_path / (name + ".meta.json")).read_text(encoding="utf-8"))
@@ -170,7 +174,8 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_output(corpus_paths, uncased_
     done = subprocess.run(argv(out), cwd=REPO, stderr=subprocess.PIPE, universal_newlines=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "already complete" in done.stderr
-    assert sorted(os.listdir(folder)) == sorted(finals + [n + ".meta.json" for n in finals])
+    assert sorted(os.listdir(folder)) == sorted(
+        finals + [n + ".meta.json" for n in finals] + ["t.tfrecord.meta.json"])
     for name in finals:
         assert _tail(os.path.join(folder, name)) == _tail(os.path.join(str(tmp_path / "a"), name))
     for name, mtime in kept.items():
@@ -279,7 +284,8 @@ def test_url_paths_in_and_out_give_the_local_records(corpus_paths, uncased_vocab
             assert f.read() == g.read()
         assert tf.io.gfile.exists(remote + suffix + ".meta.json")
     assert sorted(tf.io.gfile.listdir("ram://norbert-sharded/out")) == sorted(
-        "t.tfrecord-%05d-of-00002%s" % (i, ext) for i in range(2) for ext in ("", ".meta.json"))
+        ["t.tfrecord-%05d-of-00002%s" % (i, ext) for i in range(2) for ext in ("", ".meta.json")]
+        + ["t.tfrecord.meta.json"])
     again = create_pretraining_data(_config(remote_inputs, remote, uncased_vocab_path,
                                             num_output_shards=2, num_workers=1, block_mb=0.2))
     assert again.shards_skipped == 2

@@ -1,0 +1,111 @@
+"""Running a data tool as an Apache Beam pipeline: the settings (``BeamConfig``) and the
+pipeline options made from them.
+
+The data builder and the vocab builder's word counting take the same two flags, so that one
+command runs on the launching machine (``--runner=DirectRunner``) or on a cluster (Dataflow,
+Flink, Spark)::
+
+    --runner=DataflowRunner \\
+    --beam_pipeline_options="project=P,region=R,temp_location=gs://B/tmp,num_workers=50"
+
+Beam is an extra (``pip install norbert[beam]``): nothing else in norbert imports it, and a run
+that asks for a runner without it gets a one-line error saying what to install.
+"""
+
+import dataclasses
+from typing import List, Optional
+
+from norbert.errors import NorbertError
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """Whether a data tool runs as an Apache Beam pipeline, and where."""
+
+    # Run as an Apache Beam pipeline on this runner: DirectRunner (this machine),
+    # DataflowRunner, FlinkRunner, SparkRunner, ... Unset: no Beam (the local modes).
+    runner: Optional[str] = None
+    # Beam's pipeline options, comma-separated key=value, as `tfds build` takes them: e.g.
+    # "project=P,region=R,temp_location=gs://B/tmp,num_workers=50" for Dataflow, or
+    # "direct_num_workers=2,direct_running_mode=multi_processing" on this machine.
+    beam_pipeline_options: str = ""
+
+    def __post_init__(self) -> None:
+        """Raises ``NorbertError`` naming the flag for settings that cannot work."""
+        if self.runner is not None and not self.runner.strip():
+            raise NorbertError("--runner is empty: name a Beam runner, e.g. DirectRunner")
+        if self.beam_pipeline_options and self.runner is None:
+            raise NorbertError(
+                "--beam_pipeline_options needs --runner: name the Beam runner, e.g. "
+                "--runner=DirectRunner or --runner=DataflowRunner"
+            )
+        option_flags(self.beam_pipeline_options)  # malformed items are errors here
+
+    @property
+    def enabled(self) -> bool:
+        return self.runner is not None
+
+
+def option_flags(text: str) -> List[str]:
+    """``"a=1,b=x"`` -> ``["--a=1", "--b=x"]``, Beam's command-line form of its options.
+
+    An item without ``=`` is a switch (``use_public_ips`` -> ``--use_public_ips``).
+    """
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key = item.split("=", 1)[0].strip()
+        if not key or key.startswith("-") or " " in key:
+            raise NorbertError(
+                "--beam_pipeline_options: %r is not key=value: give Beam's options without "
+                "dashes, comma-separated, e.g. \"project=P,region=R\"" % item
+            )
+        out.append("--" + item)
+    return out
+
+
+def import_beam():
+    """The ``apache_beam`` module, or a one-line ``NorbertError`` saying what to install."""
+    try:
+        import apache_beam  # deferred: an extra
+    except ImportError:
+        raise NorbertError(
+            "--runner needs Apache Beam, which is not installed: pip install 'norbert[beam]' "
+            "(or leave --runner out to build on this machine)"
+        ) from None
+    return apache_beam
+
+
+def pipeline_options(config: BeamConfig):
+    """Beam's ``PipelineOptions`` for ``config``: its options, then its runner.
+
+    Checked before any work: a runner Beam does not know, and an option that neither Beam nor
+    the runner knows, are errors naming them (Beam itself would only warn, and a misspelt
+    ``num_wrokers`` would silently run on one worker).
+    """
+    beam = import_beam()
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        create_runner(config.runner)  # also registers the runner's own options (Dask's, ...)
+    except (ValueError, ImportError) as e:
+        raise NorbertError("--runner=%s: %s" % (config.runner, " ".join(str(e).split())))
+    options = PipelineOptions(flags=option_flags(config.beam_pipeline_options))
+    unknown = sorted(set(options.get_all_options(retain_unknown_options=True))
+                     - set(options.get_all_options(retain_unknown_options=False)))
+    if unknown:
+        raise NorbertError(
+            "--beam_pipeline_options: Beam has no option %r (apache-beam %s, runner %s): check "
+            "its spelling in Beam's pipeline options" % (unknown[0], beam.__version__,
+                                                         config.runner)
+        )
+    options.view_as(StandardOptions).runner = config.runner
+    return options
+
+
+def pipeline(options):
+    """A Beam ``Pipeline`` with ``options`` (made by ``pipeline_options``)."""
+    return import_beam().Pipeline(options=options)

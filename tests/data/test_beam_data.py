@@ -1,0 +1,166 @@
+"""The data builder as an Apache Beam pipeline (--runner): the local sharded mode's records, byte
+for byte, on the DirectRunner in one process and with worker processes; dedup; resuming; bad
+flags. Runs where Beam is installed (`make test-beam`)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from norbert.data import sharded
+from norbert.data.builder import create_pretraining_data
+from norbert.errors import NorbertError
+from test_dedup import planted_corpus
+
+beam = pytest.importorskip("apache_beam")
+
+SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
+TWO_PROCESSES = "direct_num_workers=2,direct_running_mode=multi_processing"
+
+
+@pytest.fixture(scope="module")
+def planted(corpus_paths, tmp_path_factory):
+    if not corpus_paths:
+        pytest.skip("the shared corpora are absent")
+    return planted_corpus(tmp_path_factory.mktemp("planted"), corpus_paths)
+
+
+def _settings(inputs, vocab, **changes):
+    settings = dict(input_file=",".join(inputs), vocab_file=vocab, dupe_factor=2,
+                    num_output_shards=4, progress=False, dedup="exact")
+    settings.update(changes)
+    return settings
+
+
+def _files(folder):
+    """{name: bytes} of a build's output, the sidecars without their timing."""
+    out = {}
+    for name in sorted(os.listdir(str(folder))):
+        data = (folder / name).read_bytes()
+        if name.endswith(".json"):
+            meta = json.loads(data)
+            meta.pop("build_seconds", None)
+            data = json.dumps(meta, sort_keys=True).encode()
+        out[name] = data
+    return out
+
+
+def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path, tmp_path):
+    inputs, _, planted_copies = planted
+    out = tmp_path / "out"
+    settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"))
+    local = create_pretraining_data(num_workers=2, **settings)
+    expected = _files(out)
+    os.rename(str(out), str(tmp_path / "local"))
+    in_process = create_pretraining_data(runner="DirectRunner", **settings)
+    assert _files(out) == expected
+    os.rename(str(out), str(tmp_path / "in_process"))
+    # The command line, with two worker processes.
+    flags = ["--%s=%s" % kv for kv in settings.items()]
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--runner=DirectRunner",
+         "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _files(out) == expected
+    assert len(expected) == 4 + 4 + 1  # shards, their sidecars, the set's sidecar
+    for summary in (local, in_process):
+        assert summary.corpus.duplicates == planted_copies
+        assert summary.instances == sum(summary.records_per_file) > 1000
+
+
+def test_beam_keeps_complete_shards_and_rebuilds_the_rest(corpus_paths, uncased_vocab_path,
+                                                          tmp_path):
+    out = tmp_path / "train.tfrecord"
+    settings = _settings(corpus_paths, uncased_vocab_path, output_file=str(out))
+    create_pretraining_data(num_workers=1, **settings)
+    expected = _files(tmp_path)
+    shard = "train.tfrecord-%05d-of-00004"
+    os.remove(str(tmp_path / (shard % 1)))  # lost
+    with open(str(tmp_path / (shard % 2)), "r+b") as f:  # cut short under its final name
+        f.truncate(1000)
+    summary = create_pretraining_data(runner="DirectRunner", **settings)
+    assert summary.shards_skipped == 2
+    assert _files(tmp_path) == expected
+
+
+def test_dataflows_options_reach_the_pipeline(corpus_paths, uncased_vocab_path, tmp_path,
+                                              monkeypatch):
+    from apache_beam.options.pipeline_options import (GoogleCloudOptions, SetupOptions,
+                                                      StandardOptions, WorkerOptions)
+
+    class Reached(Exception):
+        pass
+
+    def pipeline(options):
+        raise Reached(options)
+
+    monkeypatch.setattr(beam, "Pipeline", pipeline)
+    with pytest.raises(Reached) as reached:
+        create_pretraining_data(
+            runner="DataflowRunner",
+            beam_pipeline_options="project=P,region=europe-north1,temp_location=gs://b/tmp,"
+                                  "num_workers=50,setup_file=./setup.py",
+            **_settings(corpus_paths[:1], uncased_vocab_path, dedup="none",
+                        output_file=str(tmp_path / "train.tfrecord")))
+    options = reached.value.args[0]
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    cloud = options.view_as(GoogleCloudOptions)
+    assert (cloud.project, cloud.region, cloud.temp_location) == ("P", "europe-north1",
+                                                                  "gs://b/tmp")
+    assert options.view_as(WorkerOptions).num_workers == 50
+    assert options.view_as(SetupOptions).setup_file == "./setup.py"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(runner="DirectRunner", num_output_shards=None), "--runner needs --num_output_shards"),
+    (dict(runner="DirectRunner", num_workers=2), "--num_workers is for building on this"),
+    (dict(runner="DirectRunner", beam_pipeline_options="num_wrokers=3"),
+     "Beam has no option 'num_wrokers'"),
+    (dict(runner="NoSuchRunner"), "--runner=NoSuchRunner"),
+])
+def test_bad_beam_settings_are_one_line_errors(corpus_paths, uncased_vocab_path, tmp_path,
+                                               changes, message):
+    settings = _settings(corpus_paths[:1], uncased_vocab_path,
+                         output_file=str(tmp_path / "out" / "train.tfrecord"))
+    settings.update(changes)
+    with pytest.raises(NorbertError, match=message) as error:
+        create_pretraining_data(**settings)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dask_cluster_of_two_processes_writes_the_same_records(planted, uncased_vocab_path,
+                                                                 tmp_path):
+    """Beam's Dask runner on a local dask.distributed cluster: a real multi-process cluster."""
+    distributed = pytest.importorskip("dask.distributed")
+    inputs, _, planted_copies = planted
+    out = tmp_path / "out"
+    settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"))
+    create_pretraining_data(num_workers=1, **settings)
+    expected = _files(out)
+    os.rename(str(out), str(tmp_path / "local"))
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                       dashboard_address=None)
+    try:
+        summary = create_pretraining_data(
+            runner="apache_beam.runners.dask.dask_runner.DaskRunner",
+            beam_pipeline_options="dask_client_address=" + cluster.scheduler_address,
+            **settings)
+        # The shards were built in the cluster's processes: each worker that built one holds
+        # the tokenizer that sharded.build_shard loaded there.
+        client = distributed.default_client()
+        built_in = client.run(lambda: bool(sharded._TOOLS))
+        workers = len(cluster.scheduler_info["workers"])
+    finally:
+        try:  # the runner's own client to the cluster, which Beam leaves open
+            distributed.default_client().close()
+        except ValueError:
+            pass
+        cluster.close()
+    assert workers == 2 and any(built_in.values()), built_in
+    assert summary.corpus.duplicates == planted_copies
+    assert _files(out) == expected
