@@ -28,7 +28,8 @@ class DataConfig:
     """Everything one data build needs; the flags of ``scripts/create_pretraining_data.py``."""
 
     # Input text, comma-separated paths or globs: one sentence per line, blank line between
-    # documents (.gz too; .jsonl with a "text" field per line).
+    # documents (.gz too); or one document per line of .jsonl(.gz) or row of .parquet, its text
+    # in --text_field (split into sentences here).
     input_file: str
     # Output TFRecord file(s), comma-separated; records go round-robin over them.
     output_file: str

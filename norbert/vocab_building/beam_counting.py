@@ -98,7 +98,7 @@ def _temp_folder(pipeline_options, near: str) -> str:
 def _run(tasks: List[word_counts.Task], do_lower_case: bool, options: TokenizerOptions,
          pipeline_options, prefix: str) -> None:
     beam = beam_runner.import_beam()
-    with beam.Pipeline(options=pipeline_options) as pipeline:
+    with beam_runner.pipeline(pipeline_options) as pipeline:
         _ = (pipeline
              | "tasks" >> beam.Create(tasks, reshuffle=False)
              | "spread" >> beam.Reshuffle()  # one task per element, for the runner to share

@@ -164,3 +164,38 @@ def test_a_dask_cluster_of_two_processes_writes_the_same_records(planted, uncase
     assert workers == 2 and any(built_in.values()), built_in
     assert summary.corpus.duplicates == planted_copies
     assert _files(out) == expected
+
+
+def test_parquet_jsonl_and_dynamic_masking_on_beam(corpus_paths, uncased_vocab_path, tmp_path):
+    """Mixed input (Parquet, gzipped JSON lines, plain text), --masking=dynamic and another
+    --text_field: the local sharded mode's records on Beam too."""
+    import gzip
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    if not corpus_paths:
+        pytest.skip("the shared corpora are absent")
+    with open(corpus_paths[0], encoding="utf-8") as f:
+        docs = [d.replace("\n", " ") for d in f.read().split("\n\n") if d.strip()]
+    third = len(docs) // 3
+    pq.write_table(pa.table({"body": docs[:third], "id": list(range(third))}),
+                   str(tmp_path / "a.parquet"), row_group_size=50)
+    with gzip.open(str(tmp_path / "b.jsonl.gz"), "wt", encoding="utf-8") as f:
+        for doc in docs[third:2 * third]:
+            f.write(json.dumps({"body": doc}) + "\n")
+    (tmp_path / "c.txt").write_text("\n\n".join(docs[2 * third:]) + "\n", encoding="utf-8")
+    inputs = [str(tmp_path / name) for name in ("a.parquet", "b.jsonl.gz", "c.txt")]
+    out = tmp_path / "out"
+    settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"),
+                         masking="dynamic", text_field="body", num_output_shards=3)
+    local = create_pretraining_data(num_workers=1, **settings)
+    expected = _files(out)
+    os.rename(str(out), str(tmp_path / "local"))
+    on_beam = create_pretraining_data(runner="DirectRunner", **settings)
+    assert _files(out) == expected
+    assert on_beam.corpus == local.corpus
+    assert local.corpus.documents + local.corpus.duplicates == len(docs)
+    whole = json.loads((out / "train.tfrecord.meta.json").read_text())
+    assert whole["settings"]["masking"] == "dynamic"
+    assert whole["settings"]["text_field"] == "body"
+    assert on_beam.masked_tokens == 0 and on_beam.instances > 100

@@ -1,0 +1,62 @@
+"""The Beam settings shared by the data tools: options as Beam's flags, a missing Beam as a
+one-line error, and the checks made before any work. (The pipelines: tests/data/test_beam_data.py,
+tests/vocab_building/test_beam_counting.py.)"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from norbert.beam_runner import BeamConfig, import_beam, option_flags
+from norbert.errors import NorbertError
+
+
+def test_options_become_beams_flags():
+    assert option_flags("project=P, region=R,temp_location=gs://b/t,use_public_ips") == [
+        "--project=P", "--region=R", "--temp_location=gs://b/t", "--use_public_ips"]
+    assert option_flags("") == []
+    for bad in ("--project=P", "=x", "two words=1"):
+        with pytest.raises(NorbertError, match="--beam_pipeline_options: .* is not key=value"):
+            option_flags(bad)
+
+
+def test_options_need_a_runner():
+    with pytest.raises(NorbertError, match="--beam_pipeline_options needs --runner"):
+        BeamConfig(beam_pipeline_options="project=P")
+    with pytest.raises(NorbertError, match="--runner is empty"):
+        BeamConfig(runner=" ")
+    assert not BeamConfig().enabled and BeamConfig("DirectRunner").enabled
+
+
+def test_a_missing_beam_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam -> ImportError
+    with pytest.raises(NorbertError, match=r"pip install 'norbert\[beam\]'"):
+        import_beam()
+
+
+@pytest.mark.parametrize("script", ["create_pretraining_data", "build_vocab"])
+def test_the_command_without_beam_is_one_line_and_writes_nothing(script, corpus_paths,
+                                                                 uncased_vocab_path, tmp_path):
+    if not corpus_paths:
+        pytest.skip("the shared corpora are absent")
+    # A Python that cannot import Beam even where it is installed: a stub package that fails.
+    stub = tmp_path / "stub" / "apache_beam"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('no Beam here')\n")
+    out = tmp_path / "out"
+    flags = ["--input_file=" + corpus_paths[0], "--runner=DirectRunner"]
+    if script == "build_vocab":
+        flags += ["--output_file=%s/vocab.txt" % out, "--vocab_size=500"]
+    else:
+        flags += ["--output_file=%s/train.tfrecord" % out, "--vocab_file=" + uncased_vocab_path,
+                  "--num_output_shards=2"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "stub"), REPO]))
+    done = subprocess.run([sys.executable, os.path.join(REPO, "scripts", script + ".py")]
+                          + flags, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: --runner needs Apache Beam"), done.stderr[-1000:]
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
