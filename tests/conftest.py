@@ -162,3 +162,20 @@ def dropout_free_run(tmp_path_factory, corpus_paths, uncased_vocab_path):
     init = loop.train(model_fn, input_fn, {},
                       RunConfig(output_dir=str(root / "init"), train_batch_size=8, seed=1), 0)
     return root, init.checkpoint
+
+
+@pytest.fixture
+def dask_cluster():
+    """A local dask.distributed cluster of two worker processes, for Beam's Dask runner: a real
+    multi-process cluster. Closed afterwards, with the client that the runner leaves open."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                       dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        try:
+            distributed.default_client().close()
+        except ValueError:  # no client was made
+            pass
+        cluster.close()

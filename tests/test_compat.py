@@ -46,6 +46,14 @@ def test_checker_finds_newer_python():
         "m.py:1: removeprefix needs Python 3.9"
     ]
     assert check_compat.check_python37("m.py", "from typing import List\nx: List[int] = []\n") == []
+    # A module's newer attribute, however reached; the same name on anything else passes.
+    for source in ("import importlib.metadata\n", "from importlib import metadata\n",
+                   "import importlib\nv = importlib.metadata.version('x')\n"):
+        assert check_compat.check_python37("m.py", source)[-1].endswith(
+            "importlib.metadata needs Python 3.8"), source
+    assert check_compat.check_python37("m.py", "import shlex\nshlex.join([])\n") == [
+        "m.py:2: shlex.join needs Python 3.8"]
+    assert check_compat.check_python37("m.py", "n = f.metadata.num_rows\n', '.join([])\n") == []
 
 
 def test_norbert_and_scripts_keep_the_promise():

@@ -19,7 +19,7 @@ API_FILE = os.path.join(REPO, "tools", "data", "tf1.15_api.txt")
 NEWER_THAN_37 = {
     "removeprefix": "3.9", "removesuffix": "3.9", "cached_property": "3.8", "cache": "3.9",
     "prod": "3.8", "isqrt": "3.8", "Literal": "3.8", "Protocol": "3.8", "Final": "3.8",
-    "TypedDict": "3.8", "get_origin": "3.8", "metadata": "3.8", "to_thread": "3.9",
+    "TypedDict": "3.8", "get_origin": "3.8", "importlib.metadata": "3.8", "to_thread": "3.9",
     "shlex.join": "3.8", "zoneinfo": "3.9", "graphlib": "3.9",
 }
 
@@ -104,11 +104,23 @@ def check_python37(path: str, source: str) -> List[str]:
     for node in ast.walk(tree):
         name = None
         if isinstance(node, ast.Attribute):
+            # A plain name (``removeprefix``), or a module's (``shlex.join``): a dotted key
+            # names a module's attribute, so that a ``.join`` or ``.metadata`` of anything else
+            # passes.
             name = node.attr
-        elif isinstance(node, ast.ImportFrom):
+            if isinstance(node.value, ast.Name):
+                dotted = "%s.%s" % (node.value.id, node.attr)
+                if dotted in NEWER_THAN_37:
+                    name = dotted
+        elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in NEWER_THAN_37:
                     name = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                for candidate in (alias.name, "%s.%s" % (node.module, alias.name)):
+                    if candidate in NEWER_THAN_37:
+                        name = candidate
             if node.module in NEWER_THAN_37:
                 name = node.module
         if name in NEWER_THAN_37:

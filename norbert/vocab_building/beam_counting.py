@@ -5,9 +5,10 @@ The launcher cuts the input into the local counter's tasks (``word_counts.plan_s
 ranges of local plain files, whole ``.gz`` and remote files), and the pipeline counts each task
 with the local counter's own code (``word_counts.count_task``) and sums the counts per word.
 Counting is addition, so the table is the local one exactly, whatever the runner, its number of
-workers or its retries. The sums are written as text shards, one ``word<TAB>count`` line per
-word, under a temporary folder, read back on the launcher and deleted: the table never has to
-pass through the runner's own channel to the launcher, which may be small.
+workers or its retries. The sums are written to ``BUCKETS`` text files (a word's file chosen by a
+hash of it), one ``word<TAB>count`` line per word, under a temporary folder, read back on the
+launcher and deleted: the table never has to pass through the runner's own channel to the
+launcher, which may be small.
 
 The temporary folder is made under the pipeline's ``temp_location`` when given, else next to the
 output; a runner on other machines (Dataflow, a Flink or Spark cluster) needs storage that they
@@ -21,6 +22,7 @@ import re
 import shutil
 import time
 import uuid
+import zlib
 from typing import Dict, Iterable, Iterator, List, Tuple
 
 from absl import logging
@@ -86,6 +88,23 @@ def _line(word_count: Tuple[str, int]) -> str:
     return "%s\t%d" % (_escape(word), n)
 
 
+BUCKETS = 16  # files the sums are written to: a few, so that writing them is spread too
+
+
+def _bucket(word_count: Tuple[str, int]) -> Tuple[int, Tuple[str, int]]:
+    """(the file a word's sum goes to, the sum): by a hash that is the same in every process
+    (Python's own ``hash`` of a str is salted per process)."""
+    return zlib.crc32(word_count[0].encode("utf-8")) % BUCKETS, word_count
+
+
+def _write_bucket(bucket: Tuple[int, Iterable[Tuple[str, int]]], prefix: str) -> None:
+    """One file of ``word<TAB>count`` lines, written under a temporary name and renamed."""
+    index, sums = bucket
+    lines = "".join(_line(word_count) + "\n" for word_count in sums)
+    with fileio.atomic_output("%s-%05d" % (prefix, index), "wb") as f:
+        f.write(lines.encode("utf-8"))
+
+
 def _temp_folder(pipeline_options, near: str) -> str:
     """A new folder's name under the pipeline's ``temp_location``, else beside the file ``near``."""
     root = pipeline_options.get_all_options().get("temp_location")
@@ -104,19 +123,22 @@ def _run(tasks: List[word_counts.Task], do_lower_case: bool, options: TokenizerO
              | "spread" >> beam.Reshuffle()  # one task per element, for the runner to share
              | "count" >> beam.FlatMap(_task_counts, do_lower_case, options)
              | "sum" >> beam.CombinePerKey(sum)
-             | "format" >> beam.Map(_line)
-             | "write" >> beam.io.WriteToText(prefix))
+             | "bucket" >> beam.Map(_bucket)
+             | "by bucket" >> beam.GroupByKey()
+             # Written here rather than by Beam's WriteToText, whose files Beam's Dask runner
+             # (2.77) leaves empty: a last step that writes is run by every runner.
+             | "write" >> beam.Map(_write_bucket, prefix))
 
 
 def _read_counts(prefix: str) -> Tuple["collections.Counter[str]", Dict[str, int]]:
-    """The word counts in the shards written under ``prefix``, and the totals among them."""
-    from apache_beam.io.filesystems import FileSystems
-
-    shards = sorted(m.path for m in FileSystems.match([prefix + "-*"])[0].metadata_list)
+    """The word counts in the files written under ``prefix``, and the totals among them."""
     words = collections.Counter()
     totals = {}
-    for shard in shards:
-        for line in fileio.LineReader().lines(shard):
+    for index in range(BUCKETS):
+        path = "%s-%05d" % (prefix, index)
+        if not fileio.exists(path):  # no word fell in this bucket
+            continue
+        for line in fileio.LineReader().lines(path):
             key, n = line.rsplit("\t", 1)
             key = _unescape(key)
             if key in words or key in totals:  # sums are per key: a repeat would count twice

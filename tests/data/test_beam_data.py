@@ -134,68 +134,23 @@ def test_bad_beam_settings_are_one_line_errors(corpus_paths, uncased_vocab_path,
 
 
 def test_a_dask_cluster_of_two_processes_writes_the_same_records(planted, uncased_vocab_path,
-                                                                 tmp_path):
+                                                                 tmp_path, dask_cluster):
     """Beam's Dask runner on a local dask.distributed cluster: a real multi-process cluster."""
-    distributed = pytest.importorskip("dask.distributed")
+    import dask.distributed
+
     inputs, _, planted_copies = planted
     out = tmp_path / "out"
     settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"))
     create_pretraining_data(num_workers=1, **settings)
     expected = _files(out)
     os.rename(str(out), str(tmp_path / "local"))
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       dashboard_address=None)
-    try:
-        summary = create_pretraining_data(
-            runner="apache_beam.runners.dask.dask_runner.DaskRunner",
-            beam_pipeline_options="dask_client_address=" + cluster.scheduler_address,
-            **settings)
-        # The shards were built in the cluster's processes: each worker that built one holds
-        # the tokenizer that sharded.build_shard loaded there.
-        client = distributed.default_client()
-        built_in = client.run(lambda: bool(sharded._TOOLS))
-        workers = len(cluster.scheduler_info["workers"])
-    finally:
-        try:  # the runner's own client to the cluster, which Beam leaves open
-            distributed.default_client().close()
-        except ValueError:
-            pass
-        cluster.close()
-    assert workers == 2 and any(built_in.values()), built_in
+    summary = create_pretraining_data(
+        runner="apache_beam.runners.dask.dask_runner.DaskRunner",
+        beam_pipeline_options="dask_client_address=" + dask_cluster.scheduler_address,
+        **settings)
+    # The shards were built in the cluster's processes: each worker that built one holds the
+    # tokenizer that sharded.build_shard loaded there.
+    built_in = dask.distributed.default_client().run(lambda: bool(sharded._TOOLS))
+    assert len(built_in) == 2 and any(built_in.values()), built_in
     assert summary.corpus.duplicates == planted_copies
     assert _files(out) == expected
-
-
-def test_parquet_jsonl_and_dynamic_masking_on_beam(corpus_paths, uncased_vocab_path, tmp_path):
-    """Mixed input (Parquet, gzipped JSON lines, plain text), --masking=dynamic and another
-    --text_field: the local sharded mode's records on Beam too."""
-    import gzip
-
-    pq = pytest.importorskip("pyarrow.parquet")
-    pa = pytest.importorskip("pyarrow")
-    if not corpus_paths:
-        pytest.skip("the shared corpora are absent")
-    with open(corpus_paths[0], encoding="utf-8") as f:
-        docs = [d.replace("\n", " ") for d in f.read().split("\n\n") if d.strip()]
-    third = len(docs) // 3
-    pq.write_table(pa.table({"body": docs[:third], "id": list(range(third))}),
-                   str(tmp_path / "a.parquet"), row_group_size=50)
-    with gzip.open(str(tmp_path / "b.jsonl.gz"), "wt", encoding="utf-8") as f:
-        for doc in docs[third:2 * third]:
-            f.write(json.dumps({"body": doc}) + "\n")
-    (tmp_path / "c.txt").write_text("\n\n".join(docs[2 * third:]) + "\n", encoding="utf-8")
-    inputs = [str(tmp_path / name) for name in ("a.parquet", "b.jsonl.gz", "c.txt")]
-    out = tmp_path / "out"
-    settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"),
-                         masking="dynamic", text_field="body", num_output_shards=3)
-    local = create_pretraining_data(num_workers=1, **settings)
-    expected = _files(out)
-    os.rename(str(out), str(tmp_path / "local"))
-    on_beam = create_pretraining_data(runner="DirectRunner", **settings)
-    assert _files(out) == expected
-    assert on_beam.corpus == local.corpus
-    assert local.corpus.documents + local.corpus.duplicates == len(docs)
-    whole = json.loads((out / "train.tfrecord.meta.json").read_text())
-    assert whole["settings"]["masking"] == "dynamic"
-    assert whole["settings"]["text_field"] == "body"
-    assert on_beam.masked_tokens == 0 and on_beam.instances > 100

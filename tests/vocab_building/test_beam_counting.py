@@ -86,27 +86,11 @@ def test_num_workers_with_a_runner_is_an_error_naming_the_fix(inputs, tmp_path):
     assert os.listdir(tmp_path) == ["input"]
 
 
-@pytest.mark.slow  # about 17 s: a Dask cluster's start, and a run that loses its output today
-def test_dask_runner_counts_equal_the_local_ones(inputs, tmp_path):
-    distributed = pytest.importorskip("dask.distributed")
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       dashboard_address=None)
-    try:
-        try:
-            address = "dask_client_address=" + cluster.scheduler_address
-            counts, _ = beam_counting.count_words(inputs, True, BeamConfig(DASK, address),
-                                                  str(tmp_path / "v.txt"), range_bytes=100_000)
-        except NorbertError as e:
-            if "counts in" not in str(e):
-                raise
-            pytest.skip(
-                "Beam %s's DaskRunner leaves WriteToText's shards empty (Create | WriteToText "
-                "too): it runs only the graph's last Dask bag, WriteToText's finalize step, "
-                "which gets the written shards only as side inputs" % beam.__version__)
-        assert counts == word_counts.count_words(inputs, True)[0]
-    finally:
-        try:  # the runner's own client to the cluster, left open by Beam
-            distributed.default_client().close()
-        except ValueError:
-            pass
-        cluster.close()
+def test_a_dask_cluster_of_two_processes_counts_the_same(inputs, tmp_path, dask_cluster):
+    """Beam's Dask runner on a local dask.distributed cluster: a real multi-process cluster."""
+    address = "dask_client_address=" + dask_cluster.scheduler_address
+    counts, read = beam_counting.count_words(inputs, True, BeamConfig(DASK, address),
+                                             str(tmp_path / "v.txt"), range_bytes=100_000)
+    local_counts, local_read = word_counts.count_words(inputs, True)
+    assert counts == local_counts and read == local_read
+    assert os.listdir(str(tmp_path)) == ["input"]  # the temporary counts are gone
