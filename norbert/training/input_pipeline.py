@@ -22,7 +22,7 @@ import os
 import random
 import re
 import struct
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from absl import logging
@@ -110,12 +110,28 @@ def count_records(path: str, flag: str = "--input_file") -> int:
     return number
 
 
-def records_in(path: str, flag: str = "--input_file") -> int:
+Sidecars = Mapping[str, Optional[dict]]  # record file -> its sidecar (None: it has none)
+
+
+def read_sidecars(files: Sequence[str]) -> Dict[str, Optional[dict]]:
+    """Each file's sidecar, read once: the checks before a run all take them from here (each
+    read is a round trip or two on gs://, and a run may have thousands of shards)."""
+    return {path: sidecar.read(path) for path in files}
+
+
+def _sidecar(path: str, sidecars: Optional[Sidecars]) -> Optional[dict]:
+    if sidecars is not None and path in sidecars:
+        return sidecars[path]
+    return sidecar.read(path)
+
+
+def records_in(path: str, flag: str = "--input_file",
+               sidecars: Optional[Sidecars] = None) -> int:
     """The records in ``path``: its own sidecar's count, else counted (``count_records``).
 
     A shard set's shared sidecar counts the whole set, not the file: it is not used.
     """
-    meta = sidecar.read(path)
+    meta = _sidecar(path, sidecars)
     if meta is not None and meta.get("file") == os.path.basename(path):
         count = meta.get("instances_in_file")
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
@@ -214,7 +230,8 @@ def _ends_with_a_record(tail: bytes) -> bool:
     return False
 
 
-def check_framing(path: str, flag: str = "--input_file") -> None:
+def check_framing(path: str, flag: str = "--input_file",
+                  sidecars: Optional[Sidecars] = None) -> None:
     """Raises ``NorbertError`` when ``path`` is cut short (or damaged where that shows).
 
     The size against the sidecar's ``bytes_in_file`` when it has one; else the last
@@ -222,7 +239,7 @@ def check_framing(path: str, flag: str = "--input_file") -> None:
     count could tell). A short file is read through, checksums and all.
     """
     size = fileio.size(path)
-    meta = sidecar.read(path)
+    meta = _sidecar(path, sidecars)
     if meta is not None and meta.get("file") == os.path.basename(path):
         expected = meta.get("bytes_in_file")
         if isinstance(expected, int) and expected != size:
@@ -257,15 +274,16 @@ def damage_message(flag: str, path: str, problem: Tuple[int, int, str]) -> str:
 
 
 def check_data(config: InputConfig, flag: str = "--input_file",
-               model_vocab: Optional[Tuple[int, str]] = None) -> None:
+               model_vocab: Optional[Tuple[int, str]] = None,
+               sidecars: Optional[Sidecars] = None) -> None:
     """Raises ``NorbertError`` when the records' lengths differ from the flags, a file is cut
     short, or (``model_vocab``: the model's vocab_size and the file that says it) the records
     hold ids the model's embedding table does not have."""
     want = {"max_seq_length": config.max_seq_length,
             "max_predictions_per_seq": config.max_predictions_per_seq}
     for path in config.input_files:
-        check_framing(path, flag)
-        meta = sidecar.read(path)
+        check_framing(path, flag, sidecars)
+        meta = _sidecar(path, sidecars)
         if meta is not None:
             settings = meta.get("settings", meta)
             found = {k: settings.get(k) for k in want}
@@ -299,7 +317,8 @@ def check_data(config: InputConfig, flag: str = "--input_file",
 
 
 def dynamic_masking_of(files: List[str], max_predictions_per_seq: int,
-                       flag: str = "--input_file") -> Optional[DynamicMasking]:
+                       flag: str = "--input_file",
+                       sidecars: Optional[Sidecars] = None) -> Optional[DynamicMasking]:
     """How the masks of ``files`` are drawn as they are read, from their sidecars (the build's
     masking settings, the vocab's size and [MASK] id): None for records that hold their masks.
 
@@ -308,7 +327,7 @@ def dynamic_masking_of(files: List[str], max_predictions_per_seq: int,
     """
     found = {}  # the masking settings -> a file that has them
     for path in files:
-        meta = sidecar.read(path)
+        meta = _sidecar(path, sidecars)
         if meta is None:
             first = _first_record(path, flag)
             if first is not None and "maskable" in first:

@@ -112,7 +112,7 @@ def _warn(message: str) -> None:
     warnings.warn(message, TrainingWarning, stacklevel=3)
 
 
-def check_records_fit_model(record_files, init_checkpoint: str) -> None:
+def check_records_fit_model(record_files, init_checkpoint: str, sidecars=None) -> None:
     """Warns when the records were built with another vocab (or casing) than the model beside
     ``init_checkpoint`` has: its folder's vocab.txt, as Google's and import_hf's folders hold.
 
@@ -125,7 +125,7 @@ def check_records_fit_model(record_files, init_checkpoint: str) -> None:
     vocab_bytes = fileio.read_bytes(model_vocab, what="vocab file")
     digest = hashlib.sha256(vocab_bytes).hexdigest()
     for path in record_files:
-        meta = sidecar.read(path)
+        meta = sidecars[path] if sidecars and path in sidecars else sidecar.read(path)
         if meta is None:
             continue
         settings = meta.get("settings", meta)
@@ -268,6 +268,8 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixin
         )
     guidance(config, optimizer)
 
+    sidecars = {}  # every record file's sidecar, read once (input_pipeline.read_sidecars)
+
     def input_fn_for(spec: str, is_training: bool, flag: str):
         """The input_fn of ``spec``'s records, and [(name, input_fn)] of its named groups
         (training: mixed by their shares; evaluation: each group alone, for its metrics)."""
@@ -288,16 +290,19 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixin
             is_training=is_training,
             seed=run.seed,
         )
+        metas = input_pipeline.read_sidecars(files)
+        sidecars.update(metas)
         input_pipeline.check_data(input_config, flag,
-                                  (bert_config.vocab_size, config.bert_config_file))
-        masking = input_pipeline.dynamic_masking_of(files, config.max_predictions_per_seq, flag)
+                                  (bert_config.vocab_size, config.bert_config_file), metas)
+        masking = input_pipeline.dynamic_masking_of(files, config.max_predictions_per_seq, flag,
+                                                    metas)
         if masking is not None:
             logging.info("%s: masks drawn as records are read (masked_lm_prob %g%s)", flag,
                          masking.masked_lm_prob, ", whole words" if masking.whole_word else "")
         input_config = dataclasses.replace(input_config, masking=masking)
         if named is None:
             return input_pipeline.make_input_fn(input_config), []
-        sizes = [sum(input_pipeline.records_in(path, flag) for path in group_files)
+        sizes = [sum(input_pipeline.records_in(path, flag, metas) for path in group_files)
                  for _, group_files in named]
         if is_training:
             groups = mix(named, sizes, mixing, flag)
@@ -328,7 +333,7 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixin
             groups = train_input_fn.config.groups
             for files in ([g.files for g in groups] if groups
                           else [train_input_fn.config.input_files]):
-                check_records_fit_model(files, init_checkpoint)
+                check_records_fit_model(files, init_checkpoint, sidecars)
     if config.do_eval:
         spec = config.eval_input_file or config.input_file
         flag = "--eval_input_file" if config.eval_input_file else "--input_file"

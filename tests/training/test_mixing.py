@@ -1,6 +1,7 @@
 """Named groups of record files mixed by exponentially smoothed sampling: the shares computed,
 then drawn by the training input pipeline (one worker or two), seeded, logged, evaluated."""
 
+import collections
 import logging
 import random
 import shutil
@@ -265,11 +266,20 @@ def test_two_workers_each_mix_their_own_records(sources, caplog):
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 def test_run_pretraining_logs_the_groups_and_evaluates_each(sources, bert_config, tmp_path,
-                                                            caplog):
+                                                            caplog, monkeypatch):
     from norbert import run_pretraining
+    from norbert.data import sidecar
 
     root, files = sources
     caplog.set_level(logging.INFO)
+    reads = collections.Counter()  # sidecar reads per record file: a round trip each on gs://
+    read = sidecar.read
+
+    def counted(path):
+        reads[path] += 1
+        return read(path)
+
+    monkeypatch.setattr(sidecar, "read", counted)
     result = run_pretraining(
         input_file=_spec(root), eval_input_file="big=%s,small=%s" % (files["big"][0],
                                                                      files["small"][0]),
@@ -277,6 +287,7 @@ def test_run_pretraining_logs_the_groups_and_evaluates_each(sources, bert_config
         output_dir=str(tmp_path / "run"), do_train=True, do_eval=True, train_batch_size=8,
         eval_batch_size=8, num_train_steps=2, num_warmup_steps=1, max_eval_steps=2, seed=1,
         sampling_exponent=0.7)
+    run_reads = dict(reads)
     groups = _groups(root, MixingConfig(sampling_exponent=0.7))
     logged = [r.getMessage() for r in caplog.records if "--input_file: " in r.getMessage()]
     assert logged == ["--input_file: " + line
@@ -288,6 +299,11 @@ def test_run_pretraining_logs_the_groups_and_evaluates_each(sources, bert_config
         assert result[metric + "/big"] != result[metric + "/small"]
     lines = (tmp_path / "run" / "eval_results.txt").read_text().splitlines()
     assert "masked_lm_accuracy/small = %s" % result["masked_lm_accuracy/small"] in lines
+    # Each file's sidecar read once for training, once more where it is also evaluated.
+    evaluated = {files["big"][0], files["small"][0]}
+    every = [path for group in files.values() for path in group]
+    assert {path: run_reads.get(path) for path in every} == {
+        path: 1 + (path in evaluated) for path in every}
 
 
 def test_bad_groups_stop_run_pretraining_before_anything_is_created(sources, bert_config,
