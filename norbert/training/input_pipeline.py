@@ -463,6 +463,9 @@ def make_input_fn(config: InputConfig) -> RecordInput:
 
             pipeline_id = context.input_pipeline_id if context is not None else 0
 
+            # Plain TF ops, traced as written: autograph has nothing to convert, and trying
+            # printed a "could not transform" warning at every run.
+            @tf.autograph.experimental.do_not_convert
             def draw_masks(number, batch):
                 seed = tf.stack([tf.constant(mask_seed, tf.int64),
                                  number * pipelines + pipeline_id])  # [2]
