@@ -186,7 +186,10 @@ def _wait_for(condition, process, timeout=120):
     raise AssertionError("timed out")
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+# SIGTERM's variant is slow (suite time): test_sigterm_saves_before_exiting and the lock tests
+# keep SIGTERM in the default suite.
+@pytest.mark.parametrize("stop", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+                                  signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_a_second_run_into_the_same_folder_stops_at_once(setup, tmp_path, stop):
     import socket
 

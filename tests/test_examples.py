@@ -23,6 +23,7 @@ def test_sample_corpus_is_in_the_reference_format():
     assert "æ" in text and "ø" in text and "å" in text  # Norwegian beside the English
 
 
+@pytest.mark.slow  # suite time (about 20 s); the Python API it calls has tests of its own
 def test_quickstart_notebook_runs_top_to_bottom(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -143,6 +143,7 @@ def test_import_without_vocab(hf_folder, tmp_path):
     assert not os.path.exists(str(tmp_path / "out"))
 
 
+@pytest.mark.slow  # suite time: tests/test_writes.py makes missing output folders for every script
 def test_missing_output_folders_are_made(checkpoint):
     tmp_path, _, vocab = checkpoint
     hf = tmp_path / "exports" / "new" / "hf"
