@@ -46,6 +46,15 @@ class BeamConfig:
         return self.runner is not None
 
 
+def local_workers_error(what: str) -> NorbertError:
+    """The error for --num_workers beside --runner: Beam's options say how many workers run.
+    ``what``: the work done on this machine without --runner ("building", "counting")."""
+    return NorbertError(
+        "--num_workers is for %s on this machine; with --runner give Beam's workers in "
+        "--beam_pipeline_options (direct_num_workers=N locally, num_workers=N on Dataflow)"
+        % what)
+
+
 def option_flags(text: str) -> List[str]:
     """``"a=1,b=x"`` -> ``["--a=1", "--b=x"]``, Beam's command-line form of its options.
 

@@ -83,10 +83,7 @@ def build(config, options, beam_config: beam_runner.BeamConfig, input_paths: Lis
     """The sharded build on Beam's ``beam_config.runner``; returns the ``DataSummary``."""
     pipeline_options = beam_runner.pipeline_options(beam_config)  # before the plan's pass
     if config.num_workers is not None:
-        raise NorbertError(
-            "--num_workers is for building on this machine; with --runner give Beam's workers "
-            "in --beam_pipeline_options (direct_num_workers=N locally, num_workers=N on Dataflow)"
-        )
+        raise beam_runner.local_workers_error("building")
     if config.num_output_shards is None:
         raise NorbertError(
             "--runner needs --num_output_shards: the shard count fixes the records (give a few "

@@ -119,7 +119,8 @@ def read_sidecars(files: Sequence[str]) -> Dict[str, Optional[dict]]:
     return {path: sidecar.read(path) for path in files}
 
 
-def _sidecar(path: str, sidecars: Optional[Sidecars]) -> Optional[dict]:
+def sidecar_of(path: str, sidecars: Optional[Sidecars] = None) -> Optional[dict]:
+    """``path``'s sidecar from ``sidecars`` (``read_sidecars``), or read if it is not there."""
     if sidecars is not None and path in sidecars:
         return sidecars[path]
     return sidecar.read(path)
@@ -131,7 +132,7 @@ def records_in(path: str, flag: str = "--input_file",
 
     A shard set's shared sidecar counts the whole set, not the file: it is not used.
     """
-    meta = _sidecar(path, sidecars)
+    meta = sidecar_of(path, sidecars)
     if meta is not None and meta.get("file") == os.path.basename(path):
         count = meta.get("instances_in_file")
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
@@ -239,7 +240,7 @@ def check_framing(path: str, flag: str = "--input_file",
     count could tell). A short file is read through, checksums and all.
     """
     size = fileio.size(path)
-    meta = _sidecar(path, sidecars)
+    meta = sidecar_of(path, sidecars)
     if meta is not None and meta.get("file") == os.path.basename(path):
         expected = meta.get("bytes_in_file")
         if isinstance(expected, int) and expected != size:
@@ -283,7 +284,7 @@ def check_data(config: InputConfig, flag: str = "--input_file",
             "max_predictions_per_seq": config.max_predictions_per_seq}
     for path in config.input_files:
         check_framing(path, flag, sidecars)
-        meta = _sidecar(path, sidecars)
+        meta = sidecar_of(path, sidecars)
         if meta is not None:
             settings = meta.get("settings", meta)
             found = {k: settings.get(k) for k in want}
@@ -327,7 +328,7 @@ def dynamic_masking_of(files: List[str], max_predictions_per_seq: int,
     """
     found = {}  # the masking settings -> a file that has them
     for path in files:
-        meta = _sidecar(path, sidecars)
+        meta = sidecar_of(path, sidecars)
         if meta is None:
             first = _first_record(path, flag)
             if first is not None and "maskable" in first:

@@ -27,7 +27,6 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert import fileio, run_lock
-from norbert.data import sidecar
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
@@ -125,7 +124,7 @@ def check_records_fit_model(record_files, init_checkpoint: str, sidecars=None) -
     vocab_bytes = fileio.read_bytes(model_vocab, what="vocab file")
     digest = hashlib.sha256(vocab_bytes).hexdigest()
     for path in record_files:
-        meta = sidecars[path] if sidecars and path in sidecars else sidecar.read(path)
+        meta = input_pipeline.sidecar_of(path, sidecars)
         if meta is None:
             continue
         settings = meta.get("settings", meta)

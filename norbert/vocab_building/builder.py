@@ -17,6 +17,7 @@ import warnings
 from typing import List, Optional, Sequence, Tuple
 
 from norbert import fileio
+from norbert import beam_runner
 from norbert.beam_runner import BeamConfig
 from norbert.errors import NorbertError
 from norbert.progress import Progress
@@ -180,9 +181,7 @@ def count_corpus(config, options: TokenizerOptions, beam_config: Optional[BeamCo
     """
     beam = beam_config is not None and beam_config.enabled
     if beam and config.num_workers != 1:
-        raise NorbertError(
-            "--num_workers is for counting on this machine; with --runner give Beam's workers "
-            "in --beam_pipeline_options (direct_num_workers=N locally, num_workers=N on Dataflow)")
+        raise beam_runner.local_workers_error("counting")
     paths = fileio.expand_inputs(config.input_file, flag="--input_file")
     if beam:
         from norbert.vocab_building import beam_counting  # needs Beam, an extra
