@@ -6,6 +6,7 @@ Local files never import TensorFlow (it takes seconds and the data tools do not 
 import contextlib
 import glob as _glob
 import os
+import uuid
 from typing import IO, Iterator, List
 
 from norbert.errors import NorbertError
@@ -130,6 +131,15 @@ def remove_folders(created: List[str]) -> None:
             return  # not empty (or gone): what is in it is not ours to delete
 
 
+def temporary_name(path: str) -> str:
+    """A sibling of ``path`` to write before renaming it to ``path``: ``<path>.tmp-<random>``.
+
+    Random rather than the pid: two attempts at one file on different machines (a retried
+    Beam bundle, say) may share a pid, and on shared storage they would write one file.
+    """
+    return "%s.tmp-%s" % (path, uuid.uuid4().hex)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: str = "wb") -> Iterator[IO]:
     """Opens a temporary sibling of ``path`` for writing; renames it to ``path`` on success.
@@ -138,7 +148,7 @@ def atomic_output(path: str, mode: str = "wb") -> Iterator[IO]:
     included) the temporary file is removed and ``path`` is left as it was, and so are the
     missing folders above ``path``, which are created first and removed again on failure.
     """
-    tmp = "%s.tmp-%d" % (path, os.getpid())
+    tmp = temporary_name(path)
     if is_remote(path):
         gfile = _gfile()
         try:

@@ -19,6 +19,17 @@ def test_atomic_output_renames_only_on_success(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
 
 
+def test_two_writers_of_one_file_in_one_process_get_their_own_temporary(tmp_path):
+    # Attempts of one file on two machines may share a pid; the temporary must not be shared.
+    path = str(tmp_path / "out.bin")
+    with fileio.atomic_output(path) as first, fileio.atomic_output(path) as second:
+        first.write(b"first")
+        second.write(b"second")
+        temporaries = sorted(p.name for p in tmp_path.iterdir())
+        assert len(temporaries) == 2 and all(n.startswith("out.bin.tmp-") for n in temporaries)
+    assert open(path, "rb").read() == b"first"  # the last renamed wins, whole
+
+
 def test_atomic_output_makes_missing_folders(tmp_path):
     with fileio.atomic_output(str(tmp_path / "a" / "b" / "out.txt"), "w") as f:
         f.write("hei")

@@ -144,7 +144,7 @@ def _publish(stage: str, names: List[str], output_dir: str) -> None:
         tf.io.gfile.makedirs(output_dir)
         for name in names:
             target = join(output_dir, name)
-            tmp = "%s.tmp-%d" % (target, os.getpid())
+            tmp = fileio.temporary_name(target)
             tf.io.gfile.copy(os.path.join(stage, name), tmp, overwrite=True)
             tf.io.gfile.rename(tmp, target, overwrite=True)
         return
