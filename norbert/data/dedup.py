@@ -19,8 +19,12 @@ The builders then skip those ordinals when they read the slice (``slices.documen
 """
 
 import hashlib
+import itertools
+import operator
 import unicodedata
 from typing import Iterable, Iterator, List, Sequence, Tuple
+
+from norbert.data import slices
 
 DIGEST_BYTES = 16
 
@@ -33,20 +37,13 @@ def normalise(line: str) -> str:
 def runs(lines: Iterable[Tuple[str, int]]) -> Iterator[List[str]]:
     """The documents of a slice's lines as lists of normalised non-blank lines, in order.
 
-    ``lines`` are ``SliceReader``'s ``(line, bytes)`` pairs; a blank line (empty after
-    ``str.strip()``, as ``slices.documents`` has it) ends a document.
+    ``lines`` are ``SliceReader``'s ``(line, bytes)`` pairs, numbered into documents as the
+    builders read them (``slices.numbered_lines``).
     """
-    run: List[str] = []
-    for line, _ in lines:
-        if "\r" in line:
-            line = line.replace("\r", "")
-        if line.strip():
-            run.append(normalise(line))
-        elif run:
-            yield run
-            run = []
-    if run:
-        yield run
+    numbered = ((ordinal, line) for ordinal, line, _ in slices.numbered_lines(iter(lines))
+                if ordinal >= 0)
+    for _, run in itertools.groupby(numbered, key=operator.itemgetter(0)):
+        yield [normalise(line) for _, line in run]
 
 
 def digest(run: Sequence[str]) -> bytes:

@@ -213,6 +213,29 @@ def _lines_from(f, path: str, offset: int) -> Iterator[bytes]:
     return lines
 
 
+def numbered_lines(lines: Iterator[Tuple[str, int]]) -> Iterator[Tuple[int, str, int]]:
+    """``(ordinal, line, bytes)`` for each of a slice's ``(line, bytes)``: the line stripped
+    ("\r" dropped), and the ordinal of its run of non-blank lines (0, 1, ...), or -1 if blank.
+
+    The one numbering of documents that reading (``documents``) and deduplication
+    (``norbert.data.dedup``) share: an ordinal dropped by one is the document skipped by the other.
+    """
+    ordinal = -1  # of the current run of non-blank lines
+    in_run = False
+    for line, n in lines:
+        if "\r" in line:
+            line = line.replace("\r", "")
+        line = line.strip()
+        if not line:
+            in_run = False
+            yield -1, line, n
+            continue
+        if not in_run:
+            in_run = True
+            ordinal += 1
+        yield ordinal, line, n
+
+
 def documents(
     lines: Iterator[Tuple[str, int]], encode: Callable[[str], List[int]], stats: CorpusStats,
     max_bytes: int = 0, skip: AbstractSet[int] = frozenset(),
@@ -221,30 +244,25 @@ def documents(
 
     A document of more than ``max_bytes`` (if given) is cut, between sentences, into parts of
     about that size, each then a document of its own: memory stays bounded whatever the input.
-    ``skip`` holds ordinals of documents to leave out untokenised (counted as duplicates): the
-    n-th run of non-blank lines of ``lines`` is ordinal n, as ``norbert.data.dedup`` counts.
+    ``skip`` holds ordinals (``numbered_lines``) of documents to leave out untokenised (counted
+    as duplicates).
     """
     document: Document = []
     nbytes = 0
-    ordinal = -1  # of the current run of non-blank lines
-    in_run = dropping = False
-    for line, n in lines:
-        if "\r" in line:
-            line = line.replace("\r", "")
-        line = line.strip()
-        if document and (not line or (max_bytes and nbytes >= max_bytes)):
+    current = -1  # the ordinal of the run being read
+    dropping = False
+    for ordinal, line, n in numbered_lines(lines):
+        if document and (ordinal < 0 or (max_bytes and nbytes >= max_bytes)):
             stats.documents += 1
             stats.sentences += len(document)
             stats.tokens += sum(map(len, document))
             yield document, nbytes
             document, nbytes = [], 0
         nbytes += n
-        if not line:
-            in_run = False
+        if ordinal < 0:
             continue
-        if not in_run:
-            in_run = True
-            ordinal += 1
+        if ordinal != current:
+            current = ordinal
             dropping = ordinal in skip
             stats.duplicates += dropping
         if not dropping:
