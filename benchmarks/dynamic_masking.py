@@ -1,13 +1,14 @@
 """Masks drawn at training time against masks in the records: size, accuracy, input speed.
 
 The English text is split (90% to train on, 10% held out); a 4,000-token vocab is learned from
-the training part; its records are built twice, with static masks (``dupe_factor`` 5) and for
-``--masking=dynamic`` (``dupe_factor`` 1); the small BERT is trained for the same steps, batch
-and seed on each, and both are evaluated on the same held-out records (static masks, built
-once). Then the dynamic input pipeline alone (no model) is timed against the examples/s the
-dynamic run trained at. Prints one Markdown section.
+the training part; its records are built three times: with static masks (``dupe_factor`` 5),
+for ``--masking=dynamic`` (``dupe_factor`` 1: pairs cut once, masks drawn when read) and for
+``--pairing=dynamic`` (``dupe_factor`` 1: chunks, paired and masked when read); the small BERT
+is trained for the same steps, batch and seed on each, and all are evaluated on the same
+held-out records (static masks, built once). Then each dynamic input pipeline alone (no model)
+is timed against the examples/s its run trained at. Prints one Markdown section.
 
-``python benchmarks/run_all.py dynamic_masking`` (about 15 minutes here);
+``python benchmarks/run_all.py dynamic_masking`` (about 30 minutes here);
 ``NORBERT_BENCH_QUICK=1``: a smoke run with fewer steps.
 """
 
@@ -54,7 +55,7 @@ def _pipeline_rate(records, batches):
     masking = input_pipeline.dynamic_masking_of(files, PRED)
     input_fn = input_pipeline.make_input_fn(input_pipeline.InputConfig(
         input_files=files, max_seq_length=SEQ, max_predictions_per_seq=PRED, is_training=True,
-        seed=1, masking=masking))
+        seed=1, masking=masking, pairing=input_pipeline.dynamic_pairing_of(files)))
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(input_fn({"batch_size": BATCH})).get_next()
         with tf.Session() as sess:
@@ -66,10 +67,15 @@ def _pipeline_rate(records, batches):
             return batches * BATCH / (time.perf_counter() - start)
 
 
+VARIANTS = (("static", dict(dupe_factor=STATIC_DUPES)),
+            ("dynamic", dict(masking="dynamic")),
+            ("dynamic pairs", dict(pairing="dynamic")))
+
+
 def compare(work, steps):
-    """{"static"|"dynamic": held-out eval results, plus bytes, records, rate (trained
-    examples/s)} of the small BERT trained ``steps`` steps on each kind of record, and the
-    dynamic input pipeline's examples/s alone."""
+    """({"static"|"dynamic"|"dynamic pairs": held-out eval results, plus bytes, records, rate
+    (trained examples/s)} of the small BERT trained ``steps`` steps on each kind of record,
+    {"dynamic"|"dynamic pairs": its input pipeline's examples/s alone})."""
     from norbert import build_vocab, load_vocab
 
     path = lambda name: os.path.join(work, name)
@@ -83,20 +89,21 @@ def compare(work, steps):
     held = build_records(held_text, path("vocab.txt"), path("held.tfrecord"), SEQ, PRED,
                          seed=7, dupe_factor=2)
     results = {}
-    for name, settings in (("static", dict(dupe_factor=STATIC_DUPES)),
-                           ("dynamic", dict(masking="dynamic"))):
-        records = build_records(train_text, path("vocab.txt"), path(name + ".tfrecord"),
-                                SEQ, PRED, **settings)
+    for name, settings in VARIANTS:
+        records = build_records(train_text, path("vocab.txt"),
+                                path(name.replace(" ", "_") + ".tfrecord"), SEQ, PRED, **settings)
         with open(records + ".meta.json") as f:
             count = json.load(f)["instances_in_file"]
-        train(records, path("bert_config.json"), path("run_" + name), steps, SEQ, PRED, BATCH)
-        result = evaluate(held, path("bert_config.json"), path("run_" + name),
-                          path("eval_" + name), SEQ, PRED)
+        run = path("run_" + name.replace(" ", "_"))
+        train(records, path("bert_config.json"), run, steps, SEQ, PRED, BATCH)
+        result = evaluate(held, path("bert_config.json"), run, run + "_eval", SEQ, PRED)
         results[name] = dict(result, bytes=_bytes(records), records=count,
                              dupe_factor=settings.get("dupe_factor", 1),
-                             rate=_trained_rate(path("run_" + name)))
-    pipeline = _pipeline_rate(path("dynamic.tfrecord"), 100 if QUICK else 400)
-    return results, pipeline
+                             rate=_trained_rate(run))
+    pipelines = {name: _pipeline_rate(path(name.replace(" ", "_") + ".tfrecord"),
+                                      100 if QUICK else 400)
+                 for name, _ in VARIANTS[1:]}
+    return results, pipelines
 
 
 def main():
@@ -104,28 +111,31 @@ def main():
 
     absl.logging.set_verbosity(absl.logging.WARNING)
     with tempfile.TemporaryDirectory() as work:
-        results, pipeline = compare(work, STEPS)
+        results, pipelines = compare(work, STEPS)
     rows = [[name, r["dupe_factor"], r["records"], "%.1f" % (r["bytes"] / 1e6),
-             "%.3f" % r["masked_lm_accuracy"], "%.3f" % r["masked_lm_loss"], "%.0f" % r["rate"]]
+             "%.3f" % r["masked_lm_accuracy"], "%.3f" % r["masked_lm_loss"],
+             "%.3f" % r["next_sentence_loss"], "%.0f" % r["rate"]]
             for name, r in results.items()]
-    static, dynamic = results["static"], results["dynamic"]
+    static = results["static"]
     print("## Masks drawn at training time\n")
     print("The small BERT (2 layers of 128, length %d, %d predictions) trained for %d steps of "
-          "batch %d on the English text (90%%; a 4,000-token vocab learned from it), once on "
-          "records with static masks (`--dupe_factor=%d`) and once on `--masking=dynamic` "
-          "records (`--dupe_factor=1`, fresh masks at every read), then evaluated on the same "
-          "held-out records (the other 10%%, static masks). Command: "
-          "`python benchmarks/run_all.py dynamic_masking`.\n"
+          "batch %d on the English text (90%%; a 4,000-token vocab learned from it), on records "
+          "with static masks (`--dupe_factor=%d`), on `--masking=dynamic` records "
+          "(`--dupe_factor=1`: pairs cut once, fresh masks at every read) and on "
+          "`--pairing=dynamic` records (`--dupe_factor=1`: chunks, a fresh pair and fresh masks "
+          "at every read), then evaluated on the same held-out records (the other 10%%, static "
+          "masks). Command: `python benchmarks/run_all.py dynamic_masking`.\n"
           % (SEQ, PRED, STEPS, BATCH, STATIC_DUPES))
-    print(table(["masking", "dupe_factor", "records", "MB", "held-out accuracy",
-                 "held-out loss", "trained examples/s"], rows))
-    print("\nDynamic records take %.2f of the static ones' bytes (1/%d would be %.2f); held-out "
-          "accuracy dynamic minus static: %+.3f. The dynamic input pipeline alone (parse, "
-          "shuffle, batch, draw masks; no model) delivers %.0f examples/s, %.1fx what the "
-          "small BERT trains at on the same machine."
-          % (dynamic["bytes"] / static["bytes"], STATIC_DUPES, 1.0 / STATIC_DUPES,
-             dynamic["masked_lm_accuracy"] - static["masked_lm_accuracy"], pipeline,
-             pipeline / dynamic["rate"]))
+    print(table(["kind", "dupe_factor", "records", "MB", "held-out accuracy",
+                 "held-out MLM loss", "held-out NSP loss", "trained examples/s"], rows))
+    for name, rate in pipelines.items():
+        r = results[name]
+        print("\n`%s`: %.2f of the static records' bytes (1/%d would be %.2f); held-out accuracy "
+              "minus static: %+.3f; its input pipeline alone (parse, shuffle, batch, %sdraw "
+              "masks; no model) delivers %.0f examples/s, %.1fx what the small BERT trained at."
+              % (name, r["bytes"] / static["bytes"], STATIC_DUPES, 1.0 / STATIC_DUPES,
+                 r["masked_lm_accuracy"] - static["masked_lm_accuracy"],
+                 "pair the chunks, " if "pairs" in name else "", rate, rate / r["rate"]))
     return 0
 
 

@@ -32,11 +32,10 @@ from absl import logging
 from norbert import fileio
 from norbert.beam_runner import BeamConfig
 from norbert.data import sidecar, tfrecord
-from norbert.data.config import (DataConfig, DataSummary, load_tokenizer, record_writers,
-                                 settings_warnings)
+from norbert.data.config import (DataConfig, DataSummary, encoded_records, load_tokenizer,
+                                 record_writers, settings_warnings)
 from norbert.data.documents import CorpusStats, read_documents
 from norbert.data.draws import Draws
-from norbert.data.instances import create_instances
 from norbert.errors import NorbertError
 from norbert.progress import Progress
 from norbert.settings import make_configs
@@ -114,21 +113,18 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
     draws = Draws.for_rng(random.Random(config.random_seed))
     draws.shuffle(documents)
     mask_pair, encoder = record_writers(config, vocab_words)
-    encode = encoder.encode
     summary = DataSummary(corpus=stats)
     records: List[bytes] = []
     append = records.append
     n_tokens = n_masked = n_random = 0
     with Progress("instances", "instances", enabled=config.progress) as bar:
-        for inst in create_instances(
-            documents, config.instance_config, mask_pair, draws,
+        for record, tokens, masked, is_random_next in encoded_records(
+            documents, config, mask_pair, encoder, draws,
             cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
-            dupe_factor=config.dupe_factor,
         ):
-            tokens, len_a, positions, labels, is_random_next = inst
-            append(encode(tokens, len_a, positions, labels, is_random_next))
-            n_tokens += len(tokens)
-            n_masked += len(positions)
+            append(record)
+            n_tokens += tokens
+            n_masked += masked
             n_random += is_random_next
             if not len(records) & 1023:  # a call per 1024 records: nothing in the loop's time
                 bar.update(1024)
@@ -145,6 +141,6 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
     for path, count in zip(output_paths, summary.records_per_file):
         sidecar.write(sidecar.path_for(path), sidecar.build(
             config, options, input_paths, output_paths, path, vocab_sha, vocab_size, summary,
-            count, mask_id=tokenizer.vocab["[MASK]"]))
+            count, vocab=tokenizer.vocab))
     summary.seconds = time.perf_counter() - start
     return summary

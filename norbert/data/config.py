@@ -8,12 +8,15 @@ three. A ``DataConfig`` checks itself on construction: no invalid one exists, wh
 
 import dataclasses
 import os
-from typing import List, Optional
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from norbert import fileio
+from norbert.data.chunks import ChunkEncoder, create_chunks
 from norbert.data.documents import CorpusStats
-from norbert.data.features import DYNAMIC, MASKINGS, STATIC, ExampleEncoder, UnmaskedEncoder
-from norbert.data.instances import InstanceConfig
+from norbert.data.draws import Draws
+from norbert.data.features import (DYNAMIC, MASKINGS, PAIRINGS, STATIC, ExampleEncoder,
+                                   UnmaskedEncoder)
+from norbert.data.instances import Document, InstanceConfig, create_instances
 from norbert.data.masking import Masker, MaskingConfig, leave_unmasked
 from norbert.errors import NorbertError
 from norbert.tokenization import vocab as vocablib
@@ -59,6 +62,11 @@ class DataConfig:
     # reads one, with this build's masking settings (not reference-exact; a fraction of the
     # records' size for the same text).
     masking: str = dataclasses.field(default=STATIC, metadata={"choices": MASKINGS})
+    # "static": the builder cuts the sentence pairs (the reference's). "dynamic" (implies
+    # --masking=dynamic): records hold chunks of documents, unsplit, and run_pretraining.py
+    # makes a fresh pair of each at every read (new split, new random next sentence): on a
+    # small corpus read many times over, what --dupe_factor's passes gave the static records.
+    pairing: str = dataclasses.field(default=STATIC, metadata={"choices": PAIRINGS})
     # Share of tokens to predict.
     masked_lm_prob: float = 0.15
     # Share of documents cut into shorter sequences.
@@ -113,12 +121,19 @@ class DataConfig:
             parts.append("whole-word-per-word")
         if self.dynamic:
             parts.append("dynamic-masking")
+        if self.pairs_dynamic:
+            parts.append("dynamic-pairing")
         return "+".join(parts) or "reference-exact"
 
     @property
     def dynamic(self) -> bool:
         """Whether the records leave the masks to training time."""
         return self.masking == DYNAMIC
+
+    @property
+    def pairs_dynamic(self) -> bool:
+        """Whether the records hold chunks, paired at training time."""
+        return self.pairing == DYNAMIC
 
     @property
     def shards(self) -> int:
@@ -160,6 +175,11 @@ class DataConfig:
         _ = (self.instance_config, self.masking_config)
         if self.masking not in MASKINGS:
             raise NorbertError("--masking=%s: use one of %s" % (self.masking, ", ".join(MASKINGS)))
+        if self.pairing not in PAIRINGS:
+            raise NorbertError("--pairing=%s: use one of %s" % (self.pairing, ", ".join(PAIRINGS)))
+        if self.pairs_dynamic and not self.dynamic:
+            # Chunks have no pair to mask yet: they are masked where they are paired.
+            object.__setattr__(self, "masking", DYNAMIC)
         if self.dedup not in DEDUPS:
             raise NorbertError("--dedup=%s: use one of %s" % (self.dedup, ", ".join(DEDUPS)))
         if not self.text_field:
@@ -264,8 +284,32 @@ def record_writers(config: DataConfig, vocab_words: List[str], exact: bool = Tru
     """(``mask_pair(tokens, len_a, draws)``, the record encoder) of a build: the masker and
     Google's records, or with ``--masking=dynamic`` no masks and the unmasked records."""
     s, p, n = config.max_seq_length, config.max_predictions_per_seq, len(vocab_words)
+    if config.pairs_dynamic:
+        return None, ChunkEncoder(s, [w.startswith("##") for w in vocab_words])
     if config.dynamic:
         continuation = [w.startswith("##") for w in vocab_words]
         return leave_unmasked, UnmaskedEncoder(s, p, n, continuation)
     masker = Masker.for_vocab(config.masking_config, vocab_words, exact=exact)
     return masker.mask_pair, ExampleEncoder(s, p, n)
+
+
+Record = Tuple[bytes, int, int, bool]  # (serialised example, tokens, masked, random next)
+
+
+def encoded_records(documents: Sequence[Document], config: DataConfig, mask_pair, encoder,
+                    draws: Draws, cls_id: int, sep_id: int) -> Iterator[Record]:
+    """The records of ``documents`` (shuffled by the caller), ``config.dupe_factor`` passes,
+    with ``record_writers``' pair: sentence pairs (masked or not) or, for --pairing=dynamic,
+    chunks (``norbert.data.chunks``; counted as no random next: that is drawn when read)."""
+    if config.pairs_dynamic:
+        for chunk in create_chunks(documents, config.instance_config, draws,
+                                   config.dupe_factor):
+            yield encoder.encode(chunk), encoder.tokens(chunk), 0, False
+        return
+    encode = encoder.encode
+    for tokens, len_a, positions, labels, is_random_next in create_instances(
+        documents, config.instance_config, mask_pair, draws, cls_id, sep_id,
+        dupe_factor=config.dupe_factor,
+    ):
+        yield (encode(tokens, len_a, positions, labels, is_random_next), len(tokens),
+               len(positions), is_random_next)

@@ -26,6 +26,19 @@ instead of the three ``masked_lm_*`` features,
 |                      |         |        | piece of a word, 2 a later ("##") piece of that word |
 
 The input pipeline draws the masked_lm_* features from them (``norbert.training.dynamic_masking``).
+
+Records for pairs drawn at training time too (``--pairing=dynamic``) hold a chunk of a
+document each (``norbert.data.chunks``), unsplit and unmasked:
+
+| feature              | dtype   | length | meaning                                              |
+| -------------------- | ------- | ------ | ---------------------------------------------------- |
+| input_ids            | int64   | S      | the chunk's token ids (no [CLS]/[SEP]), 0 padding    |
+| input_mask           | int64   | S      | 1 for real tokens, 0 for padding                     |
+| maskable             | int64   | S      | as above, on the chunk's tokens                      |
+| sentence_starts      | int64   | S      | 1 on the first token of each sentence, else 0        |
+| target_length        | int64   | 1      | the document's target length of a pair, in tokens    |
+
+The input pipeline makes a pair of each chunk as it reads it (``norbert.training.dynamic_pairing``).
 """
 
 import collections
@@ -60,25 +73,38 @@ _DYNAMIC_SCHEMA = (
 )
 STATIC, DYNAMIC = "static", "dynamic"
 MASKINGS = (STATIC, DYNAMIC)
+PAIRINGS = (STATIC, DYNAMIC)  # pairs cut by the builder, or chunks paired at training time
+# Pairs drawn at training time: chunks, unsplit and unmasked.
+_CHUNK_SCHEMA = (
+    ("input_ids", INT64, "seq"),
+    ("input_mask", INT64, "seq"),
+    ("maskable", INT64, "seq"),
+    ("sentence_starts", INT64, "seq"),
+    ("target_length", INT64, 1),
+)
 NOT_MASKABLE, WORD_START, WORD_PIECE = 0, 1, 2  # the values of ``maskable``
 
 
 def feature_schema(
-    max_seq_length: int, max_predictions_per_seq: int, masking: str = STATIC
+    max_seq_length: int, max_predictions_per_seq: int, masking: str = STATIC,
+    pairing: str = STATIC,
 ) -> "collections.OrderedDict[str, Tuple[str, int]]":
     """``name -> (dtype, length)`` of every feature, in the order they are written."""
     lengths = {"seq": max_seq_length, "pred": max_predictions_per_seq, 1: 1}
-    schema = _DYNAMIC_SCHEMA if masking == DYNAMIC else _SCHEMA
+    if pairing == DYNAMIC:
+        schema = _CHUNK_SCHEMA
+    else:
+        schema = _DYNAMIC_SCHEMA if masking == DYNAMIC else _SCHEMA
     return collections.OrderedDict((n, (t, lengths[k])) for n, t, k in schema)
 
 
 def parse_spec(max_seq_length: int, max_predictions_per_seq: int,
-               masking: str = STATIC) -> Dict[str, object]:
+               masking: str = STATIC, pairing: str = STATIC) -> Dict[str, object]:
     """``name -> tf.io.FixedLenFeature`` for ``tf.io.parse_single_example`` (imports TF)."""
     import tensorflow.compat.v1 as tf  # deferred: the data builder never needs TensorFlow
 
     dtypes = {INT64: tf.int64, FLOAT32: tf.float32}
-    schema = feature_schema(max_seq_length, max_predictions_per_seq, masking)
+    schema = feature_schema(max_seq_length, max_predictions_per_seq, masking, pairing)
     return {name: tf.io.FixedLenFeature([length], dtypes[dtype])
             for name, (dtype, length) in schema.items()}
 

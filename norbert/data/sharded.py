@@ -45,11 +45,10 @@ from absl import logging
 from norbert import fileio
 from norbert import progress as progresslib
 from norbert.data import dedup, sidecar, slices, tfrecord
-from norbert.data.config import DataSummary, load_tokenizer, record_writers
+from norbert.data.config import DataSummary, encoded_records, load_tokenizer, record_writers
 from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
 from norbert.errors import NorbertError
-from norbert.data.instances import create_instances
 from norbert.workers import pool_context
 
 # Test hook: seconds to sleep after each block (to interrupt a build at a known point).
@@ -109,8 +108,6 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     tokenizer, mask_pair, encoder = _tools(job.config, job.options)
     cls_id, sep_id = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
     draws = Draws.for_rng(random.Random(shard_seed(config.random_seed, job.index)))
-    instance_config = config.instance_config
-    encode = encoder.encode
     frame = tfrecord.frame
     delay = float(os.environ.get(_DELAY_ENV) or 0)
     block_limit = int(config.block_mb * 1e6)
@@ -123,13 +120,12 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
         records = []
         append = records.append
         n_tokens = n_masked = n_random = 0
-        for tokens, len_a, positions, labels, is_random_next in create_instances(
-            block, instance_config, mask_pair, draws, cls_id, sep_id,
-            dupe_factor=config.dupe_factor,
+        for record, tokens, masked, is_random_next in encoded_records(
+            block, config, mask_pair, encoder, draws, cls_id, sep_id,
         ):
-            append(encode(tokens, len_a, positions, labels, is_random_next))
-            n_tokens += len(tokens)
-            n_masked += len(positions)
+            append(record)
+            n_tokens += tokens
+            n_masked += masked
             n_random += is_random_next
         draws.shuffle(records)
         write = f.write
@@ -255,7 +251,7 @@ def plan_jobs(config, options, input_paths: List[str]) -> Jobs:
         )
     template = sidecar.build(config, options, input_paths, output_paths,
                              config.output_base, vocab_sha, len(tokenizer.vocab),
-                             mask_id=tokenizer.vocab["[MASK]"])
+                             vocab=tokenizer.vocab)
     template["input_bytes"] = plan.total_bytes
     template["settings"].update(num_output_shards=num_shards, block_mb=config.block_mb,
                                 masking_draws="lazy")

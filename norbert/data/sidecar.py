@@ -88,10 +88,10 @@ def add_counts(summary: DataSummary, counts: Mapping[str, int]) -> None:
 def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
           output_paths: List[str], path: str, vocab_sha: str, vocab_size: int,
           summary: Optional[DataSummary] = None, count: int = 0,
-          mask_id: Optional[int] = None) -> Dict:
+          vocab: Optional[Mapping[str, int]] = None) -> Dict:
     """The sidecar of ``path``; without ``summary``, a template with no counts (sharded mode)."""
     schema = feature_schema(config.max_seq_length, config.max_predictions_per_seq,
-                            config.masking)
+                            config.masking, config.pairing)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -118,8 +118,12 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
         "counts": counts_of(summary or DataSummary(corpus=CorpusStats())),
         "inputs": input_paths,
     }
-    if config.dynamic:  # what training needs to draw the masks (static builds say nothing)
-        meta["settings"].update(masking=config.masking, mask_id=mask_id)
+    # What training needs to draw the masks, and the pairs (static builds say nothing).
+    if config.dynamic:
+        meta["settings"].update(masking=config.masking, mask_id=vocab["[MASK]"])
+    if config.pairs_dynamic:
+        meta["settings"].update(pairing=config.pairing, cls_id=vocab["[CLS]"],
+                                sep_id=vocab["[SEP]"])
     # Said only when asked for, so that older shards stay complete.
     if config.dedup != "none":
         meta["settings"]["dedup"] = config.dedup
@@ -144,6 +148,11 @@ def for_set(template: Mapping, summary: DataSummary) -> Dict:
 def masking_of(meta: Mapping) -> str:
     """``static`` or ``dynamic``: whether the records need masks drawn when they are read."""
     return meta.get("settings", {}).get("masking", STATIC)
+
+
+def pairing_of(meta: Mapping) -> str:
+    """``static`` or ``dynamic``: whether the records hold chunks to pair when read."""
+    return meta.get("settings", {}).get("pairing", STATIC)
 
 
 def write(path: str, meta: Mapping) -> None:

@@ -32,6 +32,7 @@ from norbert.data import sidecar, tfrecord
 from norbert.data.features import DYNAMIC, STATIC, parse_spec
 from norbert.errors import NorbertError
 from norbert.training.dynamic_masking import DynamicMasking
+from norbert.training.dynamic_pairing import DynamicPairing
 from norbert.training.mixing import Group, parse_groups
 
 
@@ -47,6 +48,9 @@ class InputConfig:
     # Records of --masking=dynamic: how their masks are drawn as they are read (None: the
     # records hold their masks).
     masking: Optional[DynamicMasking] = None
+    # Records of --pairing=dynamic (chunks): how pairs are made of them as they are read (None:
+    # the records hold pairs). Needs ``masking``.
+    pairing: Optional[DynamicPairing] = None
     # Training: named groups of input_files, each read as its own stream, drawn from by their
     # shares (mixing.mix); None: input_files read as one set.
     groups: Optional[Tuple[Group, ...]] = None
@@ -326,39 +330,68 @@ def dynamic_masking_of(files: List[str], max_predictions_per_seq: int,
     Raises ``NorbertError`` for a mix of both kinds, or of dynamic builds that mask
     differently, and for dynamic records without their sidecar.
     """
-    found = {}  # the masking settings -> a file that has them
-    for path in files:
-        meta = sidecar_of(path, sidecars)
-        if meta is None:
-            first = _first_record(path, flag)
-            if first is not None and "maskable" in first:
-                raise NorbertError(
-                    "%s: %s holds records for masks drawn at training time but has no sidecar "
-                    "(%s): copy it beside the file" % (flag, path, sidecar.path_for(path)))
-            found.setdefault(None, path)
-            continue
+    def key_of(meta):
         if sidecar.masking_of(meta) == STATIC:
-            found.setdefault(None, path)
-            continue
+            return None
         settings = meta["settings"]
-        key = tuple(settings.get(k) for k in ("masked_lm_prob", "do_whole_word_mask",
-                                              "whole_word_mask_per_word", "vocab_size",
-                                              "mask_id"))
-        found.setdefault(key, path)
-    if len(found) > 1:
-        (a, path_a), (b, path_b) = list(found.items())[:2]
-        kind = lambda key: ("masks drawn at training time" if key is not None
-                            else "masks in the records")
-        raise NorbertError("%s mixes records built differently: %s (%s) and %s (%s); give "
-                           "records of one build's masking" % (flag, path_a, kind(a), path_b,
-                                                                kind(b)))
-    key = next(iter(found), None)
+        return tuple(settings.get(k) for k in ("masked_lm_prob", "do_whole_word_mask",
+                                               "whole_word_mask_per_word", "vocab_size",
+                                               "mask_id"))
+
+    key = _one_kind(files, flag, sidecars, key_of, "maskable",
+                    ("masks drawn at training time", "masks in the records", "masking"))
     if key is None:
         return None
     prob, whole_word, per_word, vocab_size, mask_id = key
     return DynamicMasking(max_predictions_per_seq=max_predictions_per_seq,
                           vocab_size=vocab_size, mask_id=mask_id, masked_lm_prob=prob,
                           whole_word=whole_word, per_word=per_word)
+
+
+def dynamic_pairing_of(files: List[str], flag: str = "--input_file",
+                       sidecars: Optional[Sidecars] = None) -> Optional[DynamicPairing]:
+    """How ``files``' chunks become pairs as they are read (``--pairing=dynamic``: the vocab's
+    [CLS] and [SEP] ids, from the sidecars): None for records that hold pairs.
+
+    Raises ``NorbertError`` for a mix of chunks and pairs, and for chunks without a sidecar.
+    """
+    def key_of(meta):
+        if sidecar.pairing_of(meta) == STATIC:
+            return None
+        return tuple(meta["settings"].get(k) for k in ("cls_id", "sep_id"))
+
+    key = _one_kind(files, flag, sidecars, key_of, "sentence_starts",
+                    ("chunks paired at training time", "sentence pairs", "pairing"))
+    return None if key is None else DynamicPairing(*key)
+
+
+def _one_kind(files, flag, sidecars, key_of, marker, words):
+    """The one key (``key_of(sidecar)``; None: the static kind) that all ``files`` share.
+
+    A file without a sidecar is of the static kind unless its first record holds the feature
+    ``marker`` (then: an error). ``words``: (the dynamic kind, the static kind, the setting),
+    for the errors.
+    """
+    dynamic, static, setting = words
+    found = {}  # key -> a file that has it
+    for path in files:
+        meta = sidecar_of(path, sidecars)
+        if meta is None:
+            first = _first_record(path, flag)
+            if first is not None and marker in first:
+                raise NorbertError(
+                    "%s: %s holds records for %s but has no sidecar (%s): copy it beside the "
+                    "file" % (flag, path, dynamic, sidecar.path_for(path)))
+            found.setdefault(None, path)
+            continue
+        found.setdefault(key_of(meta), path)
+    if len(found) > 1:
+        (a, path_a), (b, path_b) = list(found.items())[:2]
+        kind = lambda key: dynamic if key is not None else static
+        raise NorbertError("%s mixes records built differently: %s (%s) and %s (%s); give "
+                           "records of one build's %s" % (flag, path_a, kind(a), path_b,
+                                                         kind(b), setting))
+    return next(iter(found), None)
 
 
 class RecordInput:
@@ -395,9 +428,10 @@ def make_input_fn(config: InputConfig) -> RecordInput:
     """``input_fn(params)`` for TPUEstimator and norbert's loop: ``params["batch_size"]``."""
     import tensorflow.compat.v1 as tf
 
-    masking = config.masking
+    masking, pairing = config.masking, config.pairing
     spec = parse_spec(config.max_seq_length, config.max_predictions_per_seq,
-                      STATIC if masking is None else DYNAMIC)
+                      STATIC if masking is None else DYNAMIC,
+                      STATIC if pairing is None else DYNAMIC)
     # Dynamic masks: a batch's seed is (the run's seed, the batch's number in this pipeline's
     # stream, interleaved over pipelines), so a seed fixes every mask and a record read again
     # (next epoch, another batch) gets new ones. Without a seed, training draws one per run;
@@ -470,6 +504,11 @@ def make_input_fn(config: InputConfig) -> RecordInput:
             def draw_masks(number, batch):
                 seed = tf.stack([tf.constant(mask_seed, tf.int64),
                                  number * pipelines + pipeline_id])  # [2]
+                if pairing is not None:
+                    from norbert.training.dynamic_pairing import pair_batch
+
+                    # The pairs' draws from a seed of their own, as independent of the masks'.
+                    batch = pair_batch(batch, pairing, tf.stack([seed[0], -1 - seed[1]]))
                 return mask_batch(batch, masking, seed)
 
             d = d.enumerate().map(draw_masks, num_parallel_calls=config.num_cpu_threads)

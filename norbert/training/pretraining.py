@@ -298,7 +298,10 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixin
         if masking is not None:
             logging.info("%s: masks drawn as records are read (masked_lm_prob %g%s)", flag,
                          masking.masked_lm_prob, ", whole words" if masking.whole_word else "")
-        input_config = dataclasses.replace(input_config, masking=masking)
+        pairing = input_pipeline.dynamic_pairing_of(files, flag, metas)
+        if pairing is not None:
+            logging.info("%s: sentence pairs made of chunks as records are read", flag)
+        input_config = dataclasses.replace(input_config, masking=masking, pairing=pairing)
         if named is None:
             return input_pipeline.make_input_fn(input_config), []
         sizes = [sum(input_pipeline.records_in(path, flag, metas) for path in group_files)

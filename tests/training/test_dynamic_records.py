@@ -61,7 +61,8 @@ def _batches(files, seed, count, batch_size=8, context=None, masking=None):
     masking = masking or input_pipeline.dynamic_masking_of(files, P)
     input_fn = input_pipeline.make_input_fn(InputConfig(
         input_files=files, max_seq_length=S, max_predictions_per_seq=P, is_training=True,
-        seed=seed, shuffle_buffer=10, masking=masking))
+        seed=seed, shuffle_buffer=10, masking=masking,
+        pairing=input_pipeline.dynamic_pairing_of(files)))
     params = {"batch_size": batch_size}
     if context is not None:
         params["input_context"] = context
@@ -169,17 +170,160 @@ def test_mixed_or_orphaned_dynamic_records_are_refused(corpus, tmp_path):
         input_pipeline.dynamic_masking_of([str(orphan)], P)
 
 
+def _unmasked(batch, row):
+    """(A, B, label) of a batch's row, its masked positions restored."""
+    ids = batch["input_ids"][row].copy()
+    weights = batch["masked_lm_weights"][row]
+    ids[batch["masked_lm_positions"][row][weights > 0]] = batch["masked_lm_ids"][row][weights > 0]
+    n = int(batch["input_mask"][row].sum())
+    segments = batch["segment_ids"][row][:n]
+    len_a = int((segments == 0).sum()) - 2
+    return (tuple(ids[1:len_a + 1].tolist()), tuple(ids[len_a + 2:n - 1].tolist()),
+            int(batch["next_sentence_labels"][row][0]))
+
+
+def _chunks(files):
+    """The token ids of every chunk record, as tuples."""
+    spec = parse_spec(S, P, DYNAMIC, pairing=DYNAMIC)
+    out = []
+    with tf.Graph().as_default(), tf.Session() as sess:
+        record = tf.placeholder(tf.string, [])
+        parsed = tf.io.parse_single_example(record, spec)
+        for path in files:
+            for r in tf.io.tf_record_iterator(path):
+                f = sess.run(parsed, {record: r})
+                out.append(tuple(int(i) for i, m in zip(f["input_ids"], f["input_mask"]) if m))
+    return out
+
+
+def test_chunk_records_say_how_to_pair_and_are_smaller_than_pairs(corpus):
+    pairs, pair_files = _build(corpus, "pairs.tfrecord", masking="dynamic")
+    chunks, chunk_files = _build(corpus, "chunks.tfrecord", masking="dynamic", pairing="dynamic")
+    assert chunks.corpus.documents == 40 and chunks.masked_tokens == chunks.random_next == 0
+    size = lambda files: sum(open(f, "rb").seek(0, 2) for f in files)
+    assert size(chunk_files) <= size(pair_files)  # no [CLS]/[SEP], no sentence put back
+    with open(chunk_files[0] + ".meta.json") as f:
+        meta = json.load(f)
+    settings = meta["settings"]
+    assert (settings["pairing"], settings["cls_id"], settings["sep_id"]) == ("dynamic", 2, 3)
+    assert settings["masking"] == "dynamic" and "dynamic-pairing" in settings["mode"]
+    assert list(meta["features"]) == ["input_ids", "input_mask", "maskable", "sentence_starts",
+                                      "target_length"]
+    with open(pair_files[0] + ".meta.json") as f:
+        assert "pairing" not in json.load(f)["settings"]  # pair records' sidecars as before
+    # Every chunk is consecutive sentences of one document, in order: its words are the text's.
+    text = open(corpus[1]).read().split()
+    vocab = open(corpus[2]).read().split("\n")
+    joined = " ".join(text)
+    for chunk in _chunks(chunk_files):
+        words = " ".join(vocab[i] for i in chunk).replace(" ##", "")
+        assert words in joined
+    sharded, shard_files = _build(corpus, "chunk_shards", masking="dynamic", pairing="dynamic",
+                                  num_output_shards=2, num_workers=2)
+    assert len(shard_files) == 2 and sharded.corpus.documents == 40
+    assert sorted(_chunks(shard_files)) != [] and sharded.instances == len(_chunks(shard_files))
+    implied, _ = _build(corpus, "implied.tfrecord", pairing="dynamic")  # masks drawn when read
+    assert implied.masked_tokens == 0 and implied.instances == chunks.instances
+
+
+def test_each_read_of_a_chunk_gets_a_fresh_pair_and_fresh_masks(corpus):
+    _, files = _build(corpus, "fresh_chunks.tfrecord", masking="dynamic", pairing="dynamic")
+    chunks = _chunks(files)
+    assert input_pipeline.dynamic_pairing_of(files).sep_id == 3
+    at = lambda chunk, part: [k for k in range(len(chunk) - len(part) + 1)
+                              if chunk[k:k + len(part)] == part]
+    contains = lambda chunk, part: bool(at(chunk, part))
+    # B after A in the chunk: right after, unless truncation took tokens between them.
+    follows = lambda chunk, a, b: any(j >= k + len(a) and (j == k + len(a)
+                                                             or len(a) + len(b) == S - 3)
+                                      for k in at(chunk, a) for j in at(chunk, b))
+    pairs = {}
+    labels = []
+    for batch in _batches(files, seed=1, count=4 * len(chunks) // 8):
+        assert batch["input_ids"].shape == (8, S) and batch["masked_lm_ids"].shape == (8, P)
+        for row in range(8):
+            a, b, label = _unmasked(batch, row)
+            labels.append(label)
+            home = [c for c in chunks if contains(c, a)]
+            assert home  # A is a piece of a chunk ...
+            if label == 0:  # ... and B follows it there, or is a piece of another chunk
+                assert any(follows(c, a, b) for c in home)
+            else:
+                assert any(contains(c, b) for c in chunks)
+            pairs.setdefault(home[0], set()).add((a, b))
+    assert 0.4 < np.mean(labels) < 0.8  # half, and every one-sentence chunk
+    # Chunks read four times over: most were made into more than one pair.
+    assert sum(len(p) > 1 for p in pairs.values()) > 0.6 * len(pairs), len(pairs)
+
+
+def test_chunks_and_pairs_are_not_mixed_and_chunks_need_their_sidecar(corpus, tmp_path):
+    _, pair_files = _build(corpus, "mix_pairs.tfrecord", masking="dynamic")
+    _, chunk_files = _build(corpus, "mix_chunks.tfrecord", masking="dynamic", pairing="dynamic")
+    assert input_pipeline.dynamic_pairing_of(pair_files) is None
+    with pytest.raises(NorbertError, match="--input_file mixes records built differently: "
+                                           ".*sentence pairs.*pairing"):
+        input_pipeline.dynamic_pairing_of(pair_files + chunk_files)
+    orphan = tmp_path / "orphan_chunks.tfrecord"
+    orphan.write_bytes(open(chunk_files[0], "rb").read())
+    with pytest.raises(NorbertError, match="orphan_chunks.tfrecord holds records for chunks "
+                                           "paired at training time but has no sidecar"):
+        input_pipeline.dynamic_pairing_of([str(orphan)])
+
+
+def test_pairs_from_chunks_are_distributed_as_the_references_pairs(tmp_path, corpus_paths,
+                                                                  uncased_vocab_path):
+    """On real text: the share of random next sentences and the segments' lengths of pairs
+    made when read, against the builder's own pairs (the reference's rules) of the same text.
+    A random B stops at its chunk's end and no sentence is put back: B runs a little shorter."""
+    from conftest import english_records
+
+    s = 64
+    rows = {}
+    for name, settings in (("builder", dict(dupe_factor=3)), ("read", dict(pairing="dynamic"))):
+        root = tmp_path / name
+        root.mkdir()
+        english_records(root, corpus_paths, uncased_vocab_path, 200000, max_seq_length=s,
+                        max_predictions_per_seq=10, masking="dynamic", progress=False,
+                        **settings)
+        files = [str(root / "train.tfrecord")]
+        input_fn = input_pipeline.make_input_fn(InputConfig(
+            input_files=files, max_seq_length=s, max_predictions_per_seq=10, is_training=True,
+            seed=1, masking=input_pipeline.dynamic_masking_of(files, 10),
+            pairing=input_pipeline.dynamic_pairing_of(files)))
+        found = []
+        with tf.Graph().as_default():
+            batch = tf.data.make_one_shot_iterator(input_fn({"batch_size": 64})).get_next()
+            with tf.Session() as sess:
+                for _ in range(40):
+                    out = sess.run(batch)
+                    for row in range(64):
+                        segments = out["segment_ids"][row][:out["input_mask"][row].sum()]
+                        found.append((out["next_sentence_labels"][row][0],
+                                      (segments == 0).sum() - 2, (segments == 1).sum() - 1))
+        rows[name] = np.array(found)  # [2560, 3]: label, len(A), len(B)
+    ref, got = rows["builder"], rows["read"]
+    assert abs(got[:, 0].mean() - ref[:, 0].mean()) < 0.04, (got[:, 0].mean(), ref[:, 0].mean())
+    assert got[:, 1].mean() == pytest.approx(ref[:, 1].mean(), rel=0.05)
+    assert got[:, 2].mean() == pytest.approx(ref[:, 2].mean(), rel=0.15)
+    assert (got[:, 1:].sum(1) <= s - 3).all() and (got[:, 1:] >= 1).all()
+
+
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-@pytest.mark.parametrize("engine", ["loop", "mirrored", "tpu_estimator"])
+@pytest.mark.parametrize("engine, pairing", [("loop", "static"), ("mirrored", "static"),
+                                             ("tpu_estimator", "static"), ("loop", "dynamic"),
+                                             pytest.param("mirrored", "dynamic",
+                                                          marks=pytest.mark.slow),
+                                             ("tpu_estimator", "dynamic")])
 def test_run_pretraining_trains_on_dynamic_records_and_evaluates_them_alike(corpus, tmp_path,
-                                                                            engine):
+                                                                            engine, pairing):
     from norbert import run_pretraining
     from conftest import tiny_bert_config
     import reference_shim
 
     if engine == "tpu_estimator" and not reference_shim.has_estimator():
         pytest.skip("TPUEstimator needs tf.estimator (TensorFlow <= 2.15)")
-    _, files = _build(corpus, "train_dynamic.tfrecord", masking="dynamic")
+    _, files = _build(corpus, "train_dynamic_%s.tfrecord" % pairing, masking="dynamic",
+                      pairing=pairing)
     config = tmp_path / "bert_config.json"
     config.write_text(tiny_bert_config(vocab_size=len(WORDS) + 5))
     common = dict(input_file=files[0], bert_config_file=str(config), max_seq_length=S,
