@@ -8,7 +8,8 @@ the same order and the same files, for the same inputs, settings and seed:
 2. seed one ``random.Random`` and shuffle the documents with it;
 3. ``dupe_factor`` passes over the documents cut sentence pairs (``norbert.data.instances``) and
    mask them (``norbert.data.masking``), each record serialised at once
-   (``norbert.data.features``);
+   (``norbert.data.features``); with ``--pairing=dynamic`` they cut chunks instead
+   (``norbert.data.chunks``), paired and masked at training time;
 4. shuffle all records with the same generator and write them round-robin over the output files
    (``norbert.data.tfrecord``), each file atomically, each with a ``.meta.json`` sidecar.
 

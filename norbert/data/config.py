@@ -282,7 +282,8 @@ def load_tokenizer(config: DataConfig, options: TokenizerOptions):
 
 def record_writers(config: DataConfig, vocab_words: List[str], exact: bool = True):
     """(``mask_pair(tokens, len_a, draws)``, the record encoder) of a build: the masker and
-    Google's records, or with ``--masking=dynamic`` no masks and the unmasked records."""
+    Google's records, with ``--masking=dynamic`` no masks and the unmasked records, with
+    ``--pairing=dynamic`` no masker (no pairs) and the chunk records."""
     s, p, n = config.max_seq_length, config.max_predictions_per_seq, len(vocab_words)
     if config.pairs_dynamic:
         return None, ChunkEncoder(s, [w.startswith("##") for w in vocab_words])

@@ -72,6 +72,23 @@ def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path
         assert summary.instances == sum(summary.records_per_file) > 1000
 
 
+def test_beam_writes_the_local_modes_chunk_records(corpus_paths, uncased_vocab_path, tmp_path):
+    # --pairing=dynamic: chunks, paired when read; the same shard code on Beam.
+    built = {}
+    out = tmp_path / "out"  # one path for both: the sidecars name the output files
+    settings = _settings(corpus_paths[:1], uncased_vocab_path, dedup="none",
+                         num_output_shards=2, pairing="dynamic",
+                         output_file=str(out / "train.tfrecord"))
+    for name, how in (("local", dict(num_workers=2)), ("beam", dict(runner="DirectRunner"))):
+        summary = create_pretraining_data(**settings, **how)
+        assert summary.instances > 500 and summary.masked_tokens == 0
+        built[name] = _files(out)
+        os.rename(str(out), str(tmp_path / name))
+    assert built["beam"] == built["local"] and len(built["local"]) == 2 + 2 + 1
+    meta = json.loads(built["local"]["train.tfrecord.meta.json"])
+    assert meta["settings"]["pairing"] == "dynamic" and "sentence_starts" in meta["features"]
+
+
 def test_beam_keeps_complete_shards_and_rebuilds_the_rest(corpus_paths, uncased_vocab_path,
                                                           tmp_path):
     out = tmp_path / "train.tfrecord"

@@ -144,7 +144,6 @@ def test_every_pair_is_cut_by_the_references_rules(seed):
 
 def test_truncation_keeps_the_references_lengths_and_cuts_either_end_evenly():
     # Two-sentence chunks of a known pair of lengths: a label-0 row is exactly (A, B) cut.
-    rng = np.random.default_rng(0)
     batch = 128
     cases = [(16, 16), (26, 6), (3, 29), (20, 12)]  # chunks hold S tokens at most
     front_share = {}
@@ -176,7 +175,6 @@ def test_truncation_keeps_the_references_lengths_and_cuts_either_end_evenly():
 
 
 def test_the_split_the_coin_and_the_other_chunk_are_uniform():
-    rng = np.random.default_rng(5)
     batch = 32
     # Every chunk four sentences of 3 tokens: A takes 1, 2 or 3 of them.
     ids = BASE + np.arange(batch)[:, None] * S + np.arange(12)[None, :]
@@ -186,7 +184,6 @@ def test_the_split_the_coin_and_the_other_chunk_are_uniform():
         maskable=np.ones((batch, S), np.int32),
         sentence_starts=np.tile(np.isin(np.arange(S), [0, 3, 6, 9]), (batch, 1)).astype(np.int32),
         target_length=np.full((batch, 1), M, np.int32))
-    del rng
     sentences_in_a, labels, others, b_starts = [], [], [], []
     for seed in range(60):
         out = runner(batch).run(features, [11, seed])
