@@ -12,14 +12,15 @@ chunk every time it is read, by the reference's rules:
    chunk): segment A is the first ``a_end`` sentences;
 2. B is the rest of the chunk, or -- always for a one-sentence chunk, else with probability
    0.5 -- sentences of another chunk of the batch (a uniformly random other row; its start a
-   uniformly random sentence of it) until B reaches the target minus A, or that chunk ends;
+   uniformly random sentence of it) until B reaches the target minus A, or that chunk ends
+   (the input pipeline passes windows of 256 shuffled chunks of one group as the batch);
 3. the pair is truncated to ``S - 3`` tokens as the reference truncates: tokens come off the
    longer segment (B on a tie), each from its front or back with probability 0.5;
 4. ``[CLS] A [SEP] B [SEP]``, padded: the unmasked-pair features that ``dynamic_masking``
    masks.
 
 Where this differs from the reference, by design: a random B comes from a chunk of the same
-batch (rows are shuffled records, so almost always another document), and stops at that chunk's
+window (shuffled records, so almost always another document), and stops at that chunk's
 end rather than running on through its document; the sentences of a chunk that a random B
 leaves unused are not put back into the next chunk (the next read splits the chunk afresh).
 

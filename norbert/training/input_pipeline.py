@@ -36,6 +36,11 @@ from norbert.training.dynamic_pairing import DynamicPairing
 from norbert.training.mixing import Group, parse_groups
 
 
+# Chunks (--pairing=dynamic) made into pairs together: a random next sentence comes from one of
+# the other 255 of its window.
+PAIRING_WINDOW = 256
+
+
 @dataclasses.dataclass(frozen=True)
 class InputConfig:
     input_files: List[str]  # TFRecord files (local or gs://), already expanded
@@ -475,28 +480,50 @@ def make_input_fn(config: InputConfig) -> RecordInput:
         batch_size = params["batch_size"]  # per replica under a strategy: the global / replicas
         context = params.get("input_context")
         pipelines = context.num_input_pipelines if context is not None else 1
+        pipeline_id = context.input_pipeline_id if context is not None else 0
+        n_streams = len(config.groups) if config.is_training and config.groups else 1
+
+        def records(d, stream_id=0):
+            """Parsed records; chunks (--pairing=dynamic) made into pairs, a window at a time:
+            a random next sentence comes from the same window, so from the same stream (one
+            group: one language or source, as the builder draws it from its own input) and
+            never depends on the batch size."""
+            d = d.map(decode, num_parallel_calls=config.num_cpu_threads)
+            if pairing is None:
+                return d
+            from norbert.training.dynamic_pairing import pair_batch
+
+            @tf.autograph.experimental.do_not_convert
+            def make_pairs(number, window):
+                # A seed of its own per window: (the run's, its number over all pipelines and
+                # streams), negative so that no batch's mask seed equals it.
+                seed = tf.stack([tf.constant(mask_seed, tf.int64),
+                                 -1 - ((number * pipelines + pipeline_id) * n_streams
+                                       + stream_id)])  # [2]
+                return pair_batch(window, pairing, seed)
+
+            d = d.batch(PAIRING_WINDOW).enumerate()
+            return d.map(make_pairs, num_parallel_calls=config.num_cpu_threads).unbatch()
+
         if config.is_training and config.groups:
             # One stream per group, each sharded and shuffled as a plain set is; a record's
             # group drawn with the groups' shares. Seeded per pipeline: the same draws for the
             # same seed, and workers' batches not made of groups in the same order.
-            streams = [stream(list(g.files), context, pipelines, "group %s: " % g.name)
-                       for g in config.groups]
+            streams = [records(stream(list(g.files), context, pipelines, "group %s: " % g.name),
+                               k) for k, g in enumerate(config.groups)]
             seed = config.seed
             if seed is not None and context is not None:
                 seed = seed * pipelines + context.input_pipeline_id
             d = _sample(tf, streams, [g.share for g in config.groups], seed)
         elif config.is_training:
-            d = stream(list(config.input_files), context, pipelines)
+            d = records(stream(list(config.input_files), context, pipelines))
         else:
             # One ordered pass: the same batches, in the same order, at every evaluation.
-            d = tf.data.TFRecordDataset(list(config.input_files))
-        d = d.map(decode, num_parallel_calls=config.num_cpu_threads)
+            d = records(tf.data.TFRecordDataset(list(config.input_files)))
         # TPUs need fixed shapes; the loop's step count assumes full batches too.
         d = d.batch(batch_size, drop_remainder=True)
         if masking is not None:
             from norbert.training.dynamic_masking import mask_batch
-
-            pipeline_id = context.input_pipeline_id if context is not None else 0
 
             # Plain TF ops, traced as written: autograph has nothing to convert, and trying
             # printed a "could not transform" warning at every run.
@@ -504,11 +531,6 @@ def make_input_fn(config: InputConfig) -> RecordInput:
             def draw_masks(number, batch):
                 seed = tf.stack([tf.constant(mask_seed, tf.int64),
                                  number * pipelines + pipeline_id])  # [2]
-                if pairing is not None:
-                    from norbert.training.dynamic_pairing import pair_batch
-
-                    # The pairs' draws from a seed of their own, as independent of the masks'.
-                    batch = pair_batch(batch, pairing, tf.stack([seed[0], -1 - seed[1]]))
                 return mask_batch(batch, masking, seed)
 
             d = d.enumerate().map(draw_masks, num_parallel_calls=config.num_cpu_threads)

@@ -256,6 +256,44 @@ def test_each_read_of_a_chunk_gets_a_fresh_pair_and_fresh_masks(corpus):
     assert sum(len(p) > 1 for p in pairs.values()) > 0.6 * len(pairs), len(pairs)
 
 
+def test_a_random_next_sentence_comes_from_the_chunks_own_group(corpus, tmp_path):
+    # Two groups (say two languages) of disjoint words, mixed 50/50 while training: the
+    # builder draws a random B from its own input, and so does the pipeline, from its group.
+    from norbert.training.mixing import Group
+
+    root, _, vocab = corpus
+    rng = random.Random(5)
+    files = {}
+    for name, words in (("low", WORDS[:30]), ("high", WORDS[30:60])):
+        docs = ["\n".join(" ".join(rng.choice(words) for _ in range(6)) for _ in range(3))
+                for _ in range(30)]
+        (tmp_path / (name + ".txt")).write_text("\n\n".join(docs) + "\n")
+        create_pretraining_data(input_file=str(tmp_path / (name + ".txt")),
+                                output_file=str(tmp_path / (name + ".tfrecord")),
+                                vocab_file=vocab, max_seq_length=S, max_predictions_per_seq=P,
+                                pairing="dynamic", progress=False)
+        files[name] = str(tmp_path / (name + ".tfrecord"))
+    groups = tuple(Group(name, (path,), 30, 0.5) for name, path in files.items())
+    every = list(files.values())
+    input_fn = input_pipeline.make_input_fn(InputConfig(
+        input_files=every, max_seq_length=S, max_predictions_per_seq=P, is_training=True,
+        seed=2, masking=input_pipeline.dynamic_masking_of(every, P),
+        pairing=input_pipeline.dynamic_pairing_of(every), groups=groups))
+    half = lambda ids: {i - 5 < 30 for i in ids}  # ids 5.. are WORDS in order
+    mixed = randoms = 0
+    with tf.Graph().as_default():
+        batch = tf.data.make_one_shot_iterator(input_fn({"batch_size": 16})).get_next()
+        with tf.Session() as sess:
+            for _ in range(20):
+                out = sess.run(batch)
+                for row in range(16):
+                    a, b, label = _unmasked(out, row)
+                    assert len(half(a) | half(b)) == 1  # A and B from one group's text
+                    randoms += label
+                mixed += len({next(iter(half(_unmasked(out, r)[0]))) for r in range(16)}) > 1
+    assert randoms > 100 and mixed > 15  # random pairs tested, in batches of both groups
+
+
 def test_chunks_and_pairs_are_not_mixed_and_chunks_need_their_sidecar(corpus, tmp_path):
     _, pair_files = _build(corpus, "mix_pairs.tfrecord", masking="dynamic")
     _, chunk_files = _build(corpus, "mix_chunks.tfrecord", masking="dynamic", pairing="dynamic")
