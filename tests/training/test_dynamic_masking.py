@@ -9,6 +9,7 @@ from norbert.data.draws import Draws
 from norbert.data.masking import Masker, MaskingConfig
 from norbert.errors import NorbertError
 from norbert.training.dynamic_masking import DynamicMasking, mask_batch
+from op_runner import OpRunners
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
@@ -57,41 +58,21 @@ def repeated(features, times):
     return {k: np.repeat(v, times, axis=0) for k, v in features.items()}
 
 
-class Runner:
-    """One graph and session per config and batch shape: ``run(features, seed)``."""
-
-    def __init__(self, config, batch, s=S):
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.inputs = {k: tf.placeholder(tf.int32, [batch, s]) for k in
-                           ("input_ids", "input_mask", "segment_ids", "maskable")}
-            self.inputs["next_sentence_labels"] = tf.placeholder(tf.int32, [batch, 1])
-            self.seed = tf.placeholder(tf.int64, [2])
-            self.outputs = mask_batch(self.inputs, config, self.seed)
-        self.session = tf.Session(graph=self.graph)
-
-    def run(self, features, seed):
-        feed = {self.inputs[k]: v for k, v in features.items()}
-        feed[self.seed] = seed
-        return self.session.run(self.outputs, feed)
-
-
-_RUNNERS = {}
+_RUNNERS = OpRunners()
 
 
 def runner(config, batch, s=S):
-    key = (config, batch, s)
-    if key not in _RUNNERS:
-        _RUNNERS[key] = Runner(config, batch, s)
-    return _RUNNERS[key]
+    """``mask_batch`` with ``config`` on [batch, s] features."""
+    shapes = {k: [batch, s] for k in ("input_ids", "input_mask", "segment_ids", "maskable")}
+    shapes["next_sentence_labels"] = [batch, 1]
+    return _RUNNERS.get((config, batch, s),
+                        lambda inputs, seed: mask_batch(inputs, config, seed), shapes)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _close_sessions():
     yield
-    for r in _RUNNERS.values():
-        r.session.close()
-    _RUNNERS.clear()
+    _RUNNERS.close()
 
 
 def config(whole_word=False, per_word=False, prob=0.15, p=P):

@@ -10,6 +10,7 @@ from norbert.data.draws import Draws
 from norbert.data.instances import truncate_pair
 from norbert.errors import NorbertError
 from norbert.training.dynamic_pairing import DynamicPairing, pair_batch
+from op_runner import OpRunners
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
@@ -42,39 +43,22 @@ def make_chunks(rng, count, s=S, lengths=(1, 2, 3, 5, 8, 13), targets=(M,)):
     return features, bounds
 
 
-class Runner:
-    def __init__(self, batch, s=S):
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.inputs = {k: tf.placeholder(tf.int32, [batch, s]) for k in
-                           ("input_ids", "input_mask", "maskable", "sentence_starts")}
-            self.inputs["target_length"] = tf.placeholder(tf.int32, [batch, 1])
-            self.seed = tf.placeholder(tf.int64, [2])
-            self.outputs = pair_batch(self.inputs, DynamicPairing(cls_id=CLS, sep_id=SEP),
-                                      self.seed)
-        self.session = tf.Session(graph=self.graph)
-
-    def run(self, features, seed):
-        feed = {self.inputs[k]: v for k, v in features.items()}
-        feed[self.seed] = seed
-        return self.session.run(self.outputs, feed)
-
-
-_RUNNERS = {}
+_RUNNERS = OpRunners()
+PAIRING = DynamicPairing(cls_id=CLS, sep_id=SEP)
 
 
 def runner(batch, s=S):
-    if (batch, s) not in _RUNNERS:
-        _RUNNERS[batch, s] = Runner(batch, s)
-    return _RUNNERS[batch, s]
+    """``pair_batch`` on [batch, s] chunks."""
+    shapes = {k: [batch, s] for k in ("input_ids", "input_mask", "maskable", "sentence_starts")}
+    shapes["target_length"] = [batch, 1]
+    return _RUNNERS.get((batch, s), lambda inputs, seed: pair_batch(inputs, PAIRING, seed),
+                        shapes)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _close_sessions():
     yield
-    for r in _RUNNERS.values():
-        r.session.close()
-    _RUNNERS.clear()
+    _RUNNERS.close()
 
 
 def source(token, s=S):

@@ -43,18 +43,20 @@ def _build(corpus, name, **settings):
     return summary, files
 
 
-def _records(files):
-    """[(input_ids, maskable)] of every record, unmasked as written."""
-    spec = parse_spec(S, P, DYNAMIC)
-    out = []
+def _parsed(files, pairing="static"):
+    """Every record of ``files`` parsed (dynamic masking's features, or chunks'), as written."""
+    spec = parse_spec(S, P, DYNAMIC, pairing)
     with tf.Graph().as_default(), tf.Session() as sess:
         record = tf.placeholder(tf.string, [])
         parsed = tf.io.parse_single_example(record, spec)
         for path in files:
             for r in tf.io.tf_record_iterator(path):
-                f = sess.run(parsed, {record: r})
-                out.append((tuple(f["input_ids"]), tuple(f["maskable"])))
-    return out
+                yield sess.run(parsed, {record: r})
+
+
+def _records(files):
+    """[(input_ids, maskable)] of every record, unmasked as written."""
+    return [(tuple(f["input_ids"]), tuple(f["maskable"])) for f in _parsed(files)]
 
 
 def _batches(files, seed, count, batch_size=8, context=None, masking=None):
@@ -184,16 +186,8 @@ def _unmasked(batch, row):
 
 def _chunks(files):
     """The token ids of every chunk record, as tuples."""
-    spec = parse_spec(S, P, DYNAMIC, pairing=DYNAMIC)
-    out = []
-    with tf.Graph().as_default(), tf.Session() as sess:
-        record = tf.placeholder(tf.string, [])
-        parsed = tf.io.parse_single_example(record, spec)
-        for path in files:
-            for r in tf.io.tf_record_iterator(path):
-                f = sess.run(parsed, {record: r})
-                out.append(tuple(int(i) for i, m in zip(f["input_ids"], f["input_mask"]) if m))
-    return out
+    return [tuple(int(i) for i, m in zip(f["input_ids"], f["input_mask"]) if m)
+            for f in _parsed(files, DYNAMIC)]
 
 
 def test_chunk_records_say_how_to_pair_and_are_smaller_than_pairs(corpus):
