@@ -10,11 +10,12 @@ one. Layout::
      "settings": {"mode", "max_seq_length", ..., "do_lower_case", "strip_accents",
                   "tokenize_chinese_chars", "never_split", ..., "vocab_sha256", "vocab_size",
                   with --masking=dynamic "masking": "dynamic", "mask_id",
+                  with --pairing=dynamic "pairing": "dynamic", "cls_id", "sep_id",
                   with --dedup=exact "dedup": "exact", with another --text_field
                   "text_field"},
      "features": {name: {"dtype", "length"}},
      "counts": {"input_files", "lines", ..., "instances", "masked_tokens", "random_next",
-                "duplicate_documents"},
+                "duplicate_documents"},  (chunk records count as instances; random_next 0)
      "inputs": [...]}
 
 The sharded (and Beam) mode adds ``shard_index``, ``input_bytes``, ``bytes_in_file``,
