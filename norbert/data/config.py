@@ -285,10 +285,10 @@ def record_writers(config: DataConfig, vocab_words: List[str], exact: bool = Tru
     Google's records, with ``--masking=dynamic`` no masks and the unmasked records, with
     ``--pairing=dynamic`` no masker (no pairs) and the chunk records."""
     s, p, n = config.max_seq_length, config.max_predictions_per_seq, len(vocab_words)
+    continuation = [w.startswith("##") for w in vocab_words]  # id -> a "##" piece
     if config.pairs_dynamic:
-        return None, ChunkEncoder(s, [w.startswith("##") for w in vocab_words])
+        return None, ChunkEncoder(s, continuation)
     if config.dynamic:
-        continuation = [w.startswith("##") for w in vocab_words]
         return leave_unmasked, UnmaskedEncoder(s, p, n, continuation)
     masker = Masker.for_vocab(config.masking_config, vocab_words, exact=exact)
     return masker.mask_pair, ExampleEncoder(s, p, n)

@@ -31,8 +31,8 @@ from norbert import fileio
 from norbert.data import sidecar, tfrecord
 from norbert.data.features import DYNAMIC, STATIC, parse_spec
 from norbert.errors import NorbertError
-from norbert.training.dynamic_masking import DynamicMasking
-from norbert.training.dynamic_pairing import DynamicPairing
+from norbert.training.dynamic_masking import DynamicMasking, mask_batch
+from norbert.training.dynamic_pairing import DynamicPairing, pair_batch
 from norbert.training.mixing import Group, parse_groups
 
 
@@ -491,7 +491,6 @@ def make_input_fn(config: InputConfig) -> RecordInput:
             d = d.map(decode, num_parallel_calls=config.num_cpu_threads)
             if pairing is None:
                 return d
-            from norbert.training.dynamic_pairing import pair_batch
 
             @tf.autograph.experimental.do_not_convert
             def make_pairs(number, window):
@@ -523,8 +522,6 @@ def make_input_fn(config: InputConfig) -> RecordInput:
         # TPUs need fixed shapes; the loop's step count assumes full batches too.
         d = d.batch(batch_size, drop_remainder=True)
         if masking is not None:
-            from norbert.training.dynamic_masking import mask_batch
-
             # Plain TF ops, traced as written: autograph has nothing to convert, and trying
             # printed a "could not transform" warning at every run.
             @tf.autograph.experimental.do_not_convert

@@ -59,12 +59,15 @@ def _records(files):
     return [(tuple(f["input_ids"]), tuple(f["maskable"])) for f in _parsed(files)]
 
 
-def _batches(files, seed, count, batch_size=8, context=None, masking=None):
-    masking = masking or input_pipeline.dynamic_masking_of(files, P)
+def _batches(files, seed, count, batch_size=8, context=None, masking=None, s=S, p=P,
+             **changes):
+    """``count`` training batches of ``files`` (``changes``: more InputConfig fields)."""
+    masking = masking or input_pipeline.dynamic_masking_of(files, p)
+    settings = dict({"shuffle_buffer": 10}, **changes)
     input_fn = input_pipeline.make_input_fn(InputConfig(
-        input_files=files, max_seq_length=S, max_predictions_per_seq=P, is_training=True,
-        seed=seed, shuffle_buffer=10, masking=masking,
-        pairing=input_pipeline.dynamic_pairing_of(files)))
+        input_files=files, max_seq_length=s, max_predictions_per_seq=p, is_training=True,
+        seed=seed, masking=masking, pairing=input_pipeline.dynamic_pairing_of(files),
+        **settings))
     params = {"batch_size": batch_size}
     if context is not None:
         params["input_context"] = context
@@ -268,23 +271,15 @@ def test_a_random_next_sentence_comes_from_the_chunks_own_group(corpus, tmp_path
                                 pairing="dynamic", progress=False)
         files[name] = str(tmp_path / (name + ".tfrecord"))
     groups = tuple(Group(name, (path,), 30, 0.5) for name, path in files.items())
-    every = list(files.values())
-    input_fn = input_pipeline.make_input_fn(InputConfig(
-        input_files=every, max_seq_length=S, max_predictions_per_seq=P, is_training=True,
-        seed=2, masking=input_pipeline.dynamic_masking_of(every, P),
-        pairing=input_pipeline.dynamic_pairing_of(every), groups=groups))
     half = lambda ids: {i - 5 < 30 for i in ids}  # ids 5.. are WORDS in order
     mixed = randoms = 0
-    with tf.Graph().as_default():
-        batch = tf.data.make_one_shot_iterator(input_fn({"batch_size": 16})).get_next()
-        with tf.Session() as sess:
-            for _ in range(20):
-                out = sess.run(batch)
-                for row in range(16):
-                    a, b, label = _unmasked(out, row)
-                    assert len(half(a) | half(b)) == 1  # A and B from one group's text
-                    randoms += label
-                mixed += len({next(iter(half(_unmasked(out, r)[0]))) for r in range(16)}) > 1
+    for out in _batches(list(files.values()), seed=2, count=20, batch_size=16, groups=groups,
+                        shuffle_buffer=100):
+        for row in range(16):
+            a, b, label = _unmasked(out, row)
+            assert len(half(a) | half(b)) == 1  # A and B from one group's text
+            randoms += label
+        mixed += len({next(iter(half(_unmasked(out, r)[0]))) for r in range(16)}) > 1
     assert randoms > 100 and mixed > 15  # random pairs tested, in batches of both groups
 
 
@@ -317,21 +312,13 @@ def test_pairs_from_chunks_are_distributed_as_the_references_pairs(tmp_path, cor
         english_records(root, corpus_paths, uncased_vocab_path, 200000, max_seq_length=s,
                         max_predictions_per_seq=10, masking="dynamic", progress=False,
                         **settings)
-        files = [str(root / "train.tfrecord")]
-        input_fn = input_pipeline.make_input_fn(InputConfig(
-            input_files=files, max_seq_length=s, max_predictions_per_seq=10, is_training=True,
-            seed=1, masking=input_pipeline.dynamic_masking_of(files, 10),
-            pairing=input_pipeline.dynamic_pairing_of(files)))
         found = []
-        with tf.Graph().as_default():
-            batch = tf.data.make_one_shot_iterator(input_fn({"batch_size": 64})).get_next()
-            with tf.Session() as sess:
-                for _ in range(40):
-                    out = sess.run(batch)
-                    for row in range(64):
-                        segments = out["segment_ids"][row][:out["input_mask"][row].sum()]
-                        found.append((out["next_sentence_labels"][row][0],
-                                      (segments == 0).sum() - 2, (segments == 1).sum() - 1))
+        for out in _batches([str(root / "train.tfrecord")], seed=1, count=40, batch_size=64,
+                            s=s, p=10, shuffle_buffer=100):
+            for row in range(64):
+                segments = out["segment_ids"][row][:out["input_mask"][row].sum()]
+                found.append((out["next_sentence_labels"][row][0],
+                              (segments == 0).sum() - 2, (segments == 1).sum() - 1))
         rows[name] = np.array(found)  # [2560, 3]: label, len(A), len(B)
     ref, got = rows["builder"], rows["read"]
     assert abs(got[:, 0].mean() - ref[:, 0].mean()) < 0.04, (got[:, 0].mean(), ref[:, 0].mean())
