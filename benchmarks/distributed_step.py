@@ -64,6 +64,7 @@ def measure(sizes, distribution, global_batch, steps):
     from norbert.training.model_fn import ModelFnConfig, build_model_fn
     from norbert.training.optimization import OptimizerConfig
     from norbert.training.spec import RunConfig
+    from norbert.training.start import Start
 
     model_fn = build_model_fn(ModelFnConfig(BertConfig(**dict(BASE, **sizes)), OptimizerConfig(
         learning_rate=1e-4, num_train_steps=1000, num_warmup_steps=10)))
@@ -74,9 +75,9 @@ def measure(sizes, distribution, global_batch, steps):
         tf.set_random_seed(0)
         strategy = make_strategy(distribution)
         if strategy is None:
-            step = loop._one_device_step(model_fn, _input_fn, {}, run)
+            step = loop._one_device_step(model_fn, _input_fn, {}, run, Start())
         else:
-            step = loop._replicated_step(model_fn, _input_fn, {}, run, strategy)
+            step = loop._replicated_step(model_fn, _input_fn, {}, run, strategy, Start())
         init = [tf.global_variables_initializer()] + step.initializers
     built = time.perf_counter() - start
     with tf.Session(graph=graph, config=loop.session_config(run, distribution)) as sess:

@@ -108,9 +108,6 @@ def tf_message(error: Exception) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-_warned: Set[Tuple[str, str]] = set()  # damaged checkpoints already reported, and why
-
-
 def intact_checkpoints(folder: str) -> Tuple[List[str], List[Tuple[str, str]]]:
     """(the folder's checkpoints that look intact, newest first; the damaged ones with why).
 
@@ -138,21 +135,26 @@ def intact_checkpoints(folder: str) -> Tuple[List[str], List[Tuple[str, str]]]:
     return intact, damaged
 
 
-def latest_intact(folder: str, flag: str = "--output_dir") -> Optional[str]:
-    """The newest intact checkpoint of ``folder``, warning once about each newer damaged one."""
+def usable_checkpoints(folder: str, flag: str = "--output_dir") -> List[str]:
+    """The intact checkpoints of ``folder``, newest first, warning about each damaged one;
+    ``NorbertError`` when there are checkpoints but all are damaged (starting afresh would
+    silently throw a run away)."""
     intact, damaged = intact_checkpoints(folder)
-    newest = intact[0] if intact else None
     for path, problem in damaged:
-        if (path, problem) not in _warned:  # once, though runs look more than once
-            _warned.add((path, problem))
-            logging.warning(
-                "%s=%s: skipping the damaged checkpoint %s (%s); %s", flag, folder, path,
-                problem, "using %s" % newest if newest else "no intact checkpoint is left")
-    if newest is None and damaged:
+        logging.warning(
+            "%s=%s: skipping the damaged checkpoint %s (%s); %s", flag, folder, path,
+            problem, "using %s" % intact[0] if intact else "no intact checkpoint is left")
+    if damaged and not intact:
         raise NorbertError(
             "%s=%s: every checkpoint there is damaged (%s): move them away to start afresh, or "
             "restore the folder from a copy" % (flag, folder, "; ".join(p for _, p in damaged)))
-    return newest
+    return intact
+
+
+def latest_intact(folder: str, flag: str = "--output_dir") -> Optional[str]:
+    """The newest intact checkpoint of ``folder`` (``usable_checkpoints``), or None."""
+    intact = usable_checkpoints(folder, flag)
+    return intact[0] if intact else None
 
 
 def variables_in(checkpoint: str) -> Dict[str, List[int]]:

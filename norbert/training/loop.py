@@ -20,7 +20,6 @@ import collections
 import contextlib
 import dataclasses
 import os
-import signal
 import time
 import warnings
 from typing import Callable, Dict, Optional
@@ -33,7 +32,9 @@ from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.training import replicas
 from norbert.training.distribution import MULTI_WORKER, Cluster, DistributionConfig, make_strategy
-from norbert.training.spec import EVAL, TRAIN, RunConfig, carried_over
+from norbert.training.spec import EVAL, TRAIN, RunConfig
+from norbert.training.start import Start, find_start, initialise
+from norbert.training.stop import StopSignals
 
 
 # The pretraining heads (and the pooler under the next-sentence head): what a published
@@ -106,71 +107,6 @@ def enable_xla_on_cpu() -> None:
         os.environ["TF_XLA_FLAGS"] = (current + " " + flag).strip()
 
 
-# Stop signals received under ``interrupt_on_stop_signals`` and not yet acted on.
-_pending_stop = []
-
-
-@contextlib.contextmanager
-def interrupt_on_stop_signals():
-    """SIGTERM, like Ctrl-C, raises ``KeyboardInterrupt`` while the block runs, outside the
-    training loop (whose own handler saves a checkpoint first and stops).
-
-    So a run stopped while it builds its graph or evaluates ends through its ``finally``
-    blocks (a lock released, a half-made folder removed) instead of dying on the spot. An
-    interrupt that lands inside library code can be caught there and turned into another
-    error, or lost: the first is raised as ``KeyboardInterrupt`` again, the second is acted on
-    by the loop when it starts (one step, a save, a stop).
-    """
-
-    def handle(signum, frame):
-        name = signal.Signals(signum).name
-        _pending_stop.append(name)
-        raise KeyboardInterrupt(name)
-
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            previous[sig] = signal.signal(sig, handle)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-    try:
-        yield
-    except BaseException as e:
-        if _pending_stop and not isinstance(e, KeyboardInterrupt):
-            raise KeyboardInterrupt(_pending_stop[0]) from e
-        raise
-    finally:
-        del _pending_stop[:]
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-
-
-class _StopSignals:
-    """Turns SIGTERM and SIGINT into a flag the loop checks after each step."""
-
-    def __init__(self):
-        self.received = _pending_stop[0] if _pending_stop else None  # one that was lost
-        del _pending_stop[:]
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received is not None:  # a second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def _format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     if seconds >= 3600:
@@ -192,6 +128,16 @@ def _features(input_fn: Callable, params: dict, batch_size: int):
     return tf.data.make_one_shot_iterator(dataset).get_next()
 
 
+def _check_params(params: dict) -> dict:
+    """The estimator contract's ``params``: the caller's own values for its model_fn and
+    input_fn. Where a run starts from is not one of them: it is ``start``."""
+    stale = sorted(set(params) & {"init_checkpoint", "init_optimizer_state", "keep_global_step"})
+    if stale:
+        raise ValueError("params %s: a run's starting point is passed as start=Start(...) "
+                         "(norbert.training.start), not in params" % ", ".join(stale))
+    return dict(params)
+
+
 # One update's graph: global_step, loss, train op and scalars (global values), ops to run once;
 # with replicas also ``stop_request``, a placeholder this process sets to 1 when a stop signal
 # came, and ``stop_agreed``, the requests summed over every replica of every worker (fetched
@@ -200,24 +146,22 @@ _Step = collections.namedtuple(
     "_Step", "global_step loss train_op scalars initializers stop_request stop_agreed")
 
 
-def _one_device_step(model_fn, input_fn, params, config: RunConfig) -> _Step:
+def _one_device_step(model_fn, input_fn, params, config: RunConfig, start: Start) -> _Step:
     global_step = tf.train.get_or_create_global_step()
     features = _features(input_fn, params, config.train_batch_size)
-    spec = model_fn(features, None, TRAIN, params)
-    if spec.scaffold_fn is not None:
-        spec.scaffold_fn()
+    spec = model_fn(features, None, TRAIN, dict(params, batch_size=config.train_batch_size))
+    initialise(start, TRAIN)  # after the optimizer: its moments exist for a restore to fill
     return _Step(global_step, spec.loss, spec.train_op, dict(spec.scalars or {}), [], None, None)
 
 
-def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) -> _Step:
+def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
+                     start: Start) -> _Step:
     """The model_fn once per replica of ``strategy``; each replica gets its share of the batch.
 
     ``train_batch_size`` is the global batch, as on TPUEstimator. The replicas' losses and
     scalars are averaged (each is its share of the global batch's value: see
     ``norbert.training.replicas``).
     """
-    init_checkpoint = params.get("init_checkpoint")
-    params = dict(params, init_checkpoint=None)
     mean = tf.distribute.ReduceOp.MEAN
     with strategy.scope():
         # Made here, in the strategy's scope and with no aggregation: a global step that the
@@ -236,7 +180,7 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) ->
         stop_request = tf.placeholder_with_default(0.0, [], name="stop_request")
 
         def replica_step(features):
-            spec = model_fn(features, None, TRAIN, params)
+            spec = model_fn(features, None, TRAIN, dict(params))
             # A worker that stopped alone would leave the others waiting in the next
             # all-reduce: every worker's request goes into every step, and all act on the sum.
             agreed = replicas.total(tf.identity(stop_request))  # this replica's copy
@@ -247,104 +191,13 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy) ->
         # Autograph would rewrite the model_fn's Python control flow: this is graph code.
         loss, train_op, scalars, agreed = strategy.extended.call_for_each_replica(
             tf.autograph.experimental.do_not_convert(replica_step), args=(iterator.get_next(),))
-        if init_checkpoint:
-            # After the replica call, in cross-replica context: inside it, replica 1's
-            # variables are named .../replica_1 and would not be found in the checkpoint.
-            report = checkpoints.init_from_checkpoint(checkpoints.resolve(init_checkpoint),
-                                                      **carried_over(params, TRAIN))
-            logging.info("%s", report.summary())
+        # After the replica call, in cross-replica context: inside it, replica 1's variables
+        # are named .../replica_1 and would not be found in the checkpoint.
+        initialise(start, TRAIN)
         scalars = {k: strategy.reduce(mean, v, axis=None) for k, v in scalars.items()}
         return _Step(global_step, strategy.reduce(mean, loss, axis=None),
                      strategy.group(train_op), scalars, [iterator.initializer], stop_request,
                      strategy.experimental_local_results(agreed)[0])
-
-
-def train(
-    model_fn: Callable,
-    input_fn: Callable,
-    params: dict,
-    config: RunConfig,
-    max_steps: int,
-    distribution: Optional[DistributionConfig] = None,
-    cluster: Optional[Cluster] = None,
-) -> TrainResult:
-    """Trains until ``global_step`` reaches ``max_steps``, the data ends, or a stop signal.
-
-    ``params["init_checkpoint"]`` is dropped when ``output_dir`` already holds a checkpoint:
-    that run is resumed instead, from its newest checkpoint that restores. ``distribution``
-    runs one replica per device (``norbert.training.distribution``); the checkpoints are the
-    same either way. With ``multi_worker`` every worker calls this (``cluster``: this process's
-    place, read from the environment when not given); all restore the same checkpoint from the
-    shared ``output_dir``, and the chief alone writes checkpoints and events.
-    """
-    resume_from = latest_checkpoint(config.output_dir)
-    candidates = checkpoints.intact_checkpoints(config.output_dir)[0] if resume_from else []
-    params = dict(params)
-    if resume_from:
-        if params.get("init_checkpoint"):
-            logging.info("resuming from %s; --init_checkpoint is not used", resume_from)
-        params["init_checkpoint"] = None
-    distribution = distribution or DistributionConfig()
-    if distribution.distribution == MULTI_WORKER and cluster is None:
-        cluster = Cluster(distribution)
-    chief = cluster is None or cluster.is_chief
-    options = session_config(config, distribution)
-    graph = tf.Graph()
-    with graph.as_default():
-        if config.seed is not None:
-            tf.set_random_seed(config.seed)
-        strategy = make_strategy(distribution, cluster)
-        if strategy is None:
-            step_graph = _one_device_step(model_fn, input_fn, params, config)
-        else:
-            check_batch_divides(config.train_batch_size, strategy.num_replicas_in_sync)
-            step_graph = _replicated_step(model_fn, input_fn, params, config, strategy)
-        saver = tf.train.Saver(max_to_keep=config.keep_checkpoint_max, save_relative_paths=True)
-        init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
-        graph.finalize()  # nothing may add ops inside the loop (a classic slow leak)
-    target = ""
-    if cluster is not None:  # this worker's server, which the others reach for the all-reduce
-        options = strategy.update_config_proto(options)
-        target = cluster.server(options).target
-        logging.info("worker %d of %d%s", cluster.task_id, cluster.num_workers,
-                     " (the chief)" if chief else "")
-    # Only now that the graph stands: a bad config or checkpoint leaves no folder behind.
-    tf.io.gfile.makedirs(config.output_dir)
-    prefix = os.path.join(config.output_dir, "model.ckpt")
-
-    def save(sess, step: int) -> str:
-        if chief:
-            return saver.save(sess, prefix, global_step=step)
-        return "%s-%d" % (prefix, step)  # what the chief saves at the same step
-
-    with tf.Session(target, graph=graph, config=options) as sess:
-        sess.run(init)
-        sess.run(step_graph.initializers)
-        if resume_from:
-            resume_from = _restore_newest(sess, saver, candidates, config.output_dir)
-            logging.info("restored %s", resume_from)
-        step = int(sess.run(step_graph.global_step))
-        if step >= max_steps:
-            logging.info("already at step %d of %d; nothing to train", step, max_steps)
-        if chief:
-            writer = tf.summary.FileWriter(config.output_dir, graph if step == 0 else None)
-        else:
-            writer = _NoEvents()
-        started = time.time()
-        try:
-            timeout = distribution.worker_timeout_secs if cluster is not None else 0
-            # The logged scalars are all-reduced across workers, so every worker must fetch
-            # them at the same steps: by step count only, never by each one's clock.
-            log_secs = config.log_every_secs if cluster is None else 0
-            result = _train_steps(sess, step_graph, save, writer, input_fn, config, max_steps,
-                                  step, resume_from, timeout, log_secs)
-        finally:
-            writer.close()
-    logging.info(
-        "trained %d steps in %s; checkpoint %s", result.global_step - step,
-        _format_seconds(time.time() - started), result.checkpoint,
-    )
-    return result
 
 
 def check_batch_divides(batch_size: int, replicas: int) -> None:
@@ -356,27 +209,113 @@ def check_batch_divides(batch_size: int, replicas: int) -> None:
             % (batch_size, replicas, replicas))
 
 
-def _restore_newest(sess, saver, candidates, output_dir: str) -> str:
-    """Restores the newest of ``candidates`` that restores; returns it.
+# The training graph, finalised: one update (``step``), the saver, the initializers, and the
+# strategy (None on one device) whose config a multi-worker session needs.
+_TrainGraph = collections.namedtuple("_TrainGraph", "graph step saver init strategy")
+
+
+def _build_train_graph(model_fn, input_fn, params, config: RunConfig, start: Start,
+                       distribution: DistributionConfig, cluster) -> _TrainGraph:
+    graph = tf.Graph()
+    with graph.as_default():
+        if config.seed is not None:
+            tf.set_random_seed(config.seed)
+        strategy = make_strategy(distribution, cluster)
+        if strategy is None:
+            step = _one_device_step(model_fn, input_fn, params, config, start)
+        else:
+            check_batch_divides(config.train_batch_size, strategy.num_replicas_in_sync)
+            step = _replicated_step(model_fn, input_fn, params, config, strategy, start)
+        saver = tf.train.Saver(max_to_keep=config.keep_checkpoint_max, save_relative_paths=True)
+        init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
+        graph.finalize()  # nothing may add ops inside the loop (a classic slow leak)
+    return _TrainGraph(graph, step, saver, init, strategy)
+
+
+def train(
+    model_fn: Callable,
+    input_fn: Callable,
+    params: dict,
+    config: RunConfig,
+    max_steps: int,
+    distribution: Optional[DistributionConfig] = None,
+    cluster: Optional[Cluster] = None,
+    start: Optional[Start] = None,
+    stop: Optional[StopSignals] = None,
+) -> TrainResult:
+    """Trains until ``global_step`` reaches ``max_steps``, the data ends, or a stop signal.
+
+    ``start`` says where the variables come from (``norbert.training.start``); unset, it is
+    found in ``output_dir`` (its newest checkpoint that restores, else fresh weights).
+    ``distribution`` runs one replica per device (``norbert.training.distribution``); the
+    checkpoints are the same either way. With ``multi_worker`` every worker calls this
+    (``cluster``: this process's place, read from the environment when not given); all restore
+    the same checkpoint from the shared ``output_dir``, and the chief alone writes checkpoints
+    and events. ``stop``: the run's stop signals, when the caller records them already.
+    """
+    params = _check_params(params)
+    start = start if start is not None else find_start(config.output_dir)
+    distribution = distribution or DistributionConfig()
+    if distribution.distribution == MULTI_WORKER and cluster is None:
+        cluster = Cluster(distribution)
+    built = _build_train_graph(model_fn, input_fn, params, config, start, distribution,
+                               cluster)
+    options = session_config(config, distribution)
+    target = ""
+    if cluster is not None:  # this worker's server, which the others reach for the all-reduce
+        options = built.strategy.update_config_proto(options)
+        target = cluster.server(options).target
+        logging.info("worker %d of %d%s", cluster.task_id, cluster.num_workers,
+                     " (the chief)" if cluster.is_chief else "")
+    # Only now that the graph stands: a bad config or checkpoint leaves no folder behind.
+    tf.io.gfile.makedirs(config.output_dir)
+    with tf.Session(target, graph=built.graph, config=options) as sess, \
+            _stop_signals(stop) as signals:
+        sess.run(built.init)
+        sess.run(built.step.initializers)
+        resumed = _restore_newest(sess, built.saver, start.resume, config.output_dir)
+        trainer = _Trainer(sess, built.step, _Checkpointer(sess, built.saver, config, cluster,
+                                                           resumed),
+                           input_fn, _loop_settings(config, max_steps, distribution, cluster),
+                           signals)
+        return trainer.run()
+
+
+@contextlib.contextmanager
+def _stop_signals(stop: Optional[StopSignals]):
+    """The caller's stop signals, or this run's own while it trains."""
+    if stop is not None:
+        yield stop
+        return
+    with StopSignals() as own:
+        yield own
+
+
+# How the trainer runs: ``timeout`` seconds a step may take (0: no limit; multi-worker only:
+# a lost worker leaves the others waiting in the all-reduce for ever); ``log_secs`` a log line
+# at least this often besides every ``log_every_steps`` (0 with workers: the logged scalars are
+# all-reduced, so every worker must fetch them at the same steps, by count only).
+_LoopSettings = collections.namedtuple("_LoopSettings", "config max_steps timeout log_secs")
+
+
+def _loop_settings(config: RunConfig, max_steps: int, distribution: DistributionConfig,
+                   cluster) -> _LoopSettings:
+    if cluster is None:
+        return _LoopSettings(config, max_steps, 0, config.log_every_secs)
+    return _LoopSettings(config, max_steps, distribution.worker_timeout_secs, 0)
+
+
+def _restore_newest(sess, saver, candidates, output_dir: str) -> Optional[str]:
+    """Restores the newest of ``candidates`` that restores; returns it (None: none given).
 
     The cheap check that chose them sees cut-short files only; flipped bytes show here, as a
     checksum error, and that checkpoint is passed over too. The older ones stay tracked, so
     that ``keep_checkpoint_max`` goes on deleting them as the run saves new ones.
     """
+    if not candidates:
+        return None
     for i, candidate in enumerate(candidates):
-        # A resource variable takes a value of another shape without complaint; the run would
-        # then fail at its first reshape. Compare the shapes first.
-        try:
-            mismatch = checkpoints.shape_mismatch(
-                checkpoints.variables_in(candidate),
-                sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
-        except tf.errors.OpError:
-            mismatch = None  # damaged: the restore below says so and passes it over
-        if mismatch:
-            raise NorbertError(
-                "--output_dir=%s: cannot resume from %s: %s; use the --bert_config_file the "
-                "run was started with, or another --output_dir" % (output_dir, candidate,
-                                                                   mismatch))
+        _check_shapes(sess, candidate, output_dir)
         try:
             saver.restore(sess, candidate)
         except tf.errors.DataLossError as e:
@@ -390,10 +329,54 @@ def _restore_newest(sess, saver, candidates, output_dir: str) -> str:
                 "--output_dir" % (output_dir, candidate, checkpoints.tf_message(e))
             ) from None
         saver.recover_last_checkpoints(list(reversed(candidates[i:])))
+        logging.info("restored %s", candidate)
         return candidate
     raise NorbertError(
         "--output_dir=%s: every checkpoint there is damaged (%s): move them away to start "
         "afresh, or restore the folder from a copy" % (output_dir, ", ".join(candidates)))
+
+
+def _check_shapes(sess, candidate: str, output_dir: str) -> None:
+    """A resource variable takes a value of another shape without complaint; the run would
+    then fail at its first reshape. Compare the shapes first."""
+    try:
+        mismatch = checkpoints.shape_mismatch(
+            checkpoints.variables_in(candidate),
+            sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
+    except tf.errors.OpError:
+        return  # damaged: the restore says so and passes it over
+    if mismatch:
+        raise NorbertError(
+            "--output_dir=%s: cannot resume from %s: %s; use the --bert_config_file the run "
+            "was started with, or another --output_dir" % (output_dir, candidate, mismatch))
+
+
+class _Checkpointer:
+    """Saves the run's checkpoints (the chief alone: the other workers name the one the chief
+    saves at the same step) and remembers the last one."""
+
+    def __init__(self, sess, saver, config: RunConfig, cluster, resumed: Optional[str]):
+        self._sess, self._saver = sess, saver
+        self._chief = cluster is None or cluster.is_chief
+        self._prefix = os.path.join(config.output_dir, "model.ckpt")
+        self.checkpoint = resumed  # the newest checkpoint of this run, if any
+        self.saved_step = None  # the step of the last save in this session
+
+    def save(self, step: int) -> str:
+        if self._chief:
+            self.checkpoint = self._saver.save(self._sess, self._prefix, global_step=step)
+        else:
+            self.checkpoint = "%s-%d" % (self._prefix, step)
+        self.saved_step = step
+        return self.checkpoint
+
+    def last_good(self) -> str:
+        return self.checkpoint or "none (the run had not saved yet)"
+
+    def events(self, graph):
+        """The chief's TensorBoard writer (with the graph on a new run), or none."""
+        return tf.summary.FileWriter(os.path.dirname(self._prefix), graph) if self._chief \
+            else _NoEvents()
 
 
 class _NoEvents:
@@ -406,110 +389,150 @@ class _NoEvents:
         pass
 
 
-def _train_steps(sess, graph_step: _Step, save, writer, input_fn, config, max_steps, step,
-                 resume_from, timeout: int = 0, log_secs: int = 0) -> TrainResult:
-    """The steps of ``train`` from ``step`` on, in the session that holds the restored state.
+# Since the last log line: the step then, the batches run (more with accumulation), the time.
+_Window = collections.namedtuple("_Window", "step batches time")
 
-    ``log_secs``: a log line at least this often, besides every ``log_every_steps``.
-    ``timeout``: seconds a step may take, or 0 for no limit. A lost worker (or one that never
-    started) leaves the others waiting in the all-reduce for ever; the limit turns that into
-    an error.
-    """
-    checkpoint = resume_from
-    bounded = tf.RunOptions(timeout_in_ms=timeout * 1000) if timeout else None
-    last_saved = step
-    loss = float("nan")
-    # Since the last log line: updates, batches run (more with accumulation) and the time.
-    window_step, window_batches, window_time = step, 0, time.time()
-    stopped_by = None
-    with _StopSignals() as stop:
-        while step < max_steps:
-            log_now = ((step + 1) % config.log_every_steps == 0 or step + 1 == max_steps
-                       or 0 < log_secs <= time.time() - window_time)
-            fetches = {"loss": graph_step.loss, "train_op": graph_step.train_op}
-            feed = {}
-            if graph_step.stop_request is not None:
-                fetches["stop"] = graph_step.stop_agreed
-                feed[graph_step.stop_request] = 1.0 if stop.received else 0.0
-            if log_now:
-                fetches["scalars"] = graph_step.scalars
-            try:
-                out = sess.run(fetches, feed, options=bounded)
-            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
-                    tf.errors.AbortedError) as e:
-                if not timeout:
-                    raise
-                cause = ("it took longer than --worker_timeout_secs=%d" % timeout
-                         if isinstance(e, tf.errors.DeadlineExceededError)
-                         else checkpoints.tf_message(e))
-                raise NorbertError(
-                    "step %d failed: %s. A worker is lost, stuck or never started; stopped "
-                    "without saving, the last checkpoint is %s. Restart every worker: they "
-                    "resume from there" % (step + 1, cause,
-                                           checkpoint or "none (the run had not saved yet)")
-                ) from None
-            except tf.errors.OutOfRangeError:
-                logging.info("the training data ran out at step %d", step)
-                break
-            except tf.errors.DataLossError as e:
-                # The batch failed before the step ran: the variables hold the last good
-                # state, worth saving (unlike after a NaN, whose step has run).
-                saved = ""
-                if step != last_saved:
-                    checkpoint = save(sess, step)
-                    saved = " after saving it"
-                raise NorbertError(
-                    "%s; stopped at step %d%s, the last good checkpoint is %s. Replace or "
-                    "rebuild that file (or leave it out of --input_file) and run again: it "
-                    "resumes from there"
-                    % (describe_data_loss(e, input_fn, "training"), step, saved,
-                       checkpoint or "none (the run had not saved yet)")
-                ) from None
-            loss = float(out["loss"])
-            if not np.isfinite(loss):
-                raise NorbertError(
-                    "the training loss became %s at step %d; stopped without saving, the "
-                    "last good checkpoint is %s. Lower --learning_rate (or raise "
-                    "--num_warmup_steps) and run again: it resumes from there"
-                    % (loss, step + 1, checkpoint or "none (the run had not saved yet)")
-                )
-            before, step = step, int(sess.run(graph_step.global_step))
-            window_batches += 1
-            # With accumulation the step stays put over its micro-batches: log the one that
-            # completes the update.
-            if log_now and step > before:
-                now = time.time()
-                elapsed = max(now - window_time, 1e-9)
-                rate = (step - window_step) / elapsed
-                values = {k: float(v) for k, v in out["scalars"].items()}
-                # The global batch (every replica, every worker) of each batch run.
-                values.update(loss=loss, global_step_per_sec=rate,
-                              examples_per_sec=window_batches * config.train_batch_size / elapsed)
-                _write_scalars(writer, step, values)
-                eta = (max_steps - step) / rate if rate > 0 else float("inf")
-                logging.info(
-                    "step %d/%d  loss %.4f  %.2f steps/s  %.1f examples/s  ETA %s", step,
-                    max_steps, loss, rate, values["examples_per_sec"],
-                    _format_seconds(eta) if np.isfinite(eta) else "?",
-                )
-                window_step, window_batches, window_time = step, 0, now
-            if step - last_saved >= config.save_checkpoints_steps:
-                checkpoint = save(sess, step)
-                last_saved = step
-            # With replicas, the request summed over every worker: all stop after this step.
-            if graph_step.stop_request is None:
-                stop_now = stop.received is not None
-            else:
-                stop_now = out["stop"] > 0
-            if stop_now:
-                logging.warning("%s at step %d: saving and stopping",
-                                "%s received" % stop.received if stop.received
-                                else "another worker was told to stop", step)
-                stopped_by = stop.received or "SIGTERM"
-                break
-    if step != last_saved or checkpoint is None:
-        checkpoint = save(sess, step)
-    return TrainResult(step, loss, checkpoint, stopped_by)
+
+class _Trainer:
+    """The steps of one training run, in a session that holds the restored state: run a step,
+    check it, log, save, stop. Each is a method of its own."""
+
+    def __init__(self, sess, graph_step: _Step, saving: _Checkpointer, input_fn,
+                 settings: _LoopSettings, stop: StopSignals):
+        self.sess, self.graph_step, self.saving = sess, graph_step, saving
+        self.input_fn, self.settings, self.stop = input_fn, settings, stop
+        self._bounded = (tf.RunOptions(timeout_in_ms=settings.timeout * 1000)
+                         if settings.timeout else None)
+
+    def run(self) -> TrainResult:
+        """Trains from the restored step to ``max_steps``; saves at the end."""
+        first = step = int(self.sess.run(self.graph_step.global_step))
+        max_steps = self.settings.max_steps
+        if step >= max_steps:
+            logging.info("already at step %d of %d; nothing to train", step, max_steps)
+        self.saving.saved_step = step  # the state restored (or fresh): nothing new to save
+        writer = self.saving.events(self.sess.graph if step == 0 else None)
+        started = time.time()
+        loss, stopped_by = float("nan"), None
+        window = _Window(step, 0, started)
+        try:
+            while step < max_steps:
+                log_now = self._log_due(step, window)
+                out = self._run_step(step, log_now)
+                if out is None:  # the data ran out
+                    break
+                loss = self._checked_loss(out["loss"], step)
+                before, step = step, int(self.sess.run(self.graph_step.global_step))
+                window = window._replace(batches=window.batches + 1)
+                # With accumulation the step stays put over its micro-batches: log the one
+                # that completes the update.
+                if log_now and step > before:
+                    window = self._log(writer, step, loss, out["scalars"], window)
+                if step - self.saving.saved_step >= self.settings.config.save_checkpoints_steps:
+                    self.saving.save(step)
+                stopped_by = self._stop_agreed(out, step)
+                if stopped_by:
+                    break
+        finally:
+            writer.close()
+        if self.saving.saved_step != step or self.saving.checkpoint is None:
+            self.saving.save(step)
+        logging.info("trained %d steps in %s; checkpoint %s", step - first,
+                     _format_seconds(time.time() - started), self.saving.checkpoint)
+        return TrainResult(step, loss, self.saving.checkpoint, stopped_by)
+
+    def _log_due(self, step: int, window: _Window) -> bool:
+        log_secs = self.settings.log_secs
+        return ((step + 1) % self.settings.config.log_every_steps == 0
+                or step + 1 == self.settings.max_steps
+                or 0 < log_secs <= time.time() - window.time)
+
+    def _run_step(self, step: int, log_now: bool) -> Optional[dict]:
+        """One batch through the train op; None when the data ran out. TensorFlow's errors
+        become one-line ``NorbertError``s saying what was saved and how to go on."""
+        graph_step = self.graph_step
+        fetches = {"loss": graph_step.loss, "train_op": graph_step.train_op}
+        feed = {}
+        if graph_step.stop_request is not None:
+            fetches["stop"] = graph_step.stop_agreed
+            feed[graph_step.stop_request] = 1.0 if self.stop.received else 0.0
+        if log_now:
+            fetches["scalars"] = graph_step.scalars
+        try:
+            return self.sess.run(fetches, feed, options=self._bounded)
+        except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+                tf.errors.AbortedError) as e:
+            if not self.settings.timeout:
+                raise
+            raise self._lost_worker(e, step) from None
+        except tf.errors.OutOfRangeError:
+            logging.info("the training data ran out at step %d", step)
+            return None
+        except tf.errors.DataLossError as e:
+            raise self._damaged_data(e, step) from None
+
+    def _lost_worker(self, error: Exception, step: int) -> NorbertError:
+        cause = ("it took longer than --worker_timeout_secs=%d" % self.settings.timeout
+                 if isinstance(error, tf.errors.DeadlineExceededError)
+                 else checkpoints.tf_message(error))
+        return NorbertError(
+            "step %d failed: %s. A worker is lost, stuck or never started; stopped without "
+            "saving, the last checkpoint is %s. Restart every worker: they resume from there"
+            % (step + 1, cause, self.saving.last_good()))
+
+    def _damaged_data(self, error: Exception, step: int) -> NorbertError:
+        # The batch failed before the step ran: the variables hold the last good state, worth
+        # saving (unlike after a NaN, whose step has run).
+        saved = ""
+        if self.saving.saved_step != step:
+            self.saving.save(step)
+            saved = " after saving it"
+        return NorbertError(
+            "%s; stopped at step %d%s, the last good checkpoint is %s. Replace or rebuild that "
+            "file (or leave it out of --input_file) and run again: it resumes from there"
+            % (describe_data_loss(error, self.input_fn, "training"), step, saved,
+               self.saving.last_good()))
+
+    def _checked_loss(self, value, step: int) -> float:
+        loss = float(value)
+        if not np.isfinite(loss):
+            raise NorbertError(
+                "the training loss became %s at step %d; stopped without saving, the last good "
+                "checkpoint is %s. Lower --learning_rate (or raise --num_warmup_steps) and run "
+                "again: it resumes from there" % (loss, step + 1, self.saving.last_good()))
+        return loss
+
+    def _log(self, writer, step: int, loss: float, scalars: dict, window: _Window) -> _Window:
+        """A log line and TensorBoard points; returns the next window."""
+        now = time.time()
+        elapsed = max(now - window.time, 1e-9)
+        rate = (step - window.step) / elapsed
+        values = {k: float(v) for k, v in scalars.items()}
+        # The global batch (every replica, every worker) of each batch run.
+        values.update(loss=loss, global_step_per_sec=rate,
+                      examples_per_sec=window.batches * self.settings.config.train_batch_size
+                      / elapsed)
+        _write_scalars(writer, step, values)
+        max_steps = self.settings.max_steps
+        eta = (max_steps - step) / rate if rate > 0 else float("inf")
+        logging.info("step %d/%d  loss %.4f  %.2f steps/s  %.1f examples/s  ETA %s", step,
+                     max_steps, loss, rate, values["examples_per_sec"],
+                     _format_seconds(eta) if np.isfinite(eta) else "?")
+        return _Window(step, 0, now)
+
+    def _stop_agreed(self, out: dict, step: int) -> Optional[str]:
+        """The signal that stops the run after this step, or None. With replicas, the
+        requests summed over every worker: all stop after the same step."""
+        if self.graph_step.stop_request is None:
+            stop_now = self.stop.received is not None
+        else:
+            stop_now = out["stop"] > 0
+        if not stop_now:
+            return None
+        logging.warning("%s at step %d: saving and stopping",
+                        "%s received" % self.stop.received if self.stop.received
+                        else "another worker was told to stop", step)
+        return self.stop.received or "SIGTERM"
 
 
 def evaluate(
@@ -520,21 +543,24 @@ def evaluate(
     checkpoint: str,
     max_steps: Optional[int] = None,
     restore_step: bool = True,
+    stop: Optional[StopSignals] = None,
 ) -> Dict[str, np.generic]:
     """Runs the eval metrics over ``max_steps`` batches (or all data) of ``checkpoint``.
 
     Returns what TPUEstimator.evaluate returns: every metric, the mean ``loss`` and
     ``global_step``. Without ``restore_step`` only the model's trainable variables are taken
     from the checkpoint, as Google's script initialises from ``--init_checkpoint``: then
-    ``global_step`` is 0, as it reports.
+    ``global_step`` is 0, as it reports. ``stop``: the run's stop signals, acted on between
+    batches (``KeyboardInterrupt``: the evaluation is not finished).
     """
+    params = _check_params(params)
     graph = tf.Graph()
     with graph.as_default():
         # A head the checkpoint lacks starts from the same random values at every evaluation.
         tf.set_random_seed(config.seed if config.seed is not None else 0)
         global_step = tf.train.get_or_create_global_step()
-        features = _features(input_fn, dict(params, init_checkpoint=None), config.eval_batch_size)
-        spec = model_fn(features, None, EVAL, dict(params, init_checkpoint=None))
+        features = _features(input_fn, params, config.eval_batch_size)
+        spec = model_fn(features, None, EVAL, dict(params, batch_size=config.eval_batch_size))
         metric_fn, tensors = spec.eval_metrics
         if isinstance(tensors, dict):
             metrics = metric_fn(**tensors)
@@ -571,6 +597,8 @@ def evaluate(
                                % (checkpoint, checkpoints.tf_message(e))) from None
         steps = 0
         while max_steps is None or steps < max_steps:
+            if stop is not None:
+                stop.check()
             try:
                 sess.run(updates)
             except tf.errors.OutOfRangeError:

@@ -2,32 +2,29 @@
 
 ``model_fn(features, labels, mode, params)`` builds BERT with both heads; in training mode the
 optimizer (``norbert.training.optimization``), in eval mode the metrics of Google's run_pretraining.
-``params["init_checkpoint"]`` seeds the model (see ``norbert.model.checkpoints``): directly on
-CPU/GPU, inside ``scaffold_fn`` on TPU as TPUEstimator requires. Under a tf.distribute strategy
-the caller restores instead, after the per-replica call (a replica's variables are named
-``.../replica_1`` inside it), and the masked-LM loss is the global batch's (``replicas``).
+It builds the model only: where the variables start from (``norbert.training.start``) is the
+engine's to apply, after the model is built (the loop: after the per-replica call under a
+tf.distribute strategy, where a replica's variables are named ``.../replica_1``; TPUEstimator:
+in its scaffold). Under a strategy the masked-LM loss is the global batch's (``replicas``).
 """
 
 import dataclasses
 from typing import Callable
 
 import tensorflow.compat.v1 as tf
-from absl import logging
-
-from norbert.model import checkpoints
 from norbert.model import heads
 from norbert.model import precision
 from norbert.model.bert_config import BertConfig
 from norbert.training import replicas
 from norbert.training.optimization import OptimizerConfig, create_train_op
-from norbert.training.spec import EVAL, TRAIN, ModelSpec, carried_over
+from norbert.training.spec import EVAL, TRAIN, ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelFnConfig:
     bert_config: BertConfig
     optimizer: OptimizerConfig
-    use_tpu: bool = False  # CrossShardOptimizer, and init_checkpoint inside scaffold_fn
+    use_tpu: bool = False  # CrossShardOptimizer
     use_one_hot_embeddings: bool = False  # faster embedding lookups on TPU
     # Static loss scaling (a float; 1.0: none) or a precision.DynamicLossScale, for float16.
     loss_scale: precision.LossScale = 1.0
@@ -60,25 +57,6 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
             train_op, learning_rate = create_train_op(
                 output.total_loss, config.optimizer, config.use_tpu, loss_scale=config.loss_scale
             )
-        scaffold_fn = None
-        init = params.get("init_checkpoint")
-        if init:
-            checkpoint = checkpoints.resolve(init)
-
-            def restore():
-                report = checkpoints.init_from_checkpoint(
-                    checkpoint, **carried_over(params, mode))
-                logging.info("%s", report.summary())
-                return report
-
-            if config.use_tpu:
-
-                def scaffold_fn():
-                    restore()
-                    return tf.train.Scaffold()
-
-            else:
-                restore()
         if mode == TRAIN:
             scalars = {
                 "learning_rate": learning_rate,
@@ -90,11 +68,10 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
                 # Logged so that a scale stuck low (many skipped steps) is visible.
                 scalars["loss_scale"] = tf.get_collection(precision.LOSS_SCALE_COLLECTION)[0]
             return ModelSpec(mode=mode, loss=output.total_loss, train_op=train_op,
-                             scaffold_fn=scaffold_fn, scalars=scalars)
+                             scalars=scalars)
         if mode == EVAL:
             metrics = (heads.pretraining_metrics, heads.metric_inputs(output, features))
-            return ModelSpec(mode=mode, loss=output.total_loss, eval_metrics=metrics,
-                             scaffold_fn=scaffold_fn)
+            return ModelSpec(mode=mode, loss=output.total_loss, eval_metrics=metrics)
         raise ValueError("pretraining has no %r mode: only train and eval" % mode)
 
     return model_fn

@@ -1,18 +1,18 @@
-"""Pretraining end to end: checks, then training and evaluation on the chosen engine.
+"""Pretraining end to end: a run plan, decided once, then the engine it names.
 
 ``run_pretraining`` is what ``scripts/run_pretraining.py`` calls, and what a notebook calls.
-Everything that can be checked before a graph exists is checked first, so that a wrong flag
-costs a second, not a TPU-hour: the config against the sequence length, the records against
-the flags (and their ends: a file cut short), the init checkpoint's existence and wholeness.
-
-Named groups of record files (``--input_file=nb=data/nb-*,en=data/en-*``) are mixed while
-training with the shares ``MixingConfig`` makes (``norbert.training.mixing``); named groups in
-``--eval_input_file`` add each group's metrics (``masked_lm_accuracy/nb``) to the overall ones.
+``make_plan`` takes every decision before a graph exists, so that a wrong flag costs a second,
+not a TPU-hour: the engine (the loop on one device, mirrored or multi-worker replicas, or
+TPUEstimator), this worker's place and whether it is the chief, where the variables start from
+(``norbert.training.start``: the checkpoint folder scanned once), the records checked against
+the flags and the model (each file's sidecar read once, ``norbert.training.run_inputs``). The
+``RunPlan`` is logged as one block and handed to the engine (``norbert.training.engines``).
 
 Only then is ``--output_dir`` created (``mkdir -p``, as Google's script does), and a training
 run takes its lock (``run_lock.exclusive_folder``): a second run into the same folder stops at
 once. A run that fails before it saved a checkpoint removes the folders it created, so that bad
-input leaves nothing behind; SIGTERM outside the training loop counts as Ctrl-C for that.
+input leaves nothing behind. SIGTERM and Ctrl-C are recorded for the whole run
+(``norbert.training.stop``): before the loop they end the run through the same path.
 """
 
 import contextlib
@@ -21,7 +21,7 @@ import hashlib
 import os
 import shutil
 import warnings
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import tensorflow.compat.v1 as tf
 from absl import logging
@@ -34,13 +34,16 @@ from norbert.model.precision import FP16, PrecisionConfig
 from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
-from norbert.training import input_pipeline, loop
+from norbert.training import engines, input_pipeline, loop
 from norbert.training.distribution import DistributionConfig
-from norbert.training.mixing import MixingConfig, describe, mix, parse_groups
+from norbert.training.mixing import MixingConfig, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
 from norbert.training.optimization import OptimizerConfig
+from norbert.training.run_inputs import Inputs, RecordShape, evaluation_inputs, training_inputs
 from norbert.training.spec import RunConfig
-from norbert.training.tpu import TpuConfig, make_estimator
+from norbert.training.start import Start, find_start
+from norbert.training.stop import StopSignals
+from norbert.training.tpu import TpuConfig
 
 LOOP, TPU_ESTIMATOR = "loop", "tpu_estimator"
 ENGINES = (LOOP, TPU_ESTIMATOR)
@@ -171,6 +174,72 @@ def guidance(config: PretrainingConfig, optimizer: OptimizerConfig) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every config of a run: what the flags of ``scripts/run_pretraining.py`` set."""
+
+    config: PretrainingConfig
+    optimizer: OptimizerConfig
+    run: RunConfig
+    tpu: TpuConfig
+    precision: PrecisionConfig
+    distribution: DistributionConfig
+    mixing: MixingConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What a run decided before any graph, once: logged as one block, handed to the engine."""
+
+    # LOOP or TPU_ESTIMATOR.
+    engine: str
+    bert_config: BertConfig
+    # Where the variables come from: the run's own checkpoint, or --init_checkpoint.
+    start: Start
+    # Replicas that share each step's batch, over every worker (1: one device).
+    replicas: int
+    # The training records (None without --do_train) and the held-out ones (without --do_eval).
+    train: Optional[Inputs]
+    evaluation: Optional[Inputs]
+    # Multi-worker: this process's place in the cluster; None on one machine.
+    cluster: Optional[distribution_lib.Cluster] = dataclasses.field(default=None, compare=False)
+
+    @property
+    def chief(self) -> bool:
+        """Worker 0 alone takes the lock, saves, evaluates and writes results."""
+        return self.cluster is None or self.cluster.is_chief
+
+    def lines(self, settings: Settings) -> List[str]:
+        """The block logged at the start of the run: one line per decision."""
+        lines = ["engine: %s" % self._engine_line(settings),
+                 "start: %s" % self.start.describe()]
+        if self.train is not None:
+            opt, run = settings.optimizer, settings.run
+            lines.append("train: to step %d, batches of %d%s, seed %s"
+                         % (opt.num_train_steps, run.train_batch_size,
+                            " over %d replicas" % self.replicas if self.replicas > 1 else "",
+                            "unset (a new one each run)" if run.seed is None else run.seed))
+            lines += ["%s: %s" % (self.train.flag, note) for note in self.train.notes]
+        if self.evaluation is not None:
+            lines.append("evaluate: %d batches of %d from %s%s"
+                         % (settings.config.max_eval_steps, settings.run.eval_batch_size,
+                            self.evaluation.flag, "" if self.chief else " (by the chief)"))
+            lines += ["%s: %s" % (self.evaluation.flag, note) for note in self.evaluation.notes]
+        return lines
+
+    def _engine_line(self, settings: Settings) -> str:
+        if self.engine == TPU_ESTIMATOR:
+            return "TPUEstimator on %s" % ("the TPU" if settings.tpu.use_tpu else "the CPU")
+        if self.cluster is not None:
+            return "loop, multi_worker: worker %d of %d%s, %d replicas in all" % (
+                self.cluster.task_id, self.cluster.num_workers,
+                " (the chief: it saves and evaluates)" if self.chief else "", self.replicas)
+        if settings.distribution.enabled:
+            return "loop, %s over %d replicas" % (settings.distribution.distribution,
+                                                  self.replicas)
+        return "loop on one device"
+
+
 def run_pretraining(
     config: Optional[PretrainingConfig] = None,
     optimizer: Optional[OptimizerConfig] = None,
@@ -192,9 +261,14 @@ def run_pretraining(
     (step, loss, steps/s, ETA) is logged at INFO level, shown even where nothing configured
     absl's logging (a notebook).
     """
-    with _progress_shown():
-        return _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixing,
-                                settings)
+    configs = make_configs(
+        "run_pretraining",
+        dict(config=config, optimizer=optimizer, run=run, tpu=tpu, precision=precision,
+             distribution=distribution, mixing=mixing),
+        settings, [PretrainingConfig, OptimizerConfig, RunConfig, TpuConfig, PrecisionConfig,
+                   DistributionConfig, MixingConfig])
+    with _progress_shown(), StopSignals() as stop:
+        return _run(Settings(*configs), stop)
 
 
 @contextlib.contextmanager
@@ -216,18 +290,76 @@ def _progress_shown():
         absl_logger.setLevel(level)
 
 
-def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixing,
-                     settings) -> Dict[str, object]:
-    config, optimizer, run, tpu, precision, distribution, mixing = make_configs(
-        "run_pretraining",
-        dict(config=config, optimizer=optimizer, run=run, tpu=tpu, precision=precision,
-             distribution=distribution, mixing=mixing),
-        settings, [PretrainingConfig, OptimizerConfig, RunConfig, TpuConfig, PrecisionConfig,
-                   DistributionConfig, MixingConfig])
+def _run(settings: Settings, stop: StopSignals) -> Dict[str, object]:
+    """The plan, then the engine; folders created only once every input is checked."""
+    plan = make_plan(settings)
+    logging.info("run plan:")
+    for line in plan.lines(settings):
+        logging.info("  %s", line)
+    stop.check()
+    model_fn = build_model_fn(ModelFnConfig(
+        bert_config=plan.bert_config, optimizer=settings.optimizer,
+        use_tpu=settings.tpu.use_tpu, use_one_hot_embeddings=settings.tpu.use_tpu,
+        loss_scale=settings.precision.loss_scaling(), precision=settings.precision.precision))
+    engine = engines.on_estimator if plan.engine == TPU_ESTIMATOR else engines.on_loop
+    output_dir = settings.run.output_dir
+    # The output folder first (as Google's script does), so that an eval-only run into a new
+    # folder can write its results; a training run takes its lock.
+    created = fileio.make_folders(output_dir)
+    try:
+        with _one_training_run(output_dir, plan.train is not None and plan.chief):
+            result = engine(plan, settings, model_fn, stop)
+    except BaseException:
+        if plan.chief:  # the other workers leave the shared folder to the chief
+            _remove_if_nothing_saved(output_dir, created)
+        raise
+    for key in sorted(result):
+        logging.info("  %s = %s", key, result[key])
+    return result
+
+
+def make_plan(settings: Settings) -> RunPlan:
+    """Every decision and check of a run, before any graph or folder: ``NorbertError`` for
+    settings that cannot work, so that a wrong flag costs a second, not a TPU-hour."""
+    config, run = settings.config, settings.run
     if not config.do_train and not config.do_eval:
         raise NorbertError("nothing to do: pass --do_train, --do_eval or both")
     fileio.check_writable_dir(run.output_dir, "--output_dir")
-    if tpu.use_tpu and precision.precision == FP16:
+    bert_config = _checked_bert_config(settings)
+    engine = _engine(settings)
+    cluster = None
+    if settings.distribution.distribution == distribution_lib.MULTI_WORKER:
+        cluster = distribution_lib.Cluster(settings.distribution)
+    replicas = _replicas(settings, cluster)
+    start = find_start(run.output_dir, config.init_checkpoint, config.init_optimizer_state,
+                       config.keep_global_step, announce=config.do_train)
+    if config.do_eval and not config.do_train and not start.resume \
+            and not start.init_checkpoint:
+        raise NorbertError(
+            "--do_eval: no checkpoint to evaluate in --output_dir=%s; train first (--do_train) "
+            "or pass --init_checkpoint" % run.output_dir)
+    guidance(config, settings.optimizer)
+    sidecars = {}  # every record file's sidecar, read once for the whole run
+    shape = RecordShape(config.max_seq_length, config.max_predictions_per_seq,
+                        (bert_config.vocab_size, config.bert_config_file))
+    train = evaluation = None
+    if config.do_train:
+        train = training_inputs(config.input_file, "--input_file", shape, run.seed,
+                                settings.mixing, sidecars)
+        if start.init_checkpoint:
+            # Groups may come from builds of their own: each one's sidecar speaks for it.
+            for files in train.files_by_source():
+                check_records_fit_model(files, start.init_checkpoint, sidecars)
+    if config.do_eval:
+        flag = "--eval_input_file" if config.eval_input_file else "--input_file"
+        evaluation = evaluation_inputs(config.eval_input_file or config.input_file, flag,
+                                       shape, run.seed, run.eval_batch_size, sidecars)
+    return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster)
+
+
+def _checked_bert_config(settings: Settings) -> BertConfig:
+    config = settings.config
+    if settings.tpu.use_tpu and settings.precision.precision == FP16:
         raise NorbertError("--precision=fp16 is for GPUs; TPUs compute in bfloat16: use "
                            "--precision=bf16 with --use_tpu")
     bert_config = BertConfig.from_json_file(config.bert_config_file)
@@ -237,205 +369,27 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixin
             "use a shorter --max_seq_length"
             % (config.max_seq_length, bert_config.max_position_embeddings, config.bert_config_file)
         )
-    engine = TPU_ESTIMATOR if tpu.use_tpu else config.engine
-    if distribution.enabled and engine == TPU_ESTIMATOR:
+    return bert_config
+
+
+def _engine(settings: Settings) -> str:
+    engine = TPU_ESTIMATOR if settings.tpu.use_tpu else settings.config.engine
+    if settings.distribution.enabled and engine == TPU_ESTIMATOR:
         raise NorbertError("--distribution=%s is for norbert's loop on GPUs and CPUs; a TPU "
                            "(a pod too) is named with --tpu_name and runs TPUEstimator"
-                           % distribution.distribution)
-    # Multi-worker: this process's place in the cluster (from TF_CONFIG or SLURM), before any
-    # graph. Worker 0 is the chief: it alone takes the lock, saves, evaluates and writes results.
-    cluster = None
-    if distribution.distribution == distribution_lib.MULTI_WORKER:
-        cluster = distribution_lib.Cluster(distribution)
-    chief = cluster is None or cluster.is_chief
-    if distribution.enabled and config.do_train:
-        replicas = len(distribution_lib.local_devices(distribution))
-        loop.check_batch_divides(run.train_batch_size,
-                                 replicas * (cluster.num_workers if cluster else 1))
-    # The newest intact checkpoint (damaged newer ones are skipped with a warning).
-    resume_from = loop.latest_checkpoint(run.output_dir)
-    init_checkpoint = None
-    if config.init_checkpoint and resume_from is None:
-        init_checkpoint = checkpoints.resolve(config.init_checkpoint)
-    elif config.init_checkpoint and config.do_train:
-        logging.info("resuming from %s: --init_checkpoint=%s is not used (the run's own "
-                     "checkpoint in --output_dir wins)", resume_from, config.init_checkpoint)
-    if config.do_eval and not config.do_train and resume_from is None and init_checkpoint is None:
-        raise NorbertError(
-            "--do_eval: no checkpoint to evaluate in --output_dir=%s; train first (--do_train) "
-            "or pass --init_checkpoint" % run.output_dir
-        )
-    guidance(config, optimizer)
-
-    sidecars = {}  # every record file's sidecar, read once (input_pipeline.read_sidecars)
-
-    def input_fn_for(spec: str, is_training: bool, flag: str):
-        """The input_fn of ``spec``'s records, and [(name, input_fn)] of its named groups
-        (training: mixed by their shares; evaluation: each group alone, for its metrics)."""
-        named = input_pipeline.record_groups(spec, flag)
-        if named is None:
-            if is_training and mixing.given:
-                raise NorbertError(
-                    "--%s needs named groups in --input_file to mix: name=glob,... (e.g. "
-                    "nb=data/nb-*,en=data/en-*)" % ("sampling_weights" if mixing.sampling_weights
-                                                    is not None else "sampling_exponent"))
-            files = input_pipeline.record_files(spec, flag)
-        else:
-            files = [path for _, group_files in named for path in group_files]
-        input_config = input_pipeline.InputConfig(
-            input_files=files,
-            max_seq_length=config.max_seq_length,
-            max_predictions_per_seq=config.max_predictions_per_seq,
-            is_training=is_training,
-            seed=run.seed,
-        )
-        metas = input_pipeline.read_sidecars(files)
-        sidecars.update(metas)
-        input_pipeline.check_data(input_config, flag,
-                                  (bert_config.vocab_size, config.bert_config_file), metas)
-        masking = input_pipeline.dynamic_masking_of(files, config.max_predictions_per_seq, flag,
-                                                    metas)
-        if masking is not None:
-            logging.info("%s: masks drawn as records are read (masked_lm_prob %g%s)", flag,
-                         masking.masked_lm_prob, ", whole words" if masking.whole_word else "")
-        pairing = input_pipeline.dynamic_pairing_of(files, flag, metas)
-        if pairing is not None:
-            logging.info("%s: sentence pairs made of chunks as records are read", flag)
-        input_config = dataclasses.replace(input_config, masking=masking, pairing=pairing)
-        if named is None:
-            return input_pipeline.make_input_fn(input_config), []
-        sizes = [sum(input_pipeline.records_in(path, flag, metas) for path in group_files)
-                 for _, group_files in named]
-        if is_training:
-            groups = mix(named, sizes, mixing, flag)
-            for line in describe(groups, mixing):
-                logging.info("%s: %s", flag, line)
-            return input_pipeline.make_input_fn(
-                dataclasses.replace(input_config, groups=groups)), []
-        # Evaluation: one ordered pass over all, then each group alone for its own metrics.
-        per_group = []
-        for (name, group_files), size in zip(named, sizes):
-            logging.info("%s: group %s: %d files, %d records", flag, name, len(group_files),
-                         size)
-            if size < run.eval_batch_size:
-                logging.warning("%s: group %s has %d records, fewer than one batch "
-                                "(--eval_batch_size=%d): no metrics of its own", flag, name,
-                                size, run.eval_batch_size)
-                continue
-            per_group.append((name, input_pipeline.make_input_fn(
-                dataclasses.replace(input_config, input_files=group_files))))
-        return input_pipeline.make_input_fn(input_config), per_group
-
-    train_input_fn = eval_input_fn = None
-    eval_groups = []
-    if config.do_train:
-        train_input_fn, _ = input_fn_for(config.input_file, True, "--input_file")
-        if init_checkpoint:
-            # Groups may come from builds of their own: each one's sidecar speaks for it.
-            groups = train_input_fn.config.groups
-            for files in ([g.files for g in groups] if groups
-                          else [train_input_fn.config.input_files]):
-                check_records_fit_model(files, init_checkpoint, sidecars)
-    if config.do_eval:
-        spec = config.eval_input_file or config.input_file
-        flag = "--eval_input_file" if config.eval_input_file else "--input_file"
-        eval_input_fn, eval_groups = input_fn_for(spec, False, flag)
-
-    model_fn = build_model_fn(
-        ModelFnConfig(
-            bert_config=bert_config,
-            optimizer=optimizer,
-            use_tpu=tpu.use_tpu,
-            use_one_hot_embeddings=tpu.use_tpu,
-            loss_scale=precision.loss_scaling(),
-            precision=precision.precision,
-        )
-    )
-    params = {"init_checkpoint": init_checkpoint,
-              "init_optimizer_state": config.init_optimizer_state,
-              "keep_global_step": config.keep_global_step}
-
-    # Every input checked: only now is anything created, the output folder first (as Google's
-    # script does), so that an eval-only run into a new folder can write its results.
-    created = fileio.make_folders(run.output_dir)
-    try:
-        with loop.interrupt_on_stop_signals(), \
-                _one_training_run(run.output_dir, config.do_train and chief):
-            result = _run(engine, config, optimizer, run, tpu, (distribution, cluster),
-                          model_fn, params, train_input_fn, (eval_input_fn, eval_groups),
-                          init_checkpoint)
-    except BaseException:
-        if chief:  # the other workers leave the shared folder to the chief
-            _remove_if_nothing_saved(run.output_dir, created)
-        raise
-    for key in sorted(result):
-        logging.info("  %s = %s", key, result[key])
-    return result
+                           % settings.distribution.distribution)
+    return engine
 
 
-def _run(engine, config, optimizer, run, tpu, placement, model_fn, params, train_input_fn,
-         evaluation, init_checkpoint) -> Dict[str, object]:
-    """Training and/or evaluation on ``engine``, once everything is checked and in place.
-
-    ``placement`` is the distribution config and this worker's cluster (None on one machine);
-    ``evaluation`` the eval input_fn and [(name, input_fn)] of its named groups, whose metrics
-    are added as ``<metric>/<name>``.
-    """
-    distribution, cluster = placement
-    eval_input_fn, eval_groups = evaluation
-    result: Dict[str, object] = {}
-    if engine == TPU_ESTIMATOR:
-        estimator = make_estimator(model_fn, run, tpu, params)
-        try:
-            if config.do_train:
-                input_fn = train_input_fn
-                estimator.train(input_fn=train_input_fn, max_steps=optimizer.num_train_steps)
-            if config.do_eval:
-                input_fn = eval_input_fn
-                result = estimator.evaluate(input_fn=eval_input_fn, steps=config.max_eval_steps)
-                for name, input_fn in eval_groups:
-                    _add_group(result, name, estimator.evaluate(
-                        input_fn=input_fn, steps=config.max_eval_steps, name=name))
-        except tf.errors.DataLossError as e:
-            raise NorbertError("%s; replace or rebuild that file and run again"
-                               % loop.describe_data_loss(e, input_fn, "input")) from None
-    else:
-        if config.do_train:
-            trained = loop.train(model_fn, train_input_fn, params, run,
-                                 optimizer.num_train_steps, distribution, cluster)
-            if trained.interrupted:
-                # Saved, but not finished: no evaluation, and the caller (a job scheduler
-                # through the exit status) must see that the run has more to do.
-                logging.warning("stopped at step %d of %d (%s saved): run the same command "
-                                "again to go on", trained.global_step,
-                                optimizer.num_train_steps, trained.checkpoint)
-                raise KeyboardInterrupt(trained.stopped_by)
-        if config.do_eval and cluster is not None and not cluster.is_chief:
-            logging.info("worker %d: training done; the chief evaluates", cluster.task_id)
-            return result
-        if config.do_eval:
-            checkpoint = loop.latest_checkpoint(run.output_dir)
-            for name, input_fn in [(None, eval_input_fn)] + list(eval_groups):
-                found = loop.evaluate(
-                    model_fn, input_fn, params, run, checkpoint or init_checkpoint,
-                    config.max_eval_steps,
-                    # An --init_checkpoint is evaluated as Google's script does: its trainable
-                    # variables only, so global_step is 0 (the run's own checkpoints keep theirs).
-                    restore_step=checkpoint is not None,
-                )
-                if name is None:
-                    result = found
-                else:
-                    _add_group(result, name, found)
-    if config.do_eval:
-        loop.write_eval_results(os.path.join(run.output_dir, "eval_results.txt"), result)
-    return result
-
-
-def _add_group(result: Dict[str, object], name: str, found: Dict[str, object]) -> None:
-    """One eval group's metrics into ``result``, as ``<metric>/<name>``."""
-    result.update(("%s/%s" % (key, name), value) for key, value in found.items()
-                  if key != "global_step")
+def _replicas(settings: Settings, cluster) -> int:
+    """Replicas sharing each step's batch over every worker; the batch must divide among them."""
+    if not settings.distribution.enabled:
+        return 1
+    replicas = len(distribution_lib.local_devices(settings.distribution)) * (
+        cluster.num_workers if cluster else 1)
+    if settings.config.do_train:
+        loop.check_batch_divides(settings.run.train_batch_size, replicas)
+    return replicas
 
 
 def _one_training_run(output_dir: str, do_train: bool):

@@ -16,19 +16,9 @@ TRAIN, EVAL = "train", "eval"  # the values of tf.estimator.ModeKeys.TRAIN / EVA
 # The fields of TPUEstimatorSpec that the loop uses; model_fn returns one of these and the
 # TPU path converts it. ``scalars`` (name -> scalar tensor) feed TensorBoard and the log.
 ModelSpec = collections.namedtuple(
-    "ModelSpec", ["mode", "loss", "train_op", "eval_metrics", "scaffold_fn", "scalars"]
+    "ModelSpec", ["mode", "loss", "train_op", "eval_metrics", "scalars"]
 )
-ModelSpec.__new__.__defaults__ = (None, None, None, None, None)
-
-
-def carried_over(params: dict, mode: str) -> dict:
-    """What a training run takes from ``params["init_checkpoint"]`` beyond the weights, as
-    keywords of ``checkpoints.init_from_checkpoint``: the optimizer's moments
-    (``params["init_optimizer_state"]``) and the step (``params["keep_global_step"]``)."""
-    if mode != TRAIN:
-        return {}
-    return {"optimizer_state": bool(params.get("init_optimizer_state")),
-            "keep_global_step": bool(params.get("keep_global_step"))}
+ModelSpec.__new__.__defaults__ = (None, None, None, None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from norbert.errors import NorbertError
 from norbert.training.spec import RunConfig
+from norbert.training.start import Start, initialise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +72,14 @@ def _scalar_host_call(scalars: dict, output_dir: str):
     return host_call_fn, tensors
 
 
-def make_estimator(model_fn: Callable, run: RunConfig, tpu: TpuConfig, params: dict):
-    """A ``TPUEstimator`` over ``model_fn`` (which returns ``norbert.training.spec.ModelSpec``)."""
+def make_estimator(model_fn: Callable, run: RunConfig, tpu: TpuConfig,
+                   start: Optional[Start] = None, params: Optional[dict] = None):
+    """A ``TPUEstimator`` over ``model_fn`` (which returns ``norbert.training.spec.ModelSpec``).
+
+    It resumes from ``run.output_dir`` itself; a new run starts from ``start.init_checkpoint``
+    (if any), applied in the scaffold as TPUEstimator requires.
+    """
+    start = start or Start()
     estimator = estimator_module()
     cluster = None
     if tpu.use_tpu and tpu.tpu_name:
@@ -100,6 +107,13 @@ def make_estimator(model_fn: Callable, run: RunConfig, tpu: TpuConfig, params: d
 
     def tpu_model_fn(features, labels, mode, params):
         spec = model_fn(features, labels, mode, params)
+        scaffold_fn = None
+        if start.init_checkpoint:
+
+            def scaffold_fn():
+                initialise(start, mode)
+                return tf.train.Scaffold()
+
         host_call = None
         if spec.scalars:
             host_call = _scalar_host_call(spec.scalars, run.output_dir)
@@ -108,7 +122,7 @@ def make_estimator(model_fn: Callable, run: RunConfig, tpu: TpuConfig, params: d
             loss=spec.loss,
             train_op=spec.train_op,
             eval_metrics=spec.eval_metrics,
-            scaffold_fn=spec.scaffold_fn,
+            scaffold_fn=scaffold_fn,
             host_call=host_call,
         )
 
@@ -118,5 +132,18 @@ def make_estimator(model_fn: Callable, run: RunConfig, tpu: TpuConfig, params: d
         config=config,
         train_batch_size=run.train_batch_size,
         eval_batch_size=run.eval_batch_size,
-        params=params,
+        params=dict(params or {}),
     )
+
+
+def stop_hook(stop):
+    """A session hook that ends TPUEstimator's training (or evaluation) after the current
+    loop of ``iterations_per_loop`` steps once ``stop`` (``norbert.training.stop``) recorded a
+    signal; the estimator saves its checkpoint as it ends."""
+
+    class StopHook(tf.train.SessionRunHook):
+        def after_run(self, run_context, run_values):
+            if stop.received is not None:
+                run_context.request_stop()
+
+    return StopHook()

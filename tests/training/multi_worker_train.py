@@ -50,11 +50,13 @@ def train(root, output, steps, init, optimizer="adamw_exact", accumulation=1,
           distribution=None):
     from norbert.training import loop
     from norbert.training.spec import RunConfig
+    from norbert.training.start import find_start
 
-    return loop.train(make_model_fn(root, optimizer, accumulation), make_input_fn(root),
-                      {"init_checkpoint": init},
+    # Every worker finds the same start in the shared folder: the chief's newest checkpoint.
+    return loop.train(make_model_fn(root, optimizer, accumulation), make_input_fn(root), {},
                       RunConfig(output_dir=output, train_batch_size=GLOBAL_BATCH, seed=1,
-                                log_every_steps=1), steps, distribution)
+                                log_every_steps=1), steps, distribution,
+                      start=find_start(output, init))
 
 
 if __name__ == "__main__":

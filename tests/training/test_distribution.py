@@ -14,6 +14,7 @@ from norbert.training.distribution import DistributionConfig, make_strategy  # n
 from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
 from norbert.training.optimization import OptimizerConfig  # noqa: E402
 from norbert.training.spec import RunConfig  # noqa: E402
+from norbert.training.start import Start, find_start  # noqa: E402
 
 TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
 
@@ -44,10 +45,9 @@ def _moved(trained, init):
 
 def _train(setup, name, optimizer, accumulation, distribution, **precision):
     root, config, input_fn, init = setup
-    result = loop.train(_model_fn(config, optimizer, accumulation, **precision), input_fn,
-                        {"init_checkpoint": init},
+    result = loop.train(_model_fn(config, optimizer, accumulation, **precision), input_fn, {},
                         RunConfig(output_dir=str(root / name), train_batch_size=8, seed=1), 3,
-                        distribution)
+                        distribution, start=find_start(str(root / name), init))
     return tf.train.load_checkpoint(result.checkpoint), result.checkpoint
 
 
@@ -130,9 +130,10 @@ def test_replicas_copies_stay_identical(setup):
     model_fn = _model_fn(config, "adamw", 2)
     with tf.Graph().as_default():
         strategy = make_strategy(TWO_CPUS)
-        step = loop._replicated_step(model_fn, input_fn, {"init_checkpoint": init},
+        step = loop._replicated_step(model_fn, input_fn, {},
                                      RunConfig(output_dir=str(root / "sync"),
-                                               train_batch_size=8), strategy)
+                                               train_batch_size=8), strategy,
+                                     Start(init_checkpoint=init))
         copies = {v.op.name: strategy.experimental_local_results(v)
                   for v in tf.global_variables()}
         options = loop.session_config(RunConfig(output_dir="unused"), TWO_CPUS)
@@ -184,9 +185,9 @@ def test_a_mirrored_run_resumes_on_one_device_and_back(setup, tmp_path):
 
     root, config, input_fn, init = setup
     model_fn = _model_fn(config, "adamw", 1)
-    mirrored = loop.train(model_fn, input_fn, {"init_checkpoint": init},
+    mirrored = loop.train(model_fn, input_fn, {},
                           RunConfig(output_dir=str(tmp_path / "a"), train_batch_size=8), 2,
-                          TWO_CPUS)
+                          TWO_CPUS, start=Start(init_checkpoint=init))
     shutil.copytree(str(tmp_path / "a"), str(tmp_path / "b"))
     one = loop.train(model_fn, input_fn, {},
                      RunConfig(output_dir=str(tmp_path / "b"), train_batch_size=8), 3)
@@ -204,9 +205,9 @@ def test_a_mirrored_checkpoint_converts_and_evaluates_on_tpu_estimator(setup, tm
     from norbert.training.tpu import estimator_module
 
     root, config, input_fn, init = setup
-    mirrored = loop.train(_model_fn(config, "adamw", 1), input_fn, {"init_checkpoint": init},
+    mirrored = loop.train(_model_fn(config, "adamw", 1), input_fn, {},
                           RunConfig(output_dir=str(tmp_path / "run"), train_batch_size=8), 2,
-                          TWO_CPUS)
+                          TWO_CPUS, start=Start(init_checkpoint=init))
     report = export_to_hf(ExportConfig(
         checkpoint=mirrored.checkpoint, bert_config_file=str(root / "c.json"),
         vocab_file=uncased_vocab_path, do_lower_case=True, output_dir=str(tmp_path / "hf")))

@@ -12,8 +12,10 @@ tf = pytest.importorskip("tensorflow").compat.v1
 
 from norbert import NorbertError  # noqa: E402
 from norbert.training.loop import (  # noqa: E402
-    evaluate, interrupt_on_stop_signals, latest_checkpoint, train, write_eval_results,
+    evaluate, latest_checkpoint, train, write_eval_results,
 )
+from norbert.training.start import Start, find_start  # noqa: E402
+from norbert.training.stop import StopSignals  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.spec import EVAL, ModelSpec, RunConfig  # noqa: E402
 
@@ -48,8 +50,6 @@ def model_fn(features, labels, mode, params):
             return s
 
         loss = loss + 0.0 * tf.cast(tf.py_func(maybe_kill, [step], tf.int64), tf.float32)
-    if params.get("init_checkpoint"):
-        tf.train.init_from_checkpoint(params["init_checkpoint"], {"linear/": "linear/"})
     step = tf.train.get_or_create_global_step()
     with tf.control_dependencies([loss]):  # loss (and sigterm_at) read the step before it moves
         train_op = tf.group(
@@ -92,11 +92,21 @@ def test_trains_saves_and_resumes(tmp_path, caplog):
 def test_output_dir_wins_over_init_checkpoint(tmp_path):
     donor = train(model_fn, input_fn, {}, _config(tmp_path, output_dir=str(tmp_path / "d")), 30)
     config = _config(tmp_path)
-    seeded = train(model_fn, input_fn, {"init_checkpoint": donor.checkpoint}, config, 1)
+    seeded = train(model_fn, input_fn, {}, config, 1,
+                   start=find_start(config.output_dir, donor.checkpoint))
     assert seeded.loss < 1.0  # started from the donor's weights, not from zero
     # A broken --init_checkpoint no longer matters once the run has its own checkpoint.
-    resumed = train(model_fn, input_fn, {"init_checkpoint": "/nonexistent"}, config, 3)
+    start = find_start(config.output_dir, "/nonexistent")
+    assert start.resume and start.init_checkpoint is None
+    resumed = train(model_fn, input_fn, {}, config, 3, start=start)
     assert resumed.global_step == 3
+
+
+def test_init_settings_are_not_params(tmp_path):
+    with pytest.raises(ValueError, match="start=Start"):
+        train(model_fn, input_fn, {"init_checkpoint": "x"}, _config(tmp_path), 1)
+    with pytest.raises(ValueError, match="not both"):
+        Start(resume=("a",), init_checkpoint="b")
 
 
 TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
@@ -273,22 +283,29 @@ def _sigterm_to_self():
         time.sleep(0.01)
 
 
-def test_a_stop_signal_outside_the_loop_interrupts_even_through_library_code(tmp_path):
+def test_a_stop_signal_is_recorded_never_raised_and_acted_on_at_safe_points(tmp_path):
     before = signal.getsignal(signal.SIGTERM)
-    # Turned into another error by code that caught the interrupt: an interrupt again.
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-        with interrupt_on_stop_signals():
-            try:
-                _sigterm_to_self()
-            except KeyboardInterrupt:
-                raise AttributeError("what a library made of it")
-    # Lost in code that swallowed it: the loop acts on it, saving after one step.
-    with interrupt_on_stop_signals():
-        try:
+    with StopSignals() as stop:
+        # Code running when the signal lands (TensorFlow's, a library's) goes on undisturbed.
+        _sigterm_to_self()
+        assert stop.received == "SIGTERM"
+        # Outside the loop, a safe point ends the run through its finally blocks.
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            stop.check()
+        # Handed to the loop: one step, a save, a stop.
+        result = train(model_fn, input_fn, {}, _config(tmp_path), max_steps=1000, stop=stop)
+        assert result.interrupted and result.stopped_by == "SIGTERM"
+        assert result.global_step == 1
+        # A second signal means "now": it raises at once.
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
             _sigterm_to_self()
-        except KeyboardInterrupt:
-            pass
-        result = train(model_fn, input_fn, {}, _config(tmp_path), max_steps=1000)
-    assert result.interrupted and result.global_step == 1
     assert latest_checkpoint(_config(tmp_path).output_dir).endswith("model.ckpt-1")
     assert signal.getsignal(signal.SIGTERM) == before  # the handler from before is back
+
+
+def test_evaluation_stops_between_batches_on_a_recorded_signal(tmp_path):
+    config = _config(tmp_path)
+    trained = train(model_fn, input_fn, {}, config, max_steps=10)
+    stop = StopSignals(received="SIGINT")
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        evaluate(model_fn, input_fn, {}, config, trained.checkpoint, max_steps=2, stop=stop)

@@ -10,6 +10,7 @@ tf = pytest.importorskip("tensorflow").compat.v1
 
 from conftest import english_records, tiny_bert_config  # noqa: E402
 from norbert import NorbertError  # noqa: E402
+from norbert.model import checkpoints  # noqa: E402
 from norbert.model.bert_config import BertConfig  # noqa: E402
 from norbert.training import input_pipeline  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
@@ -17,6 +18,7 @@ from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E40
 from norbert.training.optimization import OptimizerConfig  # noqa: E402
 from norbert.training.pretraining import PretrainingConfig, run_pretraining  # noqa: E402
 from norbert.training.spec import TRAIN, RunConfig  # noqa: E402
+from norbert.training.start import Start, initialise  # noqa: E402
 
 SHORT, LONG = (32, 5), (64, 10)  # (max_seq_length, max_predictions_per_seq) of each phase
 POSITIONS = "bert/embeddings/position_embeddings"
@@ -49,7 +51,7 @@ def _train(root, name, lengths, steps, optimizer="lamb", batch=8, distribution=N
                   save_checkpoints_steps=100, seed=1), distribution=distribution)
 
 
-def _restored(root, optimizer, **params):
+def _restored(root, optimizer, **carried):
     """The variables of a phase-2 graph (long records) right after initialisation from
     phase 1's folder, before any update, and the learning rate then."""
     with tf.Graph().as_default():
@@ -62,7 +64,9 @@ def _restored(root, optimizer, **params):
             max_predictions_per_seq=LONG[1], is_training=True, seed=1))
         features = tf.data.make_one_shot_iterator(input_fn({"batch_size": 4})).get_next()
         tf.train.get_or_create_global_step()
-        spec = model_fn(features, None, TRAIN, dict(params, init_checkpoint=str(root / "one")))
+        spec = model_fn(features, None, TRAIN, {})
+        initialise(Start(init_checkpoint=checkpoints.resolve(str(root / "one")), **carried),
+                   TRAIN)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             values = sess.run({v.op.name: v for v in tf.global_variables()})

@@ -430,3 +430,108 @@ def test_resuming_says_once_that_init_checkpoint_is_not_used(data, tmp_path, cap
     run_pretraining(config, optimizer, run)
     assert caplog.text.count("is not used") == 1
     assert "resuming from %s: --init_checkpoint=%s is not used" % (first, first) in caplog.text
+
+
+def test_the_run_plan_is_decided_once_and_logged_as_one_block(data, tmp_path, caplog,
+                                                              monkeypatch):
+    import logging
+
+    from norbert.model import checkpoints
+
+    caplog.set_level(logging.INFO, logger="absl")
+    scans = []
+    scan = checkpoints.intact_checkpoints
+    monkeypatch.setattr(checkpoints, "intact_checkpoints",
+                        lambda folder: scans.append(folder) or scan(folder))
+    config, optimizer, run = _configs(data, tmp_path / "run", 2)
+    run_pretraining(config, optimizer, run)
+    first = tf.train.latest_checkpoint(str(tmp_path / "run"))
+    assert scans == [str(tmp_path / "run")]  # the checkpoint folder scanned once per run
+    messages = [r.getMessage() for r in caplog.records]
+    block = messages[messages.index("run plan:") + 1:][:4]
+    assert block == [
+        "  engine: loop on one device",
+        "  start: fresh weights (no checkpoint in --output_dir, no --init_checkpoint)",
+        "  train: to step 2, batches of 16, seed 1",
+        "  evaluate: 10 batches of 8 from --input_file"], messages
+    caplog.clear()
+    del scans[:]
+    run_pretraining(*_configs(data, tmp_path / "run", 3))
+    assert scans == [str(tmp_path / "run")]
+    assert "  start: resume %s" % first in [r.getMessage() for r in caplog.records]
+
+
+def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, tmp_path):
+    from norbert.training.distribution import DistributionConfig
+    from norbert.training.mixing import MixingConfig
+    from norbert.model.precision import PrecisionConfig
+    from norbert.training.pretraining import Settings, make_plan
+    from norbert.training.tpu import TpuConfig
+
+    donor = tmp_path / "donor"
+    run_pretraining(*_configs(data, donor, 1, do_eval=False))
+    config, optimizer, run = _configs(data, tmp_path / "run", 2, do_eval=False,
+                                      init_checkpoint=str(donor))
+    config = dataclasses.replace(config, init_optimizer_state=True)
+    settings = Settings(config, optimizer, run, TpuConfig(), PrecisionConfig(),
+                        DistributionConfig(distribution="mirrored", num_cpu_replicas=2),
+                        MixingConfig())
+    plan = make_plan(settings)
+    assert plan.engine == LOOP and plan.replicas == 2 and plan.chief
+    assert plan.start.init_checkpoint == tf.train.latest_checkpoint(str(donor))
+    assert plan.start.init_optimizer_state and not plan.start.resume
+    assert plan.evaluation is None
+    assert plan.train.input_fn.config.input_files == [str(data / "train.tfrecord")]
+    assert not (tmp_path / "run").exists()  # a plan creates nothing
+    assert plan.lines(settings)[:2] == [
+        "engine: loop, mirrored over 2 replicas",
+        "start: initialise from %s (weights, optimizer state)" % plan.start.init_checkpoint]
+    with pytest.raises(NorbertError, match="--train_batch_size=16 does not divide among 3"):
+        make_plan(dataclasses.replace(settings, distribution=DistributionConfig(
+            distribution="mirrored", num_cpu_replicas=3)))
+
+
+def test_a_stop_signal_while_planning_ends_the_run_before_anything_is_created(data, tmp_path,
+                                                                             monkeypatch):
+    import signal
+
+    from norbert.training import pretraining
+
+    plan = pretraining.make_plan
+
+    def preempted(settings):  # the signal lands while the records are checked
+        os.kill(os.getpid(), signal.SIGTERM)
+        return plan(settings)
+
+    monkeypatch.setattr(pretraining, "make_plan", preempted)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        run_pretraining(*_configs(data, tmp_path / "new" / "run", 2))
+    assert not (tmp_path / "new").exists()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_stop_signal_ends_tpu_estimator_training_after_saving(data, tmp_path):
+    if not reference_shim.has_estimator():
+        pytest.skip("TPUEstimator needs tf.estimator (TensorFlow <= 2.15)")
+    from norbert.training import engines
+    from norbert.training.distribution import DistributionConfig
+    from norbert.training.mixing import MixingConfig
+    from norbert.model.precision import PrecisionConfig
+    from norbert.training.model_fn import ModelFnConfig, build_model_fn
+    from norbert.training.pretraining import Settings, make_plan
+    from norbert.training.stop import StopSignals
+    from norbert.training.tpu import TpuConfig
+
+    config, optimizer, run = _configs(data, tmp_path / "tpu", 1000, engine=TPU_ESTIMATOR)
+    settings = Settings(config, optimizer, run, TpuConfig(),
+                        PrecisionConfig(), DistributionConfig(), MixingConfig())
+    plan = make_plan(settings)
+    model_fn = build_model_fn(ModelFnConfig(plan.bert_config, optimizer))
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        engines.on_estimator(plan, settings, model_fn, StopSignals(received="SIGTERM"))
+    saved = tf.train.latest_checkpoint(str(tmp_path / "tpu"))
+    # Stopped after the first session call, then saved: on the CPU a call is one step (on a
+    # TPU one loop of iterations_per_loop steps).
+    assert saved.endswith("model.ckpt-1")
+    assert not (tmp_path / "tpu" / "eval_results.txt").exists()

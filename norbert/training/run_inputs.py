@@ -1,0 +1,125 @@
+"""The records a run reads: files found, sidecars read once, checked, made into input_fns.
+
+``training_inputs`` and ``evaluation_inputs`` are called once each by the run plan
+(``norbert.training.pretraining``), before any graph: a wrong file costs a second. Named groups
+(``--input_file=nb=data/nb-*,en=data/en-*``) are mixed while training with the shares
+``MixingConfig`` makes; in evaluation each group is also read alone, for its own metrics.
+What was decided (dynamic masks or pairs, the groups' shares) comes back as lines for the run
+plan's block.
+"""
+
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+from absl import logging
+
+from norbert.errors import NorbertError
+from norbert.training import input_pipeline
+from norbert.training.input_pipeline import InputConfig, RecordInput
+from norbert.training.mixing import MixingConfig, describe, mix
+
+Sidecars = Dict[str, Optional[dict]]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordShape:
+    """What every record of a run holds, as the flags say (the records must agree)."""
+
+    max_seq_length: int
+    max_predictions_per_seq: int
+    # (vocab_size, the bert_config file that says it): no token id may reach it.
+    vocab: Tuple[int, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """The checked records of one flag (--input_file or --eval_input_file)."""
+
+    flag: str
+    # Every record of the flag (mixed by the groups' shares when training).
+    input_fn: RecordInput
+    # Evaluation: (name, input_fn) of each named group big enough for a batch of its own.
+    groups: Tuple[Tuple[str, RecordInput], ...] = ()
+    # What was decided, for the run plan's block: one line each.
+    notes: Tuple[str, ...] = ()
+
+    def files_by_source(self) -> List[List[str]]:
+        """The record files, one list per build (a group may come from a build of its own)."""
+        groups = self.input_fn.config.groups
+        return [list(g.files) for g in groups] if groups else [self.input_fn.config.input_files]
+
+
+def read_sidecars(files: List[str], sidecars: Sidecars) -> Sidecars:
+    """The sidecars of ``files``: those ``sidecars`` holds already, the rest read and added.
+
+    One dictionary per run, so that a file read for training is not read again for evaluation
+    (a round trip each on gs://)."""
+    missing = [path for path in files if path not in sidecars]
+    sidecars.update(input_pipeline.read_sidecars(missing))
+    return {path: sidecars[path] for path in files}
+
+
+def _checked_config(files: List[str], flag: str, is_training: bool, shape: RecordShape,
+                    seed: Optional[int], sidecars: Sidecars) -> Tuple[InputConfig, List[str]]:
+    """The input config of ``files`` after every check, and the lines saying how they read."""
+    config = InputConfig(input_files=files, max_seq_length=shape.max_seq_length,
+                         max_predictions_per_seq=shape.max_predictions_per_seq,
+                         is_training=is_training, seed=seed)
+    metas = read_sidecars(files, sidecars)
+    input_pipeline.check_data(config, flag, shape.vocab, metas)
+    notes = []
+    masking = input_pipeline.dynamic_masking_of(files, shape.max_predictions_per_seq, flag, metas)
+    if masking is not None:
+        notes.append("masks drawn as records are read (masked_lm_prob %g%s)"
+                     % (masking.masked_lm_prob, ", whole words" if masking.whole_word else ""))
+    pairing = input_pipeline.dynamic_pairing_of(files, flag, metas)
+    if pairing is not None:
+        notes.append("sentence pairs made of chunks as records are read")
+    return dataclasses.replace(config, masking=masking, pairing=pairing), notes
+
+
+def _files_and_groups(spec: str, flag: str):
+    """(every file, the named groups [(name, files)] or None) of a flag's value."""
+    named = input_pipeline.record_groups(spec, flag)
+    if named is None:
+        return input_pipeline.record_files(spec, flag), None
+    return [path for _, group_files in named for path in group_files], named
+
+
+def training_inputs(spec: str, flag: str, shape: RecordShape, seed: Optional[int],
+                    mixing: MixingConfig, sidecars: Sidecars) -> Inputs:
+    """The training records of ``spec``, mixed by their groups' shares when named."""
+    files, named = _files_and_groups(spec, flag)
+    if named is None and mixing.given:
+        raise NorbertError(
+            "--%s needs named groups in --input_file to mix: name=glob,... (e.g. "
+            "nb=data/nb-*,en=data/en-*)" % ("sampling_weights" if mixing.sampling_weights
+                                            is not None else "sampling_exponent"))
+    config, notes = _checked_config(files, flag, True, shape, seed, sidecars)
+    if named is not None:
+        sizes = [sum(input_pipeline.records_in(path, flag, sidecars) for path in group_files)
+                 for _, group_files in named]
+        groups = mix(named, sizes, mixing, flag)
+        notes += describe(groups, mixing)
+        config = dataclasses.replace(config, groups=groups)
+    return Inputs(flag, input_pipeline.make_input_fn(config), notes=tuple(notes))
+
+
+def evaluation_inputs(spec: str, flag: str, shape: RecordShape, seed: Optional[int],
+                      eval_batch_size: int, sidecars: Sidecars) -> Inputs:
+    """The held-out records of ``spec``: one ordered pass over all, and each named group alone
+    (for its own metrics) when it holds at least one batch."""
+    files, named = _files_and_groups(spec, flag)
+    config, notes = _checked_config(files, flag, False, shape, seed, sidecars)
+    per_group = []
+    for name, group_files in named or ():
+        size = sum(input_pipeline.records_in(path, flag, sidecars) for path in group_files)
+        notes.append("group %s: %d files, %d records" % (name, len(group_files), size))
+        if size < eval_batch_size:
+            logging.warning("%s: group %s has %d records, fewer than one batch "
+                            "(--eval_batch_size=%d): no metrics of its own", flag, name, size,
+                            eval_batch_size)
+            continue
+        per_group.append((name, input_pipeline.make_input_fn(
+            dataclasses.replace(config, input_files=group_files))))
+    return Inputs(flag, input_pipeline.make_input_fn(config), tuple(per_group), tuple(notes))
