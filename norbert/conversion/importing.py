@@ -95,11 +95,13 @@ def import_from_hf(config: Optional[ImportConfig] = None, **settings) -> Convers
     architecture = hf_format.ARCHITECTURES[(hf_format.MASKED_LM in present,
                                             hf_format.NEXT_SENTENCE in present)]
 
+    from norbert.model import checkpoints  # imports TensorFlow
+
     with staged(config.output_dir) as stage:
         write(stage, "vocab.txt", vocab_bytes)
         bert_config.to_json_file(os.path.join(stage, "bert_config.json"))
-        save_checkpoint({p.name: tensors[p.name] for p in table},
-                        os.path.join(stage, config.checkpoint_name))
+        checkpoints.save_checkpoint({p.name: tensors[p.name] for p in table},
+                                    os.path.join(stage, config.checkpoint_name))
         files = sorted(os.listdir(stage))
 
     stated = _stated_tokenizer(hf_dir)
@@ -220,26 +222,3 @@ def from_hf_weights(
                 % (source, key, origin[target])
             )
     return tensors, left_out
-
-
-def save_checkpoint(values: Mapping[str, np.ndarray], prefix: str) -> str:
-    """A TF checkpoint at ``prefix`` holding ``values`` under their names, readable by
-    ``tf.train.init_from_checkpoint`` and Google's code. Values are fed through placeholders so
-    that a large model does not become constants inside the graph (GraphDef's 2 GB limit)."""
-    import tensorflow.compat.v1 as tf
-
-    with tf.Graph().as_default():
-        variables, assigns, feed = [], [], {}
-        for name, value in values.items():
-            dtype = tf.as_dtype(np.asarray(value).dtype)  # float32 weights, int64 steps
-            var = tf.get_variable(name, shape=value.shape, dtype=dtype,
-                                  initializer=tf.zeros_initializer())
-            placeholder = tf.placeholder(dtype, shape=value.shape)
-            assigns.append(tf.assign(var, placeholder))
-            feed[placeholder] = value
-            variables.append(var)
-        # Relative paths in the "checkpoint" state file: the folder stays valid when moved.
-        saver = tf.train.Saver(variables, save_relative_paths=True)
-        with tf.Session() as sess:
-            sess.run(assigns, feed_dict=feed)
-            return saver.save(sess, prefix, write_meta_graph=False)
