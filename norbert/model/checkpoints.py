@@ -6,6 +6,10 @@ accumulators) and ``global_step`` are left out by default: a new run starts its 
 A new phase of a run (sequence length 512 after 128, another batch size) carries the moments
 over with ``--init_optimizer_state``, and the step with ``--keep_global_step``. To continue a
 run as it was, point ``--output_dir`` at it.
+
+Whole checkpoints as numpy, for the conversion tools: ``checkpoint_shapes``, ``read_checkpoint``
+(a damaged or cut-short one is a one-line ``NorbertError`` naming it and the fix) and
+``save_checkpoint``.
 """
 
 import dataclasses
