@@ -66,7 +66,7 @@ def _record_ids(paths):
 def _small_encoder(work, vocab_size):
     """A random 1-layer encoder's checkpoint (no heads) and its bert_config.json."""
     from norbert.conversion import hf_format
-    from norbert.conversion.importing import save_checkpoint
+    from norbert.model.checkpoints import save_checkpoint
     from norbert.model.bert_config import BertConfig
 
     config = BertConfig(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1,

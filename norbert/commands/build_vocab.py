@@ -18,7 +18,7 @@
 tool, the data builder and the export.
 """
 
-from norbert import cli
+from norbert.commands import flags
 from norbert.beam_runner import BeamConfig
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building.builder import VocabConfig, build_vocab
@@ -27,14 +27,14 @@ CONFIGS = (VocabConfig, TokenizerOptions, BeamConfig)
 
 
 def main(argv):
-    del argv  # cli.run refuses positional arguments
-    config = cli.config_from_flags(VocabConfig)
-    stats = build_vocab(config, cli.config_from_flags(TokenizerOptions),
-                        cli.config_from_flags(BeamConfig))
+    del argv  # flags.run refuses positional arguments
+    config = flags.config_from_flags(VocabConfig)
+    stats = build_vocab(config, flags.config_from_flags(TokenizerOptions),
+                        flags.config_from_flags(BeamConfig))
     print(stats.summary())
     print("wrote %s" % config.output_file)
 
 
 def run():
     """The ``norbert-build-vocab`` command."""
-    cli.run(main, CONFIGS)
+    flags.run(main, CONFIGS)

@@ -11,7 +11,7 @@ options the data was built with (--strip_accents, --tokenize_chinese_chars, --ne
 they go into tokenizer_config.json.
 """
 
-from norbert import cli
+from norbert.commands import flags
 
 # Named, not imported: the checks of the user's files come before any heavy import.
 CONFIGS = ("norbert.conversion.export:ExportConfig",
@@ -19,15 +19,15 @@ CONFIGS = ("norbert.conversion.export:ExportConfig",
 
 
 def main(argv):
-    del argv  # cli.run refuses positional arguments
+    del argv  # flags.run refuses positional arguments
     from norbert.conversion.export import ExportConfig, export_to_hf
     from norbert.tokenization.options import TokenizerOptions
 
-    report = export_to_hf(cli.config_from_flags(ExportConfig),
-                          cli.config_from_flags(TokenizerOptions))
+    report = export_to_hf(flags.config_from_flags(ExportConfig),
+                          flags.config_from_flags(TokenizerOptions))
     print(report.summary())
 
 
 def run():
     """The ``norbert-convert-to-pytorch`` command."""
-    cli.run(main, CONFIGS)
+    flags.run(main, CONFIGS)

@@ -14,7 +14,7 @@ imported (but for ``gs://`` paths).
 
 from absl import logging
 
-from norbert import cli
+from norbert.commands import flags
 from norbert.beam_runner import BeamConfig
 from norbert.data.builder import create_pretraining_data
 from norbert.data.config import DataConfig
@@ -24,13 +24,13 @@ CONFIGS = (DataConfig, TokenizerOptions, BeamConfig)
 
 
 def main(argv):
-    del argv  # cli.run refuses positional arguments
-    summary = create_pretraining_data(cli.config_from_flags(DataConfig),
-                                      cli.config_from_flags(TokenizerOptions),
-                                      cli.config_from_flags(BeamConfig))
+    del argv  # flags.run refuses positional arguments
+    summary = create_pretraining_data(flags.config_from_flags(DataConfig),
+                                      flags.config_from_flags(TokenizerOptions),
+                                      flags.config_from_flags(BeamConfig))
     logging.info("%s", summary.line())
 
 
 def run():
     """The ``norbert-create-pretraining-data`` command."""
-    cli.run(main, CONFIGS)
+    flags.run(main, CONFIGS)

@@ -11,7 +11,7 @@ slots are filled first, the rest appended. A new token starts from the mean of t
 pieces the old vocab splits it into (--init=mean), or from random rows (--init=random).
 """
 
-from norbert import cli
+from norbert.commands import flags
 
 # Named, not imported: the checks of the user's files come before any heavy import.
 CONFIGS = ("norbert.conversion.extend_vocab:ExtendConfig",
@@ -19,15 +19,15 @@ CONFIGS = ("norbert.conversion.extend_vocab:ExtendConfig",
 
 
 def main(argv):
-    del argv  # cli.run refuses positional arguments
+    del argv  # flags.run refuses positional arguments
     from norbert.conversion.extend_vocab import ExtendConfig, extend_vocab
     from norbert.tokenization.options import TokenizerOptions
 
-    report = extend_vocab(cli.config_from_flags(ExtendConfig),
-                          cli.config_from_flags(TokenizerOptions))
+    report = extend_vocab(flags.config_from_flags(ExtendConfig),
+                          flags.config_from_flags(TokenizerOptions))
     print(report.summary())
 
 
 def run():
     """The ``norbert-extend-vocab`` command."""
-    cli.run(main, CONFIGS)
+    flags.run(main, CONFIGS)

@@ -9,20 +9,20 @@ bert_model.ckpt (Google's variable names). Heads the folder lacks (a bare BertMo
 are reported and left for training to initialise.
 """
 
-from norbert import cli
+from norbert.commands import flags
 
 # Named, not imported: the checks of the user's files come before any heavy import.
 CONFIGS = ("norbert.conversion.importing:ImportConfig",)
 
 
 def main(argv):
-    del argv  # cli.run refuses positional arguments
+    del argv  # flags.run refuses positional arguments
     from norbert.conversion.importing import ImportConfig, import_from_hf
 
-    report = import_from_hf(cli.config_from_flags(ImportConfig))
+    report = import_from_hf(flags.config_from_flags(ImportConfig))
     print(report.summary())
 
 
 def run():
     """The ``norbert-import-hf`` command."""
-    cli.run(main, CONFIGS)
+    flags.run(main, CONFIGS)

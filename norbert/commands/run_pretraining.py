@@ -10,7 +10,7 @@
 loop; with --use_tpu, Google's TPUEstimator (TF 2.15 or 1.15).
 """
 
-from norbert import cli
+from norbert.commands import flags
 
 # Named, not imported: their modules import TensorFlow, which main() alone pays for.
 CONFIGS = (
@@ -25,7 +25,7 @@ CONFIGS = (
 
 
 def main(argv):
-    del argv  # cli.run refuses positional arguments
+    del argv  # flags.run refuses positional arguments
     from absl import logging
 
     from norbert.model.precision import PrecisionConfig
@@ -38,16 +38,16 @@ def main(argv):
 
     logging.set_verbosity(logging.INFO)
     run_pretraining(
-        cli.config_from_flags(PretrainingConfig),
-        cli.config_from_flags(OptimizerConfig),
-        cli.config_from_flags(RunConfig),
-        cli.config_from_flags(TpuConfig),
-        cli.config_from_flags(PrecisionConfig),
-        cli.config_from_flags(DistributionConfig),
-        cli.config_from_flags(MixingConfig),
+        flags.config_from_flags(PretrainingConfig),
+        flags.config_from_flags(OptimizerConfig),
+        flags.config_from_flags(RunConfig),
+        flags.config_from_flags(TpuConfig),
+        flags.config_from_flags(PrecisionConfig),
+        flags.config_from_flags(DistributionConfig),
+        flags.config_from_flags(MixingConfig),
     )
 
 
 def run():
     """The ``norbert-run-pretraining`` command."""
-    cli.run(main, CONFIGS)
+    flags.run(main, CONFIGS)

@@ -86,7 +86,7 @@ def export_to_hf(config: Optional[ExportConfig] = None,
     from norbert.model import checkpoints  # imports TensorFlow
 
     checkpoint = checkpoints.resolve(config.checkpoint, flag="--checkpoint")
-    tensors, present, left_state, left_other = read_checkpoint(checkpoint, bert_config)
+    tensors, present, left_state, left_other = read_parameters(checkpoint, bert_config)
     architecture = hf_format.ARCHITECTURES[(hf_format.MASKED_LM in present,
                                             hf_format.NEXT_SENTENCE in present)]
     weights = {}
@@ -131,35 +131,27 @@ def export_to_hf(config: Optional[ExportConfig] = None,
     )
 
 
-def read_checkpoint(
+def read_parameters(
     checkpoint: str, config: BertConfig
 ) -> Tuple[Dict[str, np.ndarray], List[str], List[str], List[str]]:
     """(Google name -> float32 value, groups present, run-state names, other names left out).
 
     Every encoder variable must be there with the config's shape; a head is taken whole or,
-    when none of its variables is there, not at all.
+    when none of its variables is there, not at all. The shapes are checked from the index
+    before any tensor is read.
     """
-    import tensorflow.compat.v1 as tf
+    from norbert.model.checkpoints import (checkpoint_shapes, is_run_state,  # imports TensorFlow
+                                           read_checkpoint)
 
-    from norbert.model.checkpoints import is_run_state, tf_message
-
-    try:
-        reader = tf.train.load_checkpoint(checkpoint)
-        stored = reader.get_variable_to_shape_map()
-    except tf.errors.OpError as e:
-        raise NorbertError("checkpoint %s is unreadable (%s): copy it again"
-                           % (checkpoint, tf_message(e))) from None
-    where = "checkpoint %s" % checkpoint
+    stored = checkpoint_shapes(checkpoint)
     present = groups_present(
-        {name: tuple(shape) for name, shape in stored.items()}, config, where,
+        stored, config, "checkpoint %s" % checkpoint,
         fix="check that --bert_config_file is the checkpoint's own bert_config.json",
     )
     wanted = {p.name for p in hf_format.parameter_table(config) if p.group in present}
-    try:
-        tensors = {name: np.asarray(reader.get_tensor(name), dtype=np.float32) for name in wanted}
-    except tf.errors.OpError as e:  # flipped bytes fail a checksum only when read
-        raise NorbertError("checkpoint %s is damaged (%s): copy it again, or export an earlier "
-                           "one" % (checkpoint, tf_message(e))) from None
+    values = read_checkpoint(checkpoint, sorted(wanted),
+                             fix="copy it again, or export an earlier one")
+    tensors = {name: np.asarray(value, dtype=np.float32) for name, value in values.items()}
     others = sorted(n for n in stored if n not in wanted)
     return (tensors, present, [n for n in others if is_run_state(n)],
             [n for n in others if not is_run_state(n)])

@@ -14,12 +14,11 @@ Every input is read and checked before anything is written, and the folder appea
 import dataclasses
 import os
 import time
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from norbert import fileio
-from norbert.conversion.importing import save_checkpoint
 from norbert.conversion.output import staged, write
 from norbert.errors import NorbertError
 from norbert.model.bert_config import BertConfig
@@ -143,7 +142,9 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
     reason = vocablib.casing_mismatch(old, config.do_lower_case)
     if reason:
         raise NorbertError("--vocab_file=%s: %s" % (config.vocab_file, reason))
-    tensors = _read_checkpoint(config.init_checkpoint)
+    from norbert.model import checkpoints  # imports TensorFlow
+
+    tensors = checkpoints.read_checkpoint(checkpoints.resolve(config.init_checkpoint))
 
     counts, _ = count_corpus(config, options)
     whole = options.missing(old)  # never-split words the tokenizer needs: added first
@@ -182,7 +183,7 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
     with staged(config.output_dir) as stage:
         write(stage, "vocab.txt", ("\n".join(growth.tokens) + "\n").encode("utf-8"))
         grown_config.to_json_file(os.path.join(stage, "bert_config.json"))
-        save_checkpoint(values, os.path.join(stage, CHECKPOINT_NAME))
+        checkpoints.save_checkpoint(values, os.path.join(stage, CHECKPOINT_NAME))
     return ExtendReport(
         output_dir=config.output_dir, old_size=len(old), new_size=len(new_vocab),
         added=tuple(growth.added), slots_filled=growth.slots_filled,
@@ -196,13 +197,3 @@ def _slot_of_grown(name: str, value: np.ndarray, vocab_size: int) -> bool:
     (``.../adam_m``, ``.../grad_acc``): named after it, with a row per token."""
     return (any(name != v and v in name for v in (WORD_EMBEDDINGS, OUTPUT_BIAS))
             and value.ndim >= 1 and value.shape[0] == vocab_size)
-
-
-def _read_checkpoint(path: str) -> Dict[str, np.ndarray]:
-    """Every variable of the checkpoint, as numpy."""
-    import tensorflow.compat.v1 as tf
-
-    from norbert.model import checkpoints  # imports TensorFlow
-
-    reader = tf.train.load_checkpoint(checkpoints.resolve(path))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}

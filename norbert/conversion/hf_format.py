@@ -23,14 +23,9 @@ to ``cls.predictions.bias`` likewise.
 """
 
 import collections
-import functools
 import json
-import operator
 import re
-import struct
 from typing import Any, Dict, List, Mapping, Optional, Tuple
-
-import numpy as np
 
 from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
@@ -370,59 +365,3 @@ def special_tokens_map() -> Dict[str, str]:
 def json_bytes(values: Mapping[str, Any]) -> bytes:
     return (json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
-
-# ---- safetensors ------------------------------------------------------------------------
-
-# safetensors dtype -> numpy dtype (little-endian, as the format prescribes). BF16 is widened by
-# hand below, since numpy has no bfloat16.
-_SAFETENSORS_DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
-    "I8": "i1", "U8": "u1", "BOOL": "?",
-}
-
-
-def parse_safetensors(data: bytes, source: str) -> Dict[str, np.ndarray]:
-    """The tensors of a ``.safetensors`` file's bytes (8-byte header length, JSON header, raw
-    data). Read here rather than by the safetensors package so that bfloat16 weights, which
-    numpy cannot hold, arrive as float32 instead of failing; ``NorbertError`` for a bad file."""
-
-    def bad(problem):
-        raise NorbertError(
-            "%s is not a valid safetensors file (%s); re-save the model with save_pretrained"
-            % (source, problem)
-        )
-
-    if len(data) < 8:
-        bad("too short")
-    (size,) = struct.unpack("<Q", data[:8])
-    if 8 + size > len(data):
-        bad("header longer than the file")
-    try:
-        header = json.loads(bytes(data[8:8 + size]).decode("utf-8"))
-    except ValueError:
-        bad("header is not JSON")
-    if not isinstance(header, dict):
-        bad("header is not a JSON object")
-    body = memoryview(data)[8 + size:]
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (start, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            bad("entry %r lacks dtype, shape or data_offsets" % name)
-        if not 0 <= start <= end <= len(body):
-            bad("entry %r points outside the file" % name)
-        raw = body[start:end]
-        if dtype == "BF16":
-            # bfloat16 is the top half of a float32: widen by shifting into the high bits.
-            array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-        elif dtype in _SAFETENSORS_DTYPES:
-            array = np.frombuffer(raw, _SAFETENSORS_DTYPES[dtype])
-        else:
-            bad("entry %r has dtype %s, which norbert cannot read" % (name, dtype))
-        if array.size != functools.reduce(operator.mul, shape, 1):
-            bad("entry %r: %d values for shape %s" % (name, array.size, shape))
-        tensors[name] = array.reshape(shape)
-    return tensors

@@ -6,12 +6,17 @@ accumulators) and ``global_step`` are left out by default: a new run starts its 
 A new phase of a run (sequence length 512 after 128, another batch size) carries the moments
 over with ``--init_optimizer_state``, and the step with ``--keep_global_step``. To continue a
 run as it was, point ``--output_dir`` at it.
+
+Whole checkpoints as numpy, for the conversion tools: ``checkpoint_shapes``, ``read_checkpoint``
+(a damaged or cut-short one is a one-line ``NorbertError`` naming it and the fix) and
+``save_checkpoint``.
 """
 
 import dataclasses
 import re
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
@@ -277,3 +282,71 @@ def init_from_checkpoint(checkpoint: str, variables: Optional[Sequence] = None,
     if mapping:
         tf.train.init_from_checkpoint(checkpoint, mapping)
     return report
+
+
+# ---- whole checkpoints as numpy: read and written by export, import and extend_vocab -----
+
+
+def _open_reader(checkpoint: str):
+    """TensorFlow's reader of the checkpoint at prefix ``checkpoint``; ``NorbertError`` naming
+    it when its index does not parse (a copy cut short, or not a checkpoint)."""
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        reader.get_variable_to_shape_map()
+    except Exception as e:  # tf.errors.*, and IndexError etc. from the index parser
+        raise NorbertError("checkpoint %s is unreadable (%s): copy it again"
+                           % (checkpoint, tf_message(e))) from None
+    return reader
+
+
+def checkpoint_shapes(checkpoint: str) -> Dict[str, Tuple[int, ...]]:
+    """Name -> shape of every variable in the checkpoint at prefix ``checkpoint``, read from its
+    index alone (cheap: no tensor is read). ``NorbertError`` when the index is unreadable."""
+    shapes = _open_reader(checkpoint).get_variable_to_shape_map()
+    return {name: tuple(shape) for name, shape in shapes.items()}
+
+
+def read_checkpoint(checkpoint: str, names: Optional[Iterable[str]] = None,
+                    fix: str = "copy it again, or use an earlier checkpoint"
+                    ) -> Dict[str, np.ndarray]:
+    """Name -> value (numpy, the stored dtype) of ``names``, or of every variable, in the
+    checkpoint at prefix ``checkpoint``.
+
+    A checkpoint that cannot be read is a one-line ``NorbertError`` naming it: an unreadable
+    index says "copy it again"; data cut short or with flipped bytes (a checksum fails only
+    when a tensor is read) is "damaged", followed by ``fix``. A name the checkpoint lacks is a
+    ``NorbertError`` too.
+    """
+    reader = _open_reader(checkpoint)
+    stored = reader.get_variable_to_shape_map()
+    names = sorted(stored) if names is None else list(names)
+    lacking = [name for name in names if name not in stored]
+    if lacking:
+        raise NorbertError("checkpoint %s has no variable %s" % (checkpoint, lacking[0]))
+    try:
+        return {name: reader.get_tensor(name) for name in names}
+    except Exception as e:  # tf.errors.* (a checksum), IndexError (data cut short)
+        raise NorbertError("checkpoint %s is damaged (%s): %s"
+                           % (checkpoint, tf_message(e), fix)) from None
+
+
+def save_checkpoint(values: Mapping[str, np.ndarray], prefix: str) -> str:
+    """A TF checkpoint at ``prefix`` holding ``values`` under their names, readable by
+    ``tf.train.init_from_checkpoint`` and Google's code; returns the prefix written. Values are
+    fed through placeholders so that a large model does not become constants inside the graph
+    (GraphDef's 2 GB limit)."""
+    with tf.Graph().as_default():
+        variables, assigns, feed = [], [], {}
+        for name, value in values.items():
+            dtype = tf.as_dtype(np.asarray(value).dtype)  # float32 weights, int64 steps
+            var = tf.get_variable(name, shape=value.shape, dtype=dtype,
+                                  initializer=tf.zeros_initializer())
+            placeholder = tf.placeholder(dtype, shape=value.shape)
+            assigns.append(tf.assign(var, placeholder))
+            feed[placeholder] = value
+            variables.append(var)
+        # Relative paths in the "checkpoint" state file: the folder stays valid when moved.
+        saver = tf.train.Saver(variables, save_relative_paths=True)
+        with tf.Session() as sess:
+            sess.run(assigns, feed_dict=feed)
+            return saver.save(sess, prefix, write_meta_graph=False)

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 import tensorflow.compat.v1 as tf
 from absl import logging
 
-from norbert import fileio, run_lock
+from norbert import fileio
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
@@ -34,7 +34,7 @@ from norbert.model.precision import FP16, PrecisionConfig
 from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
-from norbert.training import engines, input_pipeline, loop
+from norbert.training import engines, input_pipeline, loop, run_lock
 from norbert.training.distribution import DistributionConfig
 from norbert.training.mixing import MixingConfig, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn

@@ -42,7 +42,7 @@ def assert_one_line_error(result, *fragments):
 def checkpoint(tmp_path, make_vocab):
     """A tiny checkpoint with Google's names (encoder, pooler, both heads) and its files."""
     pytest.importorskip("tensorflow")
-    from norbert.conversion.importing import save_checkpoint
+    from norbert.model.checkpoints import save_checkpoint
 
     rng = np.random.RandomState(0)
     values = {p.name: rng.randn(*p.shape).astype(np.float32)
@@ -195,7 +195,9 @@ def test_a_failed_write_leaves_no_folder_it_made(checkpoint, hf_folder, monkeypa
             checkpoint=str(tmp_path / "train"), bert_config_file=str(tmp_path / "bert_config.json"),
             vocab_file=vocab, do_lower_case=True, output_dir=str(target))
     else:
-        monkeypatch.setattr(importing, "save_checkpoint", full_disk)
+        from norbert.model import checkpoints
+
+        monkeypatch.setattr(checkpoints, "save_checkpoint", full_disk)
         call = lambda: importing.import_from_hf(hf_dir=str(hf_folder[0]),  # noqa: E731
                                                 output_dir=str(target))
     with pytest.raises(OSError, match="No space left"):

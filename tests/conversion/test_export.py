@@ -294,7 +294,7 @@ def test_export_with_a_vocab_of_another_size(exported, tmp_path, change):
 def test_export_without_heads_is_a_bare_bert_model(tmp_path, uncased_vocab_path):
     tf = pytest.importorskip("tensorflow").compat.v1
     from norbert.conversion.export import ExportConfig, export_to_hf
-    from norbert.conversion.importing import save_checkpoint
+    from norbert.model.checkpoints import save_checkpoint
 
     config = small_config()
     rng = np.random.RandomState(1)

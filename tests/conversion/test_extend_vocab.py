@@ -139,6 +139,19 @@ def test_random_rows_and_bad_input(trained, tmp_path, uncased_vocab_path):
                      **dict(settings, init_checkpoint=str(tmp_path / "none")))
     with pytest.raises(NorbertError, match="the vocab looks uncased"):
         extend_vocab(output_dir=str(tmp_path / "bad"), do_lower_case=False, **settings)
+    # Flipped bytes in the data pass the cheap checks; reading the tensors finds them.
+    (tmp_path / "flipped").mkdir()
+    for name in os.listdir(str(trained / "run")):
+        if name.startswith("model.ckpt-2."):
+            (tmp_path / "flipped" / name).write_bytes((trained / "run" / name).read_bytes())
+    data = tmp_path / "flipped" / "model.ckpt-2.data-00000-of-00001"
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    data.write_bytes(bytes(blob))
+    with pytest.raises(NorbertError, match=r"checkpoint .*flipped/model.ckpt-2 is damaged "
+                                           r"\(.*\): copy it again, or use an earlier"):
+        extend_vocab(output_dir=str(tmp_path / "bad"),
+                     **dict(settings, init_checkpoint=str(tmp_path / "flipped" / "model.ckpt-2")))
     assert not (tmp_path / "bad").exists()
 
 

@@ -1,9 +1,6 @@
 """``norbert.conversion.hf_format``: the pure name, shape and config mapping, on its own and
 against the models norbert and transformers really build."""
 
-import json
-
-import numpy as np
 import pytest
 
 from norbert import NorbertError
@@ -82,27 +79,6 @@ def test_hf_configs_norbert_cannot_reproduce_are_refused(change, message):
     with pytest.raises(NorbertError, match=message) as error:
         hf_format.bert_config_from_hf(values, "config /x/config.json")
     assert "/x/config.json" in str(error.value)
-
-
-def test_safetensors_reader_matches_the_library_and_widens_bfloat16():
-    numpy_st = pytest.importorskip("safetensors.numpy")
-    rng = np.random.RandomState(0)
-    tensors = {"a": rng.randn(3, 4).astype(np.float32), "b": rng.randn(5).astype(np.float16),
-               "c": np.arange(6, dtype=np.int64).reshape(2, 3), "d": np.zeros([0, 2], np.float32)}
-    parsed = hf_format.parse_safetensors(numpy_st.save(tensors), "t")
-    assert sorted(parsed) == sorted(tensors)
-    for name, value in tensors.items():
-        assert parsed[name].dtype == value.dtype
-        np.testing.assert_array_equal(parsed[name], value)
-    # bfloat16: the high half of a float32; a hand-written file with two values.
-    values = np.array([1.5, -2.25], np.float32)
-    raw = (values.view(np.uint32) >> 16).astype("<u2").tobytes()
-    header = json.dumps({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}).encode()
-    data = len(header).to_bytes(8, "little") + header + raw
-    np.testing.assert_array_equal(hf_format.parse_safetensors(data, "t")["w"], values)
-    for bad in [b"", b"\xff" * 16, data[:-2]]:
-        with pytest.raises(NorbertError, match="t is not a valid safetensors file"):
-            hf_format.parse_safetensors(bad, "t")
 
 
 # ---- the table against the two real models ----------------------------------------------

@@ -178,6 +178,33 @@ def test_import_reads_a_torch_state_dict_with_old_names(tmp_path, uncased_vocab_
                                   model.state_dict()["bert.embeddings.LayerNorm.weight"].numpy())
 
 
+def test_safetensors_reader_matches_the_library_and_widens_bfloat16():
+    numpy_st = pytest.importorskip("safetensors.numpy")
+    from norbert.conversion.importing import read_safetensors
+
+    rng = np.random.RandomState(0)
+    tensors = {"a": rng.randn(3, 4).astype(np.float32), "b": rng.randn(5).astype(np.float16),
+               "c": np.arange(6, dtype=np.int64).reshape(2, 3), "d": np.zeros([0, 2], np.float32)}
+    parsed = read_safetensors(numpy_st.save(tensors), "t")
+    assert sorted(parsed) == sorted(tensors)
+    for name, value in tensors.items():
+        assert parsed[name].dtype == value.dtype
+        np.testing.assert_array_equal(parsed[name], value)
+    # bfloat16: the high half of a float32; a hand-written file with two values.
+    values = np.array([1.5, -2.25], np.float32)
+    raw = (values.view(np.uint32) >> 16).astype("<u2").tobytes()
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}).encode()
+    data = len(header).to_bytes(8, "little") + header + raw
+    np.testing.assert_array_equal(read_safetensors(data, "t")["w"], values)
+    for bad in [b"", b"\xff" * 16, data[:-2], data + b"\0\0"]:
+        with pytest.raises(NorbertError, match="t is not a valid safetensors file"):
+            read_safetensors(bad, "t")
+    header = header.replace(b"BF16", b"F8X1")
+    data = len(header).to_bytes(8, "little") + header + raw
+    with pytest.raises(NorbertError, match="t is not a valid safetensors file"):
+        read_safetensors(data, "t")
+
+
 def _expect_import_error(tmp_path, folder, message):
     from norbert.conversion.importing import ImportConfig, import_from_hf
 

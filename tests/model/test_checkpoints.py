@@ -5,6 +5,8 @@ tf = pytest.importorskip("tensorflow").compat.v1
 
 from norbert import NorbertError  # noqa: E402
 from norbert.model.checkpoints import init_from_checkpoint, is_run_state, resolve  # noqa: E402
+from norbert.model.checkpoints import (checkpoint_shapes, read_checkpoint,  # noqa: E402
+                                       save_checkpoint)
 
 
 def _save(path, shapes):
@@ -70,3 +72,67 @@ def test_run_state_names():
         assert is_run_state(name)
     for name in ["bert/x/kernel", "cls/predictions/output_bias", "bert/adam_layer/kernel"]:
         assert not is_run_state(name)
+
+
+# ---- whole checkpoints as numpy ----------------------------------------------------------
+
+
+def _written(tmp_path):
+    values = {"bert/embeddings/word_embeddings": np.arange(12, dtype=np.float32).reshape(4, 3),
+              "cls/predictions/output_bias": np.linspace(-1, 1, 4).astype(np.float32),
+              "global_step": np.array(7, np.int64)}
+    return values, save_checkpoint(values, str(tmp_path / "model.ckpt"))
+
+
+def test_written_and_read_back_as_stored(tmp_path):
+    values, prefix = _written(tmp_path)
+    assert prefix == str(tmp_path / "model.ckpt")
+    assert checkpoint_shapes(prefix) == {name: v.shape for name, v in values.items()}
+    read = read_checkpoint(prefix)
+    assert sorted(read) == sorted(values)
+    for name, value in values.items():
+        assert read[name].dtype == value.dtype, name
+        np.testing.assert_array_equal(read[name], value)
+    assert list(read_checkpoint(prefix, ["global_step"])) == ["global_step"]
+    # Google's code restores it into a graph as any checkpoint.
+    with tf.Graph().as_default():
+        table = tf.get_variable("bert/embeddings/word_embeddings", [4, 3])
+        tf.train.init_from_checkpoint(prefix, {"bert/": "bert/"})
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            np.testing.assert_array_equal(sess.run(table), values[
+                "bert/embeddings/word_embeddings"])
+    with pytest.raises(NorbertError, match="model.ckpt has no variable cls/other"):
+        read_checkpoint(prefix, ["cls/other"])
+
+
+def _flip_a_byte(path):
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def _cut(path, size):
+    path.write_bytes(path.read_bytes()[:size])
+
+
+@pytest.mark.parametrize("harm, file, message", [
+    (_flip_a_byte, "model.ckpt.data-00000-of-00001",
+     r"checkpoint .*model.ckpt is damaged \(.*\): copy it again, or use an earlier checkpoint$"),
+    (lambda p: _cut(p, 20), "model.ckpt.data-00000-of-00001",
+     r"checkpoint .*model.ckpt is damaged \(.*\): copy it again, or use an earlier checkpoint$"),
+    (lambda p: _cut(p, 20), "model.ckpt.index",
+     r"checkpoint .*model.ckpt is unreadable \(.*\): copy it again$"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_fix(tmp_path, harm, file, message):
+    _, prefix = _written(tmp_path)
+    harm(tmp_path / file)
+    with pytest.raises(NorbertError, match=message) as error:
+        if file.endswith(".index"):
+            checkpoint_shapes(prefix)
+        read_checkpoint(prefix)
+    assert "\n" not in str(error.value)
+    if not file.endswith(".index"):
+        with pytest.raises(NorbertError, match=": copy it again, or export an earlier one$"):
+            read_checkpoint(prefix, fix="copy it again, or export an earlier one")
+

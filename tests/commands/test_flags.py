@@ -1,5 +1,6 @@
 """The commands' flags are the config dataclasses' fields: names, defaults, help, required,
-choices. Plus the machinery (norbert.cli), the thin scripts and the console entry points."""
+choices. Plus the machinery (norbert.commands.flags), the thin scripts and the console entry
+points."""
 
 import ast
 import dataclasses
@@ -12,11 +13,11 @@ import textwrap
 import pytest
 from absl import flags
 
-from norbert import cli
+from norbert.commands import flags as command_flags
 from norbert.data.config import DataConfig
 from norbert.errors import NorbertError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The flags each script had before its flags were made from the configs: users' command lines
 # and Google's use these names.
@@ -76,7 +77,7 @@ def _classes(script):
 def _defined(script):
     """(FlagValues, settings) of the script's flags, defined on a fresh FlagValues."""
     values = flags.FlagValues()
-    settings = cli.define_flags(*_command(script).CONFIGS, flag_values=values)
+    settings = command_flags.define_flags(*_command(script).CONFIGS, flag_values=values)
     return values, settings
 
 
@@ -142,14 +143,14 @@ def test_required_fields_are_required_flags(script, capsys):
         argv = ["prog"] + ["--%s=x" % name if values[name].flag_type() != "bool" else
                            "--" + name for name in required if name != missing]
         with pytest.raises(SystemExit) as exit:
-            cli.parse_flags(argv, settings, flag_values=values)
+            command_flags.parse_flags(argv, settings, flag_values=values)
         assert exit.value.code == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: --%s is required: " % missing)
     values, settings = _defined(script)
     argv = ["prog"] + ["--%s=x" % name if values[name].flag_type() != "bool" else
                        "--no" + name for name in required]
-    assert cli.parse_flags(argv, settings, flag_values=values) == ["prog"]
+    assert command_flags.parse_flags(argv, settings, flag_values=values) == ["prog"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -172,7 +173,7 @@ def test_a_missing_flag_is_one_line_and_exit_2(script):
     assert done.returncode == 2, done.stderr
     first = [s for s in settings if s.required][0]
     assert done.stderr.splitlines() == [
-        "error: --%s is required: %s" % (first.name, cli._first_sentence(first.help))]
+        "error: --%s is required: %s" % (first.name, command_flags._first_sentence(first.help))]
     assert "TF_IMPORTED=False" in done.stdout
 
 
@@ -226,14 +227,14 @@ def test_config_from_flags_builds_the_configs():
     from norbert.training.spec import RunConfig
 
     values, settings = _defined("run_pretraining")
-    cli.parse_flags(["prog", "--input_file=a", "--bert_config_file=b", "--output_dir=c",
+    command_flags.parse_flags(["prog", "--input_file=a", "--bert_config_file=b", "--output_dir=c",
                      "--exclude_from_weight_decay=bias,LayerNorm", "--optimizer=lamb",
                      "--seed=3", "--do_train"], settings, flag_values=values)
-    optimizer = cli.config_from_flags(OptimizerConfig, values)
+    optimizer = command_flags.config_from_flags(OptimizerConfig, values)
     assert optimizer == OptimizerConfig(
         optimizer="lamb", exclude_from_weight_decay=("bias", "LayerNorm"))
-    assert cli.config_from_flags(RunConfig, values) == RunConfig(output_dir="c", seed=3)
-    assert cli.config_from_flags(PretrainingConfig, values) == PretrainingConfig(
+    assert command_flags.config_from_flags(RunConfig, values) == RunConfig(output_dir="c", seed=3)
+    assert command_flags.config_from_flags(PretrainingConfig, values) == PretrainingConfig(
         input_file="a", bert_config_file="b", do_train=True)
 
 
@@ -273,9 +274,9 @@ def test_settings_are_read_from_the_source(tmp_path, monkeypatch):
             limit: int = LIMIT  # a module's constant
             flag: bool = False  # a bool
         ''')
-    settings = {s.name: s for s in cli.settings_of(module + ":Config")}
+    settings = {s.name: s for s in command_flags.settings_of(module + ":Config")}
     assert module not in sys.modules  # read, not imported
-    assert settings["path"] == cli.Setting(
+    assert settings["path"] == command_flags.Setting(
         name="path", owner=module + ":Config", kind="str", default=None, required=True,
         choices=None, help="Two lines above the field.")
     assert settings["count"].help == "after it" and settings["count"].default == 4
@@ -287,9 +288,9 @@ def test_settings_are_read_from_the_source(tmp_path, monkeypatch):
     assert settings["limit"].default == -3 and settings["flag"].kind == "bool"
 
     values = flags.FlagValues()
-    cli.define_flags(module + ":Config", flag_values=values)
+    command_flags.define_flags(module + ":Config", flag_values=values)
     values(["prog", "--path=p", "--names=u,v", "--kind=a", "--noflag"])
-    config = cli.config_from_flags(importlib.import_module(module).Config, values)
+    config = command_flags.config_from_flags(importlib.import_module(module).Config, values)
     assert (config.path, config.names, config.kind, config.flag) == ("p", ("u", "v"), "a", False)
     with pytest.raises(flags.IllegalFlagValueError):
         values(["prog", "--path=p", "--kind=c"])
@@ -310,7 +311,7 @@ def test_a_field_that_cannot_be_a_flag_is_refused(tmp_path, monkeypatch, body, m
               "@dataclasses.dataclass\nclass Config:\n" + textwrap.indent(body, "    "))
     _fixture_module(tmp_path, monkeypatch, name, source)
     with pytest.raises(TypeError, match=message):
-        cli.settings_of(name + ":Config")
+        command_flags.settings_of(name + ":Config")
 
 
 def test_a_field_two_configs_share_has_one_owner():
@@ -318,7 +319,7 @@ def test_a_field_two_configs_share_has_one_owner():
     from norbert.vocab_building.builder import VocabConfig
 
     with pytest.raises(ValueError, match="both have a field input_file"):
-        cli.define_flags(DataConfig, VocabConfig, flag_values=flags.FlagValues())
+        command_flags.define_flags(DataConfig, VocabConfig, flag_values=flags.FlagValues())
 
 
 def test_help_is_fast_and_lists_the_flags_under_the_command():

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from norbert import NorbertError
-from norbert.run_lock import LOCK_NAME, exclusive_folder
+from norbert.training.run_lock import LOCK_NAME, exclusive_folder
 
 
 def test_lock_rules(tmp_path):
