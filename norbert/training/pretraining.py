@@ -34,7 +34,7 @@ from norbert.model.precision import FP16, PrecisionConfig
 from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
-from norbert.training import input_pipeline, loop
+from norbert.training import input_pipeline, loop, record_checks
 from norbert.training.distribution import DistributionConfig
 from norbert.training.mixing import MixingConfig, describe, mix, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
@@ -124,7 +124,7 @@ def check_records_fit_model(record_files, init_checkpoint: str, sidecars=None) -
     vocab_bytes = fileio.read_bytes(model_vocab, what="vocab file")
     digest = hashlib.sha256(vocab_bytes).hexdigest()
     for path in record_files:
-        meta = input_pipeline.sidecar_of(path, sidecars)
+        meta = record_checks.sidecar_of(path, sidecars)
         if meta is None:
             continue
         settings = meta.get("settings", meta)
@@ -267,19 +267,19 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixin
         )
     guidance(config, optimizer)
 
-    sidecars = {}  # every record file's sidecar, read once (input_pipeline.read_sidecars)
+    sidecars = {}  # every record file's sidecar, read once (record_checks.read_sidecars)
 
     def input_fn_for(spec: str, is_training: bool, flag: str):
         """The input_fn of ``spec``'s records, and [(name, input_fn)] of its named groups
         (training: mixed by their shares; evaluation: each group alone, for its metrics)."""
-        named = input_pipeline.record_groups(spec, flag)
+        named = record_checks.record_groups(spec, flag)
         if named is None:
             if is_training and mixing.given:
                 raise NorbertError(
                     "--%s needs named groups in --input_file to mix: name=glob,... (e.g. "
                     "nb=data/nb-*,en=data/en-*)" % ("sampling_weights" if mixing.sampling_weights
                                                     is not None else "sampling_exponent"))
-            files = input_pipeline.record_files(spec, flag)
+            files = record_checks.record_files(spec, flag)
         else:
             files = [path for _, group_files in named for path in group_files]
         input_config = input_pipeline.InputConfig(
@@ -289,22 +289,22 @@ def _run_pretraining(config, optimizer, run, tpu, precision, distribution, mixin
             is_training=is_training,
             seed=run.seed,
         )
-        metas = input_pipeline.read_sidecars(files)
+        metas = record_checks.read_sidecars(files)
         sidecars.update(metas)
-        input_pipeline.check_data(input_config, flag,
-                                  (bert_config.vocab_size, config.bert_config_file), metas)
-        masking = input_pipeline.dynamic_masking_of(files, config.max_predictions_per_seq, flag,
-                                                    metas)
+        record_checks.check_data(input_config, flag,
+                                 (bert_config.vocab_size, config.bert_config_file), metas)
+        masking = record_checks.dynamic_masking_of(files, config.max_predictions_per_seq, flag,
+                                                   metas)
         if masking is not None:
             logging.info("%s: masks drawn as records are read (masked_lm_prob %g%s)", flag,
                          masking.masked_lm_prob, ", whole words" if masking.whole_word else "")
-        pairing = input_pipeline.dynamic_pairing_of(files, flag, metas)
+        pairing = record_checks.dynamic_pairing_of(files, flag, metas)
         if pairing is not None:
             logging.info("%s: sentence pairs made of chunks as records are read", flag)
         input_config = dataclasses.replace(input_config, masking=masking, pairing=pairing)
         if named is None:
             return input_pipeline.make_input_fn(input_config), []
-        sizes = [sum(input_pipeline.records_in(path, flag, metas) for path in group_files)
+        sizes = [sum(record_checks.records_in(path, flag, metas) for path in group_files)
                  for _, group_files in named]
         if is_training:
             groups = mix(named, sizes, mixing, flag)
