@@ -49,13 +49,13 @@ def _pipeline_rate(records, batches):
     """Examples/s of the training input pipeline alone, masks drawn, on the CPU."""
     import tensorflow.compat.v1 as tf
 
-    from norbert.training import input_pipeline
+    from norbert.training import input_pipeline, record_checks
 
-    files = input_pipeline.record_files(records)
-    masking = input_pipeline.dynamic_masking_of(files, PRED)
+    files = record_checks.record_files(records)
+    masking = record_checks.dynamic_masking_of(files, PRED)
     input_fn = input_pipeline.make_input_fn(input_pipeline.InputConfig(
         input_files=files, max_seq_length=SEQ, max_predictions_per_seq=PRED, is_training=True,
-        seed=1, masking=masking, pairing=input_pipeline.dynamic_pairing_of(files)))
+        seed=1, masking=masking, pairing=record_checks.dynamic_pairing_of(files)))
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(input_fn({"batch_size": BATCH})).get_next()
         with tf.Session() as sess:

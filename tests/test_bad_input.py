@@ -94,7 +94,7 @@ def _damaged_records(root):
     past TAIL_BYTES (so that only training meets the damage) with one byte of record 30
     flipped, early enough to be read in the first step."""
     from norbert.data import tfrecord
-    from norbert.training.input_pipeline import TAIL_BYTES
+    from norbert.training.record_checks import TAIL_BYTES
 
     framed = [tfrecord.frame(r) for r in tfrecord.read_records(str(root / "train.tfrecord"))]
     data = b"".join(framed)

@@ -13,11 +13,19 @@ reference builder's biggest cost, so records are encoded here directly in protob
 and framed as TFRecord: ``uint64 length``, ``uint32 masked_crc32c(length)``, the data,
 ``uint32 masked_crc32c(data)``, all little-endian. Files are written under a temporary name and
 renamed when complete (``norbert.fileio.atomic_output``), so a reader never sees half a file.
+
+The framing is read back in one place, ``scan``: a stream of frames from a file object, in
+reads of a bounded size, ending with the first damage found (cut short, or a checksum failing,
+and at which byte). ``read_records`` and the checks before a run
+(``norbert.training.record_checks``) are made of it.
 """
 
 import contextlib
+import dataclasses
+import io
 import struct
-from typing import Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple
+from typing import (IO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
@@ -197,31 +205,173 @@ def frame(record: bytes) -> bytes:
     ))
 
 
+# Reading the framing: ``scan`` is the one parser, every reader and check goes through it.
+
+HEADER_BYTES = 12  # uint64 length, uint32 masked crc32c of the length
+FOOTER_BYTES = 4  # uint32 masked crc32c of the data
+# The most one read asks for: a file is never held whole, and a record longer than this
+# (BERT's are a few KB) is read in pieces of this size.
+READ_BYTES = 1 << 16
+
+# What is wrong with a damaged record (``Damage.kind``).
+HEADER_CUT = "header cut short"
+LENGTH_CORRUPT = "length fails its checksum"
+DATA_CUT = "data cut short"
+DATA_CORRUPT = "data fail their checksum"
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One record's place in its file, and its data when they were read."""
+
+    number: int  # the record's number in the file, from 1
+    offset: int  # the byte its frame starts at (its data start HEADER_BYTES later)
+    length: int  # bytes of data
+    data: Optional[bytes]  # checksum verified; None when skipped (not read)
+
+    @property
+    def end(self) -> int:
+        """The byte after the frame: where the next one starts."""
+        return self.offset + HEADER_BYTES + self.length + FOOTER_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """The first damaged record of a file: the frames before it are whole."""
+
+    number: int  # the record's number in the file, from 1
+    offset: int  # the byte its frame starts at
+    kind: str  # HEADER_CUT, LENGTH_CORRUPT, DATA_CUT or DATA_CORRUPT
+
+    @property
+    def cut_short(self) -> bool:
+        return self.kind in (HEADER_CUT, DATA_CUT)
+
+
+def _read(f: IO[bytes], count: int, chunk: int) -> bytes:
+    """Up to ``count`` bytes of ``f``, each read asking for at most ``chunk``; fewer at the end."""
+    parts = []
+    while count > 0:
+        part = f.read(min(count, chunk))
+        if not part:
+            break
+        parts.append(part)
+        count -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _size_of(f: IO[bytes]) -> int:
+    here = f.tell()
+    f.seek(0, 2)
+    size = f.tell()
+    f.seek(here)
+    return size
+
+
+def scan(f: IO[bytes], size: Optional[int] = None,
+         read_data: Union[bool, Callable[[int], bool]] = True,
+         chunk: int = READ_BYTES) -> Iterator[Union[Frame, Damage]]:
+    """The frames of the TFRecord file open as ``f`` (from its start), then the ``Damage`` of
+    the first damaged record if there is one (nothing follows it).
+
+    ``size``: the file's bytes (``fileio.size``; default: sought). Each header is read and its
+    length's checksum checked; a record's data are read and checked when ``read_data`` says so
+    (a bool, or a test of the frame's offset), else skipped with a seek: counting records, or
+    finding the one at an offset, reads the headers only. No read asks for more than ``chunk``
+    bytes, so a file is never held in memory, only the record being read.
+    """
+    wanted = read_data if callable(read_data) else (lambda offset: read_data)
+    size = _size_of(f) if size is None else size
+    pos = number = 0
+    while pos < size:
+        number += 1
+        header = _read(f, HEADER_BYTES, chunk)
+        if len(header) < HEADER_BYTES:
+            yield Damage(number, pos, HEADER_CUT)
+            return
+        if int.from_bytes(header[8:], "little") != masked_crc32c(header[:8]):
+            yield Damage(number, pos, LENGTH_CORRUPT)
+            return
+        length = int.from_bytes(header[:8], "little")
+        end = pos + HEADER_BYTES + length + FOOTER_BYTES
+        if end > size:
+            yield Damage(number, pos, DATA_CUT)
+            return
+        data = None
+        if wanted(pos):
+            body = _read(f, length + FOOTER_BYTES, chunk)
+            if len(body) < length + FOOTER_BYTES:  # shorter than its size said
+                yield Damage(number, pos, DATA_CUT)
+                return
+            data = body[:length]
+            if int.from_bytes(body[length:], "little") != masked_crc32c(data):
+                yield Damage(number, pos, DATA_CORRUPT)
+                return
+        else:
+            f.seek(end)
+        yield Frame(number, pos, length, data)
+        pos = end
+
+
+def ends_with_a_frame(tail: bytes) -> bool:
+    """Whether ``tail``, a file's last bytes, ends with one whole TFRecord frame.
+
+    Some start ``p`` in ``tail`` must hold a length that reaches exactly to the end, with both
+    checksums right: a file cut short almost never does, and this needs no read of the whole.
+    """
+    n = len(tail)
+    if n < HEADER_BYTES + FOOTER_BYTES:
+        return False
+    raw = np.frombuffer(tail, np.uint8)
+    m = n - 15  # starts p with p + 16 <= n
+    lengths = np.zeros(m, np.uint64)
+    for k in range(8):  # the little-endian uint64 at every start at once
+        lengths |= raw[k:k + m].astype(np.uint64) << np.uint64(8 * k)
+    reach = (n - 16 - np.arange(m)).astype(np.uint64)
+    data_crc = int.from_bytes(tail[n - 4:], "little")
+    for p in np.nonzero(lengths == reach)[0].tolist():
+        if int.from_bytes(tail[p + 8:p + 12], "little") != masked_crc32c(tail[p:p + 8]):
+            continue
+        if data_crc == masked_crc32c(tail[p + 12:n - 4]):
+            return True
+    return False
+
+
+# read_records' words for each kind of damage (tests and tools match them).
+_READ_PROBLEMS = {
+    HEADER_CUT: "truncated record header at byte %d",
+    LENGTH_CORRUPT: "corrupt record length at byte %d",
+    DATA_CUT: "truncated record at byte %d",
+    DATA_CORRUPT: "corrupt record at byte %d (checksum mismatch)",
+}
+
+
+def stream_records(f: IO[bytes], source: str = "records",
+                   size: Optional[int] = None) -> Iterator[bytes]:
+    """The records of the TFRecord file open as ``f``, checksums verified, one at a time;
+    ``NorbertError`` naming ``source`` and the byte where one is damaged."""
+    for item in scan(f, size):
+        if isinstance(item, Damage):
+            raise NorbertError("%s: %s" % (source, _READ_PROBLEMS[item.kind] % item.offset))
+        yield item.data
+
+
 def iter_records(data: bytes, source: str = "records") -> Iterator[bytes]:
     """The records of TFRecord-framed ``data``, checksums verified."""
-    pos = 0
-    while pos < len(data):
-        if pos + 12 > len(data):
-            raise NorbertError("%s: truncated record header at byte %d" % (source, pos))
-        length_bytes = data[pos:pos + 8]
-        (length,) = struct.unpack("<Q", length_bytes)
-        (crc,) = struct.unpack("<I", data[pos + 8:pos + 12])
-        if crc != masked_crc32c(length_bytes):
-            raise NorbertError("%s: corrupt record length at byte %d" % (source, pos))
-        start, end = pos + 12, pos + 12 + length
-        if end + 4 > len(data):
-            raise NorbertError("%s: truncated record at byte %d" % (source, pos))
-        record = data[start:end]
-        (crc,) = struct.unpack("<I", data[end:end + 4])
-        if crc != masked_crc32c(record):
-            raise NorbertError("%s: corrupt record at byte %d (checksum mismatch)" % (source, pos))
-        yield record
-        pos = end + 4
+    return stream_records(io.BytesIO(data), source, len(data))
 
 
 def read_records(path: str) -> Iterator[bytes]:
-    """The records of one TFRecord file (uncompressed), checksums verified."""
-    return iter_records(fileio.read_bytes(path, what="TFRecord file"), source=path)
+    """The records of one TFRecord file (uncompressed), checksums verified, read as they are
+    used: a record in memory at a time, never the whole file."""
+    size = fileio.size(path)
+    f = fileio.open_binary(path)
+
+    def records():
+        with f:
+            yield from stream_records(f, path, size)
+
+    return records()
 
 
 def write_round_robin(records: Iterable[bytes], paths: Sequence[str]) -> List[int]:

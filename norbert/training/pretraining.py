@@ -34,7 +34,7 @@ from norbert.model.precision import FP16, PrecisionConfig
 from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
-from norbert.training import engines, input_pipeline, loop, run_lock
+from norbert.training import engines, loop, record_checks, run_lock
 from norbert.training.distribution import DistributionConfig
 from norbert.training.mixing import MixingConfig, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
@@ -127,7 +127,7 @@ def check_records_fit_model(record_files, init_checkpoint: str, sidecars=None) -
     vocab_bytes = fileio.read_bytes(model_vocab, what="vocab file")
     digest = hashlib.sha256(vocab_bytes).hexdigest()
     for path in record_files:
-        meta = input_pipeline.sidecar_of(path, sidecars)
+        meta = record_checks.sidecar_of(path, sidecars)
         if meta is None:
             continue
         settings = meta.get("settings", meta)

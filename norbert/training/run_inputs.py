@@ -14,11 +14,11 @@ from typing import Dict, List, Optional, Tuple
 from absl import logging
 
 from norbert.errors import NorbertError
-from norbert.training import input_pipeline
+from norbert.training import input_pipeline, record_checks
 from norbert.training.input_pipeline import InputConfig, RecordInput
 from norbert.training.mixing import MixingConfig, describe, mix
 
-Sidecars = Dict[str, Optional[dict]]
+Sidecars = Dict[str, Optional[dict]]  # record file -> its sidecar (None: it has none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ def read_sidecars(files: List[str], sidecars: Sidecars) -> Sidecars:
     One dictionary per run, so that a file read for training is not read again for evaluation
     (a round trip each on gs://)."""
     missing = [path for path in files if path not in sidecars]
-    sidecars.update(input_pipeline.read_sidecars(missing))
+    sidecars.update(record_checks.read_sidecars(missing))
     return {path: sidecars[path] for path in files}
 
 
@@ -66,13 +66,13 @@ def _checked_config(files: List[str], flag: str, is_training: bool, shape: Recor
                          max_predictions_per_seq=shape.max_predictions_per_seq,
                          is_training=is_training, seed=seed)
     metas = read_sidecars(files, sidecars)
-    input_pipeline.check_data(config, flag, shape.vocab, metas)
+    record_checks.check_data(config, flag, shape.vocab, metas)
     notes = []
-    masking = input_pipeline.dynamic_masking_of(files, shape.max_predictions_per_seq, flag, metas)
+    masking, pairing = record_checks.dynamic_records_of(files, shape.max_predictions_per_seq,
+                                                        flag, metas)
     if masking is not None:
         notes.append("masks drawn as records are read (masked_lm_prob %g%s)"
                      % (masking.masked_lm_prob, ", whole words" if masking.whole_word else ""))
-    pairing = input_pipeline.dynamic_pairing_of(files, flag, metas)
     if pairing is not None:
         notes.append("sentence pairs made of chunks as records are read")
     return dataclasses.replace(config, masking=masking, pairing=pairing), notes
@@ -80,9 +80,9 @@ def _checked_config(files: List[str], flag: str, is_training: bool, shape: Recor
 
 def _files_and_groups(spec: str, flag: str):
     """(every file, the named groups [(name, files)] or None) of a flag's value."""
-    named = input_pipeline.record_groups(spec, flag)
+    named = record_checks.record_groups(spec, flag)
     if named is None:
-        return input_pipeline.record_files(spec, flag), None
+        return record_checks.record_files(spec, flag), None
     return [path for _, group_files in named for path in group_files], named
 
 
@@ -97,7 +97,7 @@ def training_inputs(spec: str, flag: str, shape: RecordShape, seed: Optional[int
                                             is not None else "sampling_exponent"))
     config, notes = _checked_config(files, flag, True, shape, seed, sidecars)
     if named is not None:
-        sizes = [sum(input_pipeline.records_in(path, flag, sidecars) for path in group_files)
+        sizes = [sum(record_checks.records_in(path, flag, sidecars) for path in group_files)
                  for _, group_files in named]
         groups = mix(named, sizes, mixing, flag)
         notes += describe(groups, mixing)
@@ -113,7 +113,7 @@ def evaluation_inputs(spec: str, flag: str, shape: RecordShape, seed: Optional[i
     config, notes = _checked_config(files, flag, False, shape, seed, sidecars)
     per_group = []
     for name, group_files in named or ():
-        size = sum(input_pipeline.records_in(path, flag, sidecars) for path in group_files)
+        size = sum(record_checks.records_in(path, flag, sidecars) for path in group_files)
         notes.append("group %s: %d files, %d records" % (name, len(group_files), size))
         if size < eval_batch_size:
             logging.warning("%s: group %s has %d records, fewer than one batch "

@@ -10,7 +10,7 @@ import pytest
 from norbert import NorbertError
 from norbert.data.builder import create_pretraining_data
 from norbert.data.features import DYNAMIC, parse_spec
-from norbert.training import input_pipeline
+from norbert.training import input_pipeline, record_checks
 from norbert.training.input_pipeline import InputConfig
 
 tf = pytest.importorskip("tensorflow").compat.v1
@@ -62,11 +62,11 @@ def _records(files):
 def _batches(files, seed, count, batch_size=8, context=None, masking=None, s=S, p=P,
              **changes):
     """``count`` training batches of ``files`` (``changes``: more InputConfig fields)."""
-    masking = masking or input_pipeline.dynamic_masking_of(files, p)
+    masking = masking or record_checks.dynamic_masking_of(files, p)
     settings = dict({"shuffle_buffer": 10}, **changes)
     input_fn = input_pipeline.make_input_fn(InputConfig(
         input_files=files, max_seq_length=s, max_predictions_per_seq=p, is_training=True,
-        seed=seed, masking=masking, pairing=input_pipeline.dynamic_pairing_of(files),
+        seed=seed, masking=masking, pairing=record_checks.dynamic_pairing_of(files),
         **settings))
     params = {"batch_size": batch_size}
     if context is not None:
@@ -115,7 +115,7 @@ def test_dynamic_records_are_a_fraction_of_static_ones_and_say_how_to_mask(corpu
 def test_each_read_of_a_record_gets_fresh_masks_drawn_by_the_rules(corpus):
     _, files = _build(corpus, "fresh.tfrecord", masking="dynamic", do_whole_word_mask=True)
     records = dict(_records(files))  # unmasked input_ids -> maskable
-    masking = input_pipeline.dynamic_masking_of(files, P)
+    masking = record_checks.dynamic_masking_of(files, P)
     assert masking.whole_word and masking.mask_id == 4 and masking.vocab_size == 75
     seen = {}
     for batch in _batches(files, seed=1, count=3 * len(records) // 8):
@@ -161,18 +161,18 @@ def test_masks_are_fixed_by_the_seed_and_differ_between_workers(corpus):
 def test_mixed_or_orphaned_dynamic_records_are_refused(corpus, tmp_path):
     _, static_files = _build(corpus, "mixed_static.tfrecord", dupe_factor=1)
     _, dynamic_files = _build(corpus, "mixed_dynamic.tfrecord", masking="dynamic")
-    assert input_pipeline.dynamic_masking_of(static_files, P) is None
+    assert record_checks.dynamic_masking_of(static_files, P) is None
     with pytest.raises(NorbertError, match="--input_file mixes records built differently: "
                                            ".*masks in the records"):
-        input_pipeline.dynamic_masking_of(static_files + dynamic_files, P)
+        record_checks.dynamic_masking_of(static_files + dynamic_files, P)
     _, other = _build(corpus, "mixed_prob.tfrecord", masking="dynamic", masked_lm_prob=0.2)
     with pytest.raises(NorbertError, match="mixes records built differently"):
-        input_pipeline.dynamic_masking_of(dynamic_files + other, P)
+        record_checks.dynamic_masking_of(dynamic_files + other, P)
     orphan = tmp_path / "orphan.tfrecord"
     orphan.write_bytes(open(dynamic_files[0], "rb").read())
     with pytest.raises(NorbertError, match="orphan.tfrecord holds records for masks drawn at "
                                            "training time but has no sidecar"):
-        input_pipeline.dynamic_masking_of([str(orphan)], P)
+        record_checks.dynamic_masking_of([str(orphan)], P)
 
 
 def _unmasked(batch, row):
@@ -226,7 +226,7 @@ def test_chunk_records_say_how_to_pair_and_are_smaller_than_pairs(corpus):
 def test_each_read_of_a_chunk_gets_a_fresh_pair_and_fresh_masks(corpus):
     _, files = _build(corpus, "fresh_chunks.tfrecord", masking="dynamic", pairing="dynamic")
     chunks = _chunks(files)
-    assert input_pipeline.dynamic_pairing_of(files).sep_id == 3
+    assert record_checks.dynamic_pairing_of(files).sep_id == 3
     at = lambda chunk, part: [k for k in range(len(chunk) - len(part) + 1)
                               if chunk[k:k + len(part)] == part]
     contains = lambda chunk, part: bool(at(chunk, part))
@@ -286,15 +286,15 @@ def test_a_random_next_sentence_comes_from_the_chunks_own_group(corpus, tmp_path
 def test_chunks_and_pairs_are_not_mixed_and_chunks_need_their_sidecar(corpus, tmp_path):
     _, pair_files = _build(corpus, "mix_pairs.tfrecord", masking="dynamic")
     _, chunk_files = _build(corpus, "mix_chunks.tfrecord", masking="dynamic", pairing="dynamic")
-    assert input_pipeline.dynamic_pairing_of(pair_files) is None
+    assert record_checks.dynamic_pairing_of(pair_files) is None
     with pytest.raises(NorbertError, match="--input_file mixes records built differently: "
                                            ".*sentence pairs.*pairing"):
-        input_pipeline.dynamic_pairing_of(pair_files + chunk_files)
+        record_checks.dynamic_pairing_of(pair_files + chunk_files)
     orphan = tmp_path / "orphan_chunks.tfrecord"
     orphan.write_bytes(open(chunk_files[0], "rb").read())
     with pytest.raises(NorbertError, match="orphan_chunks.tfrecord holds records for chunks "
                                            "paired at training time but has no sidecar"):
-        input_pipeline.dynamic_pairing_of([str(orphan)])
+        record_checks.dynamic_pairing_of([str(orphan)])
 
 
 def test_pairs_from_chunks_are_distributed_as_the_references_pairs(tmp_path, corpus_paths,

@@ -1,115 +1,33 @@
-"""Record files checked before a run: cut short or damaged files found and named, cheaply."""
-
-import json
+"""The tf.data pipeline: each worker's share of the records, and damage named when read."""
 
 import pytest
 
-from norbert import NorbertError
 from norbert.data import tfrecord
-from norbert.training import input_pipeline
-from norbert.training.input_pipeline import (
-    InputConfig, RecordInput, check_framing, find_damage,
-)
+from norbert.training import input_pipeline, record_checks
+from norbert.training.input_pipeline import InputConfig, RecordInput
 
 
-def _framed(count, size=100):
-    """``count`` framed records of ``size`` bytes and more (lengths vary, as real ones do)."""
-    return [tfrecord.frame(bytes([i % 256]) * (size + i % 7)) for i in range(count)]
-
-
-def _write(path, frames):
-    data = b"".join(frames)
-    path.write_bytes(data)
-    return data
-
-
-@pytest.fixture(params=["small", "large"])
-def frames(request):
-    """Records in a file read through (small) or judged by its tail only (large)."""
-    count = 40 if request.param == "small" else 3 * input_pipeline.TAIL_BYTES // 100
-    return _framed(count)
-
-
-def test_whole_files_pass(tmp_path, frames):
-    _write(tmp_path / "ok.tfrecord", frames)
-    check_framing(str(tmp_path / "ok.tfrecord"))
-    (tmp_path / "empty.tfrecord").write_bytes(b"")
-    check_framing(str(tmp_path / "empty.tfrecord"))
-    assert find_damage(str(tmp_path / "ok.tfrecord")) is None
-
-
-@pytest.mark.parametrize("cut", [5, 12, 50, -1], ids=["in header", "after header", "in data",
-                                                        "in checksum"])
-def test_a_file_cut_short_is_named_with_the_record(tmp_path, frames, cut):
-    data = b"".join(frames)
-    last = len(frames) - 3  # the record cut: the third from the end
-    start = sum(len(f) for f in frames[:last - 1])
-    end = start + (cut if cut > 0 else len(frames[last - 1]) + cut)
-    path = tmp_path / "cut.tfrecord"
-    path.write_bytes(data[:end])
-    with pytest.raises(NorbertError) as caught:
-        check_framing(str(path), "--eval_input_file")
-    assert str(caught.value) == (
-        "--eval_input_file: %s is damaged: record %d (at byte %d) is cut short (the file is "
-        "truncated); copy or rebuild the file" % (path, last, start))
-
-
-def test_a_file_cut_at_a_record_boundary_passes(tmp_path, frames):
-    # Only a count could tell: the sidecar's bytes_in_file, where there is one (below).
-    _write(tmp_path / "cut.tfrecord", frames[:-5])
-    check_framing(str(tmp_path / "cut.tfrecord"))
-
-
-def test_the_sidecar_size_catches_any_cut(tmp_path):
-    frames = _framed(40)
-    data = _write(tmp_path / "shard.tfrecord", frames[:-5])
-    meta = {"file": "shard.tfrecord", "bytes_in_file": len(b"".join(frames))}
-    (tmp_path / "shard.tfrecord.meta.json").write_text(json.dumps(meta))
-    with pytest.raises(NorbertError, match=r"--input_file: .*shard.tfrecord has %d bytes but its "
-                                           r"sidecar says %d: it is truncated" % (
-                                               len(data), meta["bytes_in_file"])):
-        check_framing(str(tmp_path / "shard.tfrecord"))
-
-
-def test_a_text_file_is_not_a_tfrecord_file(tmp_path):
-    (tmp_path / "notes.txt").write_text("one sentence per line\n" * 20)
-    with pytest.raises(NorbertError, match=r"notes.txt is not a TFRecord file"):
-        check_framing(str(tmp_path / "notes.txt"))
-
-
-def test_flipped_bytes_are_found_where_tensorflow_points(tmp_path):
-    frames = _framed(3 * input_pipeline.TAIL_BYTES // 100)
+def test_data_loss_is_named_with_the_file_and_record(tmp_path):
+    frames = [tfrecord.frame(bytes([i % 256]) * (100 + i % 7))
+              for i in range(3 * record_checks.TAIL_BYTES // 100)]
     data = bytearray(b"".join(frames))
     start = sum(len(f) for f in frames[:99])  # record 100
     data[start + 30] ^= 1
     path = tmp_path / "flipped.tfrecord"
     path.write_bytes(bytes(data))
-    check_framing(str(path))  # the tail is whole: the run starts, and meets it while reading
-    expected = (100, start, "is corrupt (its data fail their checksum)")
-    assert find_damage(str(path)) == expected
-    assert find_damage(str(path), offset=start + 12) == expected  # as TF names it
-    assert find_damage(str(path), offset=start - len(frames[98])) is None  # another record
-
     other = tmp_path / "other.tfrecord"
-    _write(other, frames)
+    other.write_bytes(b"".join(frames))
     config = InputConfig([str(other), str(path)], 1, 1, is_training=False)
     message = ("Graph execution error:\n\nNode: 'IteratorGetNext'\ncorrupted record at %d\n\t "
                "[[{{node IteratorGetNext}}]]" % (start + 12))
     described = RecordInput(config, None).describe_data_loss(message)
-    assert described == "%s is damaged: record 100 (at byte %d) %s" % (path, start, expected[2])
+    assert described == ("%s is damaged: record 100 (at byte %d) is corrupt (its data fail "
+                         "their checksum)" % (path, start))
     # A message without an offset: every file is read through.
     assert RecordInput(config, None).describe_data_loss("data loss") == described
-
-
-def test_a_damaged_length_is_found(tmp_path):
-    frames = _framed(60)
-    data = bytearray(b"".join(frames))
-    start = sum(len(f) for f in frames[:9])  # record 10
-    data[start + 2] ^= 1
-    (tmp_path / "bad.tfrecord").write_bytes(bytes(data))
-    with pytest.raises(NorbertError, match=r"record 10 \(at byte %d\) is corrupt \(its length "
-                                           r"fails its checksum\)" % start):
-        check_framing(str(tmp_path / "bad.tfrecord"))
+    assert RecordInput(config, None).describe_data_loss("corrupted record at 7") == described
+    whole = InputConfig([str(other)], 1, 1, is_training=False)
+    assert RecordInput(whole, None).describe_data_loss(message) is None
 
 
 # -- each worker's share ------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from norbert import NorbertError
-from norbert.training import input_pipeline
+from norbert.training import input_pipeline, record_checks
 from norbert.training.input_pipeline import InputConfig
 from norbert.training.mixing import (
     Group, MixingConfig, describe, mix, parse_groups, parse_weights, shares_by_exponent,
@@ -148,8 +148,8 @@ def _spec(root):
 
 
 def _groups(root, config):
-    named = input_pipeline.record_groups(_spec(root))
-    sizes = [sum(input_pipeline.records_in(f) for f in files) for _, files in named]
+    named = record_checks.record_groups(_spec(root))
+    sizes = [sum(record_checks.records_in(f) for f in files) for _, files in named]
     return mix(named, sizes, config)
 
 
@@ -184,8 +184,8 @@ def test_sizes_come_from_sidecars_or_a_count_of_the_records(sources):
     root, files = sources
     for name in NAMES:
         for path in files[name]:
-            counted = input_pipeline.count_records(path)
-            assert input_pipeline.records_in(path) == counted > 0
+            counted = record_checks.count_records(path)
+            assert record_checks.records_in(path) == counted > 0
             assert counted == sum(1 for _ in tf.io.tf_record_iterator(path))
 
 
@@ -217,12 +217,12 @@ def test_records_of_dynamic_masking_are_mixed_then_masked(sources):
                                 output_file=str(root / "dynamic" / (name + ".tfrecord")),
                                 vocab_file=str(root / "vocab.txt"), max_seq_length=S,
                                 max_predictions_per_seq=P, masking="dynamic", progress=False)
-    named = input_pipeline.record_groups("big=%s/dynamic/big*,small=%s/dynamic/small*"
+    named = record_checks.record_groups("big=%s/dynamic/big*,small=%s/dynamic/small*"
                                          % (root, root))
     files = [f for _, group_files in named for f in group_files]
-    masking = input_pipeline.dynamic_masking_of(files, P)
+    masking = record_checks.dynamic_masking_of(files, P)
     assert masking is not None
-    groups = mix(named, [sum(input_pipeline.records_in(f) for f in group_files)
+    groups = mix(named, [sum(record_checks.records_in(f) for f in group_files)
                          for _, group_files in named], MixingConfig(sampling_exponent=0.0))
     ids = _read(groups, seed=3, batches=20, batch_size=100, masking=masking)
     assert np.abs(_shares(ids)[[0, 2]] - 0.5).max() < 0.05

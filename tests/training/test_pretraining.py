@@ -155,7 +155,7 @@ def test_a_damaged_record_is_named_on_either_engine(data, tmp_path, engine):
     if engine == TPU_ESTIMATOR and not reference_shim.has_estimator():
         pytest.skip("TPUEstimator needs tf.estimator (TensorFlow <= 2.15)")
     from norbert.data import tfrecord
-    from norbert.training.input_pipeline import TAIL_BYTES
+    from norbert.training.record_checks import TAIL_BYTES
 
     framed = [tfrecord.frame(r) for r in tfrecord.read_records(str(data / "train.tfrecord"))]
     framed = framed * (3 * TAIL_BYTES // sum(len(f) for f in framed) + 1)
