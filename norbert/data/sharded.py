@@ -45,7 +45,8 @@ from absl import logging
 from norbert import fileio
 from norbert import progress as progresslib
 from norbert.data import dedup, sidecar, slices, tfrecord
-from norbert.data.config import DataSummary, encoded_records, load_tokenizer, record_writers
+from norbert.data.config import DataSummary, load_tokenizer
+from norbert.data.record_writing import encoded_records, record_writers
 from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
 from norbert.errors import NorbertError
