@@ -11,6 +11,7 @@ import os
 from typing import List, Optional
 
 from norbert import fileio
+from norbert.data import defaults
 from norbert.data.documents import CorpusStats
 from norbert.data.features import DYNAMIC, MASKINGS, PAIRINGS, STATIC
 from norbert.data.instances import InstanceConfig
@@ -43,12 +44,13 @@ class DataConfig:
     # Mask all pieces of a word together (the reference's --do_whole_word_mask).
     do_whole_word_mask: bool = False
     # With do_whole_word_mask: one [MASK]/keep/random choice per word instead of per piece,
-    # fixing the reference's bug. Leaves reference-exact mode.
+    # fixing the reference's bug (its choice per piece leaves pieces of a masked word
+    # visible). Leaves reference-exact mode.
     whole_word_mask_per_word: bool = False
     # Tokens per sequence, [CLS] and [SEP]s included.
-    max_seq_length: int = 128
+    max_seq_length: int = defaults.MAX_SEQ_LENGTH
     # Masked-LM predictions per sequence at most: the length of the masked_lm_* features.
-    max_predictions_per_seq: int = 20
+    max_predictions_per_seq: int = defaults.MAX_PREDICTIONS_PER_SEQ
     # Seed of the one random.Random behind every choice; same seed, same records.
     random_seed: int = 12345
     # Passes over the corpus, each with new pairs (and masks). Default: 10, or 1 with
@@ -65,9 +67,9 @@ class DataConfig:
     # small corpus read many times over, what --dupe_factor's passes gave the static records.
     pairing: str = dataclasses.field(default=STATIC, metadata={"choices": PAIRINGS})
     # Share of tokens to predict.
-    masked_lm_prob: float = 0.15
+    masked_lm_prob: float = defaults.MASKED_LM_PROB
     # Share of documents cut into shorter sequences.
-    short_seq_prob: float = 0.1
+    short_seq_prob: float = defaults.SHORT_SEQ_PROB
     # Processes building shards in parallel; the records do not depend on it. Giving it (or
     # num_output_shards) leaves reference-exact mode for the sharded mode: parallel, memory
     # bounded, resumable. Default: min(shards, CPUs).
