@@ -93,11 +93,7 @@ class VocabConfig:
             raise NorbertError(
                 "--max_input_bytes=%d must be 0 (no limit) or more" % self.max_input_bytes
             )
-        if self.merge_score not in learner.MERGE_SCORES:
-            raise NorbertError(
-                "--merge_score=%s must be one of: %s"
-                % (self.merge_score, ", ".join(learner.MERGE_SCORES))
-            )
+        learner.check_merge_score(self.merge_score)
         if self.num_workers < 1:
             raise NorbertError("--num_workers=%d must be at least 1" % self.num_workers)
 
