@@ -315,10 +315,10 @@ def test_a_field_that_cannot_be_a_flag_is_refused(tmp_path, monkeypatch, body, m
 
 def test_a_field_two_configs_share_has_one_owner():
     from norbert.data.config import DataConfig
-    from norbert.vocab_building.builder import VocabConfig
+    from norbert.vocab_building.corpus import CorpusConfig
 
     with pytest.raises(ValueError, match="both have a field input_file"):
-        cli.define_flags(DataConfig, VocabConfig, flag_values=flags.FlagValues())
+        cli.define_flags(DataConfig, CorpusConfig, flag_values=flags.FlagValues())
 
 
 def test_help_is_fast_and_lists_the_flags_under_the_command():

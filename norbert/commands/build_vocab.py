@@ -22,15 +22,16 @@ from norbert import cli
 from norbert.beam_runner import BeamConfig
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building.builder import VocabConfig, build_vocab
+from norbert.vocab_building.corpus import CorpusConfig
 
-CONFIGS = (VocabConfig, TokenizerOptions, BeamConfig)
+CONFIGS = (VocabConfig, CorpusConfig, TokenizerOptions, BeamConfig)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
     config = cli.config_from_flags(VocabConfig)
     stats = build_vocab(config, cli.config_from_flags(TokenizerOptions),
-                        cli.config_from_flags(BeamConfig))
+                        cli.config_from_flags(BeamConfig), cli.config_from_flags(CorpusConfig))
     print(stats.summary())
     print("wrote %s" % config.output_file)
 

@@ -12,14 +12,22 @@ they go into tokenizer_config.json.
 """
 
 from norbert import cli
+from norbert.errors import NorbertError
+from norbert.settings import Required
 
+# The export states the model's casing: --do_lower_case is required here, though the
+# tokenizer options default it to Google's true.
+TOKENIZER = Required("norbert.tokenization.options:TokenizerOptions", ("do_lower_case",))
 # Named, not imported: the checks of the user's files come before any heavy import.
-CONFIGS = ("norbert.conversion.export:ExportConfig",
-           "norbert.tokenization.options:TokenizerOptions")
+CONFIGS = ("norbert.conversion.export:ExportConfig", TOKENIZER.config)
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
+    for name in TOKENIZER.names:  # until the flag machinery takes Required (no default then)
+        if not cli.FLAGS[name].present:
+            raise NorbertError("--%s is required: The model's casing, written to "
+                               "tokenizer_config.json (must match the vocab's training)" % name)
     from norbert.conversion.export import ExportConfig, export_to_hf
     from norbert.tokenization.options import TokenizerOptions
 

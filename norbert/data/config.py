@@ -39,8 +39,6 @@ class DataConfig:
     # The JSON key (.jsonl input) or Parquet column (.parquet input) that holds a document's
     # text; ignored for plain text.
     text_field: str = "text"
-    # Lower-case and strip accents: True for uncased vocabs, False for cased ones.
-    do_lower_case: bool = True
     # Mask all pieces of a word together (the reference's --do_whole_word_mask).
     do_whole_word_mask: bool = False
     # With do_whole_word_mask: one [MASK]/keep/random choice per word instead of per piece,
@@ -53,8 +51,9 @@ class DataConfig:
     max_predictions_per_seq: int = defaults.MAX_PREDICTIONS_PER_SEQ
     # Seed of the one random.Random behind every choice; same seed, same records.
     random_seed: int = 12345
-    # Passes over the corpus, each with new pairs (and masks). Default: 10, or 1 with
-    # --masking=dynamic (every read of a record gets fresh masks then).
+    # Passes over the corpus, each with new pairs (and masks). Default: 10 (Google's), or 1
+    # with --masking=dynamic or --pairing=dynamic (every read of a record gets fresh masks,
+    # and pairs, then).
     dupe_factor: Optional[int] = None
     # "static": masks drawn here, written into the records (Google's records). "dynamic":
     # records hold the pair unmasked and run_pretraining.py draws fresh masks each time it
@@ -270,7 +269,7 @@ def load_tokenizer(config: DataConfig, options: TokenizerOptions):
     (special tokens or never-split words missing) is a ``NorbertError`` naming the flag."""
     try:
         vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
-        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case,
+        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=options.do_lower_case,
                                   **options.tokenizer_kwargs())
         vocablib.require(tokenizer.vocab, vocablib.SPECIAL_TOKENS, config.vocab_file)
     except NorbertError as e:

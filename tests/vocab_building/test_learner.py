@@ -194,8 +194,7 @@ def test_the_merge_score_is_checked_once_with_one_message():
 
     messages = []
     for make in (lambda: learner.learn_pieces({"ab": 3}, list("ab"), 5, merge_score="pmi"),
-                 lambda: VocabConfig(input_file="a.txt", output_file="v.txt",
-                                     merge_score="pmi")):
+                 lambda: VocabConfig(output_file="v.txt", merge_score="pmi")):
         with pytest.raises(NorbertError) as raised:
             make()
         messages.append(str(raised.value))
