@@ -32,7 +32,7 @@ def split_corpus(folder):
 def main():
     from tokenizers import BertWordPieceTokenizer
 
-    from norbert import VocabConfig, build_vocab, load_vocab
+    from norbert import build_vocab, load_vocab
     from norbert.tokenization.text import basic_tokenize
     from norbert.vocab_building.learner import corpus_tokens
 
@@ -56,8 +56,8 @@ def main():
                 for score in ("frequency", "likelihood"):
                     out = os.path.join(folder, "vocab.txt")
                     start = time.perf_counter()
-                    build_vocab(VocabConfig(train_path, out, vocab_size=size, do_lower_case=lower,
-                                            num_unused=0, merge_score=score))
+                    build_vocab(input_file=train_path, output_file=out, vocab_size=size,
+                                do_lower_case=lower, num_unused=0, merge_score=score)
                     seconds = time.perf_counter() - start
                     tokens, unk = corpus_tokens(held, load_vocab(out))
                     ratio = tokens / hf_tokens

@@ -7,6 +7,7 @@ from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.tokenizer import FullTokenizer, tokens_to_text
 from norbert.tokenization.vocab import CasingWarning, load_vocab
 from norbert.vocab_building.builder import VocabConfig, VocabStats, build_vocab
+from norbert.vocab_building.corpus import CorpusConfig
 
 __version__ = "0.1.0"
 
@@ -14,6 +15,7 @@ __all__ = [
     "BertConfig",
     "BertModel",
     "CasingWarning",
+    "CorpusConfig",
     "DataConfig",
     "DistributionConfig",
     "ExportConfig",

@@ -3,10 +3,33 @@
 Each step of the library takes typed config objects (what the scripts build from their flags).
 A notebook may pass the same settings as keyword arguments instead, named as the flags are; this
 module sorts them into the step's config objects, so that both ways reach the same code.
+
+A config shared by several steps declares each setting once, with one default. A step that
+needs a setting its config defaults (the export needs ``do_lower_case``: a model's casing is
+stated, never guessed) says so with ``make_configs(required=...)``, and its command lists the
+config as ``Required(config, names)``: the flag machinery makes those flags required, with no
+default (``required_names``).
 """
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Required:
+    """A config as one command takes it: ``names`` are required flags there, without the
+    default that the config's fields give them."""
+
+    config: Any  # a config class, or "package.module:ClassName" as the commands name them
+    names: Tuple[str, ...]  # field names of ``config``
+
+
+def required_names(ref: Any) -> Tuple[Any, FrozenSet[str]]:
+    """(the config, the names it requires beyond its fields without default) of a command's
+    config entry: a config, or a ``Required``."""
+    if isinstance(ref, Required):
+        return ref.config, frozenset(ref.names)
+    return ref, frozenset()
 
 
 def _names(cls) -> Tuple[str, ...]:
@@ -14,18 +37,23 @@ def _names(cls) -> Tuple[str, ...]:
 
 
 def make_configs(step: str, given: Dict[str, Any], settings: Dict[str, Any],
-                 classes: Sequence[type]) -> Tuple[Any, ...]:
+                 classes: Sequence[type], required: Sequence[str] = ()) -> Tuple[Any, ...]:
     """One config per class in ``classes``: the one given, or one built from ``settings``.
 
     ``given`` maps each class's parameter name to the object passed (or None). A setting goes to
     the class with a field of its name; a class whose object was passed takes no settings, so
-    that a setting is never silently ignored. Raises TypeError naming the step for an unknown or
-    misplaced setting, and for a missing required one, as a wrong keyword to any function does.
+    that a setting is never silently ignored. ``required`` names fields that the step needs
+    given although their class has a default. Raises TypeError naming the step for an unknown
+    or misplaced setting, and for a missing required one, as a wrong keyword to any function
+    does.
     """
     owners = {}
     for cls in classes:
         for name in _names(cls):
             owners[name] = cls
+    if set(required) - set(owners):  # a step's own mistake, not the caller's
+        raise ValueError("%s requires %s, which no config has" % (
+            step, ", ".join(sorted(set(required) - set(owners)))))
     unknown = sorted(set(settings) - set(owners))
     if unknown:
         raise TypeError("%s() got unknown setting%s %s; its settings are: %s" % (
@@ -39,7 +67,9 @@ def make_configs(step: str, given: Dict[str, Any], settings: Dict[str, Any],
                     step, ", ".join(sorted(mine)), parameter, cls.__name__, parameter))
             out.append(value)
             continue
-        missing = [name for name in _required(cls) if name not in mine]
+        needed = _required(cls) + [f.name for f in dataclasses.fields(cls)
+                                   if f.name in required and f.name not in _required(cls)]
+        missing = [name for name in needed if name not in mine]
         if missing:
             raise TypeError("%s(): needs the setting%s %s" % (
                 step, "s" if len(missing) > 1 else "", ", ".join(missing)))

@@ -51,8 +51,10 @@ def test_build_vocab_by_keywords_equals_by_config(tmp_path):
                       * 5, encoding="utf-8")
     by_config = tmp_path / "a.txt"
     by_keywords = tmp_path / "b.txt"
-    norbert.build_vocab(norbert.VocabConfig(input_file=str(corpus), output_file=str(by_config),
-                                            vocab_size=60, num_unused=2, min_frequency=1))
+    norbert.build_vocab(norbert.VocabConfig(output_file=str(by_config), vocab_size=60,
+                                            num_unused=2),
+                        corpus_config=norbert.CorpusConfig(input_file=str(corpus),
+                                                           min_frequency=1))
     stats = norbert.build_vocab(input_file=str(corpus), output_file=str(by_keywords),
                                 vocab_size=60, num_unused=2, min_frequency=1)
     assert by_keywords.read_bytes() == by_config.read_bytes()
@@ -104,3 +106,29 @@ def test_commands_quiet_tensorflow_start_up_unless_asked():
     asked = subprocess.run([sys.executable, "-c", code], env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"),
                            capture_output=True, text=True, check=True)
     assert asked.stdout.strip() == "0"
+
+
+def test_a_step_may_require_a_setting_its_config_defaults():
+    from norbert.settings import Required, make_configs, required_names
+
+    @dataclasses.dataclass(frozen=True)
+    class Casing:
+        lower: bool = True
+        accents: bool = False
+
+    assert make_configs("step", {"config": None}, {}, [Casing]) == (Casing(),)
+    with pytest.raises(TypeError, match=r"step\(\): needs the setting lower"):
+        make_configs("step", {"config": None}, {"accents": True}, [Casing], required=["lower"])
+    assert make_configs("step", {"config": None}, {"lower": False}, [Casing],
+                        required=["lower"]) == (Casing(lower=False),)
+    assert make_configs("step", {"config": Casing()}, {}, [Casing], required=["lower"])
+    with pytest.raises(ValueError, match="no config has"):
+        make_configs("step", {"config": None}, {}, [Casing], required=["upper"])
+    assert required_names(Casing) == (Casing, frozenset())
+    assert required_names(Required("m:Casing", ("lower",))) == ("m:Casing", frozenset({"lower"}))
+
+
+def test_the_export_requires_the_casing_by_keywords(tmp_path):
+    with pytest.raises(TypeError, match=r"export_to_hf\(\): needs the setting do_lower_case"):
+        norbert.export_to_hf(checkpoint="c", bert_config_file="b", vocab_file="v",
+                             output_dir=str(tmp_path / "hf"))

@@ -5,6 +5,7 @@ transformers' tokenizer on the exported folder gives the ids norbert gives, for 
 Each setting is checked against Google's defaults on the same text, so a setting that did not
 reach a step would show."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -83,15 +84,16 @@ def _small_encoder(work, vocab_size):
 def built(request, tmp_path_factory):
     """Per setting: the vocab learned with the options, and records built with them."""
     name, corpus, lower, options = request.param
+    options = dataclasses.replace(options, do_lower_case=lower)
     work = tmp_path_factory.mktemp(name)
     text, lines = _corpus(corpus, work, markers=bool(options.never_split))
     vocab_file = str(work / "vocab.txt")
     size = 3000 if options.tokenize_chinese_chars else 6000  # ##-forms of 2,000 ideographs
-    build_vocab(input_file=text, output_file=vocab_file, vocab_size=size, do_lower_case=lower,
-                num_unused=0, progress=False, tokenizer_options=options)
+    build_vocab(input_file=text, output_file=vocab_file, vocab_size=size, num_unused=0,
+                progress=False, tokenizer_options=options)
     records = str(work / "train.tfrecord")
     create_pretraining_data(input_file=text, output_file=records, vocab_file=vocab_file,
-                            do_lower_case=lower, dupe_factor=1, max_seq_length=64,
+                            dupe_factor=1, max_seq_length=64,
                             max_predictions_per_seq=10, progress=False, num_output_shards=2,
                             num_workers=2, tokenizer_options=options)
     return dict(name=name, work=work, lines=lines, lower=lower, options=options,
@@ -149,7 +151,7 @@ def test_exported_tokenizer_gives_our_ids(built):
     work, options = built["work"], built["options"]
     config_file, ckpt = _small_encoder(work, len(built["vocab"]))
     export_to_hf(checkpoint=ckpt, bert_config_file=config_file, vocab_file=built["vocab_file"],
-                 do_lower_case=built["lower"], output_dir=str(work / "hf"),
+                 output_dir=str(work / "hf"),
                  tokenizer_options=options)
     written = json.loads((work / "hf" / "tokenizer_config.json").read_text())
     assert written["strip_accents"] == options.strip_accents

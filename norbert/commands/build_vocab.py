@@ -22,15 +22,16 @@ from norbert.commands import flags
 from norbert.beam_runner import BeamConfig
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building.builder import VocabConfig, build_vocab
+from norbert.vocab_building.corpus import CorpusConfig
 
-CONFIGS = (VocabConfig, TokenizerOptions, BeamConfig)
+CONFIGS = (VocabConfig, CorpusConfig, TokenizerOptions, BeamConfig)
 
 
 def main(argv):
     del argv  # flags.run refuses positional arguments
     config = flags.config_from_flags(VocabConfig)
     stats = build_vocab(config, flags.config_from_flags(TokenizerOptions),
-                        flags.config_from_flags(BeamConfig))
+                        flags.config_from_flags(BeamConfig), flags.config_from_flags(CorpusConfig))
     print(stats.summary())
     print("wrote %s" % config.output_file)
 

@@ -12,10 +12,13 @@ they go into tokenizer_config.json.
 """
 
 from norbert.commands import flags
+from norbert.settings import Required
 
+# The export states the model's casing: --do_lower_case is required here, though the
+# tokenizer options default it to Google's true.
+TOKENIZER = Required("norbert.tokenization.options:TokenizerOptions", ("do_lower_case",))
 # Named, not imported: the checks of the user's files come before any heavy import.
-CONFIGS = ("norbert.conversion.export:ExportConfig",
-           "norbert.tokenization.options:TokenizerOptions")
+CONFIGS = ("norbert.conversion.export:ExportConfig", TOKENIZER)
 
 
 def main(argv):

@@ -15,6 +15,7 @@ from norbert.commands import flags
 
 # Named, not imported: the checks of the user's files come before any heavy import.
 CONFIGS = ("norbert.conversion.extend_vocab:ExtendConfig",
+           "norbert.vocab_building.corpus:CorpusConfig",
            "norbert.tokenization.options:TokenizerOptions")
 
 
@@ -22,9 +23,11 @@ def main(argv):
     del argv  # flags.run refuses positional arguments
     from norbert.conversion.extend_vocab import ExtendConfig, extend_vocab
     from norbert.tokenization.options import TokenizerOptions
+    from norbert.vocab_building.corpus import CorpusConfig
 
     report = extend_vocab(flags.config_from_flags(ExtendConfig),
-                          flags.config_from_flags(TokenizerOptions))
+                          flags.config_from_flags(TokenizerOptions),
+                          flags.config_from_flags(CorpusConfig))
     print(report.summary())
 
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from absl import app, flags
 
+from norbert import settings as settings_lib
 from norbert.errors import NorbertError
 
 FLAGS = flags.FLAGS
@@ -37,7 +38,8 @@ EXIT_TERMINATED = 143  # SIGTERM: a job scheduler sees that the run did not fini
 flags.DEFINE_bool("verbose", False, "Show the full traceback when something goes wrong.")
 
 # A config class, or "package.module:ClassName" to read it without importing the module.
-ConfigRef = Union[type, str]
+# A config class, "package.module:ClassName", or a settings.Required of either.
+ConfigRef = Union[type, str, settings_lib.Required]
 
 _SCALARS = ("bool", "int", "float", "str")
 _HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
@@ -310,8 +312,15 @@ def define_flags(*configs: ConfigRef, flag_values: flags.FlagValues = FLAGS,
     """
     settings = []  # type: List[Setting]
     owners = {}  # type: Dict[str, str]
-    for config in configs:
-        for s in settings_of(config):
+    for ref in configs:
+        config, required = settings_lib.required_names(ref)
+        found = settings_of(config)
+        unknown = required - {s.name for s in found}
+        if unknown:
+            raise ValueError("%s has no field %s" % (config, ", ".join(sorted(unknown))))
+        for s in found:
+            if s.name in required:  # required by this command: no default shown or taken
+                s = dataclasses.replace(s, default=None, required=True)
             if s.name in owners:
                 raise ValueError("%s and %s both have a field %s: give the setting one owner"
                                  % (owners[s.name], s.owner, s.name))

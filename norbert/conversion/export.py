@@ -32,6 +32,9 @@ from norbert.tokenization.vocab import (PAD, SPECIAL_TOKENS, parse_vocab,
 
 FORMATS = ("safetensors", "pytorch_bin")
 WEIGHT_FILES = {"safetensors": "model.safetensors", "pytorch_bin": "pytorch_model.bin"}
+# Settings the export requires though their config has a default: a model's casing is stated,
+# never guessed (convert_to_pytorch's --do_lower_case is a required flag).
+EXPORT_REQUIRES = ("do_lower_case",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +47,6 @@ class ExportConfig:
     bert_config_file: str
     # The vocab.txt of the model; copied into the folder for the tokenizer.
     vocab_file: str
-    # The model's casing, written to tokenizer_config.json (must match the vocab's training).
-    do_lower_case: bool
     # The Hugging Face folder to write (created if needed; files already there are replaced).
     output_dir: str
     # "safetensors" (model.safetensors, no torch needed) or "pytorch_bin" (pytorch_model.bin,
@@ -65,13 +66,14 @@ def export_to_hf(config: Optional[ExportConfig] = None,
                  **settings) -> ConversionReport:
     """Writes ``config.checkpoint`` as a transformers BERT folder; returns what it did.
 
-    Takes an ``ExportConfig`` (and the ``TokenizerOptions`` the data was built with, for the
-    exported tokenizer) or their fields as keywords: ``export_to_hf(checkpoint=...,
-    bert_config_file=..., vocab_file=..., do_lower_case=True, output_dir=...)``.
+    Takes an ``ExportConfig`` and the ``TokenizerOptions`` the data was built with, for the
+    exported tokenizer (``do_lower_case`` required), or their fields as keywords:
+    ``export_to_hf(checkpoint=..., bert_config_file=..., vocab_file=..., do_lower_case=True,
+    output_dir=...)``.
     """
     config, options = make_configs(
         "export_to_hf", {"config": config, "tokenizer_options": tokenizer_options}, settings,
-        [ExportConfig, TokenizerOptions])
+        [ExportConfig, TokenizerOptions], required=EXPORT_REQUIRES)
     fileio.check_writable_dir(config.output_dir, "--output_dir")
     if config.format == "pytorch_bin":
         _torch_for_writing()  # before the work, not after it
@@ -79,7 +81,7 @@ def export_to_hf(config: Optional[ExportConfig] = None,
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab = parse_vocab(vocab_bytes, source=config.vocab_file, required=SPECIAL_TOKENS)
     check_vocab_size(vocab, bert_config, config.vocab_file, "--bert_config_file")
-    warn_on_casing_mismatch(vocab, config.do_lower_case, config.vocab_file,
+    warn_on_casing_mismatch(vocab, options.do_lower_case, config.vocab_file,
                             options.strip_accents)
     options.check_vocab(vocab, config.vocab_file)
 
@@ -109,7 +111,7 @@ def export_to_hf(config: Optional[ExportConfig] = None,
             _save_torch_state_dict(weights, os.path.join(stage, weight_file))
         write(stage, "vocab.txt", vocab_bytes)
         write(stage, "tokenizer_config.json", hf_format.json_bytes(
-            hf_format.tokenizer_config(config.do_lower_case, bert_config.max_position_embeddings,
+            hf_format.tokenizer_config(options.do_lower_case, bert_config.max_position_embeddings,
                                        options, vocab)
         ))
         write(stage, "special_tokens_map.json",

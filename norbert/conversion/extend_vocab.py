@@ -27,7 +27,7 @@ from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import extend as growlib
 from norbert.vocab_building import learner
-from norbert.vocab_building.builder import count_corpus
+from norbert.vocab_building.corpus import CorpusConfig, count_corpus
 
 WORD_EMBEDDINGS = "bert/embeddings/word_embeddings"  # [vocab, H]
 OUTPUT_BIAS = "cls/predictions/output_bias"  # [vocab]
@@ -36,10 +36,8 @@ CHECKPOINT_NAME = "bert_model.ckpt"
 
 @dataclasses.dataclass(frozen=True)
 class ExtendConfig:
-    """What ``extend_vocab`` grows, from which text, and where it writes."""
+    """What ``extend_vocab`` grows and where it writes (the text read is ``CorpusConfig``'s)."""
 
-    # Text to take the new tokens from: comma-separated files or globs (plain, .gz, gs://).
-    input_file: str
     # The model's vocab.txt.
     vocab_file: str
     # The model's bert_config.json (Google's keys).
@@ -48,8 +46,6 @@ class ExtendConfig:
     init_checkpoint: str
     # Where the grown vocab.txt, bert_config.json and bert_model.ckpt go.
     output_dir: str
-    # The model's casing: lower-case (and strip accents) as its tokenizer does.
-    do_lower_case: bool = True
     # Tokens to add, the [unusedN] slots they fill included (a slot holds one new token).
     num_new_tokens: int = 1000
     # First embedding of a new token: "mean" of the pieces the old vocab splits it into, or
@@ -59,20 +55,12 @@ class ExtendConfig:
     # (as likely as its pieces drawn independently), or "zero".
     bias_init: str = dataclasses.field(default=growlib.MEAN,
                                        metadata={"choices": growlib.BIAS_INITS})
-    # A pair of pieces seen fewer times than this is never joined into a new token.
-    min_frequency: int = 2
-    # Read only lines that start before this many bytes of text (decompressed); 0 reads all.
-    max_input_bytes: int = 0
-    # Processes counting words; the tokens do not depend on it.
-    num_workers: int = 1
     # Seed of the random rows (init=random).
     seed: int = 12345
-    # Show progress while reading the corpus. False: silent.
-    progress: bool = True
 
     def __post_init__(self) -> None:
         """Raises ``NorbertError`` naming the flag for settings that cannot work."""
-        for flag in ("input_file", "vocab_file", "bert_config_file", "init_checkpoint",
+        for flag in ("vocab_file", "bert_config_file", "init_checkpoint",
                      "output_dir"):
             if not getattr(self, flag):
                 raise NorbertError("--%s is required" % flag)
@@ -83,10 +71,6 @@ class ExtendConfig:
         if self.bias_init not in growlib.BIAS_INITS:
             raise NorbertError("--bias_init=%s: use one of %s"
                                % (self.bias_init, ", ".join(growlib.BIAS_INITS)))
-        if self.min_frequency < 1:
-            raise NorbertError("--min_frequency=%d must be at least 1" % self.min_frequency)
-        if self.num_workers < 1:
-            raise NorbertError("--num_workers=%d must be at least 1" % self.num_workers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,16 +105,18 @@ class ExtendReport:
 
 def extend_vocab(config: Optional[ExtendConfig] = None,
                  tokenizer_options: Optional[TokenizerOptions] = None,
-                 **settings) -> ExtendReport:
+                 corpus_config: Optional[CorpusConfig] = None, **settings) -> ExtendReport:
     """Grows a model's vocab by new pieces learned from a corpus; returns what it did.
 
-    Takes an ``ExtendConfig`` (and ``TokenizerOptions``) or their fields as keywords:
+    Takes an ``ExtendConfig`` (and ``TokenizerOptions``, and ``CorpusConfig``: the text read)
+    or their fields as keywords:
     ``extend_vocab(input_file=..., vocab_file=..., bert_config_file=..., init_checkpoint=...,
     output_dir=..., num_new_tokens=5000)``.
     """
-    config, options = make_configs(
-        "extend_vocab", {"config": config, "tokenizer_options": tokenizer_options}, settings,
-        [ExtendConfig, TokenizerOptions])
+    config, options, corpus = make_configs(
+        "extend_vocab", {"config": config, "tokenizer_options": tokenizer_options,
+                         "corpus_config": corpus_config}, settings,
+        [ExtendConfig, TokenizerOptions, CorpusConfig])
     start = time.perf_counter()
     fileio.check_writable_dir(config.output_dir, "--output_dir")
     old = vocablib.load_vocab(config.vocab_file, required=vocablib.SPECIAL_TOKENS)
@@ -139,20 +125,20 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
         raise NorbertError(
             "--vocab_file=%s has %d tokens but the model's table %d rows: extend a model whose "
             "vocab fills its table" % (config.vocab_file, len(old), bert_config.vocab_size))
-    reason = vocablib.casing_mismatch(old, config.do_lower_case)
+    reason = vocablib.casing_mismatch(old, options.do_lower_case)
     if reason:
         raise NorbertError("--vocab_file=%s: %s" % (config.vocab_file, reason))
     from norbert.model import checkpoints  # imports TensorFlow
 
     tensors = checkpoints.read_checkpoint(checkpoints.resolve(config.init_checkpoint))
 
-    counts, _ = count_corpus(config, options)
+    counts, _ = count_corpus(corpus, options)
     whole = options.missing(old)  # never-split words the tokenizer needs: added first
     learned = learner.learn_additions(counts, old, max(0, config.num_new_tokens - len(whole)),
-                                      config.min_frequency)
+                                      corpus.min_frequency)
     if not learned and not whole:
         raise NorbertError("--input_file=%s: no pair of pieces is seen --min_frequency=%d times; "
-                           "give more text" % (config.input_file, config.min_frequency))
+                           "give more text" % (corpus.input_file, corpus.min_frequency))
     growth = growlib.grow(old, whole + learned)
 
     rng = np.random.RandomState(config.seed)

@@ -345,11 +345,13 @@ def stated_tokenizer(values: Mapping[str, Any]) -> Tuple[Optional[bool], Tokeniz
              if isinstance(e, dict) and e.get("single_word") and not e.get("special")]
     strip = strip if isinstance(strip, bool) else None
     cjk = cjk if isinstance(cjk, bool) else True
+    lower = lower if isinstance(lower, bool) else None
+    casing = {} if lower is None else {"do_lower_case": lower}
     try:
-        options = TokenizerOptions(strip, cjk, tuple(dict.fromkeys(whole)))
+        options = TokenizerOptions(strip, cjk, tuple(dict.fromkeys(whole)), **casing)
     except NorbertError:  # added tokens that are no words: not never-split words
-        options = TokenizerOptions(strip, cjk)
-    return (lower if isinstance(lower, bool) else None), options
+        options = TokenizerOptions(strip, cjk, **casing)
+    return lower, options
 
 
 def special_tokens_map() -> Dict[str, str]:

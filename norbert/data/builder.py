@@ -33,10 +33,10 @@ from absl import logging
 from norbert import fileio
 from norbert.beam_runner import BeamConfig
 from norbert.data import sidecar, tfrecord
-from norbert.data.config import (DataConfig, DataSummary, encoded_records, load_tokenizer,
-                                 record_writers, settings_warnings)
+from norbert.data.config import DataConfig, DataSummary, load_tokenizer, settings_warnings
 from norbert.data.documents import CorpusStats, read_documents
 from norbert.data.draws import Draws
+from norbert.data.record_writing import encoded_records, record_writers
 from norbert.errors import NorbertError
 from norbert.progress import Progress
 from norbert.settings import make_configs

@@ -8,16 +8,14 @@ three. A ``DataConfig`` checks itself on construction: no invalid one exists, wh
 
 import dataclasses
 import os
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional
 
 from norbert import fileio
-from norbert.data.chunks import ChunkEncoder, create_chunks
+from norbert.data import defaults
 from norbert.data.documents import CorpusStats
-from norbert.data.draws import Draws
-from norbert.data.features import (DYNAMIC, MASKINGS, PAIRINGS, STATIC, ExampleEncoder,
-                                   UnmaskedEncoder)
-from norbert.data.instances import Document, InstanceConfig, create_instances
-from norbert.data.masking import Masker, MaskingConfig, leave_unmasked
+from norbert.data.features import DYNAMIC, MASKINGS, PAIRINGS, STATIC
+from norbert.data.instances import InstanceConfig
+from norbert.data.masking import MaskingConfig
 from norbert.errors import NorbertError
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
@@ -41,21 +39,21 @@ class DataConfig:
     # The JSON key (.jsonl input) or Parquet column (.parquet input) that holds a document's
     # text; ignored for plain text.
     text_field: str = "text"
-    # Lower-case and strip accents: True for uncased vocabs, False for cased ones.
-    do_lower_case: bool = True
     # Mask all pieces of a word together (the reference's --do_whole_word_mask).
     do_whole_word_mask: bool = False
     # With do_whole_word_mask: one [MASK]/keep/random choice per word instead of per piece,
-    # fixing the reference's bug. Leaves reference-exact mode.
+    # fixing the reference's bug (its choice per piece leaves pieces of a masked word
+    # visible). Leaves reference-exact mode.
     whole_word_mask_per_word: bool = False
     # Tokens per sequence, [CLS] and [SEP]s included.
-    max_seq_length: int = 128
+    max_seq_length: int = defaults.MAX_SEQ_LENGTH
     # Masked-LM predictions per sequence at most: the length of the masked_lm_* features.
-    max_predictions_per_seq: int = 20
+    max_predictions_per_seq: int = defaults.MAX_PREDICTIONS_PER_SEQ
     # Seed of the one random.Random behind every choice; same seed, same records.
     random_seed: int = 12345
-    # Passes over the corpus, each with new pairs (and masks). Default: 10, or 1 with
-    # --masking=dynamic (every read of a record gets fresh masks then).
+    # Passes over the corpus, each with new pairs (and masks). Default: 10 (Google's), or 1
+    # with --masking=dynamic or --pairing=dynamic (every read of a record gets fresh masks,
+    # and pairs, then).
     dupe_factor: Optional[int] = None
     # "static": masks drawn here, written into the records (Google's records). "dynamic":
     # records hold the pair unmasked and run_pretraining.py draws fresh masks each time it
@@ -68,9 +66,9 @@ class DataConfig:
     # small corpus read many times over, what --dupe_factor's passes gave the static records.
     pairing: str = dataclasses.field(default=STATIC, metadata={"choices": PAIRINGS})
     # Share of tokens to predict.
-    masked_lm_prob: float = 0.15
+    masked_lm_prob: float = defaults.MASKED_LM_PROB
     # Share of documents cut into shorter sequences.
-    short_seq_prob: float = 0.1
+    short_seq_prob: float = defaults.SHORT_SEQ_PROB
     # Processes building shards in parallel; the records do not depend on it. Giving it (or
     # num_output_shards) leaves reference-exact mode for the sharded mode: parallel, memory
     # bounded, resumable. Default: min(shards, CPUs).
@@ -271,46 +269,10 @@ def load_tokenizer(config: DataConfig, options: TokenizerOptions):
     (special tokens or never-split words missing) is a ``NorbertError`` naming the flag."""
     try:
         vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
-        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case,
+        tokenizer = FullTokenizer(config.vocab_file, do_lower_case=options.do_lower_case,
                                   **options.tokenizer_kwargs())
         vocablib.require(tokenizer.vocab, vocablib.SPECIAL_TOKENS, config.vocab_file)
     except NorbertError as e:
         raise NorbertError("--vocab_file: %s" % e) from None
     options.check_vocab(tokenizer.vocab, config.vocab_file)
     return vocab_bytes, tokenizer
-
-
-def record_writers(config: DataConfig, vocab_words: List[str], exact: bool = True):
-    """(``mask_pair(tokens, len_a, draws)``, the record encoder) of a build: the masker and
-    Google's records, with ``--masking=dynamic`` no masks and the unmasked records, with
-    ``--pairing=dynamic`` no masker (no pairs) and the chunk records."""
-    s, p, n = config.max_seq_length, config.max_predictions_per_seq, len(vocab_words)
-    continuation = [w.startswith("##") for w in vocab_words]  # id -> a "##" piece
-    if config.pairs_dynamic:
-        return None, ChunkEncoder(s, continuation)
-    if config.dynamic:
-        return leave_unmasked, UnmaskedEncoder(s, p, n, continuation)
-    masker = Masker.for_vocab(config.masking_config, vocab_words, exact=exact)
-    return masker.mask_pair, ExampleEncoder(s, p, n)
-
-
-Record = Tuple[bytes, int, int, bool]  # (serialised example, tokens, masked, random next)
-
-
-def encoded_records(documents: Sequence[Document], config: DataConfig, mask_pair, encoder,
-                    draws: Draws, cls_id: int, sep_id: int) -> Iterator[Record]:
-    """The records of ``documents`` (shuffled by the caller), ``config.dupe_factor`` passes,
-    with ``record_writers``' pair: sentence pairs (masked or not) or, for --pairing=dynamic,
-    chunks (``norbert.data.chunks``; counted as no random next: that is drawn when read)."""
-    if config.pairs_dynamic:
-        for chunk in create_chunks(documents, config.instance_config, draws,
-                                   config.dupe_factor):
-            yield encoder.encode(chunk), encoder.tokens(chunk), 0, False
-        return
-    encode = encoder.encode
-    for tokens, len_a, positions, labels, is_random_next in create_instances(
-        documents, config.instance_config, mask_pair, draws, cls_id, sep_id,
-        dupe_factor=config.dupe_factor,
-    ):
-        yield (encode(tokens, len_a, positions, labels, is_random_next), len(tokens),
-               len(positions), is_random_next)

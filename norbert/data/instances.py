@@ -21,6 +21,7 @@ the reference's (Google's ``create_instances_from_document``), draw for draw:
 import dataclasses
 from typing import Callable, Iterator, List, NamedTuple, Sequence, Tuple
 
+from norbert.data import defaults
 from norbert.data.draws import Draws
 from norbert.data.masking import MaskedSequence
 from norbert.errors import NorbertError
@@ -33,10 +34,10 @@ class InstanceConfig:
     """How sentence pairs are cut from documents."""
 
     # Tokens per sequence, [CLS] and the two [SEP] included; shorter ones are padded.
-    max_seq_length: int = 128
+    max_seq_length: int = defaults.MAX_SEQ_LENGTH
     # Share of documents whose sequences aim at a random length in [2, max_seq_length - 3]
     # rather than the full length, to mimic short fine-tuning inputs.
-    short_seq_prob: float = 0.1
+    short_seq_prob: float = defaults.SHORT_SEQ_PROB
 
     @property
     def max_num_tokens(self) -> int:

@@ -13,11 +13,16 @@ The selection is the reference's (Google's ``create_masked_lm_predictions``), dr
    candidates are taken in shuffled order until that many positions are chosen; a whole word
    that would overshoot it is skipped;
 4. each chosen position is replaced by ``[MASK]`` (``random() < 0.8``), else kept
-   (``random() < 0.5``), else replaced by a random vocab id (``randint(0, vocab_size - 1)``).
+   (``random() < 0.5``), else replaced by a random vocab id (``randint(0, vocab_size - 1)``):
+   BERT's 80/10/10 (``MASK_SHARE``, ``KEEP_SHARE``, ``RANDOM_SHARE``), drawn as the reference
+   draws it, in two conditional steps.
 
-Step 4 is made per position even for whole words: the reference's known bug, which leaves some
-pieces of a "masked" word visible. ``MaskingConfig.per_word`` makes one choice per word instead
-(all its pieces masked, all kept, or all random) and leaves reference-exact mode.
+With whole-word masking the reference (Google's ``--do_whole_word_mask``, which the
+bert-tensorflow 1.0.4 package lacks) still makes the step-4 choice per piece: the reference's
+known bug, which leaves some pieces of a "masked" word visible (kept, or a random id, beside
+[MASK]ed pieces), and which reference-exact mode copies. ``MaskingConfig.per_word`` fixes it
+with one choice per word (all its pieces masked, all kept, or all random) and leaves
+reference-exact mode.
 
 ``Masker(..., exact=False)`` (the sharded builder) draws the same distribution with fewer draws:
 the candidates are put in random order lazily, only as far as the budget needs (a partial
@@ -28,11 +33,18 @@ differ from the reference's.
 import dataclasses
 from typing import List, NamedTuple, Sequence
 
+from norbert.data import defaults
 from norbert.data.draws import Draws
 from norbert.errors import NorbertError
 
-_MASK_PROB = 0.8  # of the chosen positions, the share replaced by [MASK] ...
-_KEEP_PROB = 0.5  # ... and of the rest, the share kept as they are (the others: random ids)
+# What becomes of a chosen position, as shares of all chosen positions (BERT's 80/10/10); the
+# masks drawn at training time (norbert.training.dynamic_masking) use them as they are.
+MASK_SHARE = 0.8  # replaced by [MASK]
+KEEP_SHARE = 0.1  # kept as it is
+RANDOM_SHARE = 0.1  # replaced by a random vocab id
+# The reference draws the same shares in two steps: [MASK] when random() < MASK_SHARE; else
+# kept when random() < this (0.1 / 0.2 = 0.5, exactly as the reference writes it), else random.
+_KEEP_IF_NOT_MASKED = KEEP_SHARE / (KEEP_SHARE + RANDOM_SHARE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,13 +52,14 @@ class MaskingConfig:
     """How masked-LM targets are chosen."""
 
     # Share of each sequence's tokens (special ones included, as in the reference) to predict.
-    masked_lm_prob: float = 0.15
+    masked_lm_prob: float = defaults.MASKED_LM_PROB
     # Cap on predictions per sequence: the length of the masked_lm_* features.
-    max_predictions_per_seq: int = 20
+    max_predictions_per_seq: int = defaults.MAX_PREDICTIONS_PER_SEQ
     # Mask all WordPiece pieces of a word together (a "##" piece belongs to the one before it).
     whole_word: bool = False
-    # With whole_word: one [MASK]/keep/random choice per word rather than per piece (the
-    # reference's behaviour). Not reference-exact.
+    # With whole_word: one [MASK]/keep/random choice per word rather than per piece, fixing
+    # the reference's bug (its choice per piece leaves pieces of a masked word visible). Not
+    # reference-exact.
     per_word: bool = False
 
     def __post_init__(self) -> None:
@@ -152,9 +165,9 @@ class Masker:
         random, below = draws.random, draws.below
         mask_id, vocab_size = self.mask_id, self.vocab_size
         for p in chosen:  # the draws go in shuffled order, as in the reference
-            if random() < _MASK_PROB:
+            if random() < MASK_SHARE:
                 tokens[p] = mask_id
-            elif random() >= _KEEP_PROB:
+            elif random() >= _KEEP_IF_NOT_MASKED:
                 tokens[p] = below(vocab_size)  # randint(0, vocab_size - 1)
         return MaskedSequence(tokens, positions, labels)
 
@@ -188,18 +201,18 @@ class Masker:
         mask_id, vocab_size = self.mask_id, self.vocab_size
         if self.config.per_word:
             for word in chosen:
-                if random() < _MASK_PROB:
+                if random() < MASK_SHARE:
                     for p in word:
                         tokens[p] = mask_id
-                elif random() >= _KEEP_PROB:
+                elif random() >= _KEEP_IF_NOT_MASKED:
                     for p in word:
                         tokens[p] = below(vocab_size)
         else:
             for word in chosen:
                 for p in word:
-                    if random() < _MASK_PROB:
+                    if random() < MASK_SHARE:
                         tokens[p] = mask_id
-                    elif random() >= _KEEP_PROB:
+                    elif random() >= _KEEP_IF_NOT_MASKED:
                         tokens[p] = below(vocab_size)
         return MaskedSequence(tokens, positions, labels)
 

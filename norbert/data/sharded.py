@@ -45,7 +45,8 @@ from absl import logging
 from norbert import fileio
 from norbert import progress as progresslib
 from norbert.data import dedup, sidecar, slices, tfrecord
-from norbert.data.config import DataSummary, encoded_records, load_tokenizer, record_writers
+from norbert.data.config import DataSummary, load_tokenizer
+from norbert.data.record_writing import encoded_records, record_writers
 from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
 from norbert.errors import NorbertError
@@ -81,11 +82,11 @@ def shard_seed(random_seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-_TOOLS: Dict = {}  # per process: (vocab_file, do_lower_case, ...) -> (tokenizer, masker, ...)
+_TOOLS: Dict = {}  # per process: (vocab_file, options, ...) -> (tokenizer, masker, ...)
 
 
 def _tools(config, options):
-    key = (config.vocab_file, config.do_lower_case, options, config.masking_config,
+    key = (config.vocab_file, options, config.masking_config,
            config.masking, config.max_seq_length, config.max_predictions_per_seq)
     tools = _TOOLS.get(key)
     if tools is None:

@@ -105,8 +105,7 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
             "max_predictions_per_seq": config.max_predictions_per_seq,
             "masked_lm_prob": config.masked_lm_prob,
             "short_seq_prob": config.short_seq_prob,
-            "do_lower_case": config.do_lower_case,
-            **options.settings(),  # strip_accents, tokenize_chinese_chars, never_split
+            **options.settings(),  # do_lower_case, strip_accents, tokenize_chinese_chars, ...
             "do_whole_word_mask": config.do_whole_word_mask,
             "whole_word_mask_per_word": config.whole_word_mask_per_word,
             "dupe_factor": config.dupe_factor,

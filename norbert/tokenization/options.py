@@ -1,9 +1,11 @@
-"""``TokenizerOptions``: Hugging Face's BertTokenizer options beyond Google's tokenizer.
+"""``TokenizerOptions``: how text is split before WordPiece: Google's ``do_lower_case`` and
+Hugging Face's BertTokenizer options beyond Google's tokenizer.
 
-The vocab builder, the data builder and the export take the same options (flags of
-``build_vocab``, ``create_pretraining_data`` and ``convert_to_pytorch``), because the vocab, the
-records and the exported tokenizer must split text the same way. The defaults are Google's
-tokenizer, so leaving them alone changes nothing.
+The vocab builder, the data builder, the export and extend_vocab take the same options (flags of
+``build_vocab``, ``create_pretraining_data``, ``convert_to_pytorch`` and ``extend_vocab``),
+because the vocab, the records and the exported tokenizer must split text the same way. The
+defaults are Google's tokenizer, so leaving them alone changes nothing; the export alone
+requires ``--do_lower_case`` (a model's casing is stated, never guessed).
 """
 
 import dataclasses
@@ -14,7 +16,8 @@ from norbert.errors import NorbertError
 
 @dataclasses.dataclass(frozen=True)
 class TokenizerOptions:
-    """How text is split before WordPiece, where it departs from Google's tokenizer."""
+    """How text is split before WordPiece: the casing, and where it departs from Google's
+    tokenizer."""
 
     # Remove accents ("é" -> "e", "å" -> "a"). Unset: when lower-casing, as Google's tokenizer
     # does. false keeps them while lower-casing (an uncased Norwegian or Swedish model must
@@ -27,6 +30,10 @@ class TokenizerOptions:
     # stand between spaces, comma-separated: markers such as <url>. Each must be a token of
     # the vocab; build_vocab puts them in.
     never_split: Tuple[str, ...] = ()
+    # Lower-case (and strip accents, unless --strip_accents says otherwise) as the tokenizer
+    # does: True for an uncased vocab and model, False for a cased one. The vocab, the records
+    # and the exported tokenizer must be made with the same value.
+    do_lower_case: bool = True
 
     def __post_init__(self) -> None:
         """Raises ``NorbertError`` naming the flag for options that cannot work."""
@@ -44,14 +51,16 @@ class TokenizerOptions:
             raise NorbertError("--never_split names a word twice: give each word once")
 
     def tokenizer_kwargs(self) -> Dict[str, Any]:
-        """Keyword arguments of ``FullTokenizer`` and ``BasicTokenizer``."""
+        """Keyword arguments of ``FullTokenizer`` and ``BasicTokenizer`` beside
+        ``do_lower_case``, which callers pass on its own."""
         return {"strip_accents": self.strip_accents,
                 "tokenize_chinese_chars": self.tokenize_chinese_chars,
                 "never_split": self.never_split}
 
     def settings(self) -> Dict[str, Any]:
-        """The options as JSON values, as the sidecar records them."""
-        return {"strip_accents": self.strip_accents,
+        """The options as JSON values, as the sidecar records them (in this order)."""
+        return {"do_lower_case": self.do_lower_case,
+                "strip_accents": self.strip_accents,
                 "tokenize_chinese_chars": self.tokenize_chinese_chars,
                 "never_split": list(self.never_split)}
 
@@ -60,10 +69,12 @@ class TokenizerOptions:
         """The options a sidecar recorded (Google's for a sidecar that predates them)."""
         return cls(strip_accents=values.get("strip_accents"),
                    tokenize_chinese_chars=values.get("tokenize_chinese_chars", True),
-                   never_split=tuple(values.get("never_split") or ()))
+                   never_split=tuple(values.get("never_split") or ()),
+                   do_lower_case=values.get("do_lower_case", True))
 
     def flags(self) -> str:
-        """The options as the flags that give them, for messages: "" for Google's."""
+        """The options beyond the casing as the flags that give them, for messages: "" for
+        Google's. Messages state ``--do_lower_case`` on their own."""
         parts = []
         if self.strip_accents is not None:
             parts.append("--strip_accents=%s" % str(self.strip_accents).lower())

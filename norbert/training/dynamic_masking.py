@@ -31,11 +31,9 @@ Legend: ``B`` batch, ``S`` max_seq_length, ``P`` max_predictions_per_seq.
 
 import dataclasses
 
-from norbert.data.masking import MaskingConfig
+from norbert.data import defaults
+from norbert.data.masking import KEEP_SHARE, MASK_SHARE, MaskingConfig
 from norbert.errors import NorbertError
-
-_MASK_SHARE = 0.8  # of the chosen positions, replaced by [MASK] ...
-_KEEP_SHARE = 0.1  # ... kept as they are; the rest (0.1) replaced by a random id
 
 # Sub-seeds, one per kind of draw: keys that order the words, the 80/10/10 fates, random ids.
 _ORDER, _FATE, _RANDOM_ID, _SUB_SEEDS = 0, 1, 2, 3
@@ -52,10 +50,11 @@ class DynamicMasking:
     # The [MASK] token's id.
     mask_id: int
     # Share of each sequence's tokens (specials included, as in the reference) to predict.
-    masked_lm_prob: float = 0.15
+    masked_lm_prob: float = defaults.MASKED_LM_PROB
     # Mask all pieces of a word together (a 2 in ``maskable`` joins the 1 before it).
     whole_word: bool = False
-    # With whole_word: one [MASK]/keep/random choice per word rather than per piece.
+    # With whole_word: one [MASK]/keep/random choice per word rather than per piece (the
+    # static builder's --whole_word_mask_per_word, fixing the reference's bug).
     per_word: bool = False
 
     def __post_init__(self) -> None:
@@ -142,8 +141,9 @@ def mask_batch(features, config: DynamicMasking, seed):
         fate = tf.gather(fate, word, batch_dims=1)  # the word's draw on each of its pieces
     random_ids = tf.random.stateless_uniform(shape, seed=seeds[_RANDOM_ID], minval=0,
                                              maxval=config.vocab_size, dtype=tf.int32)
-    masked = tf.where_v2(fate < _MASK_SHARE, config.mask_id,
-                         tf.where_v2(fate < _MASK_SHARE + _KEEP_SHARE, ids,
+    # One draw against the absolute shares (norbert.data.masking's): [MASK], kept, random id.
+    masked = tf.where_v2(fate < MASK_SHARE, config.mask_id,
+                         tf.where_v2(fate < MASK_SHARE + KEEP_SHARE, ids,
                                      tf.cast(random_ids, ids.dtype)))
     new_ids = tf.where_v2(chosen, tf.cast(masked, ids.dtype), ids)  # [B, S]
 

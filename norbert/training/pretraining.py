@@ -27,6 +27,7 @@ import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert import fileio
+from norbert.data import defaults
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
@@ -65,9 +66,9 @@ class PretrainingConfig:
     # The bert_config.json of the model to train (Google's keys).
     bert_config_file: str
     # Tokens per record; must match the records.
-    max_seq_length: int = 128
+    max_seq_length: int = defaults.MAX_SEQ_LENGTH
     # Masked-LM predictions per record; must match the records.
-    max_predictions_per_seq: int = 20
+    max_predictions_per_seq: int = defaults.MAX_PREDICTIONS_PER_SEQ
     # Checkpoint (prefix or folder) to start from, for example Google's bert_model.ckpt; a
     # checkpoint already in output_dir takes precedence, so that a rerun resumes.
     init_checkpoint: Optional[str] = None

@@ -3,10 +3,10 @@
 Two jobs over the same reading: learn a new vocab (``norbert.vocab_building.learner`` holds the
 learner, the merge scores and the vocab's layout), or with ``extend_vocab`` fill the
 ``[unusedN]`` slots of an existing one with the corpus words it splits into the most pieces,
-keeping every other id. The words are counted as ``FullTokenizer`` sees them
-(``norbert.vocab_building.word_counts``), in parallel and with memory bounded by the count
-table. This module does the rest: settings, reading, progress, the atomic write and the
-report (``VocabStats``).
+keeping every other id. The corpus is read and its words counted as ``FullTokenizer`` sees
+them by ``norbert.vocab_building.corpus`` (in parallel, memory bounded by the count table).
+This module does the rest: settings, the learning's progress, the atomic write and the report
+(``VocabStats``).
 """
 
 import dataclasses
@@ -14,37 +14,31 @@ import os
 import re
 import time
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from norbert import fileio
-from norbert import beam_runner
 from norbert.beam_runner import BeamConfig
 from norbert.errors import NorbertError
 from norbert.progress import Progress
 from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
-from norbert.vocab_building import learner, word_counts
+from norbert.vocab_building import learner
+from norbert.vocab_building.corpus import CorpusConfig, count_corpus
 
 _UNUSED_RE = re.compile(r"^\[unused\d+\]$")
 
 
 @dataclasses.dataclass(frozen=True)
 class VocabConfig:
-    """What to learn from, and how; every field is a flag of ``scripts/build_vocab.py``."""
+    """What to learn, and where it goes; every field is a flag of ``scripts/build_vocab.py``
+    (the text read is ``CorpusConfig``'s)."""
 
-    # Comma-separated files or globs: plain text, .gz, or gs:// paths, read in the order given.
-    input_file: str
     # Where vocab.txt goes; written atomically, so a failed run leaves nothing behind.
     output_file: str
     # Lines in the vocab, specials and [unusedN] included (BERT-base has 30,522). Fewer when
     # the corpus runs out of pairs seen min_frequency times. Ignored with extend_vocab.
     vocab_size: int = 30522
-    # Lower-case and strip accents as the tokenizer will: an uncased vocab when True.
-    do_lower_case: bool = True
-    # A pair seen fewer times than this is never merged; with extend_vocab, a word seen fewer
-    # times is never added. Pieces made from one rare word rarely help on new text.
-    min_frequency: int = 2
     # [unusedN] slots after the specials: room for tokens added later without resizing the
     # model (see extend_vocab). Ignored with extend_vocab, which fills the existing slots.
     num_unused: int = 100
@@ -57,31 +51,17 @@ class VocabConfig:
     # likelihood, as Schuster & Nakajima's WordPiece). See norbert/vocab_building/learner.py.
     merge_score: str = dataclasses.field(default=learner.FREQUENCY,
                                          metadata={"choices": learner.MERGE_SCORES})
-    # Read only lines that start before this many bytes of text (decompressed); 0 reads all.
-    max_input_bytes: int = 0
-    # Processes counting words (over byte ranges of plain files, whole .gz/remote files). The
-    # counts, and so the vocab, do not depend on it. With --runner, Beam's options set the
-    # workers instead (direct_num_workers, or num_workers on Dataflow).
-    num_workers: int = 1
     # An existing vocab.txt (for example multilingual BERT's) whose [unusedN] slots are filled
-    # with the corpus words that it splits into the most pieces; every other id stays.
+    # with the corpus words that it splits into the most pieces; every other id stays. Unset:
+    # a new vocab is learned.
     extend_vocab: Optional[str] = None
-    # Show progress while reading and learning: a bar when stderr is a terminal, a log line
-    # every few seconds otherwise (a log file gets no carriage returns). False: silent.
-    progress: bool = True
 
     def __post_init__(self) -> None:
         """Raises ``NorbertError`` naming the flag for settings that cannot work."""
-        if not self.input_file or not self.input_file.strip(","):
-            raise NorbertError(
-                "--input_file is required: give text files or globs, comma-separated"
-            )
         if not self.output_file:
             raise NorbertError("--output_file is required: where to write vocab.txt")
         if self.vocab_size < 1:
             raise NorbertError("--vocab_size=%d must be positive" % self.vocab_size)
-        if self.min_frequency < 1:
-            raise NorbertError("--min_frequency=%d must be at least 1" % self.min_frequency)
         if self.num_unused < 0:
             raise NorbertError("--num_unused=%d must be 0 or more" % self.num_unused)
         if not 0.0 < self.character_coverage <= 1.0:
@@ -89,17 +69,7 @@ class VocabConfig:
                 "--character_coverage=%r must be in (0, 1], for example 0.9999"
                 % self.character_coverage
             )
-        if self.max_input_bytes < 0:
-            raise NorbertError(
-                "--max_input_bytes=%d must be 0 (no limit) or more" % self.max_input_bytes
-            )
-        if self.merge_score not in learner.MERGE_SCORES:
-            raise NorbertError(
-                "--merge_score=%s must be one of: %s"
-                % (self.merge_score, ", ".join(learner.MERGE_SCORES))
-            )
-        if self.num_workers < 1:
-            raise NorbertError("--num_workers=%d must be at least 1" % self.num_workers)
+        learner.check_merge_score(self.merge_score)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,78 +141,39 @@ def _check_output(path: str) -> None:
     fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
 
 
-def count_corpus(config, options: TokenizerOptions, beam_config: Optional[BeamConfig] = None):
-    """(word counts, what was read) of ``config.input_file`` as the tokenizer sees it, with a
-    progress bar. ``config`` is any config with ``input_file``, ``do_lower_case``,
-    ``num_workers``, ``max_input_bytes`` and ``progress`` (the vocab builder's, extend_vocab's).
-
-    With an enabled ``beam_config`` the words are counted by a Beam pipeline on its runner (the
-    same counts), passing through a temporary folder beside ``config.output_file``.
-    """
-    beam = beam_config is not None and beam_config.enabled
-    if beam and config.num_workers != 1:
-        raise beam_runner.local_workers_error("counting")
-    paths = fileio.expand_inputs(config.input_file, flag="--input_file")
-    if beam:
-        from norbert.vocab_building import beam_counting  # needs Beam, an extra
-
-        counts, read = beam_counting.count_words(
-            paths, config.do_lower_case, beam_config, config.output_file,
-            config.max_input_bytes, options)
-    else:
-        counts, read = _count_here(config, options, paths)
-    if not counts:
-        raise NorbertError(
-            "no words in --input_file=%s (%d bytes read): the files are empty or hold only "
-            "whitespace; give the text files to learn from" % (config.input_file, read.bytes_read)
-        )
-    return counts, read
-
-
-def _count_here(config, options: TokenizerOptions, paths: List[str]):
-    """``count_corpus`` on this machine, in ``config.num_workers`` processes."""
-    total = None
-    if all(word_counts.splittable(p) for p in paths):
-        total = sum(word_counts.file_size(p) for p in paths)
-        if config.max_input_bytes:
-            total = min(total, config.max_input_bytes)
-    with Progress("reading", "B", total=total, enabled=config.progress) as bar:
-        return word_counts.count_words(
-            paths, config.do_lower_case, config.num_workers, config.max_input_bytes,
-            on_progress=lambda nbytes, lines: bar.update(nbytes, lines=lines), options=options,
-        )
-
-
 def build_vocab(config: Optional[VocabConfig] = None,
                 tokenizer_options: Optional[TokenizerOptions] = None,
-                beam_config: Optional[BeamConfig] = None, **settings) -> VocabStats:
+                beam_config: Optional[BeamConfig] = None,
+                corpus_config: Optional[CorpusConfig] = None, **settings) -> VocabStats:
     """Reads the corpus, learns (or with ``extend_vocab`` fills) a vocab, writes it atomically.
 
     Takes a ``VocabConfig`` (and ``TokenizerOptions``, which the words are counted with and
-    whose never-split words become tokens, and ``BeamConfig`` to count them as an Apache Beam
-    pipeline) or their fields as keywords: ``build_vocab(input_file=..., output_file=...,
-    vocab_size=8000, strip_accents=False, runner="DirectRunner")``.
+    whose never-split words become tokens, ``BeamConfig`` to count them as an Apache Beam
+    pipeline, and ``CorpusConfig``, the text read) or their fields as keywords:
+    ``build_vocab(input_file=..., output_file=..., vocab_size=8000, strip_accents=False,
+    runner="DirectRunner")``.
 
     Raises ``NorbertError`` naming the flag or file for unusable settings or input; then
     nothing is written.
     """
-    config, options, beam_config = make_configs(
+    config, options, beam_config, corpus = make_configs(
         "build_vocab",
-        {"config": config, "tokenizer_options": tokenizer_options, "beam_config": beam_config},
-        settings, [VocabConfig, TokenizerOptions, BeamConfig])
+        {"config": config, "tokenizer_options": tokenizer_options, "beam_config": beam_config,
+         "corpus_config": corpus_config},
+        settings, [VocabConfig, TokenizerOptions, BeamConfig, CorpusConfig])
     start = time.perf_counter()
     _check_output(config.output_file)
     if config.extend_vocab:
-        return _extend(config, options, start, beam_config)
-    counts, read = count_corpus(config, options, beam_config)
-    with Progress("learning", "tokens", enabled=config.progress) as bar:
+        return _extend(config, corpus, options, start, beam_config)
+    counts, read = count_corpus(corpus, options, beam_config, near=config.output_file)
+    with Progress("learning", "tokens", enabled=corpus.progress) as bar:
 
         def on_merge(num_pieces: int) -> None:
             bar.set_total(num_pieces)  # known once the alphabet is: the room left for pieces
             bar.update(1)
 
         learned = learner.learn_vocab(
-            counts, config.vocab_size, config.min_frequency, config.num_unused,
+            counts, config.vocab_size, corpus.min_frequency, config.num_unused,
             config.character_coverage, config.merge_score, on_merge=on_merge,
             whole_words=options.never_split, split_cjk=options.tokenize_chinese_chars,
         )
@@ -282,10 +213,10 @@ def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabSt
     )
 
 
-def _extend(config: VocabConfig, options: TokenizerOptions, start: float,
+def _extend(config: VocabConfig, corpus: CorpusConfig, options: TokenizerOptions, start: float,
             beam_config: Optional[BeamConfig] = None) -> VocabStats:
     old = vocablib.load_vocab(config.extend_vocab, required=vocablib.SPECIAL_TOKENS)
-    reason = vocablib.casing_mismatch(old, config.do_lower_case)
+    reason = vocablib.casing_mismatch(old, options.do_lower_case)
     if reason:
         raise NorbertError("--extend_vocab=%s: %s" % (config.extend_vocab, reason))
     tokens = list(old)  # id order: load_vocab keeps the file's
@@ -301,9 +232,9 @@ def _extend(config: VocabConfig, options: TokenizerOptions, start: float,
         raise NorbertError(
             "--never_split: %d words are not in --extend_vocab=%s, which has %d [unusedN] "
             "slots to put them in" % (len(whole), config.extend_vocab, len(slots)))
-    counts, read = count_corpus(config, options, beam_config)
+    counts, read = count_corpus(corpus, options, beam_config, near=config.output_file)
     added = whole + learner.choose_additions(counts, old, len(slots) - len(whole),
-                                             config.min_frequency)
+                                             corpus.min_frequency)
     for slot, word in zip(slots, added):
         tokens[slot] = word
     new = {t: i for i, t in enumerate(tokens)}

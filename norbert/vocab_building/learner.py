@@ -63,6 +63,15 @@ CONTINUATION = wplib.CONTINUATION
 FREQUENCY, LIKELIHOOD = "frequency", "likelihood"
 MERGE_SCORES = (FREQUENCY, LIKELIHOOD)
 
+
+def check_merge_score(merge_score: str) -> None:
+    """``NorbertError`` naming the flag for a merge score the learner does not know: the one
+    check, made by ``VocabConfig`` on construction and by the learner for direct callers."""
+    if merge_score not in MERGE_SCORES:
+        raise NorbertError("--merge_score=%s must be one of: %s"
+                           % (merge_score, ", ".join(MERGE_SCORES)))
+
+
 Pair = Tuple[int, int]  # (left token id, right token id), adjacent in a word
 Segments = List[List[int]]  # [words][tokens of the word]: each word's current segmentation
 
@@ -394,9 +403,7 @@ def _merge_loop(segs: Segments, freqs: List[int], tokens: List[str], ids: Dict[s
                 reserved: AbstractSet[str] = frozenset()) -> List[str]:
     """Merges the best pair of ``segs`` (words as token ids; ``tokens`` and ``ids`` grow in
     place) until ``num_pieces`` new tokens are learned or no pair is frequent enough."""
-    if merge_score not in MERGE_SCORES:
-        raise NorbertError(
-            "--merge_score=%s is not one of %s" % (merge_score, ", ".join(MERGE_SCORES)))
+    check_merge_score(merge_score)
     counts = _PairCounts(segs, freqs, len(tokens), merge_score == LIKELIHOOD)
     heap = _PairHeap(counts, counts.scorer(), tokens, min_frequency)
 

@@ -16,6 +16,7 @@ from absl import flags
 from norbert.commands import flags as command_flags
 from norbert.data.config import DataConfig
 from norbert.errors import NorbertError
+from norbert.settings import required_names
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -64,13 +65,15 @@ def _command(script):
     return importlib.import_module("norbert.commands." + script)
 
 
-def _classes(script):
+def _classes(script, with_required=False):
+    """The script's config classes (and with_required: the names each requires itself)."""
     out = []
     for ref in _command(script).CONFIGS:
+        ref, required = required_names(ref)
         if isinstance(ref, str):
             module, _, name = ref.partition(":")
             ref = getattr(importlib.import_module(module), name)
-        out.append(ref)
+        out.append((ref, required) if with_required else ref)
     return out
 
 
@@ -99,12 +102,16 @@ def _build(cls, **changes):
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_field_is_a_flag_with_its_default_and_help(script):
     values, _ = _defined(script)
-    fields = [f for cls in _classes(script) for f in dataclasses.fields(cls)]
+    owned = [(f, required) for cls, required in _classes(script, with_required=True)
+             for f in dataclasses.fields(cls)]
+    fields = [f for f, _ in owned]
     assert sorted(values) == sorted(f.name for f in fields)  # no flag without a field
-    for field in fields:
+    for field, required in owned:
         flag = values[field.name]
         assert field.default_factory is dataclasses.MISSING, field.name
-        if _has_default(field):
+        if field.name in required:  # this command requires it: no default shown or taken
+            assert flag.default is None, field.name
+        elif _has_default(field):
             default = tuple(flag.default) if isinstance(field.default, tuple) else flag.default
             assert default == field.default, field.name
             assert type(default) is type(field.default) or field.default is None, field.name
@@ -135,8 +142,8 @@ def test_google_defaults_are_kept():
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_required_fields_are_required_flags(script, capsys):
-    required = [f.name for cls in _classes(script) for f in dataclasses.fields(cls)
-                if not _has_default(f)]
+    required = [f.name for cls, named in _classes(script, with_required=True)
+                for f in dataclasses.fields(cls) if not _has_default(f) or f.name in named]
     assert required  # every command needs at least its inputs
     for missing in required:
         values, settings = _defined(script)
@@ -316,10 +323,10 @@ def test_a_field_that_cannot_be_a_flag_is_refused(tmp_path, monkeypatch, body, m
 
 def test_a_field_two_configs_share_has_one_owner():
     from norbert.data.config import DataConfig
-    from norbert.vocab_building.builder import VocabConfig
+    from norbert.vocab_building.corpus import CorpusConfig
 
     with pytest.raises(ValueError, match="both have a field input_file"):
-        command_flags.define_flags(DataConfig, VocabConfig, flag_values=flags.FlagValues())
+        command_flags.define_flags(DataConfig, CorpusConfig, flag_values=flags.FlagValues())
 
 
 def test_help_is_fast_and_lists_the_flags_under_the_command():

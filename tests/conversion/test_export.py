@@ -137,7 +137,7 @@ def exported(corpus_paths, uncased_vocab_path, tmp_path_factory):
                 tf, config, str(work / "train" / "model.ckpt"), features)
             report = export_to_hf(ExportConfig(
                 checkpoint=str(work / "train"), bert_config_file=str(work / "bert_config.json"),
-                vocab_file=uncased_vocab_path, do_lower_case=True, output_dir=str(work / "hf")))
+                vocab_file=uncased_vocab_path, output_dir=str(work / "hf")), do_lower_case=True)
             made[hidden_act] = dict(work=work, ckpt=ckpt, mlm=mlm, nsp=nsp, state=state,
                                     report=report, hf=str(work / "hf"), features=features)
         return made[hidden_act]
@@ -219,8 +219,8 @@ def test_pytorch_bin_format_loads_the_same(exported, tmp_path):
     run = exported("gelu")
     export_to_hf(ExportConfig(
         checkpoint=run["ckpt"], bert_config_file=str(run["work"] / "bert_config.json"),
-        vocab_file=str(os.path.join(run["hf"], "vocab.txt")), do_lower_case=True,
-        output_dir=str(tmp_path / "bin"), format="pytorch_bin"))
+        vocab_file=str(os.path.join(run["hf"], "vocab.txt")), output_dir=str(tmp_path / "bin"),
+        format="pytorch_bin"), do_lower_case=True)
     assert "pytorch_model.bin" in os.listdir(str(tmp_path / "bin"))
     model = transformers.BertForPreTraining.from_pretrained(str(tmp_path / "bin"))
     mlm, nsp = hf_log_probs(torch, model.eval(), run["features"])
@@ -260,8 +260,8 @@ def test_export_with_the_wrong_config_names_the_variable(exported, tmp_path):
                                            r"the config needs \[32, 48\]"):
         export_to_hf(ExportConfig(
             checkpoint=run["ckpt"], bert_config_file=str(tmp_path / "wrong.json"),
-            vocab_file=os.path.join(run["hf"], "vocab.txt"), do_lower_case=True,
-            output_dir=str(tmp_path / "out")))
+            vocab_file=os.path.join(run["hf"], "vocab.txt"),
+            output_dir=str(tmp_path / "out")), do_lower_case=True)
     assert os.listdir(str(tmp_path)) == ["wrong.json"]  # no output, no staging left
 
 
@@ -283,11 +283,11 @@ def test_export_with_a_vocab_of_another_size(exported, tmp_path, change):
         len(tokens), len(tokens) - change)
     if change > 0:
         with pytest.raises(NorbertError, match=message):
-            export_to_hf(ExportConfig(**settings))
+            export_to_hf(**settings)
         assert not (tmp_path / "out").exists()
     else:
         with pytest.warns(VocabSizeWarning, match=message):
-            export_to_hf(ExportConfig(**settings))
+            export_to_hf(**settings)
         assert (tmp_path / "out" / "model.safetensors").exists()
 
 
@@ -305,7 +305,7 @@ def test_export_without_heads_is_a_bare_bert_model(tmp_path, uncased_vocab_path)
     report = export_to_hf(ExportConfig(
         checkpoint=str(tmp_path / "model.ckpt"),
         bert_config_file=str(tmp_path / "bert_config.json"), vocab_file=uncased_vocab_path,
-        do_lower_case=True, output_dir=str(tmp_path / "hf")))
+        output_dir=str(tmp_path / "hf")), do_lower_case=True)
     assert report.architecture == "BertModel"
     assert report.missing_heads == ["masked_lm", "next_sentence"]
     del tf

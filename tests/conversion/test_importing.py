@@ -107,8 +107,8 @@ def test_real_bert_imported_then_exported_is_the_same_model(minilm_dir, imported
     tf_dir = run["out"] / "tf"
     export_to_hf(ExportConfig(
         checkpoint=str(tf_dir), bert_config_file=str(tf_dir / "bert_config.json"),
-        vocab_file=str(tf_dir / "vocab.txt"), do_lower_case=True,
-        output_dir=str(run["out"] / "hf")))
+        vocab_file=str(tf_dir / "vocab.txt"),
+        output_dir=str(run["out"] / "hf")), do_lower_case=True)
     original = transformers.AutoModel.from_pretrained(minilm_dir).eval()
     again, info = transformers.AutoModel.from_pretrained(
         str(run["out"] / "hf"), output_loading_info=True)

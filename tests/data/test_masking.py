@@ -112,3 +112,11 @@ def test_config_is_checked():
         MaskingConfig(masked_lm_prob=0.0)
     with pytest.raises(NorbertError, match="do_whole_word_mask"):
         MaskingConfig(per_word=True)
+
+
+def test_the_80_10_10_shares_are_written_once_and_drawn_as_the_reference_draws_them():
+    from norbert.data import masking
+
+    assert masking.MASK_SHARE + masking.KEEP_SHARE + masking.RANDOM_SHARE == pytest.approx(1.0)
+    assert (masking.MASK_SHARE, masking.KEEP_SHARE, masking.RANDOM_SHARE) == (0.8, 0.1, 0.1)
+    assert masking._KEEP_IF_NOT_MASKED == 0.5  # exactly the reference's constant

@@ -210,7 +210,7 @@ def test_a_mirrored_checkpoint_converts_and_evaluates_on_tpu_estimator(setup, tm
                           TWO_CPUS, start=Start(init_checkpoint=init))
     report = export_to_hf(ExportConfig(
         checkpoint=mirrored.checkpoint, bert_config_file=str(root / "c.json"),
-        vocab_file=uncased_vocab_path, do_lower_case=True, output_dir=str(tmp_path / "hf")))
+        vocab_file=uncased_vocab_path, output_dir=str(tmp_path / "hf")), do_lower_case=True)
     assert report.architecture == "BertForPreTraining" and not report.missing_heads
     try:
         estimator_module()

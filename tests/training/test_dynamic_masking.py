@@ -429,3 +429,10 @@ def test_in_a_tf_data_pipeline_after_batching():
         want = direct.run(part, [7, i])  # the same seed outside tf.data: the same masks
         for k in want:
             np.testing.assert_array_equal(out[k], want[k])
+
+
+def test_the_defaults_are_the_static_builders():
+    from norbert.data import defaults
+
+    assert DynamicMasking(max_predictions_per_seq=20, vocab_size=10,
+                          mask_id=4).masked_lm_prob == defaults.MASKED_LM_PROB

@@ -189,6 +189,18 @@ def test_an_unknown_merge_score_names_the_flag():
         learner.learn_pieces({"ab": 3}, list("ab"), 5, merge_score="pmi")
 
 
+def test_the_merge_score_is_checked_once_with_one_message():
+    from norbert.vocab_building.builder import VocabConfig
+
+    messages = []
+    for make in (lambda: learner.learn_pieces({"ab": 3}, list("ab"), 5, merge_score="pmi"),
+                 lambda: VocabConfig(output_file="v.txt", merge_score="pmi")):
+        with pytest.raises(NorbertError) as raised:
+            make()
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1] == "--merge_score=pmi must be one of: frequency, likelihood"
+
+
 def test_words_the_tokenizer_never_sees_whole_teach_nothing():
     # "x.y" (punctuation inside: the tokenizer splits it), a word over the tokenizer's length
     # limit and a word with a character outside the alphabet are each far more frequent than

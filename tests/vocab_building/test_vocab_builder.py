@@ -27,7 +27,8 @@ def test_min_frequency_stops_learning_and_is_reported(tmp_path):
     path = write(tmp_path, "a.txt", TEXT)
     with pytest.warns(VocabShortfallWarning,
                       match=r"v.txt: \d+ tokens, fewer than --vocab_size=10000"):
-        stats = build_vocab(VocabConfig(path, str(tmp_path / "v.txt"), vocab_size=10000))
+        stats = build_vocab(input_file=path, output_file=str(tmp_path / "v.txt"),
+                            vocab_size=10000)
     assert stats.vocab_size < 10000 and "fewer than" in stats.shortfall()
 
 
@@ -43,7 +44,7 @@ def test_bad_settings_name_their_flag(tmp_path, field, value, flag):
     config = dict(input_file="x.txt", output_file=str(tmp_path / "v.txt"))
     config[field] = value
     with pytest.raises(NorbertError, match=flag):
-        build_vocab(VocabConfig(**config))
+        build_vocab(**config)
     assert not os.path.exists(tmp_path / "v.txt")
 
 
@@ -56,14 +57,15 @@ def test_unreadable_files_are_named(tmp_path):
     with pytest.raises(NorbertError, match="bad.gz is not a valid .gz file"):
         word_counts.count_words([str(bad)], True)
     with pytest.raises(NorbertError, match="no files match"):
-        build_vocab(VocabConfig(str(tmp_path / "none*.txt"), str(tmp_path / "v.txt")))
+        build_vocab(input_file=str(tmp_path / "none*.txt"),
+                    output_file=str(tmp_path / "v.txt"))
 
 
 def test_empty_corpus_is_an_error_and_writes_nothing(tmp_path):
     path = write(tmp_path, "empty.txt", " \n\n\t\n")
     out = tmp_path / "v.txt"
     with pytest.raises(NorbertError, match="no words in --input_file"):
-        build_vocab(VocabConfig(path, str(out)))
+        build_vocab(input_file=path, output_file=str(out))
     assert not out.exists()
 
 
@@ -72,8 +74,8 @@ def test_build_vocab_writes_a_loadable_vocab_independent_of_workers(tmp_path):
     results = []
     for workers in (1, 2):
         out = tmp_path / ("v%d.txt" % workers)
-        stats = build_vocab(VocabConfig(paths, str(out), vocab_size=200, num_unused=2,
-                                        do_lower_case=False, num_workers=workers))
+        stats = build_vocab(input_file=paths, output_file=str(out), vocab_size=200,
+                            num_unused=2, do_lower_case=False, num_workers=workers)
         assert stats.vocab_size == 200 and stats.words == 5 * len(textlib.basic_tokenize(TEXT))
         assert stats.unk_words == 0 and 1 < stats.tokens_per_word < 2
         vocab = load_vocab(str(out))
@@ -94,7 +96,8 @@ def test_extend_vocab_fills_unused_slots_and_keeps_every_other_id(tmp_path, make
     old_path = make_vocab(OLD_TOKENS, name="old.txt")
     corpus = write(tmp_path, "c.txt", TEXT * 3)
     out = tmp_path / "new.txt"
-    stats = build_vocab(VocabConfig(corpus, str(out), extend_vocab=old_path, min_frequency=2))
+    stats = build_vocab(input_file=corpus, output_file=str(out), extend_vocab=old_path,
+                        min_frequency=2)
     old, new = load_vocab(old_path), load_vocab(str(out))
     assert len(new) == len(old)
     for token, i in old.items():
@@ -119,8 +122,8 @@ def test_extend_vocab_puts_missing_never_split_words_in_the_first_slots(tmp_path
     old_path = make_vocab(OLD_TOKENS, name="old.txt")
     corpus = write(tmp_path, "c.txt", TEXT * 3)
     out = tmp_path / "new.txt"
-    stats = build_vocab(VocabConfig(corpus, str(out), extend_vocab=old_path),
-                        TokenizerOptions(never_split=("<url>", "the")))
+    stats = build_vocab(input_file=corpus, output_file=str(out), extend_vocab=old_path,
+                        tokenizer_options=TokenizerOptions(never_split=("<url>", "the")))
     new = load_vocab(str(out))
     assert stats.added == ("<url>", "foxes", "over")  # "the" is there already
     assert new["<url>"] == load_vocab(old_path)["[unused0]"]
@@ -130,10 +133,12 @@ def test_extend_vocab_needs_unused_slots_and_matching_casing(tmp_path, make_voca
     corpus = write(tmp_path, "c.txt", TEXT)
     out = tmp_path / "new.txt"
     with pytest.raises(NorbertError, match="no \\[unusedN\\] lines"):
-        build_vocab(VocabConfig(corpus, str(out), extend_vocab=make_vocab(list("abc"))))
+        build_vocab(input_file=corpus, output_file=str(out),
+                    extend_vocab=make_vocab(list("abc")))
     cased = make_vocab(["[unused0]", "The", "Fox", "Dog", "the"], name="cased.txt")
     with pytest.raises(NorbertError, match="--extend_vocab=.*do_lower_case"):
-        build_vocab(VocabConfig(corpus, str(out), extend_vocab=cased, do_lower_case=True))
+        build_vocab(input_file=corpus, output_file=str(out), extend_vocab=cased,
+                    do_lower_case=True)
     assert not out.exists()
 
 
@@ -152,8 +157,8 @@ def test_tokens_per_word_close_to_hugging_face_on_held_out_text(corpus_paths, tm
     n_words = sum(held_counts.values())
 
     out = tmp_path / "ours.txt"
-    build_vocab(VocabConfig(train_path, str(out), vocab_size=8000, num_unused=0,
-                            do_lower_case=False))
+    build_vocab(input_file=train_path, output_file=str(out), vocab_size=8000, num_unused=0,
+                do_lower_case=False)
     ours, our_unk = learner.corpus_tokens(held_counts, load_vocab(str(out)))
 
     hf = tokenizers.BertWordPieceTokenizer(lowercase=False, strip_accents=False)
@@ -169,12 +174,13 @@ def test_tokens_per_word_close_to_hugging_face_on_held_out_text(corpus_paths, tm
 def test_progress_goes_to_the_absl_log_when_stderr_is_not_a_terminal(tmp_path, caplog):
     path = write(tmp_path, "a.txt", TEXT)
     caplog.set_level(logging.INFO, logger="absl")
-    build_vocab(VocabConfig(path, str(tmp_path / "v.txt"), vocab_size=200))
+    build_vocab(input_file=path, output_file=str(tmp_path / "v.txt"), vocab_size=200)
     lines = [r.getMessage() for r in caplog.records if r.name == "absl"]
     size = len(TEXT.encode("utf-8"))
     assert any(line.startswith("reading: %d B of %d B (100.0%%)" % (size, size))
                and line.endswith("(done)") for line in lines), lines
     assert any(line.startswith("learning: ") and line.endswith("(done)") for line in lines), lines
     caplog.clear()
-    build_vocab(VocabConfig(path, str(tmp_path / "v.txt"), vocab_size=200, progress=False))
+    build_vocab(input_file=path, output_file=str(tmp_path / "v.txt"), vocab_size=200,
+                progress=False)
     assert not [r for r in caplog.records if r.name == "absl"]
