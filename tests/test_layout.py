@@ -10,6 +10,10 @@ stage; the tools that assemble the stages (norbert/__init__.py, norbert/commands
 machinery included) may use them all.
 tokenization/, vocab_building/ and data/ import no TensorFlow when imported (the data tools
 run without it, and start fast): checked from the source and by importing them.
+
+Inside the rooms: no function over 80 lines; ``do_lower_case`` declared by one config (the
+tokenizer options); the TFRecord framing parsed only in ``data/tfrecord.py``; no module-level
+state in training/. Each rule is checked against a planted breach too.
 """
 
 import ast
@@ -183,3 +187,121 @@ def test_the_rules_catch_a_wrong_import(tmp_path, monkeypatch):
         test_imports_point_down_only("norbert.data.bad")
     with pytest.raises(AssertionError, match="imports tensorflow at import time"):
         test_data_stages_import_no_tensorflow_at_import_time("data")
+
+
+# Inside the rooms: a function fits on a screen; each setting has one declaration; the TFRecord
+# framing has one reader; training keeps no state in its modules.
+MAX_FUNCTION_LINES = 80
+FRAMING = ("crc32c", "masked_crc32c", "HEADER_BYTES", "FOOTER_BYTES")  # tfrecord.py's own
+MUTABLE_CALLS = {"list", "dict", "set", "defaultdict", "Counter", "OrderedDict", "deque"}
+MUTATORS = {"append", "add", "update", "extend", "insert", "pop", "remove", "clear",
+            "setdefault", "discard", "popitem"}
+
+
+def _tree(path):
+    return ast.parse(open(path, encoding="utf-8").read(), path)
+
+
+def long_functions(tree):
+    """(name, lines) of every function longer than MAX_FUNCTION_LINES (docstring included)."""
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+
+
+def declared_fields(tree, name):
+    """Config classes (``...Config``, ``...Options``) of the module that declare a field
+    ``name`` with a type."""
+    return [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+            and node.name.endswith(("Config", "Options"))
+            for item in node.body if isinstance(item, ast.AnnAssign)
+            and isinstance(item.target, ast.Name) and item.target.id == name]
+
+
+def framing_uses(tree):
+    """What of the TFRecord framing a module parses itself: a struct format for the 8-byte
+    length ("<Q"), or the checksum functions and sizes named outside their module."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.startswith("<Q"):
+            found.append(repr(node.value))
+        elif isinstance(node, ast.Attribute) and node.attr in FRAMING:
+            found.append(node.attr)
+        elif isinstance(node, ast.alias) and node.name in FRAMING:
+            found.append(node.name)
+    return found
+
+
+def _is_mutable(value):
+    if isinstance(value, (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)):
+        return True
+    if isinstance(value, ast.Call):
+        func = value.func
+        return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) \
+            in MUTABLE_CALLS
+    return False
+
+
+def module_state(tree):
+    """Module-level state a module could change at run time: ``global`` statements, mutable
+    containers bound at module level (an UPPER_CASE one is a constant table, unless a function
+    changes it)."""
+    found = [", ".join(node.names) for node in ast.walk(tree) if isinstance(node, ast.Global)]
+    mutable = []
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_mutable(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            mutable += [t.id for t in targets if isinstance(t, ast.Name)]
+    found += [name for name in mutable if not name.lstrip("_").isupper()]
+    changed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Name) and node.func.attr in MUTATORS:
+            changed.add(node.func.value.id)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = getattr(node, "targets", None) or [node.target]
+            changed.update(t.value.id for t in targets if isinstance(t, ast.Subscript)
+                           and isinstance(t.value, ast.Name))
+    return found + sorted(name for name in changed & set(mutable) if name.lstrip("_").isupper())
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_function_is_longer_than_a_screen(module):
+    found = long_functions(_tree(MODULES[module]))
+    assert not found, "%s: %s over %d lines: name its steps" % (
+        module, ", ".join("%s (%d)" % f for f in found), MAX_FUNCTION_LINES)
+
+
+def test_do_lower_case_is_declared_once_among_the_configs():
+    owners = ["%s.%s" % (module, cls) for module, path in sorted(MODULES.items())
+              for cls in declared_fields(_tree(path), "do_lower_case")]
+    assert owners == ["norbert.tokenization.options.TokenizerOptions"], owners
+
+
+def test_tfrecord_framing_is_parsed_only_in_data_tfrecord():
+    found = {module: framing_uses(_tree(path)) for module, path in MODULES.items()
+             if module != "norbert.data.tfrecord"}
+    assert {m: f for m, f in found.items() if f} == {}
+    assert framing_uses(_tree(MODULES["norbert.data.tfrecord"]))  # the check sees its home
+
+
+def test_training_modules_keep_no_state():
+    found = {module: module_state(_tree(path)) for module, path in MODULES.items()
+             if module.startswith("norbert.training.")}
+    assert {m: f for m, f in found.items() if f} == {}
+
+
+def test_the_rules_inside_the_rooms_catch_what_they_forbid():
+    """The checks above are not vacuous: planted breaches are found."""
+    long_body = "\n".join("    x%d = %d" % (i, i) for i in range(MAX_FUNCTION_LINES))
+    assert long_functions(ast.parse("def f():\n%s\n" % long_body)) == [
+        ("f", MAX_FUNCTION_LINES + 1)]
+    assert declared_fields(ast.parse("class DataConfig:\n    do_lower_case: bool = True\n"),
+                           "do_lower_case") == ["DataConfig"]
+    framing = ast.parse("import struct\nfrom norbert.data.tfrecord import masked_crc32c\n"
+                        "n, = struct.unpack('<Q', b'12345678')\n")
+    assert sorted(framing_uses(framing)) == ["'<Q'", "masked_crc32c"]
+    state = ast.parse("_warned = set()\nSEEN = []\nTABLE = {1: 2}\nLIMIT = 3\n"
+                      "names = dict()\ndef f():\n    global COUNT\n    SEEN.append(1)\n")
+    assert sorted(module_state(state)) == ["COUNT", "SEEN", "_warned", "names"]

@@ -268,6 +268,12 @@ def _size_of(f: IO[bytes]) -> int:
     return size
 
 
+def names_frame(offset: int) -> Callable[[int], bool]:
+    """A ``read_data`` test for ``scan``: the frame that TensorFlow's "corrupted record at N"
+    names, N being the start of the frame or of its data."""
+    return lambda pos: offset in (pos, pos + HEADER_BYTES)
+
+
 def scan(f: IO[bytes], size: Optional[int] = None,
          read_data: Union[bool, Callable[[int], bool]] = True,
          chunk: int = READ_BYTES) -> Iterator[Union[Frame, Damage]]:

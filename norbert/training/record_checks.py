@@ -95,8 +95,7 @@ def find_damage(path: str, offset: Optional[int] = None) -> Optional[Problem]:
     start of the record or of its data), only the record there has its data read, and the walk
     stops there: the headers before it are enough to count the records.
     """
-    read_data = True if offset is None else (
-        lambda pos: offset in (pos, pos + tfrecord.HEADER_BYTES))
+    read_data = True if offset is None else tfrecord.names_frame(offset)
     with fileio.open_binary(path) as f:
         for item in tfrecord.scan(f, fileio.size(path), read_data):
             if isinstance(item, tfrecord.Damage):
