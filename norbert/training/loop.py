@@ -14,6 +14,11 @@ What it adds for long runs on preemptible machines:
 * a NaN or Inf loss, or a damaged record in the data, stops the run with a clear error (the
   file and record named), leaving the last good checkpoint and saving nothing more;
 * a log line with steps/s and ETA, and TensorBoard scalars.
+
+``train`` builds the graph, restores, and hands the session to a ``_Trainer``, whose named
+steps (run a step, check its loss, log, save, stop) make up the loop. Where the variables start
+from is a ``Start`` (``norbert.training.start``), decided by the caller or found in
+``output_dir``; stop signals are recorded by ``norbert.training.stop`` and acted on after a step.
 """
 
 import collections
@@ -535,6 +540,49 @@ class _Trainer:
         return self.stop.received or "SIGTERM"
 
 
+# The evaluation graph, finalised: the metrics' values and update ops, the step, and the saver
+# that restores what the checkpoint has.
+_EvalGraph = collections.namedtuple("_EvalGraph", "graph values updates global_step saver init")
+
+
+def _build_eval_graph(model_fn, input_fn, params, config: RunConfig, checkpoint: str,
+                      restore_step: bool) -> _EvalGraph:
+    graph = tf.Graph()
+    with graph.as_default():
+        # A head the checkpoint lacks starts from the same random values at every evaluation.
+        tf.set_random_seed(config.seed if config.seed is not None else 0)
+        global_step = tf.train.get_or_create_global_step()
+        features = _features(input_fn, params, config.eval_batch_size)
+        spec = model_fn(features, None, EVAL, dict(params, batch_size=config.eval_batch_size))
+        metric_fn, tensors = spec.eval_metrics
+        metrics = dict(metric_fn(**tensors) if isinstance(tensors, dict) else metric_fn(*tensors))
+        metrics["loss"] = tf.metrics.mean(spec.loss)
+        # Restore what the checkpoint has: Google's released ones carry no global_step.
+        stored = dict(tf.train.list_variables(checkpoint))
+        _check_coverage(checkpoint, stored)
+        restored = tf.global_variables() if restore_step else tf.trainable_variables()
+        saver = tf.train.Saver([v for v in restored if v.op.name in stored])
+        init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
+        graph.finalize()
+    return _EvalGraph(graph, {k: v[0] for k, v in metrics.items()},
+                      [v[1] for v in metrics.values()], global_step, saver, init)
+
+
+def _check_coverage(checkpoint: str, stored: Dict[str, list]) -> None:
+    """The checkpoint must hold the encoder; heads it lacks start afresh, with a warning."""
+    missing = [v.op.name for v in tf.trainable_variables() if v.op.name not in stored]
+    encoder = [n for n in missing if not n.startswith(HEAD_SCOPES)]
+    if encoder:
+        raise NorbertError(
+            "checkpoint %s lacks %d variables of this model (%s): is --bert_config_file "
+            "the checkpoint's own?" % (checkpoint, len(encoder), ", ".join(encoder[:3])))
+    if missing:  # an encoder without its pretraining heads (BertModel weights, say)
+        warnings.warn(
+            "checkpoint %s has no %s: evaluating with them freshly initialised (seeded), so "
+            "the numbers measure an untrained head, a baseline before training"
+            % (checkpoint, ", ".join(missing)), UntrainedHeadWarning, stacklevel=4)
+
+
 def evaluate(
     model_fn: Callable,
     input_fn: Callable,
@@ -553,45 +601,12 @@ def evaluate(
     ``global_step`` is 0, as it reports. ``stop``: the run's stop signals, acted on between
     batches (``KeyboardInterrupt``: the evaluation is not finished).
     """
-    params = _check_params(params)
-    graph = tf.Graph()
-    with graph.as_default():
-        # A head the checkpoint lacks starts from the same random values at every evaluation.
-        tf.set_random_seed(config.seed if config.seed is not None else 0)
-        global_step = tf.train.get_or_create_global_step()
-        features = _features(input_fn, params, config.eval_batch_size)
-        spec = model_fn(features, None, EVAL, dict(params, batch_size=config.eval_batch_size))
-        metric_fn, tensors = spec.eval_metrics
-        if isinstance(tensors, dict):
-            metrics = metric_fn(**tensors)
-        else:
-            metrics = metric_fn(*tensors)
-        metrics = dict(metrics)
-        metrics["loss"] = tf.metrics.mean(spec.loss)
-        values = {k: v[0] for k, v in metrics.items()}
-        updates = [v[1] for v in metrics.values()]
-        # Restore what the checkpoint has: Google's released ones carry no global_step.
-        stored = dict(tf.train.list_variables(checkpoint))
-        missing = [v.op.name for v in tf.trainable_variables() if v.op.name not in stored]
-        encoder = [n for n in missing if not n.startswith(HEAD_SCOPES)]
-        if encoder:
-            raise NorbertError(
-                "checkpoint %s lacks %d variables of this model (%s): is --bert_config_file "
-                "the checkpoint's own?" % (checkpoint, len(encoder), ", ".join(encoder[:3]))
-            )
-        if missing:  # an encoder without its pretraining heads (BertModel weights, say)
-            warnings.warn(
-                "checkpoint %s has no %s: evaluating with them freshly initialised (seeded), so "
-                "the numbers measure an untrained head, a baseline before training"
-                % (checkpoint, ", ".join(missing)), UntrainedHeadWarning, stacklevel=2)
-        restored = tf.global_variables() if restore_step else tf.trainable_variables()
-        saver = tf.train.Saver([v for v in restored if v.op.name in stored])
-        init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
-        graph.finalize()
-    with tf.Session(graph=graph, config=session_config(config)) as sess:
-        sess.run(init)
+    built = _build_eval_graph(model_fn, input_fn, _check_params(params), config, checkpoint,
+                              restore_step)
+    with tf.Session(graph=built.graph, config=session_config(config)) as sess:
+        sess.run(built.init)
         try:
-            saver.restore(sess, checkpoint)
+            built.saver.restore(sess, checkpoint)
         except tf.errors.DataLossError as e:
             raise NorbertError("checkpoint %s is damaged (%s): evaluate another one"
                                % (checkpoint, checkpoints.tf_message(e))) from None
@@ -600,7 +615,7 @@ def evaluate(
             if stop is not None:
                 stop.check()
             try:
-                sess.run(updates)
+                sess.run(built.updates)
             except tf.errors.OutOfRangeError:
                 break
             except tf.errors.DataLossError as e:
@@ -610,8 +625,8 @@ def evaluate(
         if steps == 0:
             raise NorbertError("evaluation found no data: check --input_file")
         # numpy scalars, as TPUEstimator returns them: str() then prints as Google's file does.
-        result = sess.run(values)
-        result["global_step"] = sess.run(global_step)
+        result = sess.run(built.values)
+        result["global_step"] = sess.run(built.global_step)
     logging.info("evaluated %s on %d batches", checkpoint, steps)
     return result
 
