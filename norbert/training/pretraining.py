@@ -40,7 +40,9 @@ from norbert.training.distribution import DistributionConfig
 from norbert.training.mixing import MixingConfig, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
 from norbert.training.optimization import OptimizerConfig
-from norbert.training.run_inputs import Inputs, RecordShape, evaluation_inputs, training_inputs
+from norbert.training.run_inputs import (
+    Inputs, RecordShape, evaluation_inputs, sources_of, training_inputs,
+)
 from norbert.training.spec import RunConfig
 from norbert.training.start import Start, find_start
 from norbert.training.stop import StopSignals
@@ -340,22 +342,36 @@ def make_plan(settings: Settings) -> RunPlan:
             "--do_eval: no checkpoint to evaluate in --output_dir=%s; train first (--do_train) "
             "or pass --init_checkpoint" % run.output_dir)
     guidance(config, settings.optimizer)
-    sidecars = {}  # every record file's sidecar, read once for the whole run
+    train, evaluation = _inputs(settings, bert_config, start)
+    return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster)
+
+
+def _inputs(settings: Settings, bert_config: BertConfig, start: Start):
+    """(training inputs, evaluation inputs), each None when not asked for; every record file's
+    sidecar read once for both."""
+    config, run = settings.config, settings.run
     shape = RecordShape(config.max_seq_length, config.max_predictions_per_seq,
                         (bert_config.vocab_size, config.bert_config_file))
+    train_sources = sources_of(config.input_file, "--input_file") if config.do_train else None
+    eval_sources = None
+    if config.do_eval:
+        eval_sources = sources_of(config.eval_input_file or config.input_file,
+                                  "--eval_input_file" if config.eval_input_file
+                                  else "--input_file")
+    named = [s for s in (train_sources, eval_sources) if s is not None]
+    sidecars = record_checks.read_sidecars(
+        list(dict.fromkeys(path for s in named for path in s.files)))
     train = evaluation = None
-    if config.do_train:
-        train = training_inputs(config.input_file, "--input_file", shape, run.seed,
-                                settings.mixing, sidecars)
+    if train_sources is not None:
+        train = training_inputs(train_sources, shape, run.seed, settings.mixing, sidecars)
         if start.init_checkpoint:
             # Groups may come from builds of their own: each one's sidecar speaks for it.
             for files in train.files_by_source():
                 check_records_fit_model(files, start.init_checkpoint, sidecars)
-    if config.do_eval:
-        flag = "--eval_input_file" if config.eval_input_file else "--input_file"
-        evaluation = evaluation_inputs(config.eval_input_file or config.input_file, flag,
-                                       shape, run.seed, run.eval_batch_size, sidecars)
-    return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster)
+    if eval_sources is not None:
+        evaluation = evaluation_inputs(eval_sources, shape, run.seed, run.eval_batch_size,
+                                       sidecars)
+    return train, evaluation
 
 
 def _checked_bert_config(settings: Settings) -> BertConfig:

@@ -1,7 +1,8 @@
 """The records a run reads: files found, sidecars read once, checked, made into input_fns.
 
-``training_inputs`` and ``evaluation_inputs`` are called once each by the run plan
-(``norbert.training.pretraining``), before any graph: a wrong file costs a second. Named groups
+The run plan (``norbert.training.pretraining``) finds each flag's files (``sources_of``), reads
+every file's sidecar once, then calls ``training_inputs`` and ``evaluation_inputs``, before any
+graph: a wrong file costs a second. Named groups
 (``--input_file=nb=data/nb-*,en=data/en-*``) are mixed while training with the shares
 ``MixingConfig`` makes; in evaluation each group is also read alone, for its own metrics.
 What was decided (dynamic masks or pairs, the groups' shares) comes back as lines for the run
@@ -9,7 +10,7 @@ plan's block.
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from absl import logging
 
@@ -18,7 +19,7 @@ from norbert.training import input_pipeline, record_checks
 from norbert.training.input_pipeline import InputConfig, RecordInput
 from norbert.training.mixing import MixingConfig, describe, mix
 
-Sidecars = Dict[str, Optional[dict]]  # record file -> its sidecar (None: it has none)
+Sidecars = Mapping[str, Optional[dict]]  # record file -> its sidecar (None: it has none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,27 +50,16 @@ class Inputs:
         return [list(g.files) for g in groups] if groups else [self.input_fn.config.input_files]
 
 
-def read_sidecars(files: List[str], sidecars: Sidecars) -> Sidecars:
-    """The sidecars of ``files``: those ``sidecars`` holds already, the rest read and added.
-
-    One dictionary per run, so that a file read for training is not read again for evaluation
-    (a round trip each on gs://)."""
-    missing = [path for path in files if path not in sidecars]
-    sidecars.update(record_checks.read_sidecars(missing))
-    return {path: sidecars[path] for path in files}
-
-
 def _checked_config(files: List[str], flag: str, is_training: bool, shape: RecordShape,
                     seed: Optional[int], sidecars: Sidecars) -> Tuple[InputConfig, List[str]]:
     """The input config of ``files`` after every check, and the lines saying how they read."""
     config = InputConfig(input_files=files, max_seq_length=shape.max_seq_length,
                          max_predictions_per_seq=shape.max_predictions_per_seq,
                          is_training=is_training, seed=seed)
-    metas = read_sidecars(files, sidecars)
-    record_checks.check_data(config, flag, shape.vocab, metas)
+    record_checks.check_data(config, flag, shape.vocab, sidecars)
     notes = []
     masking, pairing = record_checks.dynamic_records_of(files, shape.max_predictions_per_seq,
-                                                        flag, metas)
+                                                        flag, sidecars)
     if masking is not None:
         notes.append("masks drawn as records are read (masked_lm_prob %g%s)"
                      % (masking.masked_lm_prob, ", whole words" if masking.whole_word else ""))
@@ -78,42 +68,52 @@ def _checked_config(files: List[str], flag: str, is_training: bool, shape: Recor
     return dataclasses.replace(config, masking=masking, pairing=pairing), notes
 
 
-def _files_and_groups(spec: str, flag: str):
-    """(every file, the named groups [(name, files)] or None) of a flag's value."""
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """The record files a flag names: every file, and its named groups if it names any."""
+
+    flag: str
+    files: List[str]
+    # [(name, files)] of name=glob,... (mixed in training, each evaluated alone); None: plain.
+    groups: Optional[List[Tuple[str, List[str]]]] = None
+
+
+def sources_of(spec: str, flag: str) -> Sources:
+    """The files of a flag's value (comma-separated globs, or name=glob,... groups)."""
     named = record_checks.record_groups(spec, flag)
     if named is None:
-        return record_checks.record_files(spec, flag), None
-    return [path for _, group_files in named for path in group_files], named
+        return Sources(flag, record_checks.record_files(spec, flag))
+    return Sources(flag, [path for _, group_files in named for path in group_files], named)
 
 
-def training_inputs(spec: str, flag: str, shape: RecordShape, seed: Optional[int],
+def training_inputs(sources: Sources, shape: RecordShape, seed: Optional[int],
                     mixing: MixingConfig, sidecars: Sidecars) -> Inputs:
-    """The training records of ``spec``, mixed by their groups' shares when named."""
-    files, named = _files_and_groups(spec, flag)
-    if named is None and mixing.given:
+    """The training records, mixed by their groups' shares when named. ``sidecars``: every
+    file's sidecar, read once for the run (``record_checks.read_sidecars``)."""
+    flag = sources.flag
+    if sources.groups is None and mixing.given:
         raise NorbertError(
             "--%s needs named groups in --input_file to mix: name=glob,... (e.g. "
             "nb=data/nb-*,en=data/en-*)" % ("sampling_weights" if mixing.sampling_weights
                                             is not None else "sampling_exponent"))
-    config, notes = _checked_config(files, flag, True, shape, seed, sidecars)
-    if named is not None:
-        sizes = [sum(record_checks.records_in(path, flag, sidecars) for path in group_files)
-                 for _, group_files in named]
-        groups = mix(named, sizes, mixing, flag)
+    config, notes = _checked_config(sources.files, flag, True, shape, seed, sidecars)
+    if sources.groups is not None:
+        sizes = [_records(group_files, flag, sidecars) for _, group_files in sources.groups]
+        groups = mix(sources.groups, sizes, mixing, flag)
         notes += describe(groups, mixing)
         config = dataclasses.replace(config, groups=groups)
     return Inputs(flag, input_pipeline.make_input_fn(config), notes=tuple(notes))
 
 
-def evaluation_inputs(spec: str, flag: str, shape: RecordShape, seed: Optional[int],
+def evaluation_inputs(sources: Sources, shape: RecordShape, seed: Optional[int],
                       eval_batch_size: int, sidecars: Sidecars) -> Inputs:
-    """The held-out records of ``spec``: one ordered pass over all, and each named group alone
-    (for its own metrics) when it holds at least one batch."""
-    files, named = _files_and_groups(spec, flag)
-    config, notes = _checked_config(files, flag, False, shape, seed, sidecars)
+    """The held-out records: one ordered pass over all, and each named group alone (for its
+    own metrics) when it holds at least one batch."""
+    flag = sources.flag
+    config, notes = _checked_config(sources.files, flag, False, shape, seed, sidecars)
     per_group = []
-    for name, group_files in named or ():
-        size = sum(record_checks.records_in(path, flag, sidecars) for path in group_files)
+    for name, group_files in sources.groups or ():
+        size = _records(group_files, flag, sidecars)
         notes.append("group %s: %d files, %d records" % (name, len(group_files), size))
         if size < eval_batch_size:
             logging.warning("%s: group %s has %d records, fewer than one batch "
@@ -123,3 +123,7 @@ def evaluation_inputs(spec: str, flag: str, shape: RecordShape, seed: Optional[i
         per_group.append((name, input_pipeline.make_input_fn(
             dataclasses.replace(config, input_files=group_files))))
     return Inputs(flag, input_pipeline.make_input_fn(config), tuple(per_group), tuple(notes))
+
+
+def _records(files: List[str], flag: str, sidecars: Sidecars) -> int:
+    return sum(record_checks.records_in(path, flag, sidecars) for path in files)
