@@ -88,11 +88,39 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
         from norbert.data import sharded as sharded_data
 
         return sharded_data.build(config, options, input_paths, start)
+    return _build(config, options, input_paths, output_paths, start)
+
+
+def _build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
+           output_paths: List[str], start: float) -> DataSummary:
+    """The reference-exact build, in this process: steps 1 to 4 of the module's docstring."""
     vocab_bytes, tokenizer = load_tokenizer(config, options)
     vocab_size = len(tokenizer.vocab)
     vocab_words = [tokenizer.inv_vocab[i] for i in range(vocab_size)]  # index = id
 
     stats = CorpusStats()
+    documents = _read(config, tokenizer, input_paths, stats)
+    draws = Draws.for_rng(random.Random(config.random_seed))
+    draws.shuffle(documents)
+    summary = DataSummary(corpus=stats)
+    records = _records(config, tokenizer, vocab_words, documents, draws, summary)
+    draws.shuffle(records)  # the reference shuffles all instances with the same generator
+    summary.instances = len(records)
+    summary.records_per_file = tfrecord.write_round_robin(records, output_paths)
+    del records
+    summary.seconds = time.perf_counter() - start
+
+    vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
+    for path, count in zip(output_paths, summary.records_per_file):
+        sidecar.write(sidecar.path_for(path), sidecar.build(
+            config, options, input_paths, output_paths, path, vocab_sha, vocab_size, summary,
+            count, vocab=tokenizer.vocab))
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _read(config: DataConfig, tokenizer, input_paths: List[str], stats: CorpusStats):
+    """Step 1: the documents of ``input_paths`` as token ids (``stats`` counts them)."""
     with Progress("reading", "lines", enabled=config.progress) as bar:
         encode_line = tokenizer.encode
         if bar.active:
@@ -110,11 +138,14 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
     if stats.bad_lines:
         logging.warning("%d line(s) held bytes that are not UTF-8; they were replaced by U+FFFD",
                         stats.bad_lines)
+    return documents
 
-    draws = Draws.for_rng(random.Random(config.random_seed))
-    draws.shuffle(documents)
+
+def _records(config: DataConfig, tokenizer, vocab_words: List[str], documents, draws: Draws,
+             summary: DataSummary) -> List[bytes]:
+    """Step 3: the serialised records of ``dupe_factor`` passes over the shuffled ``documents``,
+    in the order made; their token, masked and random-next counts go into ``summary``."""
     mask_pair, encoder = record_writers(config, vocab_words)
-    summary = DataSummary(corpus=stats)
     records: List[bytes] = []
     append = records.append
     n_tokens = n_masked = n_random = 0
@@ -130,18 +161,6 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
             if not len(records) & 1023:  # a call per 1024 records: nothing in the loop's time
                 bar.update(1024)
         bar.update(len(records) & 1023)
-    draws.shuffle(records)  # the reference shuffles all instances with the same generator
-    summary.instances = len(records)
     summary.instance_tokens, summary.masked_tokens = n_tokens, n_masked
     summary.random_next = n_random
-    summary.records_per_file = tfrecord.write_round_robin(records, output_paths)
-    del records
-    summary.seconds = time.perf_counter() - start
-
-    vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
-    for path, count in zip(output_paths, summary.records_per_file):
-        sidecar.write(sidecar.path_for(path), sidecar.build(
-            config, options, input_paths, output_paths, path, vocab_sha, vocab_size, summary,
-            count, vocab=tokenizer.vocab))
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return records

@@ -183,32 +183,10 @@ class BertModel:
         hidden_rate = config.hidden_dropout_prob if is_training else 0.0
         attention_rate = config.attention_probs_dropout_prob if is_training else 0.0
 
-        input_ids = tf.convert_to_tensor(input_ids)
-        if input_ids.shape.ndims != 2 or not input_ids.dtype.is_integer:
-            raise NorbertError(
-                "BertModel: input_ids must be an integer tensor [batch, seq_length], got %s %s"
-                % (input_ids.dtype.name, input_ids.shape)
-            )
-        batch, seq = shape_list(input_ids)
-        if isinstance(seq, int) and seq > config.max_position_embeddings:
-            raise NorbertError(
-                "BertModel: sequences of %d tokens are longer than max_position_embeddings (%d) "
-                "in the bert config: use shorter sequences" % (seq, config.max_position_embeddings)
-            )
-        if input_mask is None:
-            input_mask = tf.ones([batch, seq], dtype=tf.int32)
-        if token_type_ids is None:
-            token_type_ids = tf.zeros([batch, seq], dtype=tf.int32)
-        for name, tensor in (("input_mask", input_mask), ("token_type_ids", token_type_ids)):
-            if tf.convert_to_tensor(tensor).shape.ndims != 2:
-                raise NorbertError("BertModel: %s must be a tensor [batch, seq_length]" % name)
-
-        compute_dtype = tf.as_dtype(compute_dtype)
-        if compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
-            raise NorbertError(
-                "BertModel: compute_dtype must be float32, bfloat16 or float16, not %s"
-                % compute_dtype.name
-            )
+        input_ids, input_mask, token_type_ids, batch, seq = _checked_inputs(
+            config, input_ids, input_mask, token_type_ids
+        )  # [B, S] x3, B, S
+        compute_dtype = _checked_compute_dtype(compute_dtype)
         with precision.variable_scope(compute_dtype), tf.variable_scope(scope or "bert"):
             with tf.variable_scope("embeddings"):
                 self.embedding_table, self.word_embedding_output, self.embedding_output = (
@@ -217,23 +195,10 @@ class BertModel:
                 )
 
             with tf.variable_scope("encoder"):
-                # Added to the attention scores: 0 where the key is a real token, a large
-                # negative number where it is padding. Broadcasts over heads and queries.
-                # Float32 whatever the compute dtype: -10000 is coarse in bfloat16.
-                key_mask = tf.cast(tf.reshape(input_mask, [batch, 1, 1, seq]), tf.float32)
-                score_bias = (1.0 - key_mask) * MASKED_SCORE  # [B, 1, 1, S]
-
-                # The encoder works on matrices [B*S, H]: one matmul per dense layer.
-                hidden = tf.reshape(self.embedding_output, [batch * seq, config.hidden_size])
-                self.all_encoder_layers = []
-                for index in range(config.num_hidden_layers):
-                    with tf.variable_scope("layer_%d" % index):
-                        hidden = _transformer_layer(
-                            config, hidden, score_bias, batch, seq, hidden_rate, attention_rate
-                        )
-                    self.all_encoder_layers.append(
-                        tf.reshape(hidden, [batch, seq, config.hidden_size])  # [B, S, H]
-                    )
+                self.all_encoder_layers = _encoder(
+                    config, self.embedding_output, input_mask, batch, seq, hidden_rate,
+                    attention_rate,
+                )  # L x [B, S, H]
             self.sequence_output = self.all_encoder_layers[-1]  # [B, S, H]
 
             with tf.variable_scope("pooler"):
@@ -268,6 +233,64 @@ class BertModel:
         """[V, H]: the word embeddings, which the masked-LM head also uses as output weights
         (the variable itself in float32; its cast to the compute dtype otherwise)."""
         return self.embedding_table
+
+
+def _checked_inputs(config, input_ids, input_mask, token_type_ids):
+    """(input_ids, input_mask, token_type_ids, batch, seq): the inputs checked, a missing mask
+    made all ones and missing token types all zeros ([B, S] each); B and S as ``shape_list``
+    gives them."""
+    input_ids = tf.convert_to_tensor(input_ids)
+    if input_ids.shape.ndims != 2 or not input_ids.dtype.is_integer:
+        raise NorbertError(
+            "BertModel: input_ids must be an integer tensor [batch, seq_length], got %s %s"
+            % (input_ids.dtype.name, input_ids.shape)
+        )
+    batch, seq = shape_list(input_ids)
+    if isinstance(seq, int) and seq > config.max_position_embeddings:
+        raise NorbertError(
+            "BertModel: sequences of %d tokens are longer than max_position_embeddings (%d) "
+            "in the bert config: use shorter sequences" % (seq, config.max_position_embeddings)
+        )
+    if input_mask is None:
+        input_mask = tf.ones([batch, seq], dtype=tf.int32)
+    if token_type_ids is None:
+        token_type_ids = tf.zeros([batch, seq], dtype=tf.int32)
+    for name, tensor in (("input_mask", input_mask), ("token_type_ids", token_type_ids)):
+        if tf.convert_to_tensor(tensor).shape.ndims != 2:
+            raise NorbertError("BertModel: %s must be a tensor [batch, seq_length]" % name)
+    return input_ids, input_mask, token_type_ids, batch, seq
+
+
+def _checked_compute_dtype(compute_dtype) -> tf.DType:
+    """``compute_dtype`` as a DType, one of the three the model computes in."""
+    compute_dtype = tf.as_dtype(compute_dtype)
+    if compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
+        raise NorbertError(
+            "BertModel: compute_dtype must be float32, bfloat16 or float16, not %s"
+            % compute_dtype.name
+        )
+    return compute_dtype
+
+
+def _encoder(config, embedding_output, input_mask, batch, seq, hidden_rate, attention_rate):
+    """The Transformer layers (scopes ``layer_<l>``) on ``embedding_output`` [B, S, H], keys
+    masked by ``input_mask`` [B, S]; returns each layer's output [B, S, H], first to last."""
+    # Added to the attention scores: 0 where the key is a real token, a large negative
+    # number where it is padding. Broadcasts over heads and queries. Float32 whatever the
+    # compute dtype: -10000 is coarse in bfloat16.
+    key_mask = tf.cast(tf.reshape(input_mask, [batch, 1, 1, seq]), tf.float32)
+    score_bias = (1.0 - key_mask) * MASKED_SCORE  # [B, 1, 1, S]
+
+    # The encoder works on matrices [B*S, H]: one matmul per dense layer.
+    hidden = tf.reshape(embedding_output, [batch * seq, config.hidden_size])
+    layers = []
+    for index in range(config.num_hidden_layers):
+        with tf.variable_scope("layer_%d" % index):
+            hidden = _transformer_layer(
+                config, hidden, score_bias, batch, seq, hidden_rate, attention_rate
+            )
+        layers.append(tf.reshape(hidden, [batch, seq, config.hidden_size]))  # [B, S, H]
+    return layers
 
 
 def _embeddings(config, input_ids, token_type_ids, use_one_hot, dropout_rate, dtype):

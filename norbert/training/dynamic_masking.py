@@ -96,26 +96,65 @@ def mask_batch(features, config: DynamicMasking, seed):
     seeds = tf.random.stateless_uniform([_SUB_SEEDS, 2], seed=seed, minval=-2 ** 31,
                                         maxval=2 ** 31 - 1, dtype=tf.int32)  # [3, 2]
 
-    # 1. The budget: round(n * prob) in float64, as Python computes it.
-    n = tf.reduce_sum(tf.cast(features["input_mask"], tf.float64), axis=1)  # [B]
-    budget = tf.cast(tf.round(n * config.masked_lm_prob), tf.int32)  # [B]
-    budget = tf.minimum(p, tf.maximum(1, budget))  # [B]
+    budget = _budget(features["input_mask"], config)  # [B]
+    candidate, cand_int, word, num_words = _words(maskable, config.whole_word)  # [B, S] x3, [B]
+    slot = tf.range(s)[None, :]  # [1, S]
+    chosen = _chosen(seeds, shape, slot, candidate, cand_int, word, num_words, budget,
+                     config)  # [B, S]
+    new_ids = _replaced(ids, chosen, word, seeds, shape, config)  # [B, S]
+    positions, labels, real = _targets(ids, chosen, slot, p)  # [B, P] x3
 
-    # 2. Words: a start on every candidate, or (whole words) on a 1, or on a 2 with no candidate
-    # before it (the reference opens a word for a "##" piece only when there is none yet).
+    out = {k: v for k, v in features.items() if k != "maskable"}
+    batch = ids.shape[:1]
+    out["input_ids"] = _with_shape(new_ids, batch.concatenate([s]))
+    out["masked_lm_positions"] = _with_shape(positions, batch.concatenate([p]))
+    out["masked_lm_ids"] = _with_shape(tf.cast(labels, tf.int32), batch.concatenate([p]))
+    out["masked_lm_weights"] = _with_shape(tf.cast(real, tf.float32), batch.concatenate([p]))
+    return out
+
+
+def _budget(input_mask, config: DynamicMasking):
+    """Step 1, [B]: positions to predict, ``min(P, max(1, round(n * prob)))`` in float64, as
+    Python computes it (``input_mask`` [B, S])."""
+    import tensorflow.compat.v1 as tf
+
+    n = tf.reduce_sum(tf.cast(input_mask, tf.float64), axis=1)  # [B]
+    budget = tf.cast(tf.round(n * config.masked_lm_prob), tf.int32)  # [B]
+    return tf.minimum(config.max_predictions_per_seq, tf.maximum(1, budget))  # [B]
+
+
+def _words(maskable, whole_word):
+    """Step 2: the candidates of ``maskable`` [B, S] grouped into words.
+
+    A word starts on every candidate, or (whole words) on a 1, or on a 2 with no candidate
+    before it (the reference opens a word for a "##" piece only when there is none yet).
+    Returns ``candidate`` [B, S] bool, the same as int32, ``word`` [B, S] (the word of each
+    position, 0 off the candidates) and ``num_words`` [B].
+    """
+    import tensorflow.compat.v1 as tf
+
     candidate = tf.not_equal(maskable, 0)  # [B, S]
     cand_int = tf.cast(candidate, tf.int32)
-    if config.whole_word:
+    if whole_word:
         before = tf.cumsum(cand_int, axis=1, exclusive=True)  # [B, S] candidates before
         start = candidate & (tf.equal(maskable, 1) | tf.equal(before, 0))
     else:
         start = candidate
     word = tf.cumsum(tf.cast(start, tf.int32), axis=1) - 1  # [B, S] word of each position
-    word = tf.maximum(word, 0) * cand_int  # [B, S] 0 off the candidates (masked out below)
+    word = tf.maximum(word, 0) * cand_int  # [B, S] 0 off the candidates (masked out later)
     num_words = tf.reduce_sum(tf.cast(start, tf.int32), axis=1)  # [B]
+    return candidate, cand_int, word, num_words
 
-    # 3. A random order over the words: a key each; the slots past the last word sort last.
-    slot = tf.range(s)[None, :]  # [1, S]
+
+def _chosen(seeds, shape, slot, candidate, cand_int, word, num_words, budget,
+            config: DynamicMasking):
+    """Step 3, [B, S] bool: the positions to predict, whole words in a random order taken
+    while they fit the ``budget`` [B] (``seeds`` [3, 2], ``shape`` [2], ``slot`` [1, S])."""
+    import tensorflow.compat.v1 as tf
+
+    s = tf.compat.dimension_value(slot.shape[1])
+    p = config.max_predictions_per_seq
+    # A random order over the words: a key each; the slots past the last word sort last.
     is_word = slot < num_words[:, None]  # [B, S]
     keys = tf.random.stateless_uniform(shape, seed=seeds[_ORDER], minval=0,
                                        maxval=2 ** 31 - 1, dtype=tf.int32)  # [B, S]
@@ -133,9 +172,15 @@ def mask_batch(features, config: DynamicMasking, seed):
         order = tf.nn.top_k(keys, k=k).indices  # [B, K]
         taken = (tf.range(k)[None, :] < budget[:, None]) & tf.gather(is_word, order, batch_dims=1)
     chosen_word = _scatter_rows(tf.cast(taken, tf.int32), order, s)  # [B, S] by word id
-    chosen = candidate & (tf.gather(chosen_word, word, batch_dims=1) > 0)  # [B, S] by position
+    return candidate & (tf.gather(chosen_word, word, batch_dims=1) > 0)  # [B, S] by position
 
-    # 4. Fates: [MASK] below 0.8, kept below 0.9, else a random id; per word or per piece.
+
+def _replaced(ids, chosen, word, seeds, shape, config: DynamicMasking):
+    """Step 4, [B, S]: ``ids`` with each ``chosen`` position made [MASK] (80%), kept (10%) or
+    a random id (10%); with ``per_word`` one draw per ``word``."""
+    import tensorflow.compat.v1 as tf
+
+    # Fates: [MASK] below 0.8, kept below 0.9, else a random id; per word or per piece.
     fate = tf.random.stateless_uniform(shape, seed=seeds[_FATE])  # [B, S] in [0, 1)
     if config.per_word:
         fate = tf.gather(fate, word, batch_dims=1)  # the word's draw on each of its pieces
@@ -145,23 +190,24 @@ def mask_batch(features, config: DynamicMasking, seed):
     masked = tf.where_v2(fate < MASK_SHARE, config.mask_id,
                          tf.where_v2(fate < MASK_SHARE + KEEP_SHARE, ids,
                                      tf.cast(random_ids, ids.dtype)))
-    new_ids = tf.where_v2(chosen, tf.cast(masked, ids.dtype), ids)  # [B, S]
+    return tf.where_v2(chosen, tf.cast(masked, ids.dtype), ids)  # [B, S]
 
-    # The chosen positions, ascending, each at its rank among them; the others go to an extra
-    # column P, dropped. At most P are chosen (budget <= P), so none is cut off.
+
+def _targets(ids, chosen, slot, p):
+    """The masked-LM targets of the ``chosen`` [B, S] positions: ``positions`` [B, P]
+    (ascending, 0-padded), their original ``ids`` [B, P] (0-padded) and ``real`` [B, P] bool.
+
+    Each chosen position goes to its rank among them; the others to an extra column P,
+    dropped. At most P are chosen (budget <= P), so none is cut off.
+    """
+    import tensorflow.compat.v1 as tf
+
     chosen_int = tf.cast(chosen, tf.int32)
     rank = tf.where_v2(chosen, tf.cumsum(chosen_int, axis=1, exclusive=True), p)  # [B, S]
     positions = _scatter_rows(chosen_int * slot, rank, p + 1)[:, :p]  # [B, P]
     real = tf.range(p)[None, :] < tf.reduce_sum(chosen_int, axis=1)[:, None]  # [B, P]
     labels = tf.where_v2(real, tf.gather(ids, positions, batch_dims=1), 0)  # [B, P]
-
-    out = {k: v for k, v in features.items() if k != "maskable"}
-    batch = ids.shape[:1]
-    out["input_ids"] = _with_shape(new_ids, batch.concatenate([s]))
-    out["masked_lm_positions"] = _with_shape(positions, batch.concatenate([p]))
-    out["masked_lm_ids"] = _with_shape(tf.cast(labels, tf.int32), batch.concatenate([p]))
-    out["masked_lm_weights"] = _with_shape(tf.cast(real, tf.float32), batch.concatenate([p]))
-    return out
+    return positions, labels, real
 
 
 def _greedy(lengths, budget, p):
