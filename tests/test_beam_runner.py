@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from norbert.beam_runner import BeamConfig, import_beam, option_flags
 from norbert.errors import NorbertError
 

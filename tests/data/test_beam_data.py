@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from norbert.data import sharded
 from norbert.data.builder import create_pretraining_data
 from norbert.errors import NorbertError

@@ -302,7 +302,7 @@ def test_pairs_from_chunks_are_distributed_as_the_references_pairs(tmp_path, cor
     """On real text: the share of random next sentences and the segments' lengths of pairs
     made when read, against the builder's own pairs (the reference's rules) of the same text.
     A random B stops at its chunk's end and no sentence is put back: B runs a little shorter."""
-    from conftest import english_records
+    from helpers import english_records
 
     s = 64
     rows = {}
@@ -336,7 +336,7 @@ def test_pairs_from_chunks_are_distributed_as_the_references_pairs(tmp_path, cor
 def test_run_pretraining_trains_on_dynamic_records_and_evaluates_them_alike(corpus, tmp_path,
                                                                             engine, pairing):
     from norbert import run_pretraining
-    from conftest import tiny_bert_config
+    from helpers import tiny_bert_config
     import reference_shim
 
     if engine == "tpu_estimator" and not reference_shim.has_estimator():
@@ -367,7 +367,7 @@ def test_fresh_pairs_and_masks_learn_at_least_as_well_as_five_static_copies(tmp_
     """The benchmark's experiment (benchmarks/dynamic_masking.py): the same steps and batch on
     static records (dupe_factor 5), on dynamic-mask records and on chunk records (dupe_factor
     1 both), one held-out set."""
-    from conftest import load_benchmark
+    from helpers import load_benchmark
 
     bench = load_benchmark("dynamic_masking")
     results, pipelines = bench.compare(str(tmp_path), bench.STEPS)

@@ -12,7 +12,9 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 import reference_shim  # noqa: E402
-from conftest import english_records, tiny_bert_config  # noqa: E402
+from helpers import (  # noqa: E402
+    corpus_file, english_records, has_shared_corpora, tiny_bert_config,
+)
 from norbert import NorbertError  # noqa: E402
 from norbert.training.optimization import OptimizerConfig  # noqa: E402
 from norbert.training.spec import RunConfig  # noqa: E402
@@ -276,8 +278,11 @@ def learning_setup(tmp_path_factory, corpus_paths):
 
     from norbert.data.builder import DataConfig, create_pretraining_data
 
+    if not has_shared_corpora(corpus_paths):
+        pytest.skip("learning needs 575 kB of English: the shared corpora (%s) are absent"
+                    % os.path.join("..", "shared", "data"))
     root = tmp_path_factory.mktemp("learning")
-    english = [p for p in corpus_paths if "english" in p][0]
+    english = corpus_file("english", corpus_paths)
     with open(english, "rb") as f:
         text = f.read()
     parts = {"train": text[:400_000], "heldout": text[420_000:540_000], "small": text[560_000:575_000]}
