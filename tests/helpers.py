@@ -93,9 +93,15 @@ def english_records(root, corpus_paths, vocab_path, nbytes, **data_settings):
 
 def load_benchmark(name):
     """benchmarks/<name>.py as a module (its ``common`` helpers importable), for slow tests
-    that run a benchmark's experiment and assert on its figures."""
+    that run a benchmark's experiment and assert on its figures. The benchmarks read the
+    shared corpora: without them, the test is skipped."""
     import importlib.util
     import sys
+
+    import pytest
+
+    if not shared_corpus_files():
+        pytest.skip("the benchmarks read the shared corpora, absent here (%s)" % DATA_DIR)
 
     folder = os.path.join(REPO, "benchmarks")
     if folder not in sys.path:
