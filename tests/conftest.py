@@ -1,74 +1,22 @@
-"""Shared fixtures: the shared real-text corpora, real vocabularies and the reference oracle."""
+"""Shared fixtures: the real text to test on, real vocabularies and the reference oracle.
+(Plain helpers and constants: helpers.py.)"""
 
-import json
 import os
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def tiny_bert_config(**changes) -> str:
-    """The text of a small bert_config.json (Google's keys); ``changes`` override fields."""
-    values = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=64, hidden_act="gelu", hidden_dropout_prob=0.1,
-                  attention_probs_dropout_prob=0.1, max_position_embeddings=64,
-                  type_vocab_size=2, initializer_range=0.02)
-    values.update(changes)
-    return json.dumps(values)
-
-
-def english_records(root, corpus_paths, vocab_path, nbytes, **data_settings):
-    """``root``/train.tfrecord from the whole documents in the English corpus's first bytes."""
-    from norbert.data.builder import create_pretraining_data
-
-    english = [p for p in corpus_paths if "english" in p][0]
-    with open(english, "rb") as f:
-        text = f.read(nbytes).rsplit(b"\n\n", 1)[0]
-    (root / "text.txt").write_bytes(text)
-    create_pretraining_data(input_file=str(root / "text.txt"),
-                            output_file=str(root / "train.tfrecord"), vocab_file=vocab_path,
-                            **data_settings)
-
-
-def load_benchmark(name):
-    """benchmarks/<name>.py as a module (its ``common`` helpers importable), for slow tests
-    that run a benchmark's experiment and assert on its figures."""
-    import importlib.util
-    import sys
-
-    folder = os.path.join(REPO, "benchmarks")
-    if folder not in sys.path:
-        sys.path.append(folder)
-    spec = importlib.util.spec_from_file_location("benchmark_" + name,
-                                                  os.path.join(folder, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def corpus_files():
-    """The shared real-text corpora (English, Norwegian, Chinese + Russian), if present."""
-    if not os.path.isdir(DATA_DIR):
-        return []
-    return sorted(
-        os.path.join(DATA_DIR, name) for name in os.listdir(DATA_DIR) if name.endswith(".txt")
-    )
+from helpers import SPECIALS, corpus_files, english_records, tiny_bert_config
 
 
 @pytest.fixture(scope="session")
 def corpus_paths():
-    paths = corpus_files()
-    if not paths:
-        pytest.skip("shared corpus not found at %s" % DATA_DIR)
-    return paths
+    """The shared corpora when present, then the text files shipped in tests/text."""
+    return corpus_files()
 
 
 @pytest.fixture(scope="session")
 def corpus_lines(corpus_paths):
-    """Every line of every shared corpus file, blank ones included."""
+    """Every line of every corpus file, blank ones included."""
     lines = []
     for path in corpus_paths:
         with open(path, encoding="utf-8") as f:
@@ -91,7 +39,7 @@ def uncased_vocab_path():
 
 @pytest.fixture(scope="session")
 def cased_vocab_path(corpus_paths, tmp_path_factory):
-    """A cased 8k WordPiece vocab trained on the shared corpora with Hugging Face tokenizers."""
+    """A cased 8k WordPiece vocab trained on the corpora with Hugging Face tokenizers."""
     tokenizers = pytest.importorskip("tokenizers")
     trainer = tokenizers.BertWordPieceTokenizer(lowercase=False, strip_accents=False)
     trainer.train(corpus_paths, vocab_size=8000, special_tokens=SPECIALS, show_progress=False)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import tiny_bert_config
+from helpers import tiny_bert_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import tiny_bert_config
+from helpers import tiny_bert_config
 
 tf = pytest.importorskip("tensorflow").compat.v1
 

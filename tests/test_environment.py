@@ -8,9 +8,13 @@ import pytest
 
 def test_protobuf_uses_a_compiled_backend():
     # The pure-Python backend is several times slower at building records; the requirements
-    # keep protobuf >= 4.21 although cloud-tpu-client is installed.
+    # keep protobuf >= 4.21 although cloud-tpu-client is installed. protobuf is a
+    # dependency: its absence fails here (an ImportError), it is never skipped.
+    import google.protobuf
     from google.protobuf.internal import api_implementation
 
+    version = tuple(int(part) for part in google.protobuf.__version__.split(".")[:2])
+    assert version >= (4, 21), google.protobuf.__version__
     assert api_implementation.Type() in ("upb", "cpp")
 
 

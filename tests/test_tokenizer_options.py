@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, SPECIALS, corpus_files
+from helpers import REPO, SPECIALS, corpus_file, scaled
 from norbert import FullTokenizer, TokenizerOptions, build_vocab, create_pretraining_data
 from norbert.data import sidecar, tfrecord
 from norbert.errors import NorbertError
@@ -23,22 +23,19 @@ from norbert.tokenization.vocab import load_vocab
 
 MARKERS = ("<url>", "[keep]")
 
-# (name, corpus file, do_lower_case, options)
+# (name, the corpus's language, do_lower_case, options)
 SETTINGS = [
-    ("uncased-keep-accents", "ud_norwegian_dev.txt", True, TokenizerOptions(strip_accents=False)),
-    ("cased-strip-accents", "ud_norwegian_dev.txt", False, TokenizerOptions(strip_accents=True)),
-    ("cjk-in-words", "ud_zh_ru_dev.txt", True, TokenizerOptions(tokenize_chinese_chars=False)),
-    ("never-split", "ewt_english_docs.txt", True, TokenizerOptions(never_split=MARKERS)),
+    ("uncased-keep-accents", "norwegian", True, TokenizerOptions(strip_accents=False)),
+    ("cased-strip-accents", "norwegian", False, TokenizerOptions(strip_accents=True)),
+    ("cjk-in-words", "zh_ru", True, TokenizerOptions(tokenize_chinese_chars=False)),
+    ("never-split", "english", True, TokenizerOptions(never_split=MARKERS)),
 ]
 
 
 def _corpus(name, tmp_path, markers=False):
-    """The first 120 KB of a shared corpus file (whole lines); with ``markers``, every third
+    """The first 120 KB of the corpus file in ``name``'s language (whole lines); with ``markers``, every third
     sentence gets a never-split marker between spaces, in the case written."""
-    path = [p for p in corpus_files() if p.endswith(name)]
-    if not path:
-        pytest.skip("shared corpus not found")
-    with open(path[0], encoding="utf-8") as f:
+    with open(corpus_file(name), encoding="utf-8") as f:
         lines = f.read(120000).split("\n")[:-1]
     if markers:
         lines = [("%s %s" % (l, MARKERS[i % 2]) if l and i % 3 == 0 else l)
@@ -113,7 +110,7 @@ def test_vocab_learned_with_the_options(built):
     elif name == "cased-strip-accents":  # cased, accents gone: "pa" and capitals
         assert not accented and "pa" in vocab and [w for w in words if w != w.lower()]
     elif name == "cjk-in-words":  # ideographs continue words: ##c tokens and longer pieces
-        assert len(cjk_continued) > 100
+        assert len(cjk_continued) > scaled(100)
     else:  # never-split words are tokens; their letters were not learned from them
         assert all(m in vocab for m in options.never_split)
         assert not cjk_continued
@@ -203,7 +200,7 @@ def test_never_split_word_missing_from_the_vocab_is_refused(tmp_path, make_vocab
 def test_flags_of_the_three_commands(tmp_path):
     """The options are flags of build_vocab, create_pretraining_data and convert_to_pytorch,
     and reach the tools: a vocab and records built by the commands keep accents."""
-    text, _ = _corpus("ud_norwegian_dev.txt", tmp_path)
+    text, _ = _corpus("norwegian", tmp_path)
     env = dict(os.environ, PYTHONPATH=REPO)
 
     def run(script, *flags):

@@ -11,7 +11,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
-from conftest import corpus_files, english_records, tiny_bert_config  # noqa: E402
+from helpers import corpus_files, english_records, tiny_bert_config  # noqa: E402
 from norbert import FullTokenizer, NorbertError, load_vocab  # noqa: E402
 from norbert.conversion.extend_vocab import extend_vocab  # noqa: E402
 
@@ -184,7 +184,7 @@ def test_mean_rows_beat_random_ones_on_held_out_norwegian(tmp_path, corpus_paths
     right after growing and after the same continued training."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from conftest import load_benchmark
+    from helpers import load_benchmark
 
     bench = load_benchmark("extend_vocab")
     vocab, config, checkpoint, accuracy, baseline = bench.english_model(str(tmp_path))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from norbert.data import sharded
 from norbert.data.builder import create_pretraining_data
 from norbert.errors import NorbertError
@@ -23,8 +23,6 @@ TWO_PROCESSES = "direct_num_workers=2,direct_running_mode=multi_processing"
 
 @pytest.fixture(scope="module")
 def planted(corpus_paths, tmp_path_factory):
-    if not corpus_paths:
-        pytest.skip("the shared corpora are absent")
     return planted_corpus(tmp_path_factory.mktemp("planted"), corpus_paths)
 
 

@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from norbert import create_pretraining_data
 
 SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")

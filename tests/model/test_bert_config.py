@@ -207,7 +207,7 @@ def test_unknown_keys_are_kept_and_a_run_trains_with_them(tmp_path, corpus_paths
     """Released configs carry keys of their own (pooler_*, directionality): kept, not refused."""
     pytest.importorskip("tensorflow")
     import norbert
-    from conftest import english_records, tiny_bert_config
+    from helpers import english_records, tiny_bert_config
 
     extras = {"directionality": "bidi", "pooler_fc_size": 32, "pooler_num_attention_heads": 4}
     values = json.loads(tiny_bert_config(**extras))

@@ -10,7 +10,7 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 import reference_shim  # noqa: E402  (tests/ is on sys.path)
-from conftest import english_records, tiny_bert_config  # noqa: E402
+from helpers import english_records, tiny_bert_config  # noqa: E402
 from norbert import BertConfig, NorbertError
 from norbert.model import heads
 from norbert.model import precision  # noqa: E402

@@ -10,6 +10,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
+import reference_shim  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.training.loop import (  # noqa: E402
     evaluate, latest_checkpoint, train, write_eval_results,
@@ -17,7 +18,7 @@ from norbert.training.loop import (  # noqa: E402
 from norbert.training.start import Start, find_start  # noqa: E402
 from norbert.training.stop import StopSignals  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
-from norbert.training.spec import EVAL, ModelSpec, RunConfig  # noqa: E402
+from norbert.training.spec import EVAL, TRAIN, ModelSpec, RunConfig  # noqa: E402
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(64, 3).astype(np.float32)
@@ -154,7 +155,14 @@ def test_evaluate_and_eval_results_file(tmp_path):
     lines = open(path).read().splitlines()
     assert [line.split(" = ")[0] for line in lines] == ["global_step", "loss", "mse"]
     assert lines[0] == "global_step = 40"
-    assert EVAL == tf.estimator.ModeKeys.EVAL if hasattr(tf, "estimator") else True
+
+
+def test_modes_are_the_strings_of_tf_estimator():
+    """A model_fn gets its mode from the loop or from TPUEstimator: the same strings."""
+    assert (TRAIN, EVAL) == ("train", "eval")
+    if not reference_shim.has_estimator():
+        pytest.skip("tf.estimator.ModeKeys needs tf.estimator (TensorFlow <= 2.15)")
+    assert (TRAIN, EVAL) == (tf.estimator.ModeKeys.TRAIN, tf.estimator.ModeKeys.EVAL)
 
 
 def test_session_config_turns_on_xla_for_cpu_only_when_asked(monkeypatch):

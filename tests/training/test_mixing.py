@@ -136,7 +136,7 @@ def sources(tmp_path_factory):
 @pytest.fixture
 def bert_config(tmp_path):
     """A tiny model's bert_config.json for the sources' vocab."""
-    from conftest import tiny_bert_config
+    from helpers import tiny_bert_config
 
     path = tmp_path / "bert_config.json"
     path.write_text(tiny_bert_config(vocab_size=len(WORDS) + 5))

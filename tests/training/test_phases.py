@@ -8,7 +8,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
-from conftest import english_records, tiny_bert_config  # noqa: E402
+from helpers import english_records, tiny_bert_config  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.model import checkpoints  # noqa: E402
 from norbert.model.bert_config import BertConfig  # noqa: E402

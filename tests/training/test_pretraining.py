@@ -12,7 +12,9 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 import reference_shim  # noqa: E402
-from conftest import english_records, tiny_bert_config  # noqa: E402
+from helpers import (  # noqa: E402
+    corpus_file, english_records, has_shared_corpora, tiny_bert_config,
+)
 from norbert import NorbertError  # noqa: E402
 from norbert.training.optimization import OptimizerConfig  # noqa: E402
 from norbert.training.spec import RunConfig  # noqa: E402
@@ -36,6 +38,20 @@ def data(tmp_path_factory, corpus_paths, uncased_vocab_path):
                     max_predictions_per_seq=PRED, dupe_factor=2)
     (root / "bert_config.json").write_text(TINY)
     return root
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A folder of 20 steps of training on ``data`` (checkpoint model.ckpt-20), trained once
+    for the tests that start from a trained model; they copy it before writing into it."""
+    out = tmp_path_factory.mktemp("trained20") / "run"
+    run_pretraining(*_configs(data, out, 20, do_eval=False))
+    return out
+
+
+def _copy(folder, target):
+    shutil.copytree(str(folder), str(target))
+    return target
 
 
 def _configs(data, out, steps, **kw):
@@ -85,13 +101,11 @@ def test_tpu_estimator_path_runs_on_cpu(data, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-def test_eval_numbers_equal_googles_run_pretraining(data, tmp_path):
+def test_eval_numbers_equal_googles_run_pretraining(data, trained, tmp_path):
     if not reference_shim.has_estimator():
         pytest.skip("the reference's run_pretraining needs tf.estimator (TensorFlow <= 2.15)")
-    ours = tmp_path / "ours"
-    run_pretraining(*_configs(data, ours, 20, do_eval=False))
-    ref_dir = tmp_path / "reference"
-    shutil.copytree(str(ours), str(ref_dir))
+    ours = _copy(trained, tmp_path / "ours")  # 20 steps of our training
+    ref_dir = _copy(trained, tmp_path / "reference")
     run_pretraining(*_configs(data, ours, 20, do_train=False))
     _reference_run_pretraining(_eval_flags(data) + ["--output_dir=%s" % ref_dir])
     expected = _read_results(ref_dir / "eval_results.txt")
@@ -121,11 +135,10 @@ def _reference_run_pretraining(flags):
 
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-def test_eval_only_into_a_new_folder_equals_googles(data, tmp_path):
+def test_eval_only_into_a_new_folder_equals_googles(data, trained, tmp_path):
     """--do_eval alone, from --init_checkpoint, into an --output_dir two levels from existing:
     the folders are made first, as Google's script does, and the numbers are Google's."""
-    trained = tmp_path / "trained"
-    run_pretraining(*_configs(data, trained, 20, do_eval=False))
+    trained = _copy(trained, tmp_path / "trained")  # 20 steps of training
     flags = _eval_flags(data) + ["--init_checkpoint=%s" % (trained / "model.ckpt-20")]
     ours = tmp_path / "ours" / "new" / "eval"
     script = os.path.join(REPO, "scripts", "run_pretraining.py")
@@ -276,8 +289,11 @@ def learning_setup(tmp_path_factory, corpus_paths):
 
     from norbert.data.builder import DataConfig, create_pretraining_data
 
+    if not has_shared_corpora(corpus_paths):
+        pytest.skip("learning needs 575 kB of English: the shared corpora (%s) are absent"
+                    % os.path.join("..", "shared", "data"))
     root = tmp_path_factory.mktemp("learning")
-    english = [p for p in corpus_paths if "english" in p][0]
+    english = corpus_file("english", corpus_paths)
     with open(english, "rb") as f:
         text = f.read()
     parts = {"train": text[:400_000], "heldout": text[420_000:540_000], "small": text[560_000:575_000]}
@@ -389,12 +405,10 @@ def _copy_checkpoint(source, target, keep):
     return target
 
 
-def test_an_encoder_without_heads_is_evaluated_with_fresh_heads(data, tmp_path):
+def test_an_encoder_without_heads_is_evaluated_with_fresh_heads(data, trained, tmp_path):
     from norbert.training.loop import UntrainedHeadWarning
 
-    config, optimizer, run = _configs(data, tmp_path / "trained", 2, do_eval=False)
-    run_pretraining(config, optimizer, run)
-    trained = tf.train.latest_checkpoint(str(tmp_path / "trained"))
+    trained = tf.train.latest_checkpoint(str(trained))  # read only
     encoder = _copy_checkpoint(trained, str(tmp_path / "encoder" / "bert_model.ckpt"),
                                lambda n: n.startswith("bert/") and "adam" not in n
                                and not n.startswith("bert/pooler/"))
@@ -417,15 +431,12 @@ def test_an_encoder_without_heads_is_evaluated_with_fresh_heads(data, tmp_path):
         run_pretraining(config, optimizer, run)
 
 
-def test_resuming_says_once_that_init_checkpoint_is_not_used(data, tmp_path, caplog):
+def test_resuming_says_once_that_init_checkpoint_is_not_used(data, trained, tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="absl")
-    config, optimizer, run = _configs(data, tmp_path / "run", 2, do_eval=False)
-    run_pretraining(config, optimizer, run)
-    first = tf.train.latest_checkpoint(str(tmp_path / "run"))
-    caplog.clear()
-    config, optimizer, run = _configs(data, tmp_path / "run", 3, do_eval=False,
+    first = tf.train.latest_checkpoint(str(_copy(trained, tmp_path / "run")))  # step 20
+    config, optimizer, run = _configs(data, tmp_path / "run", 21, do_eval=False,
                                       init_checkpoint=first)
     run_pretraining(config, optimizer, run)
     assert caplog.text.count("is not used") == 1

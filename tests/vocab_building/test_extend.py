@@ -9,7 +9,7 @@ import pytest
 from norbert import NorbertError
 from norbert.tokenization import text as textlib
 from norbert.vocab_building import extend, learner
-from conftest import SPECIALS
+from helpers import SPECIALS
 
 OLD = SPECIALS + ["[unused0]", "[unused1]", "sko", "##g", "##en", "##ene", "s", "k", "o",
                   "##k", "##o", "##s", "##e", "##n", "g", "e", "n"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from norbert import FullTokenizer, NorbertError
 from norbert.tokenization import text as textlib
 from norbert.vocab_building import learner
-from conftest import SPECIALS
+from helpers import SPECIALS
 from small_text import TEXT, counts_of
 
 # -- a naive learner to check the incremental one against ------------------------------------

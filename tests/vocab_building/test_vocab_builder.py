@@ -11,7 +11,7 @@ from norbert.tokenization import text as textlib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import learner, word_counts
 from norbert.vocab_building.builder import VocabShortfallWarning
-from conftest import SPECIALS
+from helpers import SPECIALS
 from small_text import TEXT, counts_of, write
 
 # -- settings ---------------------------------------------------------------------------------

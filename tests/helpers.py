@@ -1,0 +1,113 @@
+"""Plain helpers for the tests (fixtures live in conftest.py): paths, the real text to test on,
+a tiny model's config, records from English text, the benchmarks as modules.
+
+The real text: the small files shipped in tests/text (English, Norwegian Bokmål, Chinese +
+Russian, written for these tests), and the larger shared corpora beside the checkout
+(../shared/data) when they are there. Tests pick a file by its language (``corpus_file``), so
+that they run in any clone and on the larger text when it is present.
+"""
+
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))  # tests/
+REPO = os.path.dirname(HERE)
+DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
+TEXT_DIR = os.path.join(HERE, "text")
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+LANGUAGES = ("english", "norwegian", "zh_ru")  # in every file's name, shared or shipped
+# Documents (blank-line separated) per text file, counted once by hand: the builders'
+# counts are checked against these.
+DOCUMENTS = {"ewt_english_docs.txt": 587, "ud_norwegian_dev.txt": 173, "ud_zh_ru_dev.txt": 49,
+             "english.txt": 25, "norwegian.txt": 24, "zh_ru.txt": 11}
+
+
+def _texts(folder):
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".txt"))
+
+
+def shared_corpus_files():
+    """The shared real-text corpora (English, Norwegian, Chinese + Russian), if present."""
+    return _texts(DATA_DIR)
+
+
+def corpus_files():
+    """The real text to test on: the shared corpora when present, then the shipped files
+    (each in the order english, norwegian, zh_ru)."""
+    return shared_corpus_files() + _texts(TEXT_DIR)
+
+
+def has_shared_corpora(paths=None):
+    """Whether ``paths`` (default: every corpus file) include the shared corpora: tests whose
+    figures are sizes of that larger text check them only then."""
+    return any(os.path.dirname(p) == DATA_DIR for p in (corpus_files() if paths is None else paths))
+
+
+SHARED_BYTES = 1_155_195  # the three shared corpora's text (ewt_english_docs.txt and the others)
+
+
+def scaled(figure, paths=None):
+    """A lower bound measured on the shared corpora (``figure``: lines, tokens, documents,
+    blocks), when they are among ``paths`` (default: every corpus file); else the same share
+    of the shipped text's bytes, at least 1: what a test that checks it saw enough text
+    expects of the smaller text."""
+    paths = corpus_files() if paths is None else paths
+    if has_shared_corpora(paths):
+        return figure
+    return max(1, int(figure * sum(os.path.getsize(p) for p in paths) / SHARED_BYTES))
+
+
+def corpus_file(language, paths=None):
+    """The first file of ``paths`` (default: every corpus file) in ``language`` (one of
+    LANGUAGES): the shared corpus's when present, else the shipped one."""
+    assert language in LANGUAGES, language
+    found = [p for p in (corpus_files() if paths is None else paths)
+             if language in os.path.basename(p)]
+    assert found, "no %s text among %s" % (language, paths)
+    return found[0]
+
+
+def tiny_bert_config(**changes) -> str:
+    """The text of a small bert_config.json (Google's keys); ``changes`` override fields."""
+    values = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, hidden_act="gelu", hidden_dropout_prob=0.1,
+                  attention_probs_dropout_prob=0.1, max_position_embeddings=64,
+                  type_vocab_size=2, initializer_range=0.02)
+    values.update(changes)
+    return json.dumps(values)
+
+
+def english_records(root, corpus_paths, vocab_path, nbytes, **data_settings):
+    """``root``/train.tfrecord from the whole documents in the English corpus's first bytes."""
+    from norbert.data.builder import create_pretraining_data
+
+    with open(corpus_file("english", corpus_paths), "rb") as f:
+        text = f.read(nbytes).rsplit(b"\n\n", 1)[0]
+    (root / "text.txt").write_bytes(text)
+    create_pretraining_data(input_file=str(root / "text.txt"),
+                            output_file=str(root / "train.tfrecord"), vocab_file=vocab_path,
+                            **data_settings)
+
+
+def load_benchmark(name):
+    """benchmarks/<name>.py as a module (its ``common`` helpers importable), for slow tests
+    that run a benchmark's experiment and assert on its figures. The benchmarks read the
+    shared corpora: without them, the test is skipped."""
+    import importlib.util
+    import sys
+
+    import pytest
+
+    if not shared_corpus_files():
+        pytest.skip("the benchmarks read the shared corpora, absent here (%s)" % DATA_DIR)
+
+    folder = os.path.join(REPO, "benchmarks")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    spec = importlib.util.spec_from_file_location("benchmark_" + name,
+                                                  os.path.join(folder, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
