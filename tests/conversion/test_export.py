@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 
+from helpers import scaled
 from norbert import NorbertError
 
 from norbert.conversion import hf_format
@@ -205,7 +206,7 @@ def test_exported_tokenizer_gives_our_ids(exported, corpus_lines, uncased_vocab_
     theirs = transformers.AutoTokenizer.from_pretrained(run["hf"])
     ours = FullTokenizer(uncased_vocab_path, do_lower_case=True)
     lines = [l for l in corpus_lines if l.strip()][::10]
-    assert len(lines) > 1000
+    assert len(lines) > scaled(1000)
     encoded = theirs(lines, add_special_tokens=False)["input_ids"]
     differing = [l for l, ids in zip(lines, encoded) if ids != ours.encode(l)]
     assert not differing, differing[:3]

@@ -70,7 +70,8 @@ def imported_minilm(minilm_dir, corpus_lines, tmp_path_factory):
     report = import_from_hf(ImportConfig(hf_dir=minilm_dir, output_dir=str(out / "tf")))
     config = BertConfig.from_json_file(str(out / "tf" / "bert_config.json"))
     tokenizer = FullTokenizer(str(out / "tf" / "vocab.txt"), do_lower_case=True)
-    lines = [l for l in corpus_lines if len(l.split()) > 3][::200][:16]
+    lines = [l for l in corpus_lines if len(l.split()) > 3]
+    lines = lines[::min(200, max(1, len(lines) // 16))][:16]  # 16 spread over the text
     ids, mask = _sentences_batch(tokenizer, lines)
     ours = _our_hidden_states(tf, str(out / "tf" / "bert_model.ckpt"), config, ids, mask)
     return dict(out=out, report=report, config=config, ids=ids, mask=mask, ours=ours)
