@@ -12,7 +12,6 @@ from typing import Optional, Tuple
 
 from absl import logging
 
-from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.training.spec import TRAIN
 
@@ -38,8 +37,9 @@ class Start:
             raise ValueError("a run resumes its own checkpoint or initialises from another "
                              "one, not both")
         if (self.init_optimizer_state or self.keep_global_step) and not self.init_checkpoint:
-            raise NorbertError("--init_optimizer_state and --keep_global_step need "
-                               "--init_checkpoint: the earlier phase's run folder or checkpoint")
+            # The flags' own check is PretrainingConfig's; this is a caller's mistake.
+            raise ValueError("init_optimizer_state and keep_global_step take what they carry "
+                             "from init_checkpoint, which is unset")
 
     @property
     def resumes(self) -> bool:

@@ -108,6 +108,8 @@ def test_init_settings_are_not_params(tmp_path):
         train(model_fn, input_fn, {"init_checkpoint": "x"}, _config(tmp_path), 1)
     with pytest.raises(ValueError, match="not both"):
         Start(resume=("a",), init_checkpoint="b")
+    with pytest.raises(ValueError, match="init_checkpoint, which is unset"):
+        Start(keep_global_step=True)
 
 
 TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
