@@ -41,10 +41,6 @@ class Start:
             raise ValueError("init_optimizer_state and keep_global_step take what they carry "
                              "from init_checkpoint, which is unset")
 
-    @property
-    def resumes(self) -> bool:
-        return bool(self.resume)
-
     def carried_over(self, mode: str) -> dict:
         """What a training run takes from ``init_checkpoint`` beyond the weights, as keywords
         of ``checkpoints.init_from_checkpoint``; evaluation takes the weights only."""
