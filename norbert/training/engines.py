@@ -17,7 +17,7 @@ from norbert.errors import NorbertError
 from norbert.training import loop
 from norbert.training.spec import RunConfig
 from norbert.training.stop import StopSignals
-from norbert.training.tpu import make_estimator, stop_hook
+from norbert.training.tpu import StopHook, make_estimator
 
 Results = Dict[str, object]
 
@@ -74,20 +74,20 @@ def on_estimator(plan, settings, model_fn: Callable, stop: StopSignals) -> Resul
     max_steps, eval_steps = settings.optimizer.num_train_steps, settings.config.max_eval_steps
     result: Results = {}
     input_fn = None
+    hooks = [StopHook(stop)]
     try:
         if plan.train is not None:
             input_fn = plan.train.input_fn
-            estimator.train(input_fn=input_fn, max_steps=max_steps, hooks=[stop_hook(stop)])
+            estimator.train(input_fn=input_fn, max_steps=max_steps, hooks=hooks)
             if stop.received:
                 _stopped(estimator.get_variable_value("global_step"), max_steps,
                          estimator.latest_checkpoint(), stop.received)
         if plan.evaluation is not None:
             input_fn = plan.evaluation.input_fn
-            result = estimator.evaluate(input_fn=input_fn, steps=eval_steps,
-                                        hooks=[stop_hook(stop)])
+            result = estimator.evaluate(input_fn=input_fn, steps=eval_steps, hooks=hooks)
             for name, input_fn in plan.evaluation.groups:
                 add_group(result, name, estimator.evaluate(
-                    input_fn=input_fn, steps=eval_steps, name=name, hooks=[stop_hook(stop)]))
+                    input_fn=input_fn, steps=eval_steps, name=name, hooks=hooks))
             stop.check()
     except tf.errors.DataLossError as e:
         raise NorbertError("%s; replace or rebuild that file and run again"

@@ -558,7 +558,7 @@ def _build_eval_graph(model_fn, input_fn, params, config: RunConfig, checkpoint:
         metrics = dict(metric_fn(**tensors) if isinstance(tensors, dict) else metric_fn(*tensors))
         metrics["loss"] = tf.metrics.mean(spec.loss)
         # Restore what the checkpoint has: Google's released ones carry no global_step.
-        stored = dict(tf.train.list_variables(checkpoint))
+        stored = checkpoints.variables_in(checkpoint)
         _check_coverage(checkpoint, stored)
         restored = tf.global_variables() if restore_step else tf.trainable_variables()
         saver = tf.train.Saver([v for v in restored if v.op.name in stored])

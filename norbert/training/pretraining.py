@@ -335,7 +335,10 @@ def make_plan(settings: Settings) -> RunPlan:
         cluster = distribution_lib.Cluster(settings.distribution)
     replicas = _replicas(settings, cluster)
     start = find_start(run.output_dir, config.init_checkpoint, config.init_optimizer_state,
-                       config.keep_global_step, announce=config.do_train)
+                       config.keep_global_step)
+    if start.resume and config.init_checkpoint and config.do_train:
+        logging.info("resuming from %s: --init_checkpoint=%s is not used (the run's own "
+                     "checkpoint in --output_dir wins)", start.resume[0], config.init_checkpoint)
     if config.do_eval and not config.do_train and not start.resume \
             and not start.init_checkpoint:
         raise NorbertError(

@@ -65,20 +65,15 @@ class Start:
 
 
 def find_start(output_dir: str, init_checkpoint: Optional[str] = None,
-               init_optimizer_state: bool = False, keep_global_step: bool = False,
-               announce: bool = True) -> Start:
+               init_optimizer_state: bool = False, keep_global_step: bool = False) -> Start:
     """The run's starting point, from one scan of ``output_dir``.
 
     Damaged checkpoints there are passed over, each with a warning; a folder whose checkpoints
     are all damaged is a ``NorbertError`` (``checkpoints.usable_checkpoints``).
-    ``init_checkpoint`` (a prefix or a folder) is resolved only when there is nothing to resume;
-    ``announce`` logs that it is not used when there is (a training run's news).
+    ``init_checkpoint`` (a prefix or a folder) is resolved only when there is nothing to resume.
     """
     intact = checkpoints.usable_checkpoints(output_dir)
     if intact:
-        if init_checkpoint and announce:
-            logging.info("resuming from %s: --init_checkpoint=%s is not used (the run's own "
-                         "checkpoint in --output_dir wins)", intact[0], init_checkpoint)
         return Start(resume=tuple(intact))
     if not init_checkpoint:
         return Start()

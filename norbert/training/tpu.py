@@ -136,14 +136,14 @@ def make_estimator(model_fn: Callable, run: RunConfig, tpu: TpuConfig,
     )
 
 
-def stop_hook(stop):
-    """A session hook that ends TPUEstimator's training (or evaluation) after the current
-    loop of ``iterations_per_loop`` steps once ``stop`` (``norbert.training.stop``) recorded a
-    signal; the estimator saves its checkpoint as it ends."""
+class StopHook(tf.train.SessionRunHook):
+    """Ends TPUEstimator's training (or evaluation) after the current loop of
+    ``iterations_per_loop`` steps once ``stop`` (``norbert.training.stop``) recorded a signal;
+    the estimator saves its checkpoint as it ends."""
 
-    class StopHook(tf.train.SessionRunHook):
-        def after_run(self, run_context, run_values):
-            if stop.received is not None:
-                run_context.request_stop()
+    def __init__(self, stop):
+        self._stop = stop
 
-    return StopHook()
+    def after_run(self, run_context, run_values):
+        if self._stop.received is not None:
+            run_context.request_stop()
