@@ -42,7 +42,8 @@ def on_loop(plan, settings, model_fn: Callable, stop: StopSignals) -> Results:
     checkpoint = plan.start.resume[0] if plan.start.resume else None
     if plan.train is not None:
         trained = loop.train(model_fn, plan.train.input_fn, {}, run, max_steps,
-                             settings.distribution, plan.cluster, start=plan.start, stop=stop)
+                             settings.distribution, plan.cluster, start=plan.start, stop=stop,
+                             position=plan.position)
         if trained.interrupted:
             _stopped(trained.global_step, max_steps, trained.checkpoint, trained.stopped_by)
         checkpoint = trained.checkpoint

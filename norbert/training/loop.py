@@ -36,6 +36,7 @@ from absl import logging
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.training import replicas
+from norbert.training.data_position import Position, PositionSaver
 from norbert.training.distribution import MULTI_WORKER, Cluster, DistributionConfig, make_strategy
 from norbert.training.spec import EVAL, TRAIN, RunConfig
 from norbert.training.start import Start, find_start, initialise
@@ -133,6 +134,15 @@ def _features(input_fn: Callable, params: dict, batch_size: int):
     return tf.data.make_one_shot_iterator(dataset).get_next()
 
 
+def _train_iterator(input_fn: Callable, params: dict, batch_size: int, context=None):
+    """The training data's iterator: one per worker, whose state is its data position
+    (``norbert.training.data_position``), initialised in the session."""
+    with tf.name_scope("data_position"):  # a stable name: positions restore by it
+        dataset = input_fn(dict(params, batch_size=batch_size, **(
+            {"input_context": context} if context is not None else {})))
+        return tf.data.make_initializable_iterator(dataset)
+
+
 def _check_params(params: dict) -> dict:
     """The estimator contract's ``params``: the caller's own values for its model_fn and
     input_fn. Where a run starts from is not one of them: it is ``start``."""
@@ -148,26 +158,33 @@ def _check_params(params: dict) -> dict:
 # came, and ``stop_agreed``, the requests summed over every replica of every worker (fetched
 # with the step, so that all workers stop after the same step).
 _Step = collections.namedtuple(
-    "_Step", "global_step loss train_op scalars initializers stop_request stop_agreed")
+    "_Step", "global_step loss train_op scalars initializers stop_request stop_agreed iterator")
 
 
 def _one_device_step(model_fn, input_fn, params, config: RunConfig, start: Start) -> _Step:
     global_step = tf.train.get_or_create_global_step()
-    features = _features(input_fn, params, config.train_batch_size)
-    spec = model_fn(features, None, TRAIN, dict(params, batch_size=config.train_batch_size))
+    iterator = _train_iterator(input_fn, params, config.train_batch_size)
+    spec = model_fn(iterator.get_next(), None, TRAIN,
+                    dict(params, batch_size=config.train_batch_size))
     initialise(start, TRAIN)  # after the optimizer: its moments exist for a restore to fill
-    return _Step(global_step, spec.loss, spec.train_op, dict(spec.scalars or {}), [], None, None)
+    return _Step(global_step, spec.loss, spec.train_op, dict(spec.scalars or {}),
+                 [iterator.initializer], None, None, iterator)
 
 
 def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
-                     start: Start) -> _Step:
+                     start: Start, cluster) -> _Step:
     """The model_fn once per replica of ``strategy``; each replica gets its share of the batch.
 
-    ``train_batch_size`` is the global batch, as on TPUEstimator. The replicas' losses and
-    scalars are averaged (each is its share of the global batch's value: see
-    ``norbert.training.replicas``).
+    ``train_batch_size`` is the global batch, as on TPUEstimator. Each worker's one iterator
+    yields the worker's whole batch on the host, and each replica keeps its slice: the
+    iterator's state is then the worker's data position, saveable (tf.distribute's own
+    per-replica iterators are not), and the global order is the one-device order whatever the
+    number of replicas. The replicas' losses and scalars are averaged (each is its share of the
+    global batch's value: see ``norbert.training.replicas``).
     """
     mean = tf.distribute.ReduceOp.MEAN
+    workers = cluster.num_workers if cluster is not None else 1
+    local_replicas = strategy.num_replicas_in_sync // workers
     with strategy.scope():
         # Made here, in the strategy's scope and with no aggregation: a global step that the
         # optimizer made inside a replica would be incremented through a merge_call, which the
@@ -176,15 +193,17 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
             "global_step", shape=[], dtype=tf.int64, initializer=tf.zeros_initializer(),
             trainable=False, aggregation=tf.VariableAggregation.NONE,
             collections=[tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.GLOBAL_STEP])
-
-        def replica_input(context):
-            batch = context.get_per_replica_batch_size(config.train_batch_size)
-            return input_fn(dict(params, batch_size=batch, input_context=context))
-
-        iterator = strategy.make_input_fn_iterator(replica_input)
+        # The workers' shares of the records, as tf.distribute's input context says them.
+        context = tf.distribute.InputContext(
+            num_input_pipelines=workers,
+            input_pipeline_id=cluster.task_id if cluster is not None else 0,
+            num_replicas_in_sync=strategy.num_replicas_in_sync)
+        iterator = _train_iterator(input_fn, params, config.train_batch_size // workers,
+                                   context)
         stop_request = tf.placeholder_with_default(0.0, [], name="stop_request")
 
-        def replica_step(features):
+        def replica_step(worker_batch):
+            features = _replica_slice(worker_batch, local_replicas)
             spec = model_fn(features, None, TRAIN, dict(params))
             # A worker that stopped alone would leave the others waiting in the next
             # all-reduce: every worker's request goes into every step, and all act on the sum.
@@ -202,7 +221,21 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
         scalars = {k: strategy.reduce(mean, v, axis=None) for k, v in scalars.items()}
         return _Step(global_step, strategy.reduce(mean, loss, axis=None),
                      strategy.group(train_op), scalars, [iterator.initializer], stop_request,
-                     strategy.experimental_local_results(agreed)[0])
+                     strategy.experimental_local_results(agreed)[0], iterator)
+
+
+def _replica_slice(batch: Dict[str, tf.Tensor], local_replicas: int) -> Dict[str, tf.Tensor]:
+    """This replica's share of its worker's batch: the k-th of ``local_replicas`` equal
+    slices, k its place among the worker's replicas (ids run on over the workers)."""
+    if local_replicas == 1:
+        return batch
+    index = tf.distribute.get_replica_context().replica_id_in_sync_group % local_replicas
+
+    def share(value):  # [worker batch, ...] -> [worker batch / local_replicas, ...]
+        shape = value.shape.as_list()
+        return tf.reshape(value, [local_replicas, shape[0] // local_replicas] + shape[1:])[index]
+
+    return {name: share(value) for name, value in batch.items()}
 
 
 def check_batch_divides(batch_size: int, replicas: int) -> None:
@@ -216,11 +249,12 @@ def check_batch_divides(batch_size: int, replicas: int) -> None:
 
 # The training graph, finalised: one update (``step``), the saver, the initializers, and the
 # strategy (None on one device) whose config a multi-worker session needs.
-_TrainGraph = collections.namedtuple("_TrainGraph", "graph step saver init strategy")
+_TrainGraph = collections.namedtuple("_TrainGraph", "graph step saver init strategy positions")
 
 
 def _build_train_graph(model_fn, input_fn, params, config: RunConfig, start: Start,
-                       distribution: DistributionConfig, cluster) -> _TrainGraph:
+                       distribution: DistributionConfig, cluster,
+                       position: Optional[Position] = None) -> _TrainGraph:
     graph = tf.Graph()
     with graph.as_default():
         if config.seed is not None:
@@ -230,11 +264,18 @@ def _build_train_graph(model_fn, input_fn, params, config: RunConfig, start: Sta
             step = _one_device_step(model_fn, input_fn, params, config, start)
         else:
             check_batch_divides(config.train_batch_size, strategy.num_replicas_in_sync)
-            step = _replicated_step(model_fn, input_fn, params, config, strategy, start)
+            step = _replicated_step(model_fn, input_fn, params, config, strategy, start,
+                                    cluster)
         saver = tf.train.Saver(max_to_keep=config.keep_checkpoint_max, save_relative_paths=True)
+        positions = None
+        if position is not None:  # after the model's Saver, which must not see it
+            positions = PositionSaver(step.iterator, position, config.output_dir,
+                                      config.keep_checkpoint_max)
         init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
+        if positions is not None:
+            init += positions.initializers
         graph.finalize()  # nothing may add ops inside the loop (a classic slow leak)
-    return _TrainGraph(graph, step, saver, init, strategy)
+    return _TrainGraph(graph, step, saver, init, strategy, positions)
 
 
 def train(
@@ -247,6 +288,7 @@ def train(
     cluster: Optional[Cluster] = None,
     start: Optional[Start] = None,
     stop: Optional[StopSignals] = None,
+    position: Optional[Position] = None,
 ) -> TrainResult:
     """Trains until ``global_step`` reaches ``max_steps``, the data ends, or a stop signal.
 
@@ -257,6 +299,8 @@ def train(
     (``cluster``: this process's place, read from the environment when not given); all restore
     the same checkpoint from the shared ``output_dir``, and the chief alone writes checkpoints
     and events. ``stop``: the run's stop signals, when the caller records them already.
+    ``position``: the data stream (``norbert.training.data_position``, decided by the run
+    plan): its position is saved with every checkpoint and restored on resume; None: not kept.
     """
     params = _check_params(params)
     start = start if start is not None else find_start(config.output_dir)
@@ -264,7 +308,7 @@ def train(
     if distribution.distribution == MULTI_WORKER and cluster is None:
         cluster = Cluster(distribution)
     built = _build_train_graph(model_fn, input_fn, params, config, start, distribution,
-                               cluster)
+                               cluster, position)
     options = session_config(config, distribution)
     target = ""
     if cluster is not None:  # this worker's server, which the others reach for the all-reduce
@@ -279,8 +323,12 @@ def train(
         sess.run(built.init)
         sess.run(built.step.initializers)
         resumed = _restore_newest(sess, built.saver, start.resume, config.output_dir)
+        if built.positions is not None:
+            said = built.positions.restore(sess, int(sess.run(built.step.global_step)))
+            if said:
+                logging.info("%s", said)
         trainer = _Trainer(sess, built.step, _Checkpointer(sess, built.saver, config, cluster,
-                                                           resumed),
+                                                           resumed, built.positions),
                            input_fn, _loop_settings(config, max_steps, distribution, cluster),
                            signals)
         return trainer.run()
@@ -360,14 +408,19 @@ class _Checkpointer:
     """Saves the run's checkpoints (the chief alone: the other workers name the one the chief
     saves at the same step) and remembers the last one."""
 
-    def __init__(self, sess, saver, config: RunConfig, cluster, resumed: Optional[str]):
-        self._sess, self._saver = sess, saver
+    def __init__(self, sess, saver, config: RunConfig, cluster, resumed: Optional[str],
+                 positions: Optional[PositionSaver] = None):
+        self._sess, self._saver, self._positions = sess, saver, positions
         self._chief = cluster is None or cluster.is_chief
         self._prefix = os.path.join(config.output_dir, "model.ckpt")
         self.checkpoint = resumed  # the newest checkpoint of this run, if any
         self.saved_step = None  # the step of the last save in this session
 
     def save(self, step: int) -> str:
+        # The data position first: a checkpoint on disk always has its position beside it
+        # (a run killed in between resumes the checkpoint before, whose position is there).
+        if self._positions is not None:
+            self._positions.save(self._sess, step)
         if self._chief:
             self.checkpoint = self._saver.save(self._sess, self._prefix, global_step=step)
         else:

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import random
 import shutil
 import warnings
 from typing import Dict, List, Optional
@@ -35,13 +36,14 @@ from norbert.model.precision import FP16, PrecisionConfig
 from norbert.settings import make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
-from norbert.training import engines, loop, record_checks, run_lock
+from norbert.training import data_position, engines, loop, record_checks, run_lock
+from norbert.training.data_position import Position
 from norbert.training.distribution import DistributionConfig
 from norbert.training.mixing import MixingConfig, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
 from norbert.training.optimization import OptimizerConfig
 from norbert.training.run_inputs import (
-    Inputs, RecordShape, evaluation_inputs, sources_of, training_inputs,
+    Inputs, RecordShape, evaluation_inputs, reseeded, sources_of, training_inputs,
 )
 from norbert.training.spec import RunConfig
 from norbert.training.start import Start, find_start
@@ -206,6 +208,8 @@ class RunPlan:
     evaluation: Optional[Inputs]
     # Multi-worker: this process's place in the cluster; None on one machine.
     cluster: Optional[distribution_lib.Cluster] = dataclasses.field(default=None, compare=False)
+    # Training: the data stream, and whether its saved position is continued.
+    position: Optional[Position] = None
 
     @property
     def chief(self) -> bool:
@@ -218,10 +222,11 @@ class RunPlan:
                  "start: %s" % self.start.describe()]
         if self.train is not None:
             opt, run = settings.optimizer, settings.run
-            lines.append("train: to step %d, batches of %d%s, seed %s"
+            lines.append("train: to step %d, batches of %d%s"
                          % (opt.num_train_steps, run.train_batch_size,
-                            " over %d replicas" % self.replicas if self.replicas > 1 else "",
-                            "unset (a new one each run)" if run.seed is None else run.seed))
+                            " over %d replicas" % self.replicas if self.replicas > 1 else ""))
+            if self.position is not None:
+                lines.append(self.position.note)
             lines += ["%s: %s" % (self.train.flag, note) for note in self.train.notes]
         if self.evaluation is not None:
             lines.append("evaluate: %d batches of %d from %s%s"
@@ -346,7 +351,26 @@ def make_plan(settings: Settings) -> RunPlan:
             "or pass --init_checkpoint" % run.output_dir)
     guidance(config, settings.optimizer)
     train, evaluation = _inputs(settings, bert_config, start)
-    return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster)
+    position = None
+    if train is not None:
+        position = _data_position(settings, start, train, cluster)
+        train = reseeded(train, position.stream.stream_seed)
+    return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster, position)
+
+
+def _data_position(settings: Settings, start: Start, train: Inputs, cluster) -> Position:
+    """The training data's stream: continued from the resumed checkpoint's position, or begun
+    (with a seed drawn now when --seed is unset), and the line saying which and why."""
+    run = settings.run
+    workers = cluster.num_workers if cluster is not None else 1
+    setup = data_position.setup_of(train.input_fn.config, run.train_batch_size // workers,
+                                   workers)
+    saved = None
+    if start.resume:
+        saved = data_position.read_saved(run.output_dir, start.resume[0], workers)
+    return data_position.decide(setup, run.seed, saved,
+                                cluster.task_id if cluster is not None else 0,
+                                run.resume_data_position, random.SystemRandom())
 
 
 def _inputs(settings: Settings, bert_config: BertConfig, start: Start):

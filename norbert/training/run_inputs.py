@@ -105,6 +105,13 @@ def training_inputs(sources: Sources, shape: RecordShape, seed: Optional[int],
     return Inputs(flag, input_pipeline.make_input_fn(config), notes=tuple(notes))
 
 
+def reseeded(inputs: Inputs, seed: int) -> Inputs:
+    """``inputs`` drawing their order, masks and pairs from ``seed`` (the data stream's, decided
+    with its position: ``norbert.training.data_position``)."""
+    config = dataclasses.replace(inputs.input_fn.config, seed=seed)
+    return dataclasses.replace(inputs, input_fn=input_pipeline.make_input_fn(config))
+
+
 def evaluation_inputs(sources: Sources, shape: RecordShape, seed: Optional[int],
                       eval_batch_size: int, sidecars: Sidecars) -> Inputs:
     """The held-out records: one ordered pass over all, and each named group alone (for its

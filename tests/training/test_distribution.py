@@ -133,7 +133,7 @@ def test_replicas_copies_stay_identical(setup):
         step = loop._replicated_step(model_fn, input_fn, {},
                                      RunConfig(output_dir=str(root / "sync"),
                                                train_batch_size=8), strategy,
-                                     Start(init_checkpoint=init))
+                                     Start(init_checkpoint=init), None)
         copies = {v.op.name: strategy.experimental_local_results(v)
                   for v in tf.global_variables()}
         options = loop.session_config(RunConfig(output_dir="unused"), TWO_CPUS)

@@ -459,17 +459,20 @@ def test_the_run_plan_is_decided_once_and_logged_as_one_block(data, tmp_path, ca
     first = tf.train.latest_checkpoint(str(tmp_path / "run"))
     assert scans == [str(tmp_path / "run")]  # the checkpoint folder scanned once per run
     messages = [r.getMessage() for r in caplog.records]
-    block = messages[messages.index("run plan:") + 1:][:4]
+    block = messages[messages.index("run plan:") + 1:][:5]
     assert block == [
         "  engine: loop on one device",
         "  start: fresh weights (no checkpoint in --output_dir, no --init_checkpoint)",
-        "  train: to step 2, batches of 16, seed 1",
+        "  train: to step 2, batches of 16",
+        "  data: a new stream, seed 1 (--seed=1)",
         "  evaluate: 10 batches of 8 from --input_file"], messages
     caplog.clear()
     del scans[:]
     run_pretraining(*_configs(data, tmp_path / "run", 3))
     assert scans == [str(tmp_path / "run")]
-    assert "  start: resume %s" % first in [r.getMessage() for r in caplog.records]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "  start: resume %s" % first in messages
+    assert "  data: continues where model.ckpt-2 left it (seed 1)" in messages
 
 
 def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, tmp_path):
