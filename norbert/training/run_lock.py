@@ -182,8 +182,8 @@ def _in_use_message(flag: str, path: str, lock: str, holder: dict, what: str,
 # --- Remote folders: a lease ---------------------------------------------------------------
 #
 # A bucket has neither exclusive create nor flock, so the lock is a lease written over whatever
-# is there, and settled by reading it back: GCS (and TensorFlow's other stores) is strongly
-# consistent for read-after-write, overwrites included, so once two runs' writes have both
+# is there, and settled by reading it back: GCS is strongly consistent for read-after-write,
+# overwrites included (as are S3, HDFS and ram://), so once two runs' writes have both
 # completed, both read the same last one, and only the run whose token it holds goes on.
 # ``settle_secs`` must outlast the time between a rival's read (it saw no live lease) and the
 # end of its write, which on GCS is well under a second: then both writes are done before
@@ -263,7 +263,13 @@ def _lease_age(lock: str, holder: dict, token: str) -> Optional[float]:
 
 
 def _abandoned(lock: str, holder: dict, token: str, stale_secs: float) -> Optional[str]:
-    """Why ``holder``'s lease may be taken over, or None when it is live (or cannot be told)."""
+    """Why ``holder``'s lease may be taken over, or None when it is live (or cannot be told).
+
+    A lease of a process of this host that no longer runs is stale at once (as a local lock
+    is); any other, a running process's too, is stale once not renewed for ``stale_secs``: a
+    run whose renewals stopped that long ago (hung, or cut off from the bucket) is not one to
+    wait for.
+    """
     if not holder:
         return None
     if _lock_is_stale(holder):
@@ -284,7 +290,7 @@ def _take_lease(path: str, flag: str, what: str, lock: str, lease: dict, stale_s
     """Writes ``lease`` into ``lock`` unless a live one is there; raises unless it stays there."""
     from absl import logging
 
-    note = "; a lock not renewed for %d s is taken over" % stale_secs
+    note = "; a lock not renewed for %g s is taken over" % stale_secs
     holder = _read_lease(lock)
     why = None
     if holder is not None:
@@ -358,7 +364,7 @@ def _leased_folder(path: str, flag: str, what: str, renew_secs: float, stale_sec
     finally:
         with guard:
             stop.set()
-        renewal.join(timeout=1.0)  # it returns at once unless a slow read is under way
+        renewal.join(timeout=1.0)  # no renewal is under way (the guard): its wait ends now
         try:
             there = _read_lease(lock)
             if there is not None and there.get("token") == lease["token"]:

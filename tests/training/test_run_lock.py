@@ -91,7 +91,7 @@ def test_a_remote_folder_is_held_refused_and_released():
         assert message == (
             "--output_dir=%s is in use by another training run (pid %d on host %s, started %s): "
             "wait for it to end or choose another --output_dir; if that run is gone, delete the "
-            "lock file %s; a lock not renewed for 0 s is taken over"
+            "lock file %s; a lock not renewed for 0.5 s is taken over"
             % (folder, os.getpid(), socket.gethostname(), lease["started"], lock))
         assert _lease(lock)["token"] == lease["token"]  # the refused one left it alone
     assert not _exists(lock)
