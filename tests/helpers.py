@@ -111,3 +111,37 @@ def load_benchmark(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def logged_losses(out):
+    """{step: [every loss logged for it]} from all the run's TensorBoard events."""
+    import tensorflow.compat.v1 as tf
+
+    found = {}
+    for path in tf.io.gfile.glob(os.path.join(str(out), "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "loss":
+                    found.setdefault(event.step, []).append(value.simple_value)
+    return found
+
+
+def assert_same_run(straight, stopped, rtol=1e-5, atol=1e-6, steps=8):
+    """Every loss the stopped-and-resumed run logged (before and after each resume) is the
+    uninterrupted run's at that step, and they end with the same variables and slots."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+
+    reference, logged = logged_losses(straight), logged_losses(stopped)
+    assert sorted(reference) == list(range(1, steps + 1))
+    assert set(logged) <= set(reference) and steps in logged
+    for step, values in logged.items():
+        np.testing.assert_allclose(values, reference[step] * len(values), rtol=rtol,
+                                   err_msg="step %d" % step)
+    a = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(straight)))
+    b = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(stopped)))
+    names = sorted(a.get_variable_to_shape_map())
+    assert names == sorted(b.get_variable_to_shape_map())
+    for name in names:
+        np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), rtol=0, atol=atol,
+                                   err_msg=name)

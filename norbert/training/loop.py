@@ -8,7 +8,9 @@ What it adds for long runs on preemptible machines:
 
 * resume: the latest checkpoint in ``output_dir`` (variables, optimizer state and
   ``global_step``) always wins over ``--init_checkpoint``; one whose files were cut short or
-  damaged is passed over, with a warning, for the newest intact one;
+  damaged is passed over, with a warning, for the newest intact one; the training data goes on
+  from the position saved with it (``norbert.training.data_position``), when the caller
+  passes the run's ``Position``;
 * a checkpoint every ``save_checkpoints_steps`` updates, ``keep_checkpoint_max`` kept, and one
   more on SIGTERM or Ctrl-C before the loop returns;
 * a NaN or Inf loss, or a damaged record in the data, stops the run with a clear error (the

@@ -5,7 +5,9 @@
 not a TPU-hour: the engine (the loop on one device, mirrored or multi-worker replicas, or
 TPUEstimator), this worker's place and whether it is the chief, where the variables start from
 (``norbert.training.start``: the checkpoint folder scanned once), the records checked against
-the flags and the model (each file's sidecar read once, ``norbert.training.run_inputs``). The
+the flags and the model (each file's sidecar read once, ``norbert.training.run_inputs``), and
+whether the training data goes on from the resumed checkpoint's saved position or starts a
+stream, with which seed (``norbert.training.data_position``). The
 ``RunPlan`` is logged as one block and handed to the engine (``norbert.training.engines``).
 
 Only then is ``--output_dir`` created (``mkdir -p``, as Google's script does), and a training

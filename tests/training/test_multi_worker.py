@@ -13,6 +13,7 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 import multi_worker_train  # noqa: E402
+from helpers import assert_same_run  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.training.distribution import Cluster, DistributionConfig  # noqa: E402
 from worker_processes import Workers, consecutive_free_ports, script, tf_config  # noqa: E402
@@ -127,6 +128,39 @@ def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, 
     stops = [int(log.split(" at step ")[1].split(":")[0]) for log in logs]
     assert stops[0] == stops[1] >= 3
     assert os.path.exists(str(output / ("model.ckpt-%d.index" % stops[0])))
+
+
+def test_every_worker_resumes_its_own_data_position_exactly(shards, tmp_path):
+    """Each worker saves its own data position (data_position/worker-K) at each of the chief's
+    checkpoints: stopped by SIGTERM to one worker and started again, the two workers log the
+    uninterrupted run's loss at every step and end with its variables."""
+    steps = 24
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    (tmp_path / "a").mkdir()
+    with Workers(tmp_path / "a") as workers:
+        workers.start_cluster(_pretraining(shards, straight, steps, save_checkpoints_steps=5,
+                                           seed=1))
+        assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+    (tmp_path / "b").mkdir()
+    with Workers(tmp_path / "b") as workers:
+        workers.start_cluster(_pretraining(shards, stopped, steps, save_checkpoints_steps=5,
+                                           seed=1))
+        assert workers.wait_for(1, "step 7/%d" % steps, 180), workers.log(1)[-3000:]
+        workers.signal(1, signal.SIGTERM)
+        assert workers.wait(120) == [143, 143], workers.log(0)[-3000:]
+        stop = int(workers.log(0).split(" at step ")[1].split(":")[0])
+    assert 7 <= stop < steps
+    for worker in range(2):  # saved at the stop by each worker, not only by the chief
+        assert (stopped / "data_position" / ("worker-%d" % worker)
+                / ("position-%d.index" % stop)).exists()
+    (tmp_path / "c").mkdir()
+    with Workers(tmp_path / "c") as workers:
+        workers.start_cluster(_pretraining(shards, stopped, steps, save_checkpoints_steps=5,
+                                           seed=1))
+        assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+        for worker in range(2):
+            assert "data: restored the position of step %d" % stop in workers.log(worker)
+    assert_same_run(straight, stopped, atol=1e-5, steps=steps)
 
 
 @pytest.mark.slow
