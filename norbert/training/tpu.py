@@ -225,11 +225,12 @@ class PositionHook(tf.train.SessionRunHook):
     when a session starts, those every ``save_checkpoints_steps``, and the last), restored at
     the resumed step when ``position.restore`` says so.
 
-    TPUEstimator runs its saver's hook first: the checkpoint it writes when a session starts
-    comes before the input's hook has initialised the iterator. So the first save or run of a
-    session, whichever comes first, initialises the iterator and restores its position; the
-    input's hook then initialises it again, and the first run restores once more (silently)
-    what the first save wrote at that step: either way the first batch is the right one.
+    The estimator's session calls its checkpoint saver's hook (a chief's hook) before the
+    input's: the checkpoint written when a session starts comes before the iterator is
+    initialised. So the first save or run of a session, whichever comes first, initialises the
+    iterator and restores its position; the input's hook then initialises it again, and the
+    first run restores once more (silently) what that first save wrote at the same step:
+    either way the first batch is the right one.
 
     Checked on the CPU (``use_tpu=False``: one step per session call). On a TPU the host's
     infeed runs ``iterations_per_loop`` batches per session call, and the checkpoints (with

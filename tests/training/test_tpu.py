@@ -35,7 +35,7 @@ def dynamic(tmp_path_factory, dropout_free_run, corpus_paths, uncased_vocab_path
     return folder / "train.tfrecord", root / "c.json", init
 
 
-def _settings(dynamic, out):
+def _settings(dynamic, out, keep=5):
     from norbert.training.optimization import OptimizerConfig
     from norbert.training.pretraining import TPU_ESTIMATOR, PretrainingConfig
     from norbert.training.spec import RunConfig
@@ -51,14 +51,14 @@ def _settings(dynamic, out):
         optimizer=OptimizerConfig(learning_rate=1e-3, num_train_steps=STEPS,
                                   num_warmup_steps=2),
         run=RunConfig(output_dir=str(out), save_checkpoints_steps=2, train_batch_size=8,
-                      seed=5),
+                      seed=5, keep_checkpoint_max=keep),
         tpu=TpuConfig(iterations_per_loop=1))
 
 
-def _run(dynamic, out):
+def _run(dynamic, out, keep=5):
     from norbert.training.pretraining import run_pretraining
 
-    return run_pretraining(**_settings(dynamic, out))
+    return run_pretraining(**_settings(dynamic, out, keep))
 
 
 def _stopped_at(step, monkeypatch):
@@ -161,6 +161,9 @@ def test_each_checkpoint_has_its_data_position_beside_it(dynamic, uninterrupted,
         streams = {data_position.read_stream(data_position.position_path(str(folder), 0, s))
                    for s in steps}
         assert len(streams) == 1 and None not in streams  # the run's one stream
+    # The model's checkpoints stay Google's: no data position in them.
+    names = tf.train.load_checkpoint(str(out / "model.ckpt-6")).get_variable_to_shape_map()
+    assert not [n for n in names if "data_stream" in n or "Iterator" in n]
 
 
 def _damage(prefix):
@@ -179,11 +182,63 @@ def test_a_damaged_newest_checkpoint_is_passed_over(dynamic, uninterrupted, tmp_
     newest = os.path.join(str(out), "model.ckpt-%d" % STEPS)
     _damage(newest)
     caplog.set_level("INFO")
-    _run(dynamic, out)
+    _run(dynamic, out, keep=3)
     assert "skipping the damaged checkpoint %s" % newest in caplog.text
     assert "resuming from %s" % os.path.join(str(out), "model.ckpt-4") in caplog.text
     assert "data: restored the position of step 4" in caplog.text
     # Trained again from step 4, on the same batches: step 6 saved anew, intact and equal.
     assert tf.train.latest_checkpoint(str(out)) == newest
     _assert_same_variables(newest, os.path.join(str(uninterrupted), "model.ckpt-%d" % STEPS))
-    assert _steps(str(out), "model.ckpt-") == [0, 2, 4, 6]
+    # The older checkpoints stay counted: keep_checkpoint_max=3 deletes the oldest, and the
+    # positions go with them.
+    assert _steps(str(out), "model.ckpt-") == [2, 4, 6]
+    assert _steps(os.path.join(str(out), "data_position", "worker-0"), "position-") == [2, 4, 6]
+
+
+def _saved_steps(folder, steps):
+    """A tiny checkpoint at each of ``steps`` in ``folder`` (the saver's state file lists
+    them); returns their prefixes, newest first."""
+    with tf.Graph().as_default():
+        tf.train.get_or_create_global_step()  # what the checkpoints hold
+        saver = tf.train.Saver(max_to_keep=10, save_relative_paths=True)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            paths = [saver.save(sess, os.path.join(folder, "model.ckpt"), global_step=s)
+                     for s in steps]
+    return paths[::-1]
+
+
+def test_the_state_file_is_left_alone_when_the_newest_reads_whole(tmp_path):
+    from norbert.training.tpu import point_at_intact
+
+    newest_first = _saved_steps(str(tmp_path), [1, 2])
+    before = (tmp_path / "checkpoint").read_text()
+    assert point_at_intact(str(tmp_path), newest_first) == newest_first[0]
+    assert (tmp_path / "checkpoint").read_text() == before
+    assert point_at_intact(str(tmp_path), ()) is None  # a new run
+
+
+def test_the_state_file_is_pointed_past_a_checkpoint_cut_short(tmp_path):
+    """The plan leaves a cut-short checkpoint out of the candidates; the state file that still
+    names it is pointed at the newest candidate, the older ones listed, names relative."""
+    from norbert.training.tpu import point_at_intact
+
+    third, second, first = _saved_steps(str(tmp_path), [1, 2, 3])
+    assert point_at_intact(str(tmp_path), [second, first]) == second
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert state.model_checkpoint_path == second
+    assert list(state.all_model_checkpoint_paths) == [first, second]
+    assert str(tmp_path) not in (tmp_path / "checkpoint").read_text()
+    assert os.path.exists(third + ".index")  # left as it is: its step is saved anew
+
+
+def test_a_folder_of_damaged_checkpoints_is_a_clear_error(tmp_path, caplog):
+    from norbert import NorbertError
+    from norbert.training.tpu import point_at_intact
+
+    newest_first = _saved_steps(str(tmp_path), [1, 2])
+    for prefix in newest_first:
+        _damage(prefix)
+    with pytest.raises(NorbertError, match="every checkpoint there is damaged"):
+        point_at_intact(str(tmp_path), newest_first)
+    assert caplog.text.count("skipping the damaged checkpoint") == 2
