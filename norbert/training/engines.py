@@ -17,7 +17,7 @@ from norbert.errors import NorbertError
 from norbert.training import loop
 from norbert.training.spec import RunConfig
 from norbert.training.stop import StopSignals
-from norbert.training.tpu import StopHook, make_estimator
+from norbert.training.tpu import PositionHook, StopHook, make_estimator, point_at_intact
 
 Results = Dict[str, object]
 
@@ -70,16 +70,25 @@ def on_loop(plan, settings, model_fn: Callable, stop: StopSignals) -> Results:
 
 
 def on_estimator(plan, settings, model_fn: Callable, stop: StopSignals) -> Results:
-    """Training and evaluation on TPUEstimator (it resumes from --output_dir itself)."""
-    estimator = make_estimator(model_fn, settings.run, settings.tpu, plan.start)
+    """Training and evaluation on TPUEstimator (it resumes from --output_dir itself: from the
+    newest checkpoint that reads whole, with the data position saved beside it)."""
+    run = settings.run
+    estimator = make_estimator(model_fn, run, settings.tpu, plan.start)
     max_steps, eval_steps = settings.optimizer.num_train_steps, settings.config.max_eval_steps
     result: Results = {}
     input_fn = None
     hooks = [StopHook(stop)]
     try:
         if plan.train is not None:
+            point_at_intact(run.output_dir, plan.start.resume)
+            train_hooks, listeners = list(hooks), []
+            if plan.position is not None:
+                positions = PositionHook(plan.position, run.output_dir, run.keep_checkpoint_max)
+                train_hooks.append(positions)
+                listeners.append(positions.listener())
             input_fn = plan.train.input_fn
-            estimator.train(input_fn=input_fn, max_steps=max_steps, hooks=hooks)
+            estimator.train(input_fn=input_fn, max_steps=max_steps, hooks=train_hooks,
+                            saving_listeners=listeners)
             if stop.received:
                 _stopped(estimator.get_variable_value("global_step"), max_steps,
                          estimator.latest_checkpoint(), stop.received)

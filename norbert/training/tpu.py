@@ -3,17 +3,31 @@
 ``TPUEstimator`` lives in ``tf.compat.v1.estimator``, which TensorFlow removed after 2.15: on a
 newer TF, ``--use_tpu`` is a clear error that says which TF to install. The TPU is found by
 name through ``TPUClusterResolver`` (Cloud TPU VMs ship ``cloud-tpu-client`` for it).
+
+A resume goes on as the loop's does: the newest checkpoint that reads whole (``point_at_intact``:
+a damaged one is passed over, with a warning), and the training data's position saved with it
+(``PositionHook``: worker 0's iterator, saved beside every model checkpoint, restored at the
+resumed step; ``norbert.training.data_position``).
 """
 
 import dataclasses
-from typing import Callable, Optional
+import os
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf_root
 import tensorflow.compat.v1 as tf
+from absl import logging
 
 from norbert.errors import NorbertError
+from norbert.model import checkpoints
+from norbert.training.data_position import Position, PositionSaver
 from norbert.training.spec import RunConfig
 from norbert.training.start import Start, initialise
+
+# tf.data's graph collection of the iterators a graph made (its GLOBAL_ITERATORS): TPUEstimator
+# makes the training iterator itself and keeps only its resource, found there as TensorFlow's
+# own CheckpointInputPipelineHook finds it.
+_ITERATORS = "iterators"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,3 +161,143 @@ class StopHook(tf.train.SessionRunHook):
     def after_run(self, run_context, run_values):
         if self._stop.received is not None:
             run_context.request_stop()
+
+
+def point_at_intact(output_dir: str, candidates: Sequence[str]) -> Optional[str]:
+    """Makes TPUEstimator resume from the newest of ``candidates`` (the plan's intact-looking
+    checkpoints, newest first) that reads whole; returns it (None: none given).
+
+    TPUEstimator restores what the folder's ``checkpoint`` state file names, and stops with an
+    error when that one is damaged. Each candidate is read in full first (flipped bytes show
+    only so, as a checksum error); a damaged one is passed over with a warning, and the state
+    file is pointed at the one that reads, the older ones still listed so that
+    ``keep_checkpoint_max`` goes on deleting them as the run saves new ones.
+    """
+    if not candidates:
+        return None
+    for i, candidate in enumerate(candidates):
+        problem = _unreadable(candidate)
+        if problem:
+            logging.warning("--output_dir=%s: skipping the damaged checkpoint %s (%s)",
+                            output_dir, candidate, problem)
+            continue
+        state = tf.train.get_checkpoint_state(output_dir)
+        if state is None or state.model_checkpoint_path != candidate:
+            kept = [_relative(output_dir, p) for p in reversed(candidates[i:])]  # oldest first
+            tf.train.update_checkpoint_state(output_dir, kept[-1], kept)
+        logging.info("resuming from %s (read whole: intact)", candidate)
+        return candidate
+    raise NorbertError(
+        "--output_dir=%s: every checkpoint there is damaged (%s): move them away to start "
+        "afresh, or restore the folder from a copy" % (output_dir, ", ".join(candidates)))
+
+
+def _unreadable(checkpoint: str) -> Optional[str]:
+    """Why ``checkpoint`` does not read whole, or None: every tensor is read (one at a time,
+    so that a large checkpoint is not held in memory), which checks its checksums."""
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:  # tf.errors.* (a checksum), IndexError etc. (data cut short)
+        return checkpoints.tf_message(e)
+    return None
+
+
+def _relative(output_dir: str, checkpoint: str) -> str:
+    """A checkpoint in ``output_dir`` by its name alone, as the estimator's saver writes the
+    state file (the folder may be moved); one elsewhere as it is."""
+    folder, name = os.path.split(checkpoint)
+    return name if os.path.normpath(folder) == os.path.normpath(output_dir) else checkpoint
+
+
+class _IteratorResource:
+    """An iterator as ``tf.data.experimental.make_saveable_from_iterator`` reads it: its
+    resource alone (so from TF 1.15 to 2.15, the TFs TPUEstimator runs on)."""
+
+    def __init__(self, resource):
+        self._iterator_resource = resource
+
+
+class PositionHook(tf.train.SessionRunHook):
+    """Worker 0's data position on TPUEstimator: saved before each model checkpoint (through
+    ``listener()``, TPUEstimator's saving listener, which is told of every checkpoint: the one
+    when a session starts, those every ``save_checkpoints_steps``, and the last), restored at
+    the resumed step when ``position.restore`` says so.
+
+    The estimator's session calls its checkpoint saver's hook (a chief's hook) before the
+    input's: the checkpoint written when a session starts comes before the iterator is
+    initialised. So the first save or run of a session, whichever comes first, initialises the
+    iterator and restores its position; the input's hook then initialises it again, and the
+    first run restores once more (silently) what that first save wrote at the same step:
+    either way the first batch is the right one.
+
+    Checked on the CPU (``use_tpu=False``: one step per session call). On a TPU the host's
+    infeed runs ``iterations_per_loop`` batches per session call, and the checkpoints (with
+    the positions) fall between calls; that the infeed has then read exactly the batches the
+    steps took, and that the restore comes before the first call's infeed, could not be checked
+    without a TPU. A pod with several input hosts has an iterator per host: its positions are
+    not kept (a warning says so).
+    """
+
+    def __init__(self, position: Position, output_dir: str, keep: int):
+        self._position, self._output_dir, self._keep = position, output_dir, keep
+        self._saver = None  # built in begin(), in the estimator's graph
+        self._initializers, self._global_step = [], None
+        self._session, self._ran = None, False  # the session prepared; its first run done
+
+    def begin(self):
+        resources = tf.get_collection(_ITERATORS)
+        self._saver, self._session = None, None
+        if len(resources) != 1:
+            logging.warning("data: %d input iterators (one per input host): their positions "
+                            "are not kept, a resume starts the stream at its beginning",
+                            len(resources))
+            return
+        self._saver = PositionSaver(_IteratorResource(resources[0]), self._position,
+                                    self._output_dir, self._keep)
+        self._initializers = [op for op in resources[0].consumers()
+                              if op.type == "MakeIterator"] + self._saver.initializers
+        self._global_step = tf.train.get_global_step()
+
+    def before_run(self, run_context):
+        session = run_context.session
+        if self._saver is None or (session is self._session and self._ran):
+            return
+        if not self._prepare(session):  # prepared by the session's first save
+            self._saver.restore(session, self._step(session))
+        self._ran = True
+
+    def save(self, session, step: int) -> None:
+        if self._saver is not None:
+            self._prepare(session)
+            self._saver.save(session, step)
+
+    def listener(self) -> "tf.train.CheckpointSaverListener":
+        return _PositionListener(self)
+
+    def _prepare(self, session) -> bool:
+        """The iterator initialised and its position restored, once per session; False when
+        that was done already."""
+        if session is self._session:
+            return False
+        self._session, self._ran = session, False
+        session.run(self._initializers)
+        said = self._saver.restore(session, self._step(session))
+        if said:
+            logging.info("%s", said)
+        return True
+
+    def _step(self, session) -> int:
+        return int(session.run(self._global_step))
+
+
+class _PositionListener(tf.train.CheckpointSaverListener):
+    """Saves the data position before TPUEstimator writes a model checkpoint: a checkpoint on
+    disk always has its position beside it."""
+
+    def __init__(self, hook: PositionHook):
+        self._hook = hook
+
+    def before_save(self, session, global_step_value):
+        self._hook.save(session, int(global_step_value))

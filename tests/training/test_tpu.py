@@ -1,0 +1,244 @@
+"""TPUEstimator (on the CPU): a stopped run resumes on the batches an uninterrupted run trains
+on, with the data position saved beside every checkpoint, and past a damaged newest one."""
+
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow").compat.v1
+
+import reference_shim  # noqa: E402
+from helpers import english_records  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(not reference_shim.has_estimator(),
+                       reason="TPUEstimator needs tf.estimator (TensorFlow <= 2.15)"),
+    # A high learning rate from --init_checkpoint: meant, for steps that differ visibly.
+    pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning"),
+]
+
+STEPS = 6
+LOSSES = ("masked_lm_loss", "next_sentence_loss")  # written every step by the host call
+
+
+@pytest.fixture(scope="module")
+def dynamic(tmp_path_factory, dropout_free_run, corpus_paths, uncased_vocab_path):
+    """(records with dynamic masks, the dropout-free config, its initial weights): every run
+    starts from the same weights and computes the same steps on the same batches."""
+    root, init = dropout_free_run
+    folder = tmp_path_factory.mktemp("tpu_dynamic")
+    english_records(folder, corpus_paths, uncased_vocab_path, 40_000, max_seq_length=32,
+                    max_predictions_per_seq=5, do_lower_case=True, masking="dynamic")
+    return folder / "train.tfrecord", root / "c.json", init
+
+
+def _settings(dynamic, out, keep=5):
+    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.pretraining import TPU_ESTIMATOR, PretrainingConfig
+    from norbert.training.spec import RunConfig
+    from norbert.training.tpu import TpuConfig
+
+    records, config, init = dynamic
+    return dict(
+        config=PretrainingConfig(
+            input_file=str(records), bert_config_file=str(config), max_seq_length=32,
+            max_predictions_per_seq=5, do_train=True, do_eval=False, engine=TPU_ESTIMATOR,
+            init_checkpoint=init),
+        # The same num_train_steps in every part of a run: the same learning-rate schedule.
+        optimizer=OptimizerConfig(learning_rate=1e-3, num_train_steps=STEPS,
+                                  num_warmup_steps=2),
+        run=RunConfig(output_dir=str(out), save_checkpoints_steps=2, train_batch_size=8,
+                      seed=5, keep_checkpoint_max=keep),
+        tpu=TpuConfig(iterations_per_loop=1))
+
+
+def _run(dynamic, out, keep=5):
+    from norbert.training.pretraining import run_pretraining
+
+    return run_pretraining(**_settings(dynamic, out, keep))
+
+
+def _stopped_at(step, monkeypatch):
+    """Makes the next run receive a SIGTERM right after ``step``, as a preemption would: its
+    own stop hook then ends training, and TPUEstimator saves."""
+    from norbert.training import engines
+    from norbert.training.tpu import StopHook
+
+    class PreemptedAt(StopHook):
+        def begin(self):
+            self._step = tf.train.get_global_step()
+
+        def before_run(self, run_context):
+            return tf.train.SessionRunArgs(self._step)
+
+        def after_run(self, run_context, run_values):
+            if run_values.results + 1 == step:  # the step before this update, plus it
+                os.kill(os.getpid(), signal.SIGTERM)
+            super().after_run(run_context, run_values)
+
+    monkeypatch.setattr(engines, "StopHook", PreemptedAt)
+
+
+def _losses(out):
+    """Step -> (masked LM loss, next sentence loss), from the events in ``out``; a step
+    written twice (trained again after a resume) keeps its latest values."""
+    found = {}
+    events = [os.path.join(out, f) for f in os.listdir(out) if "tfevents" in f]
+    for path in events:
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag in LOSSES:
+                    number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") \
+                        else value.simple_value
+                    found.setdefault(event.step, {})[value.tag] = (event.wall_time, number)
+    return {step: tuple(values[t][1] for t in LOSSES) for step, values in found.items()
+            if set(values) == set(LOSSES)}
+
+
+def _variables(checkpoint):
+    reader = tf.train.load_checkpoint(checkpoint)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def _assert_same_variables(ours, theirs):
+    a, b = _variables(ours), _variables(theirs)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def _steps(out, pattern):
+    return sorted(int(f[len(pattern):-len(".index")]) for f in os.listdir(out)
+                  if f.startswith(pattern) and f.endswith(".index"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(dynamic, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tpu_uninterrupted") / "run"
+    _run(dynamic, out)
+    return out
+
+
+def test_a_stopped_run_resumes_on_the_batches_of_an_uninterrupted_one(
+        dynamic, uninterrupted, tmp_path, monkeypatch, caplog):
+    out = tmp_path / "run"
+    with monkeypatch.context() as patched:
+        _stopped_at(3, patched)
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            _run(dynamic, out)
+    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-3")
+    caplog.set_level("INFO")
+    _run(dynamic, out)
+    assert "data: restored the position of step 3" in caplog.text
+    whole, resumed = _losses(str(uninterrupted)), _losses(str(out))
+    assert len(whole) == STEPS and sorted(whole) == sorted(resumed)
+    for step in sorted(whole):  # those before the stop, and those after the resume
+        np.testing.assert_allclose(resumed[step], whole[step], rtol=1e-6, atol=1e-6,
+                                   err_msg="step %d" % step)
+    _assert_same_variables(os.path.join(out, "model.ckpt-%d" % STEPS),
+                           os.path.join(uninterrupted, "model.ckpt-%d" % STEPS))
+
+
+def test_each_checkpoint_has_its_data_position_beside_it(dynamic, uninterrupted, tmp_path,
+                                                          monkeypatch):
+    from norbert.training import data_position
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patched:
+        _stopped_at(3, patched)
+        with pytest.raises(KeyboardInterrupt):
+            _run(dynamic, out)
+    _run(dynamic, out)
+    # Saved when a session starts, every 2 steps (counted from the resumed one), at the stop,
+    # and at the end; 5 kept of each.
+    for folder, steps in [(uninterrupted, [0, 2, 4, 6]), (out, [0, 2, 3, 5, 6])]:
+        assert _steps(str(folder), "model.ckpt-") == steps
+        positions = data_position.position_dir(str(folder), 0)
+        assert _steps(positions, "position-") == steps
+        streams = {data_position.read_stream(data_position.position_path(str(folder), 0, s))
+                   for s in steps}
+        assert len(streams) == 1 and None not in streams  # the run's one stream
+    # The model's checkpoints stay Google's: no data position in them.
+    names = tf.train.load_checkpoint(str(out / "model.ckpt-6")).get_variable_to_shape_map()
+    assert not [n for n in names if "data_stream" in n or "Iterator" in n]
+
+
+def _damage(prefix):
+    """Flips one byte in the middle of ``prefix``'s data: only a full read sees it."""
+    path = prefix + ".data-00000-of-00001"
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[len(data) // 2] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+def test_a_damaged_newest_checkpoint_is_passed_over(dynamic, uninterrupted, tmp_path, caplog):
+    out = tmp_path / "run"
+    shutil.copytree(str(uninterrupted), str(out))
+    newest = os.path.join(str(out), "model.ckpt-%d" % STEPS)
+    _damage(newest)
+    caplog.set_level("INFO")
+    _run(dynamic, out, keep=3)
+    assert "skipping the damaged checkpoint %s" % newest in caplog.text
+    assert "resuming from %s" % os.path.join(str(out), "model.ckpt-4") in caplog.text
+    assert "data: restored the position of step 4" in caplog.text
+    # Trained again from step 4, on the same batches: step 6 saved anew, intact and equal.
+    assert tf.train.latest_checkpoint(str(out)) == newest
+    _assert_same_variables(newest, os.path.join(str(uninterrupted), "model.ckpt-%d" % STEPS))
+    # The older checkpoints stay counted: keep_checkpoint_max=3 deletes the oldest, and the
+    # positions go with them.
+    assert _steps(str(out), "model.ckpt-") == [2, 4, 6]
+    assert _steps(os.path.join(str(out), "data_position", "worker-0"), "position-") == [2, 4, 6]
+
+
+def _saved_steps(folder, steps):
+    """A tiny checkpoint at each of ``steps`` in ``folder`` (the saver's state file lists
+    them); returns their prefixes, newest first."""
+    with tf.Graph().as_default():
+        tf.train.get_or_create_global_step()  # what the checkpoints hold
+        saver = tf.train.Saver(max_to_keep=10, save_relative_paths=True)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            paths = [saver.save(sess, os.path.join(folder, "model.ckpt"), global_step=s)
+                     for s in steps]
+    return paths[::-1]
+
+
+def test_the_state_file_is_left_alone_when_the_newest_reads_whole(tmp_path):
+    from norbert.training.tpu import point_at_intact
+
+    newest_first = _saved_steps(str(tmp_path), [1, 2])
+    before = (tmp_path / "checkpoint").read_text()
+    assert point_at_intact(str(tmp_path), newest_first) == newest_first[0]
+    assert (tmp_path / "checkpoint").read_text() == before
+    assert point_at_intact(str(tmp_path), ()) is None  # a new run
+
+
+def test_the_state_file_is_pointed_past_a_checkpoint_cut_short(tmp_path):
+    """The plan leaves a cut-short checkpoint out of the candidates; the state file that still
+    names it is pointed at the newest candidate, the older ones listed, names relative."""
+    from norbert.training.tpu import point_at_intact
+
+    third, second, first = _saved_steps(str(tmp_path), [1, 2, 3])
+    assert point_at_intact(str(tmp_path), [second, first]) == second
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert state.model_checkpoint_path == second
+    assert list(state.all_model_checkpoint_paths) == [first, second]
+    assert str(tmp_path) not in (tmp_path / "checkpoint").read_text()
+    assert os.path.exists(third + ".index")  # left as it is: its step is saved anew
+
+
+def test_a_folder_of_damaged_checkpoints_is_a_clear_error(tmp_path, caplog):
+    from norbert import NorbertError
+    from norbert.training.tpu import point_at_intact
+
+    newest_first = _saved_steps(str(tmp_path), [1, 2])
+    for prefix in newest_first:
+        _damage(prefix)
+    with pytest.raises(NorbertError, match="every checkpoint there is damaged"):
+        point_at_intact(str(tmp_path), newest_first)
+    assert caplog.text.count("skipping the damaged checkpoint") == 2
