@@ -253,9 +253,12 @@ class PositionSaver:
         self._track(step)
         if not self._position.restore:
             return None
-        if read_stream(prefix) != self._position.stream:
-            return ("data: the position saved at step %d is not this run's stream (an older "
-                    "checkpoint was resumed): the stream starts at its beginning" % step)
+        saved = read_stream(prefix)
+        if saved != self._position.stream:  # the plan looked at a newer checkpoint than this
+            return ("data: %s at step %d (an older checkpoint than planned was resumed): the "
+                    "stream starts at its beginning"
+                    % ("no data position was saved" if saved is None else
+                       "the data position saved is another stream's", step))
         try:
             self._saver.restore(sess, prefix)
         except tf.errors.OpError as e:

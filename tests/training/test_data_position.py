@@ -177,7 +177,9 @@ def test_the_saved_state_does_not_grow_with_the_position(records, tmp_path):
     _read(config, tmp_path / "late", 300, save_at=300)  # several passes over the records
     early = sum(data_position.saved_bytes(str(tmp_path / "early"), 0, 3).values())
     late = sum(data_position.saved_bytes(str(tmp_path / "late"), 0, 300).values())
-    assert 0 < late < 1.25 * early and late < 1_000_000, (early, late)
+    # What varies is the buffers' content (records' lengths, how full tf.data keeps them),
+    # not a record of what was read: 100 times the batches, not 100 times the bytes.
+    assert 0 < late < 2 * early and late < 1_000_000, (early, late)
 
 
 # -- whole runs: stopped, resumed, and compared step by step -------------------------------
