@@ -164,3 +164,26 @@ def test_the_key_holds_seed_batches_and_replica_and_only_when_there_is_dropout(w
         assert tf.global_variables() == []  # no counter read or made for nothing
     with tf.Graph().as_default():
         assert dropout_key(ModelFnConfig(config, optimizer)).seed == 0  # no graph seed
+
+
+def test_each_replica_keys_its_own_dropout(with_dropout):
+    from norbert.training.distribution import make_strategy
+
+    _, config, _ = with_dropout
+    two = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
+    with tf.Graph().as_default():
+        strategy = make_strategy(two)
+        with strategy.scope():
+            tf.train.get_or_create_global_step()
+
+            def replica_key():
+                key = dropout_key(ModelFnConfig(config, OptimizerConfig()))
+                assert key.replicas == 2
+                return tf.cast(key.replica, tf.int64), key.batches
+
+            replica, batches = strategy.extended.call_for_each_replica(replica_key)
+            ids = strategy.experimental_local_results(replica)
+            counts = strategy.experimental_local_results(batches)
+        with tf.Session(config=loop.session_config(RunConfig("unused"), two)) as sess:
+            sess.run(tf.global_variables_initializer())
+            assert sess.run([ids, counts]) == [(0, 1), (0, 0)]
