@@ -23,6 +23,16 @@ or float16 the variables stay float32 (``norbert.model.precision``'s custom gett
 read); ``dense`` computes in its input's dtype, while layer normalisation, the attention mask
 bias and the attention softmax always compute in float32 and cast back. With float32 the graph
 is op for op the float32-only one.
+
+Dropout: with ``is_training`` and a ``DropoutKey`` (what the pretraining model_fn passes), every
+mask is drawn by a stateless random op from a seed made of (the run's seed, the dropout site,
+the batches trained so far, the replica): no random state lives in the session, which TF1
+graph mode could not save, so a run resumed from a checkpoint (which holds the batch count)
+draws exactly the masks the uninterrupted run would have drawn. The sites are numbered by the
+key in the order the graph builds them (the embeddings, then per layer the attention
+probabilities, the attention output and the layer output), not by a module-level counter.
+Without a key, training dropout is ``tf.nn.dropout``, as Google's (fine-tuning code that builds
+``BertModel`` itself). Evaluation has no dropout op at all.
 """
 
 import hashlib

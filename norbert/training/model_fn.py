@@ -6,6 +6,16 @@ It builds the model only: where the variables start from (``norbert.training.sta
 engine's to apply, after the model is built (the loop: after the per-replica call under a
 tf.distribute strategy, where a replica's variables are named ``.../replica_1``; TPUEstimator:
 in its scaffold). Under a strategy the masked-LM loss is the global batch's (``replicas``).
+
+Training dropout is keyed (``dropout_key``; ``norbert.model.modeling.DropoutKey``): each mask
+is a function of (seed, batches trained, replica, site), so a resumed run draws the
+uninterrupted run's masks. The batch count is read from what every checkpoint already holds,
+``global_step`` and, with accumulation, ``gradient_accumulation/micro_step``
+(``optimization.batches_trained``): no variable is added, and Google's checkpoints keep their
+names. The seed is ``ModelFnConfig.dropout_seed`` (the run plan passes --seed, or the seed drawn
+when the run began and kept with its data position, so that a resume without --seed draws the
+same masks), else the graph's seed (the loop sets --seed as that), else 0. On TPU dropout
+stays ``tf.nn.dropout`` (see ``dropout_key``).
 """
 
 import dataclasses
@@ -49,14 +59,16 @@ def _batch_masked_lm_accuracy(output, features):
 
 def dropout_key(config: ModelFnConfig) -> Optional[modeling.DropoutKey]:
     """The training dropout's key: (seed, batches trained, replica); None when the model has
-    no dropout (its graph then has no op of it).
+    no dropout (its graph then has no op of it), or on TPU.
 
     The batches come from the checkpointed counters (``optimization.batches_trained``); the
-    replica from the tf.distribute replica context (0 of 1 outside one, and on TPUEstimator,
-    whose cores then draw alike for their different examples).
+    replica from the tf.distribute replica context (0 of 1 outside one). TPUEstimator's cores
+    run the model_fn outside any replica context and TF 1.15's API gives them no core number:
+    one key would draw the same masks on every core, so on TPU dropout stays
+    ``tf.nn.dropout`` (whose state TPUEstimator's resume does not keep either).
     """
     bert = config.bert_config
-    if not (bert.hidden_dropout_prob or bert.attention_probs_dropout_prob):
+    if config.use_tpu or not (bert.hidden_dropout_prob or bert.attention_probs_dropout_prob):
         return None
     seed = config.dropout_seed
     if seed is None:

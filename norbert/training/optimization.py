@@ -19,6 +19,8 @@ Graph code on ``tf.compat.v1`` (TF 1.15 through the newest 2.x). The update rule
 
 With gradient accumulation, ``global_step`` counts optimizer updates, not micro-batches: the
 schedule, ``num_train_steps`` and checkpoints all speak of updates of the effective batch.
+``batches_trained`` counts the micro-batches from the two checkpointed counters (the training
+dropout's key: ``norbert.training.model_fn``).
 """
 
 import dataclasses

@@ -161,6 +161,7 @@ def test_the_key_holds_seed_batches_and_replica_and_only_when_there_is_dropout(w
     free = config.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     with tf.Graph().as_default():
         assert dropout_key(ModelFnConfig(free, optimizer)) is None
+        assert dropout_key(ModelFnConfig(config, optimizer, use_tpu=True)) is None
         assert tf.global_variables() == []  # no counter read or made for nothing
     with tf.Graph().as_default():
         assert dropout_key(ModelFnConfig(config, optimizer)).seed == 0  # no graph seed
