@@ -349,7 +349,9 @@ def batches_trained(config: OptimizerConfig) -> tf.Tensor:
     scaling skips leaves ``global_step`` as it was, so the batches after it count as the
     skipped ones did: the count stays a function of the checkpoint, which is what matters.
     """
-    batches = tf.cast(tf.train.get_or_create_global_step(), tf.int64)
+    # One read, a tensor (tf.cast of an int64 variable would hand back the variable, and each
+    # user would read it anew: a fetch of it could then see this step's increment).
+    batches = tf.cast(tf.identity(tf.train.get_or_create_global_step()), tf.int64)
     n = config.gradient_accumulation_steps
     if n == 1:
         return batches
