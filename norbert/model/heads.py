@@ -17,7 +17,7 @@ the log-softmax and the losses, so ``log_probs`` and every loss are float32 in a
 """
 
 import collections
-from typing import Callable, Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
@@ -149,6 +149,7 @@ def pretraining_forward(
     use_one_hot_embeddings: bool = False,
     compute_dtype: tf.DType = tf.float32,
     weighted_mean: WeightedMean = local_weighted_mean,
+    dropout_key: Optional[modeling.DropoutKey] = None,
 ) -> PretrainingOutput:
     """BertModel plus both heads on a batch of pretraining features (the model_fn's forward).
 
@@ -156,7 +157,8 @@ def pretraining_forward(
     masked_lm_positions, masked_lm_ids, masked_lm_weights [B, M]; next_sentence_labels [B, 1].
     ``compute_dtype`` is the activations' dtype (``norbert.model.precision``); losses and log-probs
     are float32 in any case. ``weighted_mean`` takes the masked-LM loss's mean (see
-    ``masked_lm_output``).
+    ``masked_lm_output``). ``dropout_key``: the encoder's training dropout drawn from it
+    (``modeling.DropoutKey``: masks that a resumed run draws again); None: ``tf.nn.dropout``.
     """
     missing = [name for name in PRETRAINING_FEATURES if name not in features]
     if missing:
@@ -172,6 +174,7 @@ def pretraining_forward(
         token_type_ids=features["segment_ids"],
         use_one_hot_embeddings=use_one_hot_embeddings,
         compute_dtype=compute_dtype,
+        dropout_key=dropout_key,
     )
     masked_lm = masked_lm_output(
         config,

@@ -23,8 +23,19 @@ or float16 the variables stay float32 (``norbert.model.precision``'s custom gett
 read); ``dense`` computes in its input's dtype, while layer normalisation, the attention mask
 bias and the attention softmax always compute in float32 and cast back. With float32 the graph
 is op for op the float32-only one.
+
+Dropout: with ``is_training`` and a ``DropoutKey`` (what the pretraining model_fn passes), every
+mask is drawn by a stateless random op from a seed made of (the run's seed, the dropout site,
+the batches trained so far, the replica): no random state lives in the session, which TF1
+graph mode could not save, so a run resumed from a checkpoint (which holds the batch count)
+draws exactly the masks the uninterrupted run would have drawn. The sites are numbered by the
+key in the order the graph builds them (the embeddings, then per layer the attention
+probabilities, the attention output and the layer output), not by a module-level counter.
+Without a key, training dropout is ``tf.nn.dropout``, as Google's (fine-tuning code that builds
+``BertModel`` itself). Evaluation has no dropout op at all.
 """
 
+import hashlib
 import math
 from typing import Callable, List, Optional, Union
 
@@ -94,11 +105,67 @@ def shape_list(tensor: tf.Tensor) -> List[Dim]:
     return [d if d is not None else dynamic[i] for i, d in enumerate(static)]
 
 
-def dropout(x: tf.Tensor, rate: float) -> tf.Tensor:
-    """Drops each value with probability ``rate`` (not a keep probability); 0 is a no-op."""
+def dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Drops each value with probability ``rate`` (not a keep probability) and scales the kept
+    ones by 1 / (1 - rate); 0 is a no-op.
+
+    ``seed`` (int64 [2]) draws the mask statelessly: the same seed, the same mask, in any
+    session (see ``DropoutKey``). As ``tf.nn.dropout``: a value is kept where a uniform number
+    is at least ``rate``, and the result is ``x * scale * keep`` in ``x``'s dtype; the uniform
+    numbers are float32 whatever the compute dtype (bfloat16's would make the share dropped
+    coarse). Without ``seed``: ``tf.nn.dropout`` itself, whose random state a session does not
+    save (Google's dropout).
+    """
     if not rate:
         return x
-    return tf.nn.dropout(x, rate=rate)
+    if seed is None:
+        return tf.nn.dropout(x, rate=rate)
+    uniform = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=tf.float32)
+    keep = tf.cast(uniform >= rate, x.dtype)
+    return x * (1.0 / (1.0 - rate)) * keep
+
+
+def site_seed(seed: int, site: int, batches: tf.Tensor, replica: Dim = 0,
+              replicas: int = 1) -> tf.Tensor:
+    """The stateless seed [2] (int64) of dropout site number ``site`` for the batch numbered
+    ``batches`` (int scalar tensor) on replica ``replica`` of ``replicas``.
+
+    The first half (the generator's key) is a hash of (seed, site), so that every site draws
+    from a stream of its own; the second (the counter's high half) is ``batches * replicas +
+    replica``, one value per replica per batch.
+    """
+    digest = hashlib.sha256(b"dropout/%d/%d" % (seed, site)).digest()
+    key = int.from_bytes(digest[:8], "big") >> 1  # 63 bits: a non-negative int64
+    count = (tf.cast(batches, tf.int64) * replicas
+             + tf.cast(replica, tf.int64))  # [] int64
+    return tf.stack([tf.constant(key, tf.int64), count])  # [2]
+
+
+class DropoutKey:
+    """What training dropout draws its masks from: (seed, batches trained, replica), and the
+    dropout sites numbered in the order the graph builds them.
+
+    With a key, every mask is a function of (``seed``, ``batches``, ``replica``, site) alone:
+    no random state lives in the session, so a run resumed from a checkpoint that holds what
+    ``batches`` is computed from draws the masks the uninterrupted run would have drawn. The
+    site counter is this object's (one key per model_fn call; two models built with one key
+    get distinct sites). ``seed`` is a Python int; ``batches`` an integer scalar tensor (the
+    micro-batches trained before this one); ``replica`` this replica's number (an int or an
+    integer tensor) among ``replicas``.
+    """
+
+    def __init__(self, seed: int, batches: tf.Tensor, replica: Dim = 0, replicas: int = 1):
+        self.seed, self.batches = int(seed), batches
+        self.replica, self.replicas = replica, int(replicas)
+        self.sites = 0  # the sites numbered so far
+
+    def apply(self, x: tf.Tensor, rate: float) -> tf.Tensor:
+        """``dropout(x, rate)`` with the next site's seed (a rate of 0 takes no site)."""
+        if not rate:
+            return x
+        site, self.sites = self.sites, self.sites + 1
+        return dropout(x, rate, site_seed(self.seed, site, self.batches, self.replica,
+                                          self.replicas))
 
 
 def layer_norm(x: tf.Tensor, scope: str = "LayerNorm") -> tf.Tensor:
@@ -156,6 +223,8 @@ class BertModel:
     graph needs another scope, or variable reuse set by the caller).
     ``compute_dtype`` (tf.float32, tf.bfloat16 or tf.float16) is the activations' dtype; the
     variables are float32 in every case (see ``norbert.model.precision``).
+    ``dropout_key`` (training only) draws the dropout masks statelessly from a ``DropoutKey``,
+    so that a resumed run draws the uninterrupted run's; None: ``tf.nn.dropout``, as Google's.
     """
 
     def __init__(
@@ -168,6 +237,7 @@ class BertModel:
         use_one_hot_embeddings: bool = False,
         scope: Optional[str] = None,
         compute_dtype: tf.DType = tf.float32,
+        dropout_key: Optional[DropoutKey] = None,
     ) -> None:
         if not isinstance(config, BertConfig):
             raise NorbertError(
@@ -182,6 +252,7 @@ class BertModel:
         self.is_training = is_training
         hidden_rate = config.hidden_dropout_prob if is_training else 0.0
         attention_rate = config.attention_probs_dropout_prob if is_training else 0.0
+        drop = dropout_key.apply if dropout_key is not None else dropout
 
         input_ids, input_mask, token_type_ids, batch, seq = _checked_inputs(
             config, input_ids, input_mask, token_type_ids
@@ -191,13 +262,13 @@ class BertModel:
             with tf.variable_scope("embeddings"):
                 self.embedding_table, self.word_embedding_output, self.embedding_output = (
                     _embeddings(config, input_ids, token_type_ids, use_one_hot_embeddings,
-                                hidden_rate, compute_dtype)
+                                hidden_rate, compute_dtype, drop)
                 )
 
             with tf.variable_scope("encoder"):
                 self.all_encoder_layers = _encoder(
                     config, self.embedding_output, input_mask, batch, seq, hidden_rate,
-                    attention_rate,
+                    attention_rate, drop,
                 )  # L x [B, S, H]
             self.sequence_output = self.all_encoder_layers[-1]  # [B, S, H]
 
@@ -272,9 +343,11 @@ def _checked_compute_dtype(compute_dtype) -> tf.DType:
     return compute_dtype
 
 
-def _encoder(config, embedding_output, input_mask, batch, seq, hidden_rate, attention_rate):
+def _encoder(config, embedding_output, input_mask, batch, seq, hidden_rate, attention_rate,
+             drop):
     """The Transformer layers (scopes ``layer_<l>``) on ``embedding_output`` [B, S, H], keys
-    masked by ``input_mask`` [B, S]; returns each layer's output [B, S, H], first to last."""
+    masked by ``input_mask`` [B, S]; returns each layer's output [B, S, H], first to last.
+    ``drop(x, rate)`` is the dropout (``dropout``, or a ``DropoutKey``'s)."""
     # Added to the attention scores: 0 where the key is a real token, a large negative
     # number where it is padding. Broadcasts over heads and queries. Float32 whatever the
     # compute dtype: -10000 is coarse in bfloat16.
@@ -287,13 +360,13 @@ def _encoder(config, embedding_output, input_mask, batch, seq, hidden_rate, atte
     for index in range(config.num_hidden_layers):
         with tf.variable_scope("layer_%d" % index):
             hidden = _transformer_layer(
-                config, hidden, score_bias, batch, seq, hidden_rate, attention_rate
+                config, hidden, score_bias, batch, seq, hidden_rate, attention_rate, drop
             )
         layers.append(tf.reshape(hidden, [batch, seq, config.hidden_size]))  # [B, S, H]
     return layers
 
 
-def _embeddings(config, input_ids, token_type_ids, use_one_hot, dropout_rate, dtype):
+def _embeddings(config, input_ids, token_type_ids, use_one_hot, dropout_rate, dtype, drop):
     """(word table [V, H], word embeddings [B, S, H], embedding output [B, S, H]), in ``dtype``."""
     batch, seq = shape_list(input_ids)
     width = config.hidden_size
@@ -332,11 +405,11 @@ def _embeddings(config, input_ids, token_type_ids, use_one_hot, dropout_rate, dt
 
     word_output = tf.reshape(words, [batch, seq, width])  # [B, S, H]
     summed = word_output + tf.reshape(types, [batch, seq, width]) + positions  # [B, S, H]
-    output = dropout(layer_norm(summed), dropout_rate)
+    output = drop(layer_norm(summed), dropout_rate)
     return word_table, word_output, output
 
 
-def _attention(config, x, score_bias, batch, seq, dropout_rate):
+def _attention(config, x, score_bias, batch, seq, dropout_rate, drop):
     """Multi-head self-attention of ``x`` [B*S, H]; returns the heads' context [B*S, H]."""
     heads, size = config.num_attention_heads, config.attention_head_size
 
@@ -353,20 +426,20 @@ def _attention(config, x, score_bias, batch, seq, dropout_rate):
     if probs.dtype != value.dtype:
         probs = tf.cast(probs, value.dtype)
     # Dropping attention probabilities drops whole tokens to attend to, as Google does.
-    probs = dropout(probs, dropout_rate)
+    probs = drop(probs, dropout_rate)
     context = tf.matmul(probs, value)  # [B, N, S, D]
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, S, N, D]
     return tf.reshape(context, [batch * seq, config.hidden_size])  # [B*S, H]
 
 
-def _transformer_layer(config, x, score_bias, batch, seq, hidden_rate, attention_rate):
+def _transformer_layer(config, x, score_bias, batch, seq, hidden_rate, attention_rate, drop):
     """One post-LayerNorm Transformer block on ``x`` [B*S, H]; returns [B*S, H]."""
     with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
-            context = _attention(config, x, score_bias, batch, seq, attention_rate)
+            context = _attention(config, x, score_bias, batch, seq, attention_rate, drop)
         with tf.variable_scope("output"):
             attended = dense(context, config.hidden_size, config.initializer_range)
-            attended = layer_norm(dropout(attended, hidden_rate) + x)  # residual, [B*S, H]
+            attended = layer_norm(drop(attended, hidden_rate) + x)  # residual, [B*S, H]
     with tf.variable_scope("intermediate"):
         inner = dense(
             attended,
@@ -376,4 +449,4 @@ def _transformer_layer(config, x, score_bias, batch, seq, hidden_rate, attention
         )  # [B*S, I]
     with tf.variable_scope("output"):
         out = dense(inner, config.hidden_size, config.initializer_range)  # [B*S, H]
-        return layer_norm(dropout(out, hidden_rate) + attended)  # residual, [B*S, H]
+        return layer_norm(drop(out, hidden_rate) + attended)  # residual, [B*S, H]

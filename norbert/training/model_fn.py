@@ -6,17 +6,28 @@ It builds the model only: where the variables start from (``norbert.training.sta
 engine's to apply, after the model is built (the loop: after the per-replica call under a
 tf.distribute strategy, where a replica's variables are named ``.../replica_1``; TPUEstimator:
 in its scaffold). Under a strategy the masked-LM loss is the global batch's (``replicas``).
+
+Training dropout is keyed (``dropout_key``; ``norbert.model.modeling.DropoutKey``): each mask
+is a function of (seed, batches trained, replica, site), so a resumed run draws the
+uninterrupted run's masks. The batch count is read from what every checkpoint already holds,
+``global_step`` and, with accumulation, ``gradient_accumulation/micro_step``
+(``optimization.batches_trained``): no variable is added, and Google's checkpoints keep their
+names. The seed is ``ModelFnConfig.dropout_seed`` (the run plan passes --seed, or the seed drawn
+when the run began and kept with its data position, so that a resume without --seed draws the
+same masks), else the graph's seed (the loop sets --seed as that), else 0. On TPU dropout
+stays ``tf.nn.dropout`` (see ``dropout_key``).
 """
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Optional
 
 import tensorflow.compat.v1 as tf
 from norbert.model import heads
+from norbert.model import modeling
 from norbert.model import precision
 from norbert.model.bert_config import BertConfig
 from norbert.training import replicas
-from norbert.training.optimization import OptimizerConfig, create_train_op
+from norbert.training.optimization import OptimizerConfig, batches_trained, create_train_op
 from norbert.training.spec import EVAL, TRAIN, ModelSpec
 
 
@@ -30,6 +41,9 @@ class ModelFnConfig:
     loss_scale: precision.LossScale = 1.0
     # "fp32", "bf16" or "fp16": the activations' dtype (variables are float32 in all three).
     precision: str = precision.FP32
+    # Seed of the training dropout's masks; None: the graph's seed (the loop sets --seed as
+    # the graph's), or 0 when the graph has none.
+    dropout_seed: Optional[int] = None
 
 
 def _batch_masked_lm_accuracy(output, features):
@@ -43,6 +57,29 @@ def _batch_masked_lm_accuracy(output, features):
                                   heads.MASKED_LM_LOSS_EPSILON)
 
 
+def dropout_key(config: ModelFnConfig) -> Optional[modeling.DropoutKey]:
+    """The training dropout's key: (seed, batches trained, replica); None when the model has
+    no dropout (its graph then has no op of it), or on TPU.
+
+    The batches come from the checkpointed counters (``optimization.batches_trained``); the
+    replica from the tf.distribute replica context (0 of 1 outside one). TPUEstimator's cores
+    run the model_fn outside any replica context and TF 1.15's API gives them no core number:
+    one key would draw the same masks on every core, so on TPU dropout stays
+    ``tf.nn.dropout`` (whose state TPUEstimator's resume does not keep either).
+    """
+    bert = config.bert_config
+    if config.use_tpu or not (bert.hidden_dropout_prob or bert.attention_probs_dropout_prob):
+        return None
+    seed = config.dropout_seed
+    if seed is None:
+        seed = tf.get_default_graph().seed or 0
+    context = tf.distribute.get_replica_context()
+    replica, count = 0, 1
+    if context is not None:
+        replica, count = context.replica_id_in_sync_group, context.num_replicas_in_sync
+    return modeling.DropoutKey(seed, batches_trained(config.optimizer), replica, count)
+
+
 def build_model_fn(config: ModelFnConfig) -> Callable:
     def model_fn(features, labels, mode, params):
         del labels  # pretraining labels are features
@@ -51,6 +88,7 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
             config.bert_config, features, is_training, config.use_one_hot_embeddings,
             compute_dtype=precision.compute_dtype(config.precision),
             weighted_mean=replicas.weighted_mean,
+            dropout_key=dropout_key(config) if is_training else None,
         )
         train_op = learning_rate = None
         if mode == TRAIN:  # first: the optimizer's moments exist for a restore to fill

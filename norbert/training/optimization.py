@@ -19,6 +19,8 @@ Graph code on ``tf.compat.v1`` (TF 1.15 through the newest 2.x). The update rule
 
 With gradient accumulation, ``global_step`` counts optimizer updates, not micro-batches: the
 schedule, ``num_train_steps`` and checkpoints all speak of updates of the effective batch.
+``batches_trained`` counts the micro-batches from the two checkpointed counters (the training
+dropout's key: ``norbert.training.model_fn``).
 """
 
 import dataclasses
@@ -296,11 +298,7 @@ def _accumulating_train_op(grads, variables, config: OptimizerConfig, apply):
     all checkpointed, so a run stopped between updates resumes with its partial sums.
     """
     n = config.gradient_accumulation_steps
-    with tf.variable_scope("gradient_accumulation"):
-        counter = tf.get_variable(
-            "micro_step", shape=[], dtype=tf.int64, trainable=False,
-            initializer=tf.zeros_initializer(),
-        )
+    counter = micro_step_counter()
     pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
     sums = [
         tf.get_variable(
@@ -329,3 +327,32 @@ def _accumulating_train_op(grads, variables, config: OptimizerConfig, apply):
     with tf.control_dependencies([next_count]):
         is_last = tf.equal(next_count % n, 0)
         return tf.cond(is_last, update, wait, name="train_op")
+
+
+def micro_step_counter():
+    """The accumulation's micro-batch counter, ``gradient_accumulation/micro_step`` (int64 [],
+    checkpointed): micro-batches run since it began; made on first use, found after."""
+    with tf.variable_scope("gradient_accumulation", reuse=tf.AUTO_REUSE):
+        return tf.get_variable(
+            "micro_step", shape=[], dtype=tf.int64, trainable=False,
+            initializer=tf.zeros_initializer(),
+        )
+
+
+def batches_trained(config: OptimizerConfig) -> tf.Tensor:
+    """int64 []: the (micro-)batches trained before the one this step runs, as the checkpoint
+    holds them: ``global_step`` without accumulation; with it ``global_step * n`` plus the
+    micro-batches already summed into the pending update (``micro_step`` mod n).
+
+    Read by the forward pass, before this step's train op adds to either counter (the
+    increments depend on the gradients, which depend on the read). An update that dynamic loss
+    scaling skips leaves ``global_step`` as it was, so the batches after it count as the
+    skipped ones did: the count stays a function of the checkpoint, which is what matters.
+    """
+    # One read, a tensor (tf.cast of an int64 variable would hand back the variable, and each
+    # user would read it anew: a fetch of it could then see this step's increment).
+    batches = tf.cast(tf.identity(tf.train.get_or_create_global_step()), tf.int64)
+    n = config.gradient_accumulation_steps
+    if n == 1:
+        return batches
+    return batches * n + micro_step_counter() % n

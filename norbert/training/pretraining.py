@@ -310,7 +310,9 @@ def _run(settings: Settings, stop: StopSignals) -> Dict[str, object]:
     model_fn = build_model_fn(ModelFnConfig(
         bert_config=plan.bert_config, optimizer=settings.optimizer,
         use_tpu=settings.tpu.use_tpu, use_one_hot_embeddings=settings.tpu.use_tpu,
-        loss_scale=settings.precision.loss_scaling(), precision=settings.precision.precision))
+        loss_scale=settings.precision.loss_scaling(), precision=settings.precision.precision,
+        # --seed, or the one drawn when the run began and kept with its data position.
+        dropout_seed=plan.position.stream.run_seed if plan.position is not None else None))
     engine = engines.on_estimator if plan.engine == TPU_ESTIMATOR else engines.on_loop
     output_dir = settings.run.output_dir
     # The output folder first (as Google's script does), so that an eval-only run into a new

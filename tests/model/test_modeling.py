@@ -259,3 +259,92 @@ def test_too_long_sequence_of_unknown_length_fails_when_run():
             assert sess.run(model.get_pooled_output(), {ids: np.ones([1, 64])}).shape == (1, 32)
             with pytest.raises(tf.errors.InvalidArgumentError, match="max_position"):
                 sess.run(model.get_pooled_output(), {ids: np.ones([1, 65])})
+
+
+# ---- stateless dropout --------------------------------------------------------------------
+
+
+def dropped(shape, rate, seeds, dtype=tf.float32, value=1.0):
+    """``modeling.dropout`` of a tensor of ``value``s [shape] once per (seed, site, batches,
+    replica, replicas) in ``seeds``, each run in a fresh session."""
+    results = []
+    for seed, site, batches, replica, replicas in seeds:
+        with tf.Graph().as_default():
+            x = tf.fill(shape, tf.constant(value, dtype))
+            out = modeling.dropout(x, rate, modeling.site_seed(
+                seed, site, tf.constant(batches, tf.int64), replica, replicas))
+            assert out.dtype == dtype
+            with tf.Session() as sess:
+                results.append(sess.run(tf.cast(out, tf.float32)))
+    return results
+
+
+def test_stateless_dropout_is_a_function_of_its_key():
+    base = (7, 0, 5, 0, 2)
+    same, again, *others = dropped([64, 64], 0.1, [
+        base, base, (8, 0, 5, 0, 2), (7, 1, 5, 0, 2), (7, 0, 6, 0, 2), (7, 0, 5, 1, 2)])
+    assert np.array_equal(same, again)  # another session, the same masks
+    for other in others:  # seed, site, batch, replica: each changes the mask
+        assert np.mean((same == 0) != (other == 0)) > 0.1
+    # Replica 1 of batch 5 is not replica 0 of batch 6: one count per replica per batch.
+    last, next_first = dropped([64, 64], 0.1, [(7, 0, 5, 1, 2), (7, 0, 6, 0, 2)])
+    assert np.mean((last == 0) != (next_first == 0)) > 0.1
+
+
+def test_stateless_dropout_drops_the_rate_and_keeps_the_mean():
+    (out,) = dropped([1000, 1000], 0.1, [(3, 0, 0, 0, 1)])
+    dropped_share = np.mean(out == 0)
+    assert abs(dropped_share - 0.1) < 0.002  # 6 standard deviations of a 1e6 draw
+    assert np.allclose(out[out != 0], 1.0 / 0.9)  # kept values scaled by 1 / (1 - rate)
+    assert abs(out.mean() - 1.0) < 0.003
+    for dtype in (tf.bfloat16, tf.float16):  # the compute dtype kept; the share the same
+        (low,) = dropped([300, 300], 0.25, [(3, 0, 0, 0, 1)], dtype=dtype)
+        assert abs(np.mean(low == 0) - 0.25) < 0.01
+        assert np.allclose(low[low != 0], 1.0 / 0.75, rtol=1e-2)
+    with tf.Graph().as_default():
+        x = tf.ones([4])
+        assert modeling.dropout(x, 0.0, tf.constant([1, 2], tf.int64)) is x
+
+
+def test_dropout_key_numbers_the_sites_it_builds():
+    with tf.Graph().as_default():
+        key = modeling.DropoutKey(5, tf.constant(3, tf.int64))
+        x = tf.ones([50, 50])
+        first, second = key.apply(x, 0.5), key.apply(x, 0.5)
+        assert key.apply(x, 0.0) is x and key.sites == 2  # no site for a rate of 0
+        with tf.Session() as sess:
+            a, b = sess.run([first, second])
+    assert np.mean((a == 0) != (b == 0)) > 0.3
+
+
+def keyed_model_outputs(key_step, runs=2):
+    """Sequence outputs of a training SMALL model with a ``DropoutKey`` at batch ``key_step``
+    (a placeholder), ``runs`` times per step in [0, 0, 1]; and the graph's random op types."""
+    batch = reference_shim.make_batch()
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        features, _ = features_from(batch)
+        step = tf.placeholder(tf.int64, [])
+        key = modeling.DropoutKey(11, step)
+        model = modeling.BertModel(
+            SMALL, True, features["input_ids"], features["input_mask"],
+            features["segment_ids"], dropout_key=key,
+        )
+        kinds = {op.type for op in tf.get_default_graph().get_operations()
+                 if "Random" in op.type}
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return [sess.run(model.get_sequence_output(), {step: s}) for s in key_step], \
+                kinds, key.sites
+
+
+def test_keyed_model_dropout_depends_on_the_key_alone():
+    (first, again, next_step), kinds, sites = keyed_model_outputs([0, 0, 1])
+    # One site for the embeddings, three per layer (attention probabilities, two outputs).
+    assert sites == 1 + 3 * SMALL.num_hidden_layers
+    # Only stateless random ops (the initializers' are stateful, dropout's not).
+    assert any("Stateless" in kind for kind in kinds)
+    assert np.array_equal(first, again)
+    assert np.max(np.abs(first - next_step)) > 1e-3
+    (eval_output, _), _ = small_outputs(is_training=False)
+    assert np.max(np.abs(first - eval_output)) > 1e-3

@@ -262,3 +262,22 @@ def test_static_loss_scale_changes_nothing_in_float32():
 def test_bad_settings(kw, message):
     with pytest.raises(NorbertError, match=message):
         _config(**kw)
+
+
+@pytest.mark.parametrize("accumulation", [1, 3])
+def test_batches_trained_counts_every_micro_batch_before_the_step(accumulation):
+    from norbert.training.optimization import batches_trained
+
+    config = _config(gradient_accumulation_steps=accumulation)
+    with tf.Graph().as_default():
+        x = tf.constant(X)
+        loss, _ = _model(x)
+        # Read in the forward pass, as the dropout key is: the value before this step's update.
+        before = batches_trained(config)
+        op, _ = create_train_op(loss * tf.cast(before + 1, tf.float32), config)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            seen = [int(sess.run([before, op])[0]) for _ in range(7)]
+            step = int(sess.run(tf.train.get_global_step()))
+    assert seen == list(range(7))
+    assert step == 7 // accumulation

@@ -549,3 +549,24 @@ def test_a_stop_signal_ends_tpu_estimator_training_after_saving(data, tmp_path):
     # TPU one loop of iterations_per_loop steps).
     assert saved.endswith("model.ckpt-1")
     assert not (tmp_path / "tpu" / "eval_results.txt").exists()
+
+
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_without_seed_the_dropout_seed_is_the_one_kept_with_the_data_position(
+        data, tmp_path, monkeypatch):
+    from norbert.training import data_position, pretraining
+
+    seeds = []
+    real = pretraining.build_model_fn
+
+    def recording(config):
+        seeds.append(config.dropout_seed)
+        return real(config)
+
+    monkeypatch.setattr(pretraining, "build_model_fn", recording)
+    out = tmp_path / "unseeded"
+    for steps in (1, 2):  # a new run, then its resume
+        config, optimizer, run = _configs(data, out, steps, do_eval=False)
+        run_pretraining(config, optimizer, dataclasses.replace(run, seed=None))
+    kept = data_position.read_stream(data_position.position_path(str(out), 0, 1))
+    assert kept is not None and seeds == [kept.run_seed, kept.run_seed]
