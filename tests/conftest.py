@@ -112,6 +112,16 @@ def dropout_free_run(tmp_path_factory, corpus_paths, uncased_vocab_path):
     return root, init.checkpoint
 
 
+@pytest.fixture(scope="session")
+def dropout_config(dropout_free_run):
+    """The tiny model of ``dropout_free_run`` with Google's dropout (0.1): the same variables,
+    so that it starts from the same initial weights, and masks drawn at every step."""
+    root, _ = dropout_free_run
+    path = root / "dropout.json"
+    path.write_text(tiny_bert_config())
+    return path
+
+
 @pytest.fixture
 def dask_cluster():
     """A local dask.distributed cluster of two worker processes, for Beam's Dask runner: a real

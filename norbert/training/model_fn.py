@@ -65,7 +65,8 @@ def dropout_key(config: ModelFnConfig) -> Optional[modeling.DropoutKey]:
     replica from the tf.distribute replica context (0 of 1 outside one). TPUEstimator's cores
     run the model_fn outside any replica context and TF 1.15's API gives them no core number:
     one key would draw the same masks on every core, so on TPU dropout stays
-    ``tf.nn.dropout`` (whose state TPUEstimator's resume does not keep either).
+    ``tf.nn.dropout``, whose random state no checkpoint keeps: a resumed TPU run draws other
+    masks than an uninterrupted one would (its data is the same).
     """
     bert = config.bert_config
     if config.use_tpu or not (bert.hidden_dropout_prob or bert.attention_probs_dropout_prob):

@@ -214,13 +214,13 @@ def _pretrain(files, config_file, out, monkeypatch, stop_at=None, **flags):
     ("static", {}),
     ("pairs", {"gradient_accumulation_steps": 2}),
 ])
-def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_free_run, tmp_path,
+def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp_path,
                                                      monkeypatch, caplog, kind, flags):
     """Stopped during updates 4 and 7 (between checkpoints: it saves there; with
     accumulation after the first micro-batch of the update, so the checkpoint before), resumed
     each time."""
     _, built = records
-    config_file = dropout_free_run[0] / "c.json"
+    config_file = dropout_config  # dropout 0.1: its masks are drawn again as they were
     _pretrain(built[kind], config_file, tmp_path / "straight", monkeypatch, **flags)
     for stop_at in (3, 6, None):
         _pretrain(built[kind], config_file, tmp_path / "stopped", monkeypatch, stop_at,
@@ -233,21 +233,29 @@ def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_free_run, t
     assert_same_run(tmp_path / "straight", tmp_path / "stopped")
 
 
-def test_mirrored_replicas_resume_exactly_and_read_one_device_s_stream(
-        records, dropout_free_run, tmp_path, monkeypatch, caplog):
-    """2 replicas stopped and resumed equal 2 replicas never stopped; a run begun on one
-    device and resumed on 2 replicas goes on with the same stream (the replicas slice the
-    worker's batch), within what replicas change in the sums' order."""
+def test_mirrored_replicas_resume_exactly(records, dropout_config, tmp_path, monkeypatch):
+    """2 replicas (dropout on: each replica draws its own masks) stopped and resumed equal 2
+    replicas never stopped."""
+    _, built = records
+    two = dict(distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
+    _pretrain(built["masks"], dropout_config, tmp_path / "straight", monkeypatch, **two)
+    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, 4, **two)
+    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, **two)
+    assert_same_run(tmp_path / "straight", tmp_path / "stopped")
+
+
+def test_one_device_and_two_replicas_read_the_same_stream(records, dropout_free_run, tmp_path,
+                                                          monkeypatch, caplog):
+    """A run begun on one device and resumed on 2 replicas goes on with the same stream: the
+    replicas slice the worker's batch. Without dropout (whose masks depend on the replica) it
+    computes what the one device computes, within what replicas change in the sums' order."""
     _, built = records
     config_file = dropout_free_run[0] / "c.json"
-    two = dict(distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
-    _pretrain(built["masks"], config_file, tmp_path / "straight", monkeypatch, **two)
-    _pretrain(built["masks"], config_file, tmp_path / "stopped", monkeypatch, 4, **two)
-    _pretrain(built["masks"], config_file, tmp_path / "stopped", monkeypatch, **two)
-    assert_same_run(tmp_path / "straight", tmp_path / "stopped")
+    _pretrain(built["masks"], config_file, tmp_path / "straight", monkeypatch)
     _pretrain(built["masks"], config_file, tmp_path / "moved", monkeypatch, 4)
     caplog.clear()
-    _pretrain(built["masks"], config_file, tmp_path / "moved", monkeypatch, **two)
+    _pretrain(built["masks"], config_file, tmp_path / "moved", monkeypatch,
+              distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
     assert "data: restored the position of step 5" in [r.getMessage() for r in caplog.records]
     assert_same_run(tmp_path / "straight", tmp_path / "moved", rtol=2e-5, atol=2e-5)
 
@@ -282,7 +290,7 @@ def _wait_for_line(log, process, pattern, timeout=120):
     raise AssertionError("no %r within %ds" % (pattern, timeout))
 
 
-def test_killed_and_stopped_runs_resume_exactly(records, dropout_free_run, tmp_path,
+def test_killed_and_stopped_runs_resume_exactly(records, dropout_config, tmp_path,
                                                 monkeypatch):
     """The command line, as a preempted machine runs it: killed with SIGKILL just after a
     checkpoint, killed again between checkpoints, stopped with SIGTERM, run again each time;
@@ -291,7 +299,7 @@ def test_killed_and_stopped_runs_resume_exactly(records, dropout_free_run, tmp_p
     import sys
 
     _, built = records
-    config_file = dropout_free_run[0] / "c.json"
+    config_file = dropout_config
     steps, every = 240, 40
     flags = dict(num_train_steps=steps, save_checkpoints_steps=every)
     _pretrain(built["masks"], config_file, tmp_path / "straight", monkeypatch, **flags)

@@ -130,11 +130,12 @@ def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, 
     assert os.path.exists(str(output / ("model.ckpt-%d.index" % stops[0])))
 
 
-def test_every_worker_resumes_its_own_data_position_exactly(shards, tmp_path):
+def test_every_worker_resumes_its_own_data_position_exactly(shards, dropout_config, tmp_path):
     """Each worker saves its own data position (data_position/worker-K) at each of the chief's
-    checkpoints: stopped by SIGTERM to one worker and started again, the two workers log the
-    uninterrupted run's loss at every step and end with its variables."""
+    checkpoints: stopped by SIGTERM to one worker and started again, the two workers (dropout
+    on) log the uninterrupted run's loss at every step and end with its variables."""
     steps = 24
+    shards = (shards[0], dropout_config)
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     (tmp_path / "a").mkdir()
     with Workers(tmp_path / "a") as workers:

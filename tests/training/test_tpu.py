@@ -25,14 +25,16 @@ LOSSES = ("masked_lm_loss", "next_sentence_loss")  # written every step by the h
 
 
 @pytest.fixture(scope="module")
-def dynamic(tmp_path_factory, dropout_free_run, corpus_paths, uncased_vocab_path):
-    """(records with dynamic masks, the dropout-free config, its initial weights): every run
-    starts from the same weights and computes the same steps on the same batches."""
+def dynamic(tmp_path_factory, dropout_free_run, dropout_config, corpus_paths,
+            uncased_vocab_path):
+    """(records with dynamic masks, the config with dropout 0.1, its initial weights): every
+    run starts from the same weights and computes the same steps on the same batches, with the
+    same dropout masks."""
     root, init = dropout_free_run
     folder = tmp_path_factory.mktemp("tpu_dynamic")
     english_records(folder, corpus_paths, uncased_vocab_path, 40_000, max_seq_length=32,
                     max_predictions_per_seq=5, do_lower_case=True, masking="dynamic")
-    return folder / "train.tfrecord", root / "c.json", init
+    return folder / "train.tfrecord", dropout_config, init
 
 
 def _settings(dynamic, out, keep=5):
