@@ -77,7 +77,9 @@ def test_scripts_write_only_where_told(tmp_path):
     written = set(_snapshot(out / "run"))
     assert "eval_results.txt" in written and "checkpoint" in written
     assert all(n == "eval_results.txt" or n == "checkpoint" or n.startswith("model.ckpt-3")
-               or n.startswith("events.out.tfevents") or n == "graph.pbtxt" for n in written), written
+               or n.startswith("events.out.tfevents") or n == "graph.pbtxt"
+               or n == "data_position/worker-0/checkpoint"
+               or n.startswith("data_position/worker-0/position-3.") for n in written), written
 
     run("convert_to_pytorch", checkpoint=out / "run", bert_config_file=inputs / "bert_config.json",
         vocab_file=out / "vocab" / "vocab.txt", do_lower_case="true", output_dir=out / "hf")

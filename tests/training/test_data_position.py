@@ -188,7 +188,8 @@ def test_the_saved_state_does_not_grow_with_the_position(records, tmp_path):
 def _pretrain(files, config_file, out, monkeypatch, stop_at=None, **flags):
     """run_pretraining of 8 steps (a checkpoint every 3); ``stop_at``: SIGTERM to itself
     while that step runs (the run saves and stops, as a preempted VM's would)."""
-    settings = dict(input_file=",".join(files), bert_config_file=str(config_file),
+    spec = files if isinstance(files, str) else ",".join(files)
+    settings = dict(input_file=spec, bert_config_file=str(config_file),
                     max_seq_length=S, max_predictions_per_seq=P, do_train=True,
                     output_dir=str(out), num_train_steps=8, num_warmup_steps=0,
                     learning_rate=1e-3, train_batch_size=8, save_checkpoints_steps=3,
@@ -213,6 +214,7 @@ def _pretrain(files, config_file, out, monkeypatch, stop_at=None, **flags):
     ("masks", {}),
     ("static", {}),
     ("pairs", {"gradient_accumulation_steps": 2}),
+    ("mixed", {"sampling_weights": "a=0.7,b=0.3"}),
 ])
 def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp_path,
                                                      monkeypatch, caplog, kind, flags):
@@ -221,12 +223,13 @@ def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp
     each time."""
     _, built = records
     config_file = dropout_config  # dropout 0.1: its masks are drawn again as they were
-    _pretrain(built[kind], config_file, tmp_path / "straight", monkeypatch, **flags)
+    # Two named groups (the two shards of dynamic pairs), drawn 70/30.
+    files = ("a=%s,b=%s" % tuple(built["pairs"])) if kind == "mixed" else built[kind]
+    _pretrain(files, config_file, tmp_path / "straight", monkeypatch, **flags)
     for stop_at in (3, 6, None):
-        _pretrain(built[kind], config_file, tmp_path / "stopped", monkeypatch, stop_at,
-                  **flags)
+        _pretrain(files, config_file, tmp_path / "stopped", monkeypatch, stop_at, **flags)
     messages = [r.getMessage() for r in caplog.records]
-    saved = (3, 6) if flags else (4, 7)
+    saved = (3, 6) if flags.get("gradient_accumulation_steps") else (4, 7)
     for step in saved:
         assert messages.count("data: restored the position of step %d" % step) == 1
         assert "  data: continues where model.ckpt-%d left it (seed 1)" % step in messages
@@ -273,6 +276,13 @@ def test_a_changed_batch_size_restarts_the_stream_and_says_so(records, dropout_f
                      "step, so the first batches are not repeated): the setup changed since "
                      "model.ckpt-3: examples per worker batch 8 -> 16"
                      % derived_seed(1, 3)], notes
+    caplog.clear()
+    _pretrain(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=5,
+              train_batch_size=16, resume_data_position=False)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "  data: starts again from its beginning at step 4, seed 1 " \
+           "(--resume_data_position=false)" in messages
+    assert not [m for m in messages if "restored the position" in m]
 
 
 def _wait_for_line(log, process, pattern, timeout=120):
@@ -300,7 +310,7 @@ def test_killed_and_stopped_runs_resume_exactly(records, dropout_config, tmp_pat
 
     _, built = records
     config_file = dropout_config
-    steps, every = 240, 40
+    steps, every = 160, 40
     flags = dict(num_train_steps=steps, save_checkpoints_steps=every)
     _pretrain(built["masks"], config_file, tmp_path / "straight", monkeypatch, **flags)
     out = tmp_path / "stopped"

@@ -298,6 +298,8 @@ def test_run_pretraining_logs_the_groups_and_evaluates_each(sources, bert_config
                                 % groups[2].records)
     for metric in ("masked_lm_accuracy", "masked_lm_loss", "loss"):
         assert {metric, metric + "/big", metric + "/small"} <= set(result)
+    # Each group's own numbers (after 2 steps the accuracy may well be 0 on both).
+    for metric in ("masked_lm_loss", "loss"):
         assert result[metric + "/big"] != result[metric + "/small"]
     lines = (tmp_path / "run" / "eval_results.txt").read_text().splitlines()
     assert "masked_lm_accuracy/small = %s" % result["masked_lm_accuracy/small"] in lines

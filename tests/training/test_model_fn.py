@@ -97,6 +97,9 @@ def _assert_same_run(whole, resumed):
             assert np.array_equal(a, b), name
 
 
+# Also shown through run_pretraining, data position and all, by
+# tests/training/test_data_position.py (dropout on): here in the slow suite.
+@pytest.mark.slow
 def test_a_resumed_run_draws_the_uninterrupted_runs_dropout(with_dropout, tmp_path):
     _train(with_dropout, tmp_path / "whole", 1, STEPS)
     stopped = _train(with_dropout, tmp_path / "resumed", 1, 3)
@@ -133,6 +136,9 @@ def test_a_run_stopped_between_accumulated_batches_resumes_their_dropout(with_dr
     _assert_same_run(tmp_path / "whole", tmp_path / "resumed")
 
 
+# Also shown through run_pretraining, data position and all, by
+# tests/training/test_data_position.py (dropout on): here in the slow suite.
+@pytest.mark.slow
 def test_replicas_resume_their_dropout(with_dropout, tmp_path):
     two = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
     _train(with_dropout, tmp_path / "whole", 1, 4, two)
