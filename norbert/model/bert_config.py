@@ -111,6 +111,11 @@ class BertConfig:
         return ACTIVATION_ALIASES[self.hidden_act.lower()]
 
     @property
+    def has_dropout(self) -> bool:
+        """Whether training drops anything (a rate above 0)."""
+        return bool(self.hidden_dropout_prob or self.attention_probs_dropout_prob)
+
+    @property
     def attention_head_size(self) -> int:
         """D = H / N."""
         return self.hidden_size // self.num_attention_heads

@@ -68,8 +68,7 @@ def dropout_key(config: ModelFnConfig) -> Optional[modeling.DropoutKey]:
     ``tf.nn.dropout``, whose random state no checkpoint keeps: a resumed TPU run draws other
     masks than an uninterrupted one would (its data is the same).
     """
-    bert = config.bert_config
-    if config.use_tpu or not (bert.hidden_dropout_prob or bert.attention_probs_dropout_prob):
+    if config.use_tpu or not config.bert_config.has_dropout:
         return None
     seed = config.dropout_seed
     if seed is None:

@@ -229,6 +229,11 @@ class RunPlan:
                             " over %d replicas" % self.replicas if self.replicas > 1 else ""))
             if self.position is not None:
                 lines.append(self.position.note)
+            if settings.tpu.use_tpu and self.start.resume and self.bert_config.has_dropout:
+                # Said at every resume: the one part of a resume on a TPU that is not exact.
+                lines.append("dropout: on a TPU TensorFlow's stateful op, whose state no "
+                             "checkpoint keeps: the masks from here on are not those the run "
+                             "would have drawn without the stop (the data is)")
             lines += ["%s: %s" % (self.train.flag, note) for note in self.train.notes]
         if self.evaluation is not None:
             lines.append("evaluate: %d batches of %d from %s%s"

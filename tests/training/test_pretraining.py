@@ -505,6 +505,25 @@ def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, tmp_path)
             distribution="mirrored", num_cpu_replicas=3)))
 
 
+def test_a_resume_on_a_tpu_says_that_its_dropout_masks_are_not_exact(data, trained, tmp_path):
+    from norbert.training.distribution import DistributionConfig
+    from norbert.training.mixing import MixingConfig
+    from norbert.model.precision import PrecisionConfig
+    from norbert.training.pretraining import Settings, make_plan
+    from norbert.training.tpu import TpuConfig
+
+    out = _copy(trained, tmp_path / "run")
+    settings = Settings(*_configs(data, out, 30, do_eval=False),
+                        TpuConfig(use_tpu=True, tpu_name="my-tpu"), PrecisionConfig(),
+                        DistributionConfig(), MixingConfig())
+    said = [line for line in make_plan(settings).lines(settings) if line.startswith("dropout")]
+    assert said == ["dropout: on a TPU TensorFlow's stateful op, whose state no checkpoint "
+                    "keeps: the masks from here on are not those the run would have drawn "
+                    "without the stop (the data is)"]
+    on_cpu = dataclasses.replace(settings, tpu=TpuConfig())
+    assert not [line for line in make_plan(on_cpu).lines(on_cpu) if line.startswith("dropout")]
+
+
 def test_a_stop_signal_while_planning_ends_the_run_before_anything_is_created(data, tmp_path,
                                                                              monkeypatch):
     import signal
