@@ -312,6 +312,11 @@ def _run(settings: Settings, stop: StopSignals) -> Dict[str, object]:
     for line in plan.lines(settings):
         logging.info("  %s", line)
     stop.check()
+    if plan.position is not None and settings.run.seed is None:
+        # The seed drawn for the data (or kept with its position) is the run's seed for all:
+        # initialisers and dropout too, as --seed would be.
+        settings = dataclasses.replace(settings, run=dataclasses.replace(
+            settings.run, seed=plan.position.stream.run_seed))
     model_fn = build_model_fn(ModelFnConfig(
         bert_config=plan.bert_config, optimizer=settings.optimizer,
         use_tpu=settings.tpu.use_tpu, use_one_hot_embeddings=settings.tpu.use_tpu,

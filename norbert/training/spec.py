@@ -42,8 +42,8 @@ class RunConfig:
     eval_batch_size: int = 8
     # XLA JIT compilation (CPU/GPU loop).
     use_xla: bool = False
-    # Seed of initialisation, dropout and the data's order, masks and pairs; unset: the data's
-    # seed is drawn when the run begins and kept with its data position (in output_dir).
+    # Seed of initialisation, dropout and the data's order, masks and pairs; unset: a training
+    # run draws one when it begins and keeps it with its data position (in output_dir).
     seed: Optional[int] = None
     # On resume, go on with the training data where the resumed checkpoint left it (its
     # position is saved with every checkpoint); false: the data starts again from its

@@ -263,6 +263,24 @@ def test_one_device_and_two_replicas_read_the_same_stream(records, dropout_free_
     assert_same_run(tmp_path / "straight", tmp_path / "moved", rtol=2e-5, atol=2e-5)
 
 
+def test_without_a_seed_the_drawn_one_is_kept_and_the_stream_goes_on(
+        records, dropout_config, tmp_path, monkeypatch, caplog):
+    """No --seed: the run draws one, says so, keeps it with its data position; stopped and
+    resumed, it goes on as a run given that seed from the start would (the drawn seed is the
+    run's seed for all: data, initialisers, dropout)."""
+    _, built = records
+    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, 3, seed=None)
+    drawn = [r.getMessage() for r in caplog.records if "data: a new stream" in r.getMessage()]
+    assert len(drawn) == 1 and "drawn now; kept with the data position" in drawn[0]
+    seed = int(drawn[0].split("seed ")[1].split(" ")[0])
+    caplog.clear()
+    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, seed=None)
+    assert ("  data: continues where model.ckpt-4 left it (seed %d, the run's own, kept with "
+            "its data position)" % seed) in [r.getMessage() for r in caplog.records]
+    _pretrain(built["masks"], dropout_config, tmp_path / "straight", monkeypatch, seed=seed)
+    assert_same_run(tmp_path / "straight", tmp_path / "stopped")
+
+
 def test_a_changed_batch_size_restarts_the_stream_and_says_so(records, dropout_free_run,
                                                               tmp_path, monkeypatch, caplog):
     _, built = records
