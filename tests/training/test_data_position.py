@@ -236,14 +236,15 @@ def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp
     assert_same_run(tmp_path / "straight", tmp_path / "stopped")
 
 
-def test_mirrored_replicas_resume_exactly(records, dropout_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["masks", pytest.param("static", marks=pytest.mark.slow)])
+def test_mirrored_replicas_resume_exactly(records, dropout_config, tmp_path, monkeypatch, kind):
     """2 replicas (dropout on: each replica draws its own masks) stopped and resumed equal 2
     replicas never stopped."""
     _, built = records
     two = dict(distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
-    _pretrain(built["masks"], dropout_config, tmp_path / "straight", monkeypatch, **two)
-    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, 4, **two)
-    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, **two)
+    _pretrain(built[kind], dropout_config, tmp_path / "straight", monkeypatch, **two)
+    _pretrain(built[kind], dropout_config, tmp_path / "stopped", monkeypatch, 4, **two)
+    _pretrain(built[kind], dropout_config, tmp_path / "stopped", monkeypatch, **two)
     assert_same_run(tmp_path / "straight", tmp_path / "stopped")
 
 

