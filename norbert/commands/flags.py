@@ -7,7 +7,7 @@ them, ``Tuple[str, ...]`` as a comma-separated list), its default the field's de
 help the field's comment. A field without a default is a required flag; a field declared as
 ``dataclasses.field(default=..., metadata={"choices": CHOICES})`` is an enum flag, and its
 config checks the value against the same ``CHOICES``. A config's flags are listed under its
-heading, the class attribute ``HEADING: ClassVar[str]`` (or its docstring's first line):
+heading, the class attribute ``HEADING: ClassVar[str]`` (else its docstring's first paragraph):
 ``--help`` prints them so grouped, and ``tools/flags_reference.py`` writes docs/flags.md.
 
 The fields are read from the class's source (ast), without importing its module: a command
