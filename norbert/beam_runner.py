@@ -13,7 +13,7 @@ that asks for a runner without it gets a one-line error saying what to install.
 """
 
 import dataclasses
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 from norbert.errors import NorbertError
 
@@ -21,6 +21,9 @@ from norbert.errors import NorbertError
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
     """Whether a data tool runs as an Apache Beam pipeline, and where."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Apache Beam"
 
     # Run as an Apache Beam pipeline on this runner: DirectRunner (this machine),
     # DataflowRunner, FlinkRunner, SparkRunner, ... Unset: no Beam (the local modes).

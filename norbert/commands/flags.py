@@ -6,7 +6,9 @@ is the field's, its type the annotation's (bool, int, float, str, ``Optional[...
 them, ``Tuple[str, ...]`` as a comma-separated list), its default the field's default and its
 help the field's comment. A field without a default is a required flag; a field declared as
 ``dataclasses.field(default=..., metadata={"choices": CHOICES})`` is an enum flag, and its
-config checks the value against the same ``CHOICES``.
+config checks the value against the same ``CHOICES``. A config's flags are listed under its
+heading, the class attribute ``HEADING: ClassVar[str]`` (else its docstring's first paragraph):
+``--help`` prints them so grouped, and ``tools/flags_reference.py`` writes docs/flags.md.
 
 The fields are read from the class's source (ast), without importing its module: a command
 whose configs live beside TensorFlow code still answers ``--help`` and reports a bad flag in
@@ -21,9 +23,10 @@ import io
 import os
 import re
 import sys
+import textwrap
 import tokenize
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 from absl import app, flags
 
@@ -35,14 +38,13 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as a shell reports a process it ended
 EXIT_TERMINATED = 143  # SIGTERM: a job scheduler sees that the run did not finish
 
-flags.DEFINE_bool("verbose", False, "Show the full traceback when something goes wrong.")
-
-# A config class, or "package.module:ClassName" to read it without importing the module.
 # A config class, "package.module:ClassName", or a settings.Required of either.
 ConfigRef = Union[type, str, settings_lib.Required]
 
 _SCALARS = ("bool", "int", "float", "str")
 _HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+_GROUPED_HELP_FLAGS = ("help", "helpshort", "?")  # printed grouped; --helpfull is absl's
+_WIDTH = 80  # of --help's lines
 
 
 def _keep_keras_out_of_home() -> None:
@@ -250,26 +252,52 @@ def _config_location(config: ConfigRef) -> Tuple[str, str]:
     return config.__module__, config.__qualname__
 
 
-def settings_of(config: ConfigRef) -> List[Setting]:
-    """The flags of a config dataclass, one per field, read from its module's source."""
+def _class_node(config: ConfigRef) -> Tuple[_StaticModule, ast.ClassDef, str]:
+    """(its module, the class's ast, "module:Class") of a config, read from the source."""
+    config, _ = settings_lib.required_names(config)
     module_name, class_name = _config_location(config)
     module = _static_module(module_name)
     found = [n for n in module.tree.body
              if isinstance(n, ast.ClassDef) and n.name == class_name]
     if not found:
         raise ValueError("%s has no class %s" % (module_name, class_name))
+    return module, found[0], "%s:%s" % (module_name, class_name)
+
+
+def _is_class_var(node: ast.AnnAssign) -> bool:
+    return _name_of(node.annotation) == "ClassVar" or (
+        isinstance(node.annotation, ast.Subscript)
+        and _name_of(node.annotation.value) == "ClassVar")
+
+
+def heading_of(config: ConfigRef) -> str:
+    """The heading a config's flags are listed under: its ``HEADING`` class attribute, else
+    its docstring's first paragraph (else its name); read from the source, as its fields
+    are."""
+    module, node, owner = _class_node(config)
+    for item in node.body:
+        if (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+                and item.target.id == "HEADING" and _is_class_var(item)
+                and item.value is not None):
+            return str(module.evaluate(item.value))
+    doc = ast.get_docstring(node)
+    if not doc:
+        return owner.partition(":")[2]
+    return " ".join(doc.strip().split("\n\n")[0].split()).rstrip(".")
+
+
+def settings_of(config: ConfigRef) -> List[Setting]:
+    """The flags of a config dataclass, one per field, read from its module's source."""
+    module, class_node, owner = _class_node(config)
     alone, trailing = _comments(module.source)
-    owner = "%s:%s" % (module_name, class_name)
     lines = module.source.splitlines()
     out = []
-    for node in found[0].body:
+    for node in class_node.body:
         if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
             continue
         name = node.target.id
         where = "%s.%s (%s)" % (owner, name, lines[node.lineno - 1].strip())
-        if _name_of(node.annotation) == "ClassVar" or (
-                isinstance(node.annotation, ast.Subscript)
-                and _name_of(node.annotation.value) == "ClassVar"):
+        if _is_class_var(node):
             continue
         kind = _kind(node.annotation, where)
         default, choices, required = None, None, True
@@ -302,14 +330,11 @@ def settings_of(config: ConfigRef) -> List[Setting]:
     return out
 
 
-def define_flags(*configs: ConfigRef, flag_values: flags.FlagValues = FLAGS,
-                 module_name: Optional[str] = None) -> List[Setting]:
-    """Defines one absl flag per field of the configs; returns their ``Setting``s.
-
-    ``module_name`` is the module the flags are listed under in ``--helpfull`` (absl's default
-    is the calling module). A field name that two of the configs share is an error: each
-    setting has one owner, and its flag one meaning.
-    """
+def command_settings(*configs: ConfigRef) -> List[Setting]:
+    """The ``Setting``s of a command's configs, in order, as its flags are made: a field that
+    a ``settings.Required`` names is required there, without its default. A field name that
+    two of the configs share is an error: each setting has one owner, and its flag one
+    meaning."""
     settings = []  # type: List[Setting]
     owners = {}  # type: Dict[str, str]
     for ref in configs:
@@ -326,6 +351,18 @@ def define_flags(*configs: ConfigRef, flag_values: flags.FlagValues = FLAGS,
                                  % (owners[s.name], s.owner, s.name))
             owners[s.name] = s.owner
             settings.append(s)
+    return settings
+
+
+def define_flags(*configs: ConfigRef, flag_values: flags.FlagValues = FLAGS,
+                 module_name: Optional[str] = None) -> List[Setting]:
+    """Defines one absl flag per field of the configs; returns their ``Setting``s
+    (``command_settings``).
+
+    ``module_name`` is the module the flags are listed under in ``--helpfull`` (absl's default
+    is the calling module).
+    """
+    settings = command_settings(*configs)
     extra = {"flag_values": flag_values}
     if module_name:
         extra["module_name"] = module_name
@@ -356,6 +393,98 @@ def config_from_flags(cls: type, flag_values: flags.FlagValues = FLAGS) -> Any:
     return cls(**values)
 
 
+@dataclasses.dataclass(frozen=True)
+class CommonConfig:
+    """What every command takes besides its own settings."""
+
+    HEADING: ClassVar[str] = "Every command"
+
+    # Show the full traceback when something goes wrong.
+    verbose: bool = False
+
+
+# --verbose, listed under this module in --helpfull.
+COMMON_SETTINGS = tuple(define_flags(CommonConfig))
+
+
+def groups(settings: Sequence[Setting]) -> List[Tuple[str, List[Setting]]]:
+    """(heading, settings) per config heading, in the order the configs come; within one, the
+    fields' order."""
+    out = []  # type: List[Tuple[str, List[Setting]]]
+    index = {}  # type: Dict[str, int]
+    for s in settings:
+        heading = heading_of(s.owner)
+        if heading not in index:
+            index[heading] = len(out)
+            out.append((heading, []))
+        out[index[heading]][1].append(s)
+    return out
+
+
+def default_text(setting: Setting) -> Optional[str]:
+    """The default as one would type it after ``--name=`` (0.9999, false, bias,LayerNorm);
+    ``""`` for an empty one; None for a required flag or one unset by default."""
+    value = setting.default
+    if setting.required or value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    text = repr(value) if isinstance(value, float) else str(value)
+    return text if text else '""'
+
+
+def value_text(setting: Setting) -> str:
+    """What the flag takes: ``<a|b>`` for choices, else ``<int>``, ``<float>``, ``<text>``,
+    ``<comma-separated list>``, ``<true|false>`` (a bool flag also takes ``--name`` and
+    ``--noname``)."""
+    if setting.choices is not None:
+        return "<%s>" % "|".join(setting.choices)
+    return {"bool": "<true|false>", "int": "<int>", "float": "<float>", "str": "<text>",
+            "list": "<comma-separated list>"}[setting.kind]
+
+
+def status_text(setting: Setting) -> str:
+    """"(required)", "(default: VALUE)" or "(default: unset)"."""
+    if setting.required:
+        return "(required)"
+    default = default_text(setting)
+    return "(default: %s)" % ("unset" if default is None else default)
+
+
+def help_text(doc: str, settings: Sequence[Setting]) -> str:
+    """``--help``: ``doc`` (the command's docstring: what it does, an example), then the flags
+    under their configs' headings, each with what it takes, "(required)" or its default, and
+    its help."""
+    lines = [textwrap.dedent(doc).strip("\n"), "",
+             "Flags, by what they set (--helpfull also lists absl's own):"]
+    for heading, group in groups(settings):
+        lines += ["", heading + ":"]
+        for s in group:
+            name = ("--[no]%s" % s.name if s.kind == "bool" and not s.required
+                    else "--%s=%s" % (s.name, value_text(s)))
+            lines.append("  %s  %s" % (name, status_text(s)))
+            lines += textwrap.wrap(s.help, _WIDTH, initial_indent=" " * 6,
+                                   subsequent_indent=" " * 6)
+    return "\n".join(lines) + "\n"
+
+
+def _asks_for(argv: Sequence[str], names: Sequence[str]) -> bool:
+    return any(a.lstrip("-").split("=")[0] in names for a in argv[1:] if a.startswith("-"))
+
+
+def _print_help(settings: Sequence[Setting]) -> None:
+    """Prints ``help_text`` of the program run (its ``__main__``'s docstring) to stdout."""
+    doc = getattr(sys.modules.get("__main__"), "__doc__", None) or (
+        "USAGE: %s [flags]\n" % sys.argv[0])
+    try:
+        sys.stdout.write(help_text(doc, settings))
+        sys.stdout.flush()
+    except BrokenPipeError:  # --help | head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _first_sentence(text: str) -> str:
     return re.split(r"(?<=[.;])\s", text, maxsplit=1)[0].rstrip(".;")
 
@@ -383,9 +512,7 @@ def parse_flags(argv: Sequence[str], settings: Sequence[Setting],
         sys.exit(EXIT_BAD_INPUT)
     except SystemExit as e:
         # absl exits with status 1 after printing the help a user asked for.
-        asked = any(a.lstrip("-").split("=")[0] in _HELP_FLAGS
-                    for a in argv[1:] if a.startswith("-"))
-        if e.code == 1 and asked:
+        if e.code == 1 and _asks_for(argv, _HELP_FLAGS):
             sys.exit(0)
         raise
 
@@ -393,7 +520,8 @@ def parse_flags(argv: Sequence[str], settings: Sequence[Setting],
 def run(main: Callable[[List[str]], None], configs: Sequence[ConfigRef] = ()) -> None:
     """Defines the configs' flags, then ``absl.app.run(main)`` with errors as one line.
 
-    The flags are listed under ``main``'s module in ``--helpfull``, and in ``--help``. Bad
+    ``--help`` lists the flags under their configs' headings (``help_text``); ``--helpfull``
+    is absl's, the flags under ``main``'s module. Bad
     input exits with status 2 and one line on stderr (``error: ...``) naming the flag or file
     and the fix; ``--verbose`` re-raises instead, with the traceback. A
     positional argument is an error too: every setting is a ``--flag``, and a stray word is
@@ -431,4 +559,10 @@ def run(main: Callable[[List[str]], None], configs: Sequence[ConfigRef] = ()) ->
             print("stopped by SIGTERM" if terminated else "interrupted", file=sys.stderr)
             sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
-    app.run(guarded, flags_parser=lambda argv: parse_flags(argv, settings))
+    def parser(argv: List[str]) -> List[str]:
+        if _asks_for(argv, _GROUPED_HELP_FLAGS):  # grouped by config; --helpfull stays absl's
+            _print_help(list(settings) + list(COMMON_SETTINGS))
+            sys.exit(0)
+        return parse_flags(argv, settings)
+
+    app.run(guarded, flags_parser=parser)

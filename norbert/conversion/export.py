@@ -15,7 +15,7 @@ first, and a bad flag is reported in a second rather than after TensorFlow's sta
 import dataclasses
 import os
 import warnings
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -40,6 +40,9 @@ EXPORT_REQUIRES = ("do_lower_case",)
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """What ``export_to_hf`` converts, and where to."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Export"
 
     # A checkpoint prefix (model.ckpt-1000) or a folder, whose latest checkpoint is taken.
     checkpoint: str

@@ -14,7 +14,7 @@ Every input is read and checked before anything is written, and the folder appea
 import dataclasses
 import os
 import time
-from typing import Optional, Tuple
+from typing import ClassVar, Optional, Tuple
 
 import numpy as np
 
@@ -37,6 +37,9 @@ CHECKPOINT_NAME = "bert_model.ckpt"
 @dataclasses.dataclass(frozen=True)
 class ExtendConfig:
     """What ``extend_vocab`` grows and where it writes (the text read is ``CorpusConfig``'s)."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Vocab growth"
 
     # The model's vocab.txt.
     vocab_file: str

@@ -15,7 +15,7 @@ first, and a bad flag is reported in a second rather than after TensorFlow's sta
 import dataclasses
 import json
 import os
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -36,6 +36,9 @@ CHECKPOINT_NAME = "bert_model.ckpt"
 @dataclasses.dataclass(frozen=True)
 class ImportConfig:
     """What ``import_from_hf`` converts, and where to."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Import"
 
     # A Hugging Face folder: config.json, model.safetensors (or pytorch_model.bin, or sharded
     # safetensors with model.safetensors.index.json) and vocab.txt.

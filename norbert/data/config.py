@@ -8,7 +8,7 @@ three. A ``DataConfig`` checks itself on construction: no invalid one exists, wh
 
 import dataclasses
 import os
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 from norbert import fileio
 from norbert.data import defaults
@@ -27,6 +27,9 @@ DEDUPS = ("none", "exact")
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Everything one data build needs; the flags of ``scripts/create_pretraining_data.py``."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Data"
 
     # Input text, comma-separated paths or globs: one sentence per line, blank line between
     # documents (.gz too); or one document per line of .jsonl(.gz) or row of .parquet, its text

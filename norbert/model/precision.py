@@ -23,7 +23,7 @@ attention mask bias and softmax, the output log-softmax and the losses (see ``mo
 
 import contextlib
 import dataclasses
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import ClassVar, Iterator, List, Optional, Sequence, Union
 
 import tensorflow.compat.v1 as tf
 
@@ -72,6 +72,9 @@ LossScale = Union[float, DynamicLossScale]
 @dataclasses.dataclass(frozen=True)
 class PrecisionConfig:
     """How a run computes: ``--precision`` and, for fp16, ``--loss_scale``."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Precision"
 
     # Arithmetic: "fp32" (the reference's numbers exactly), "bf16" (TPUs, recent CPUs and
     # GPUs) or "fp16" (GPUs, loss-scaled). Variables and checkpoints stay float32.

@@ -9,7 +9,7 @@ requires ``--do_lower_case`` (a model's casing is stated, never guessed).
 """
 
 import dataclasses
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from norbert.errors import NorbertError
 
@@ -18,6 +18,9 @@ from norbert.errors import NorbertError
 class TokenizerOptions:
     """How text is split before WordPiece: the casing, and where it departs from Google's
     tokenizer."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Tokenizer"
 
     # Remove accents ("é" -> "e", "å" -> "a"). Unset: when lower-casing, as Google's tokenizer
     # does. false keeps them while lower-casing (an uncased Norwegian or Swedish model must

@@ -18,7 +18,7 @@ No TensorFlow at import: the command line reads this module's config for its fla
 import dataclasses
 import json
 import os
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 from norbert.errors import NorbertError
 
@@ -34,6 +34,9 @@ RESOLVERS = ("tf_config", "slurm")
 @dataclasses.dataclass(frozen=True)
 class DistributionConfig:
     """Where the replicas of a data-parallel run are, and how they sum their gradients."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Distribution"
 
     # "none": one device; "mirrored": every GPU of this machine (or num_cpu_replicas CPU
     # devices); "multi_worker": several machines, each running the same command.

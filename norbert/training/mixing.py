@@ -18,7 +18,7 @@ working directory whose name has a ``=`` is named ``./lang=nb.tfrecord``.
 import dataclasses
 import math
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from norbert.errors import NorbertError
 
@@ -30,6 +30,9 @@ PROPORTIONAL = 1.0  # the exponent when none is given: shares in proportion to s
 @dataclasses.dataclass(frozen=True)
 class MixingConfig:
     """How the named groups of --input_file (name=glob,...) share the training records."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Mixing"
 
     # With named groups in input_file (name=glob,...): each group's share of the records drawn
     # is proportional to its size (records) to this power. Unset: 1, in proportion to size; 0:

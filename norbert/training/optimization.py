@@ -25,7 +25,7 @@ dropout's key: ``norbert.training.model_fn``).
 
 import dataclasses
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import ClassVar, List, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
@@ -39,6 +39,9 @@ OPTIMIZERS = ("adamw", "adamw_exact", "lamb")
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
     """How the weights are updated: the optimizer, its learning-rate schedule and clipping."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Optimizer"
 
     # Peak learning rate, reached at the end of warm-up (Google's default; 2e-5 suits
     # continuing from a trained checkpoint, 1e-4 training from scratch).

@@ -24,7 +24,7 @@ import os
 import random
 import shutil
 import warnings
-from typing import Dict, List, Optional
+from typing import ClassVar, Dict, List, Optional
 
 import tensorflow.compat.v1 as tf
 from absl import logging
@@ -63,6 +63,9 @@ class TrainingWarning(UserWarning):
 @dataclasses.dataclass(frozen=True)
 class PretrainingConfig:
     """What a run trains and evaluates on, and with which engine."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Data and run"
 
     # TFRecord files to train on (and evaluate on without eval_input_file): comma-separated
     # paths or globs, as create_pretraining_data.py writes them; or named groups to mix,

@@ -7,7 +7,7 @@ returns a ``ModelSpec``, which the loop reads as it is and the TPU path turns in
 
 import collections
 import dataclasses
-from typing import Optional
+from typing import ClassVar, Optional
 
 from norbert.errors import NorbertError
 
@@ -24,6 +24,9 @@ ModelSpec.__new__.__defaults__ = (None, None, None, None)
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Where a run writes and how it batches, saves and logs; shared by the loop and the TPU."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Checkpoints, batches and logging"
 
     # Where checkpoints, TensorBoard events and eval_results.txt go (created when missing).
     output_dir: str

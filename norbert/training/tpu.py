@@ -12,7 +12,7 @@ resumed step; ``norbert.training.data_position``).
 
 import dataclasses
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, ClassVar, Optional, Sequence
 
 import tensorflow as tf_root
 import tensorflow.compat.v1 as tf
@@ -33,6 +33,9 @@ _ITERATORS = "iterators"
 @dataclasses.dataclass(frozen=True)
 class TpuConfig:
     """Where a TPUEstimator run goes: Google's TPU flags."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "TPU"
 
     # Train on a Cloud TPU through TPUEstimator; without it, --engine=tpu_estimator runs
     # TPUEstimator on the CPU.

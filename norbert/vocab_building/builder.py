@@ -14,7 +14,7 @@ import os
 import re
 import time
 import warnings
-from typing import Optional, Sequence, Tuple
+from typing import ClassVar, Optional, Sequence, Tuple
 
 from norbert import fileio
 from norbert.beam_runner import BeamConfig
@@ -33,6 +33,9 @@ _UNUSED_RE = re.compile(r"^\[unused\d+\]$")
 class VocabConfig:
     """What to learn, and where it goes; every field is a flag of ``scripts/build_vocab.py``
     (the text read is ``CorpusConfig``'s)."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Vocab"
 
     # Where vocab.txt goes; written atomically, so a failed run leaves nothing behind.
     output_file: str

@@ -6,7 +6,7 @@ here in parallel, or as an Apache Beam pipeline (``beam_counting``), with a prog
 """
 
 import dataclasses
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 from norbert import beam_runner, fileio
 from norbert.beam_runner import BeamConfig
@@ -19,6 +19,9 @@ from norbert.vocab_building import word_counts
 @dataclasses.dataclass(frozen=True)
 class CorpusConfig:
     """The text tokens are learned from, and how it is read and counted."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Input text"
 
     # Comma-separated files or globs: plain text, .gz, or gs:// paths, read in the order given.
     input_file: str

@@ -395,3 +395,178 @@ def test_the_console_entry_point_runs():
     assert "\nnorbert.commands.build_vocab:\n" in done.stdout
     assert "  --vocab_size: Lines in the vocab" in done.stdout
     assert done.stdout.startswith("Learns a WordPiece vocab.txt")  # the command's docstring
+
+
+# --help: the flags under their configs' headings.
+
+HEADINGS = {  # run_pretraining's configs, as the issue named their groups
+    "PretrainingConfig": "Data and run", "OptimizerConfig": "Optimizer",
+    "RunConfig": "Checkpoints, batches and logging", "TpuConfig": "TPU",
+    "PrecisionConfig": "Precision", "DistributionConfig": "Distribution",
+    "MixingConfig": "Mixing",
+}
+
+
+def _help_sections(text):
+    """{heading: {flag name: its first line}} of a --help text, after the docstring."""
+    body = text.split("\nFlags, by what they set (--helpfull also lists absl's own):\n")[1]
+    sections, current = {}, None
+    for line in body.splitlines():
+        if line and not line.startswith(" "):
+            assert line.endswith(":"), line
+            current = sections.setdefault(line[:-1], {})
+        elif line.startswith("  --"):
+            name = line.split()[0].lstrip("-").split("=")[0].replace("[no]", "")
+            assert name not in current, name
+            current[name] = line
+    return sections
+
+
+def _run_help(script, flag="--help"):
+    probe = textwrap.dedent("""
+        import runpy, sys
+        sys.argv = [%r, %r]
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        finally:
+            print("TF_IMPORTED=%%s" %% ("tensorflow" in sys.modules))
+    """) % (os.path.join(REPO, "scripts", script + ".py"), flag)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("TF_IMPORTED=False\n")
+    return done.stdout[: -len("TF_IMPORTED=False\n")]
+
+
+def test_every_config_of_a_command_has_a_heading_of_its_own():
+    for script in SCRIPTS:
+        headings = []
+        for cls in _classes(script):
+            assert isinstance(cls.__dict__.get("HEADING"), str), cls  # written on the class
+            assert "HEADING" not in {f.name for f in dataclasses.fields(cls)}  # not a flag
+            assert command_flags.heading_of(cls) == cls.HEADING
+            headings.append(cls.HEADING)
+        assert len(set(headings)) == len(headings), script
+    for ref in _command("run_pretraining").CONFIGS:
+        assert command_flags.heading_of(ref) == HEADINGS[ref.partition(":")[2]]
+
+
+def test_help_groups_the_flags_under_their_configs_and_marks_the_required():
+    text = _run_help("run_pretraining")
+    doc = ast.get_docstring(ast.parse(open(os.path.join(REPO, "scripts",
+                                                        "run_pretraining.py")).read()))
+    assert text.startswith(doc.splitlines()[0] + "\n")  # what it does, then the example
+    assert "\n    python scripts/run_pretraining.py --input_file=" in text
+    sections = _help_sections(text)
+    assert list(sections) == list(HEADINGS.values()) + ["Every command"]
+    for cls in _classes("run_pretraining"):
+        for field in dataclasses.fields(cls):  # each flag under its config's heading, once
+            line = sections[HEADINGS[cls.__name__]][field.name]
+            assert line.endswith("(required)") == (not _has_default(field)), line
+    assert sorted(n for s in sections.values() for n in s) == sorted(
+        [s.name for s in _defined("run_pretraining")[1]] + ["verbose"])
+    # Defaults as one types them, never quoted.
+    assert sections["Optimizer"]["beta_2"] == "  --beta_2=<float>  (default: 0.999)"
+    assert sections["Optimizer"]["optimizer"] == (
+        "  --optimizer=<adamw|adamw_exact|lamb>  (default: adamw)")
+    assert sections["Optimizer"]["exclude_from_weight_decay"].endswith(
+        "(default: LayerNorm,layer_norm,bias)")
+    assert sections["Data and run"]["do_train"] == "  --[no]do_train  (default: false)"
+    assert sections["Data and run"]["init_checkpoint"].endswith("(default: unset)")
+    assert sections["Every command"]["verbose"] == "  --[no]verbose  (default: false)"
+    assert "'" not in "".join(line for s in sections.values() for line in s.values())
+    # The help follows each flag's line, wrapped.
+    assert "\n  --learning_rate=<float>  (default: 5e-05)\n      Peak learning rate" in text
+    assert max(len(line) for line in text.splitlines()[12:] if line.startswith("      ")) <= 80
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_of_every_command_marks_its_required_flags(script):
+    sections = _help_sections(_run_help(script))
+    _, settings = _defined(script)
+    for s in settings:
+        line = sections[command_flags.heading_of(s.owner)][s.name]
+        assert line.endswith("  (required)") == s.required, line
+    if script == "convert_to_pytorch":  # required here, though the config has a default
+        assert sections["Tokenizer"]["do_lower_case"] == (
+            "  --do_lower_case=<true|false>  (required)")
+
+
+def test_helpshort_is_grouped_and_helpfull_stays_absls():
+    assert "\nOptimizer:\n" in _run_help("run_pretraining", "--helpshort")
+    assert "\nOptimizer:\n" in _run_help("run_pretraining", "-?")
+    full = _run_help("run_pretraining", "--helpfull")
+    assert "\nOptimizer:\n" not in full and "\nabsl.logging:\n" in full
+
+
+def test_help_text_renders_each_kind_of_flag():
+    def setting(**changes):
+        values = dict(name="x", owner="norbert.training.tpu:TpuConfig", kind="str",
+                      default=None, required=False, choices=None, help="Help of x.")
+        values.update(changes)
+        return command_flags.Setting(**values)
+
+    cases = [
+        (setting(kind="float", default=0.9999), "--x=<float>  (default: 0.9999)"),
+        (setting(kind="int", default=0), "--x=<int>  (default: 0)"),
+        (setting(kind="bool", default=True), "--[no]x  (default: true)"),
+        (setting(kind="bool", required=True), "--x=<true|false>  (required)"),
+        (setting(kind="list", default=["a", "b"]),
+         "--x=<comma-separated list>  (default: a,b)"),
+        (setting(kind="list", default=[]), '--x=<comma-separated list>  (default: "")'),
+        (setting(default=""), '--x=<text>  (default: "")'),
+        (setting(default=None), "--x=<text>  (default: unset)"),
+        (setting(required=True), "--x=<text>  (required)"),
+        (setting(default="b", choices=("a", "b")), "--x=<a|b>  (default: b)"),
+    ]
+    for s, line in cases:
+        text = command_flags.help_text("Does x.\n", [s])
+        assert text == ("Does x.\n\nFlags, by what they set (--helpfull also lists absl's "
+                        "own):\n\nTPU:\n  %s\n      Help of x.\n" % line)
+
+
+def test_heading_is_the_class_attribute_else_the_docstring(tmp_path, monkeypatch):
+    module = _fixture_module(tmp_path, monkeypatch, "cli_fixture_headings", '''
+        import dataclasses
+        from typing import ClassVar
+
+        NAME = "Named"
+
+
+        @dataclasses.dataclass(frozen=True)
+        class Headed:
+            """Not the heading."""
+
+            HEADING: ClassVar[str] = NAME
+
+            # A field.
+            size: int = 1
+
+
+        @dataclasses.dataclass(frozen=True)
+        class Documented:
+            """Where the text comes
+            from, in two lines.
+
+            More.
+            """
+
+            # A field.
+            size: int = 1
+
+
+        @dataclasses.dataclass(frozen=True)
+        class Bare:
+            # A field.
+            size: int = 1
+        ''')
+    assert command_flags.heading_of(module + ":Headed") == "Named"
+    assert command_flags.heading_of(module + ":Documented") == (
+        "Where the text comes from, in two lines")
+    assert command_flags.heading_of(module + ":Bare") == "Bare"
+    assert [s.name for s in command_flags.settings_of(module + ":Headed")] == ["size"]
+    grouped = command_flags.groups(command_flags.settings_of(module + ":Headed")
+                                   + command_flags.settings_of(module + ":Bare"))
+    assert [(h, [s.owner for s in g]) for h, g in grouped] == [
+        ("Named", [module + ":Headed"]), ("Bare", [module + ":Bare"])]
+    assert module not in sys.modules  # read, not imported
