@@ -64,6 +64,7 @@ setup(
             "norbert-convert-to-pytorch = norbert.commands.convert_to_pytorch:run",
             "norbert-import-hf = norbert.commands.import_hf:run",
             "norbert-extend-vocab = norbert.commands.extend_vocab:run",
+            "norbert-vocab-report = norbert.commands.vocab_report:run",
         ],
     },
     classifiers=[

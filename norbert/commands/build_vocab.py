@@ -23,6 +23,7 @@ from norbert.beam_runner import BeamConfig
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building.builder import VocabConfig, build_vocab
 from norbert.vocab_building.corpus import CorpusConfig
+from norbert.vocab_building.report import output_lines
 
 CONFIGS = (VocabConfig, CorpusConfig, TokenizerOptions, BeamConfig)
 
@@ -33,6 +34,7 @@ def main(argv):
     stats = build_vocab(config, flags.config_from_flags(TokenizerOptions),
                         flags.config_from_flags(BeamConfig), flags.config_from_flags(CorpusConfig))
     print(stats.summary())
+    print(output_lines(stats.figures))
     print("wrote %s" % config.output_file)
 
 

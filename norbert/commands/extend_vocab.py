@@ -24,11 +24,13 @@ def main(argv):
     from norbert.conversion.extend_vocab import ExtendConfig, extend_vocab
     from norbert.tokenization.options import TokenizerOptions
     from norbert.vocab_building.corpus import CorpusConfig
+    from norbert.vocab_building.report import output_lines
 
     report = extend_vocab(flags.config_from_flags(ExtendConfig),
                           flags.config_from_flags(TokenizerOptions),
                           flags.config_from_flags(CorpusConfig))
     print(report.summary())
+    print(output_lines(report.figures))
 
 
 def run():

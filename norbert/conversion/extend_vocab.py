@@ -28,6 +28,7 @@ from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import extend as growlib
 from norbert.vocab_building import learner
 from norbert.vocab_building.corpus import CorpusConfig, count_corpus
+from norbert.vocab_building.report import VocabFigures, figures
 
 WORD_EMBEDDINGS = "bert/embeddings/word_embeddings"  # [vocab, H]
 OUTPUT_BIAS = "cls/predictions/output_bias"  # [vocab]
@@ -90,6 +91,7 @@ class ExtendReport:
     grown: Tuple[str, ...]  # variables grown by the new rows (model and optimizer slots)
     copied: int  # variables copied as they were
     seconds: float
+    figures: Optional[VocabFigures] = None  # the vocab report's figures of the grown vocab
 
     def summary(self) -> str:
         short = ", ".join(self.added[:12]) + (", ..." if len(self.added) > 12 else "")
@@ -178,7 +180,7 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
         added=tuple(growth.added), slots_filled=growth.slots_filled,
         tokens_per_word_before=before / words, tokens_per_word_after=after / words,
         grown=tuple(grown), copied=len(values) - len(grown),
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, figures=figures(counts, new_vocab))
 
 
 def _slot_of_grown(name: str, value: np.ndarray, vocab_size: int) -> bool:

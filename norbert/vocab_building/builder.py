@@ -25,6 +25,7 @@ from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import learner
 from norbert.vocab_building.corpus import CorpusConfig, count_corpus
+from norbert.vocab_building.report import VocabFigures, figures
 
 _UNUSED_RE = re.compile(r"^\[unused\d+\]$")
 
@@ -95,6 +96,7 @@ class VocabStats:
     tokens_before: int = 0  # extend_vocab: tokens of the corpus with the old vocab
     tokens_after: int = 0  # extend_vocab: tokens of the corpus with the new vocab
     added: Tuple[str, ...] = ()  # extend_vocab: the words put into [unusedN] slots, in id order
+    figures: Optional[VocabFigures] = None  # the vocab report's figures of the written vocab
 
     @property
     def shortened_percent(self) -> float:
@@ -212,6 +214,7 @@ def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabSt
         tokens_per_word=n_tokens / n_words,
         unk_words=unk,
         seconds=time.perf_counter() - start,
+        figures=figures(counts, {t: i for i, t in enumerate(tokens)}),
         **mode_fields,
     )
 

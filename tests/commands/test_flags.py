@@ -44,6 +44,7 @@ OLD_FLAGS = {
     # Newer than the generated flags: the names its issue gave it.
     "extend_vocab": ("input_file vocab_file bert_config_file init_checkpoint output_dir "
                      "num_new_tokens do_lower_case init"),
+    "vocab_report": "vocab_file input_file num_new_tokens json do_lower_case",
 }
 SCRIPTS = sorted(OLD_FLAGS)
 # Google's run_pretraining.py: the flags whose defaults its users rely on.
