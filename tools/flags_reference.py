@@ -23,8 +23,8 @@ from norbert.commands import flags  # noqa: E402
 
 OUTPUT = os.path.join(REPO, "docs", "flags.md")
 # The commands in the order a run uses them; a command not named here comes after, by name.
-ORDER = ("build_vocab", "extend_vocab", "create_pretraining_data", "run_pretraining",
-         "convert_to_pytorch", "import_hf")
+ORDER = ("vocab_report", "build_vocab", "extend_vocab", "create_pretraining_data",
+         "run_pretraining", "convert_to_pytorch", "import_hf")
 COMMAND = "python tools/flags_reference.py"
 
 INTRO = """\

@@ -25,7 +25,7 @@ import collections
 import dataclasses
 import heapq
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from norbert import fileio
 from norbert.errors import NorbertError
@@ -46,6 +46,9 @@ _UNK_PIECES = 0  # in a word -> pieces table: the word becomes [UNK] (one token)
 class VocabReportConfig:
     """What the vocab report measures; every field is a flag of ``scripts/vocab_report.py``
     (the text read is ``CorpusConfig``'s, its splitting ``TokenizerOptions``')."""
+
+    # The heading of its flags in --help and docs/flags.md.
+    HEADING: ClassVar[str] = "Vocab report"
 
     # The vocab.txt to measure: a model's (for example multilingual BERT's), or one built.
     vocab_file: str
