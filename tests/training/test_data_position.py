@@ -212,9 +212,11 @@ def _pretrain(files, config_file, out, monkeypatch, stop_at=None, **flags):
 
 @pytest.mark.parametrize("kind, flags", [
     ("masks", {}),
-    ("static", {}),
     ("pairs", {"gradient_accumulation_steps": 2}),
-    ("mixed", {"sampling_weights": "a=0.7,b=0.3"}),
+    # Shown cheaply above at the iterator's level (and static records by two workers): here in
+    # the slow suite, to keep the default one short.
+    pytest.param("static", {}, marks=pytest.mark.slow),
+    pytest.param("mixed", {"sampling_weights": "a=0.7,b=0.3"}, marks=pytest.mark.slow),
 ])
 def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp_path,
                                                      monkeypatch, caplog, kind, flags):
