@@ -128,11 +128,10 @@ def _record_grams(paths):
     return _grams(seg for p in paths for r in tfrecord.read_records(p) for seg in _tokens(r))
 
 
-@pytest.fixture(scope="module")
-def split(builds, uncased_vocab_path):
-    """(held-out sentences' grams found in no other document, the other documents' grams)."""
-    paths, _ = builds
-    config = DataConfig(input_file=",".join(paths), output_file="x", vocab_file=uncased_vocab_path,
+def held_out_grams(paths, vocab):
+    """(the held-out documents' lines, the grams of their sentences found in no other
+    document, the other documents' grams), for the default settings and N."""
+    config = DataConfig(input_file=",".join(paths), output_file="x", vocab_file=vocab,
                         heldout_documents=N, heldout_output_file="h")
     tokenizer = load_tokenizer(config, TokenizerOptions())[1]
     chosen = heldout.select_whole(config, tokenizer, paths).documents
@@ -147,6 +146,18 @@ def split(builds, uncased_vocab_path):
     return chosen, _grams(held) - _grams(kept), _grams(kept)
 
 
+def training_grams(folder):
+    """The grams of the training records a build wrote into ``folder``."""
+    meta = json.load(open(os.path.join(folder, "train.tfrecord.meta.json")))
+    return _record_grams([os.path.join(folder, os.path.basename(p))
+                          for p in meta["output_files"]])
+
+
+@pytest.fixture(scope="module")
+def split(builds, uncased_vocab_path):
+    return held_out_grams(builds[0], uncased_vocab_path)
+
+
 @pytest.mark.parametrize("mode", ["reference", "sharded"])
 def test_no_held_out_sentence_is_in_the_training_records(builds, split, mode):
     _, out = builds
@@ -154,9 +165,7 @@ def test_no_held_out_sentence_is_in_the_training_records(builds, split, mode):
     chosen, held_only, kept = split
     assert len(chosen) == N and summary.heldout_documents == N
     assert len(held_only) > 50  # enough held-out text to look for
-    meta = json.load(open(os.path.join(folder, "train.tfrecord.meta.json")))
-    training = [os.path.join(folder, os.path.basename(p)) for p in meta["output_files"]]
-    trained = _record_grams(training)
+    trained = training_grams(folder)
     assert not trained & held_only
     assert trained <= kept  # the decoding is right: every run of tokens comes from the input
     # The detector can fire: the held-out records hold most of that text.
