@@ -15,6 +15,11 @@ slice's documents, groups the digests, and sends each shard the ordinals of its 
 repeat an earlier one (``norbert.data.dedup``): the local mode's answer, without one machine's
 memory.
 
+With ``--heldout_documents`` the launching machine, after the plan, reads every slice once
+more for its held-out candidates (local processes, as the local sharded mode does:
+``sharded.with_heldout``), writes the held-out records and tells each shard's job which of its
+documents to leave out; the pipeline then builds the shards as usual.
+
 Shards complete from an earlier run (file and sidecar with the same settings) are kept, as in
 the local mode; the launcher then writes the set's sidecar from the shards' sidecars.
 
@@ -90,6 +95,10 @@ def build(config, options, beam_config: beam_runner.BeamConfig, input_paths: Lis
             "times the number of cores the runner will have)"
         )
     planned = sharded.plan_jobs(config, options, input_paths)
+    heldout_summary = None
+    if config.heldout_documents:  # on the launching machine, as the plan (module docstring)
+        planned.jobs, heldout_summary = sharded.with_heldout(config, options, planned.jobs,
+                                                             config.workers)
     results = sharded.kept_shards(planned.jobs)
     todo = len(planned.jobs) - len(results)
     logging.info("%d shard(s) to build of %d on Beam's %s, %.1f MB of input", todo,
@@ -109,4 +118,4 @@ def build(config, options, beam_config: beam_runner.BeamConfig, input_paths: Lis
                         "the Beam pipeline finished without shard %s: see the runner's log"
                         % job.path)
                 results[job.index] = meta
-    return sharded.finish(config, planned, results, todo, start)
+    return sharded.finish(config, planned, results, todo, start, heldout_summary)

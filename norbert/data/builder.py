@@ -13,6 +13,10 @@ the same order and the same files, for the same inputs, settings and seed:
 4. shuffle all records with the same generator and write them round-robin over the output files
    (``norbert.data.tfrecord``), each file atomically, each with a ``.meta.json`` sidecar.
 
+With ``--heldout_documents=N`` the N documents ``norbert.data.heldout`` draws are first written
+as records of their own to ``--heldout_output_file``, then left out of step 1; without it,
+nothing changes.
+
 TensorFlow is never imported (for local files). Memory: the token ids of the corpus plus the
 serialised records (about 0.6 KB per 128-token record), as the reference's final shuffle of all
 records needs them all at once.
@@ -26,24 +30,24 @@ import hashlib
 import os
 import random
 import time
-from typing import List, Optional
+from typing import AbstractSet, List, Optional
 
 from absl import logging
 
 from norbert import fileio
 from norbert.beam_runner import BeamConfig
-from norbert.data import sidecar, tfrecord
+from norbert.data import heldout, sidecar, tfrecord
 from norbert.data.config import DataConfig, DataSummary, load_tokenizer, settings_warnings
 from norbert.data.documents import CorpusStats, read_documents
 from norbert.data.draws import Draws
-from norbert.data.record_writing import encoded_records, record_writers
+from norbert.data.record_writing import collect_records
 from norbert.errors import NorbertError
 from norbert.progress import Progress
 from norbert.settings import make_configs
 from norbert.tokenization.options import TokenizerOptions
 
 
-def _check_outputs(paths: List[str]) -> None:
+def _check_outputs(paths: List[str], flag: str = "--output_file") -> None:
     """Fails early, before hours of work, on an output path that cannot be written.
 
     Missing folders are fine (they are made when the files are written); a read-only one or a
@@ -51,8 +55,8 @@ def _check_outputs(paths: List[str]) -> None:
     """
     for path in paths:
         if os.path.isdir(path):
-            raise NorbertError("--output_file %s is a folder: name a file in it" % path)
-        fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
+            raise NorbertError("%s %s is a folder: name a file in it" % (flag, path))
+        fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), flag)
 
 
 def create_pretraining_data(config: Optional[DataConfig] = None,
@@ -80,6 +84,8 @@ def create_pretraining_data(config: Optional[DataConfig] = None,
     input_paths = fileio.expand_inputs(config.input_file, flag="--input_file")
     output_paths = config.output_files
     _check_outputs(output_paths)
+    if config.heldout_documents:
+        _check_outputs([config.heldout_output_file], "--heldout_output_file")
     if beam_config.enabled:
         from norbert.data import beam as beam_data
 
@@ -98,19 +104,29 @@ def _build(config: DataConfig, options: TokenizerOptions, input_paths: List[str]
     vocab_size = len(tokenizer.vocab)
     vocab_words = [tokenizer.inv_vocab[i] for i in range(vocab_size)]  # index = id
 
+    vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
+    heldout_summary = None
+    skip = frozenset()
+    if config.heldout_documents:  # chosen and written first: a small file, the same in every mode
+        selection = heldout.select_whole(config, tokenizer, input_paths)
+        skip = selection.skip[0]
+        heldout_summary = heldout.write(config, options, tokenizer, vocab_sha, input_paths,
+                                        selection, output_paths)
     stats = CorpusStats()
-    documents = _read(config, tokenizer, input_paths, stats)
+    documents = _read(config, tokenizer, input_paths, stats, skip)
     draws = Draws.for_rng(random.Random(config.random_seed))
     draws.shuffle(documents)
     summary = DataSummary(corpus=stats)
-    records = _records(config, tokenizer, vocab_words, documents, draws, summary)
+    records = collect_records(config, tokenizer, vocab_words, documents, draws, summary)
     draws.shuffle(records)  # the reference shuffles all instances with the same generator
     summary.instances = len(records)
     summary.records_per_file = tfrecord.write_round_robin(records, output_paths)
     del records
     summary.seconds = time.perf_counter() - start
+    if heldout_summary is not None:
+        summary.heldout_documents = heldout_summary.corpus.documents
+        summary.heldout_instances = heldout_summary.instances
 
-    vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
     for path, count in zip(output_paths, summary.records_per_file):
         sidecar.write(sidecar.path_for(path), sidecar.build(
             config, options, input_paths, output_paths, path, vocab_sha, vocab_size, summary,
@@ -119,15 +135,17 @@ def _build(config: DataConfig, options: TokenizerOptions, input_paths: List[str]
     return summary
 
 
-def _read(config: DataConfig, tokenizer, input_paths: List[str], stats: CorpusStats):
-    """Step 1: the documents of ``input_paths`` as token ids (``stats`` counts them)."""
+def _read(config: DataConfig, tokenizer, input_paths: List[str], stats: CorpusStats,
+          skip: AbstractSet[int] = frozenset()):
+    """Step 1: the documents of ``input_paths`` as token ids (``stats`` counts them), but
+    those numbered in ``skip`` (the held-out ones)."""
     with Progress("reading", "lines", enabled=config.progress) as bar:
         encode_line = tokenizer.encode
         if bar.active:
             def encode_line(text, _encode=tokenizer.encode, _tick=bar.update):
                 _tick()
                 return _encode(text)
-        documents = read_documents(input_paths, encode_line, stats, config.text_field)
+        documents = read_documents(input_paths, encode_line, stats, config.text_field, skip)
     if not documents:
         raise NorbertError(
             "--input_file %s holds no text: give files with one sentence per line and a blank "
@@ -139,28 +157,3 @@ def _read(config: DataConfig, tokenizer, input_paths: List[str], stats: CorpusSt
         logging.warning("%d line(s) held bytes that are not UTF-8; they were replaced by U+FFFD",
                         stats.bad_lines)
     return documents
-
-
-def _records(config: DataConfig, tokenizer, vocab_words: List[str], documents, draws: Draws,
-             summary: DataSummary) -> List[bytes]:
-    """Step 3: the serialised records of ``dupe_factor`` passes over the shuffled ``documents``,
-    in the order made; their token, masked and random-next counts go into ``summary``."""
-    mask_pair, encoder = record_writers(config, vocab_words)
-    records: List[bytes] = []
-    append = records.append
-    n_tokens = n_masked = n_random = 0
-    with Progress("instances", "instances", enabled=config.progress) as bar:
-        for record, tokens, masked, is_random_next in encoded_records(
-            documents, config, mask_pair, encoder, draws,
-            cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
-        ):
-            append(record)
-            n_tokens += tokens
-            n_masked += masked
-            n_random += is_random_next
-            if not len(records) & 1023:  # a call per 1024 records: nothing in the loop's time
-                bar.update(1024)
-        bar.update(len(records) & 1023)
-    summary.instance_tokens, summary.masked_tokens = n_tokens, n_masked
-    summary.random_next = n_random
-    return records

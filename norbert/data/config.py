@@ -88,6 +88,13 @@ class DataConfig:
     # and Beam modes; locally it holds 16 bytes (about 100 in Python's set) per distinct
     # document in memory. "none": keep all.
     dedup: str = dataclasses.field(default="none", metadata={"choices": DEDUPS})
+    # Documents of the input to keep out of the training records, drawn by --random_seed (the
+    # same ones in every mode), and written as records of their own (the same settings) to
+    # --heldout_output_file: an evaluation set never trained on. 0: none.
+    heldout_documents: int = 0
+    # The TFRecord file of the held-out documents' records (with its .meta.json sidecar);
+    # required with --heldout_documents, and not one of the training output files.
+    heldout_output_file: str = ""
     # Show progress while reading and building: a bar when stderr is a terminal, a log line
     # every few seconds otherwise (a log file gets no carriage returns). False: silent.
     progress: bool = True
@@ -208,12 +215,32 @@ class DataConfig:
                 "--output_file names %d files: with --num_workers or --num_output_shards give "
                 "one name; the shards get -00000-of-0000K after it" % len(outputs)
             )
+        self._check_heldout()
         if self.max_predictions_per_seq > self.max_seq_length:
             raise NorbertError(
                 "--max_predictions_per_seq (%d) exceeds --max_seq_length (%d): use about "
                 "max_seq_length * masked_lm_prob"
                 % (self.max_predictions_per_seq, self.max_seq_length)
             )
+
+    def _check_heldout(self) -> None:
+        """--heldout_documents and --heldout_output_file: a count, and a file of their own."""
+        n, path = self.heldout_documents, self.heldout_output_file.strip()
+        if n < 0:
+            raise NorbertError("--heldout_documents=%d must be at least 0 (0: none)" % n)
+        if n and not path:
+            raise NorbertError("--heldout_documents=%d needs --heldout_output_file: name the "
+                               "file for the held-out records" % n)
+        if path and not n:
+            raise NorbertError("--heldout_output_file=%s needs --heldout_documents=N (N > 0): "
+                               "say how many documents to hold out" % path)
+        if "," in path:
+            raise NorbertError("--heldout_output_file=%s names several files: give one" % path)
+        training = set(self.output_files) | {self.output_base}
+        if path in training or os.path.abspath(path) in {os.path.abspath(p) for p in training}:
+            raise NorbertError("--heldout_output_file=%s is a training output file: give "
+                               "another name" % path)
+        object.__setattr__(self, "heldout_output_file", path)
 
 
 @dataclasses.dataclass
@@ -228,17 +255,22 @@ class DataSummary:
     records_per_file: List[int] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     shards_skipped: int = 0  # sharded mode: shards already complete from an earlier run
+    heldout_documents: int = 0  # documents kept out of these records (--heldout_documents)
+    heldout_instances: int = 0  # records written of them to --heldout_output_file
 
     def line(self) -> str:
         skipped = (" (%d already complete, kept)" % self.shards_skipped
                    if self.shards_skipped else "")
+        heldout = ("; %d documents held out (%d instances)"
+                   % (self.heldout_documents, self.heldout_instances)
+                   if self.heldout_documents else "")
         return (
             "wrote %d instances (%d tokens, %d masked) to %d file(s)%s from %d documents "
             "(%d tokens, %d bad line(s)) in %.1f s"
             % (self.instances, self.instance_tokens, self.masked_tokens,
                len(self.records_per_file), skipped, self.corpus.documents, self.corpus.tokens,
                self.corpus.bad_lines, self.seconds)
-        )
+        ) + heldout
 
 
 def settings_warnings(config: DataConfig) -> List[str]:

@@ -29,7 +29,7 @@ only when a ``.parquet`` file is met) and is read a batch of rows at a time.
 
 import dataclasses
 import json
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import AbstractSet, Callable, Iterable, Iterator, List, Optional, Sequence
 
 from norbert import fileio
 from norbert.errors import NorbertError
@@ -83,15 +83,35 @@ def documents_from_lines(
     return kept
 
 
+def without_runs(lines: Iterable[str], skip: AbstractSet[int]) -> Iterator[str]:
+    """``lines`` with the lines of the runs of non-blank lines numbered in ``skip`` (0, 1, ...
+    in order, as ``norbert.data.slices.numbered_lines`` numbers them) made blank: those
+    documents are read as none, and every other document as before."""
+    ordinal = -1
+    in_run = dropping = False
+    for line in lines:
+        if not line.replace("\r", "").strip():
+            in_run = False
+            yield line
+            continue
+        if not in_run:
+            in_run = True
+            ordinal += 1
+            dropping = ordinal in skip
+        yield "" if dropping else line
+
+
 def read_documents(
-    paths: Sequence[str], encode: Encode, stats: CorpusStats = None, text_field: str = "text"
+    paths: Sequence[str], encode: Encode, stats: CorpusStats = None, text_field: str = "text",
+    skip: AbstractSet[int] = frozenset(),
 ) -> List[Document]:
     """Documents of all ``paths`` in order: plain text (``.gz`` too), JSON lines or Parquet.
 
     Plain-text files continue one another as in the reference (see the module docstring); a
     JSON-lines file (``.jsonl``, ``.jsonl.gz``) is one document per line and a Parquet file one
     per row, the text taken from ``text_field`` and cut into sentences by ``split_sentences``;
-    such a file always starts and ends its own documents.
+    such a file always starts and ends its own documents. ``skip``: ordinals of documents to
+    leave out (``without_runs``; the held-out ones).
     """
     stats = stats if stats is not None else CorpusStats()
     reader = fileio.LineReader()
@@ -113,7 +133,8 @@ def read_documents(
             else:
                 yield from reader.lines(path)
 
-    documents = documents_from_lines(all_lines(), encode, stats)
+    lines = without_runs(all_lines(), skip) if skip else all_lines()
+    documents = documents_from_lines(lines, encode, stats)
     stats.bad_lines += reader.bad_lines
     return documents
 

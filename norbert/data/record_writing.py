@@ -10,11 +10,12 @@ drives it.
 from typing import Iterator, List, Sequence, Tuple
 
 from norbert.data.chunks import ChunkEncoder, create_chunks
-from norbert.data.config import DataConfig
+from norbert.data.config import DataConfig, DataSummary
 from norbert.data.draws import Draws
 from norbert.data.features import ExampleEncoder, UnmaskedEncoder
 from norbert.data.instances import Document, create_instances
 from norbert.data.masking import Masker, leave_unmasked
+from norbert.progress import Progress
 
 
 def record_writers(config: DataConfig, vocab_words: List[str], exact: bool = True):
@@ -51,3 +52,29 @@ def encoded_records(documents: Sequence[Document], config: DataConfig, mask_pair
     ):
         yield (encode(tokens, len_a, positions, labels, is_random_next), len(tokens),
                len(positions), is_random_next)
+
+
+def collect_records(config: DataConfig, tokenizer, vocab_words: List[str], documents,
+                    draws: Draws, summary: DataSummary) -> List[bytes]:
+    """The serialised records of ``dupe_factor`` passes over the shuffled ``documents``, in the
+    order made (the reference-exact builder's, and the held-out records'); their token, masked
+    and random-next counts go into ``summary``."""
+    mask_pair, encoder = record_writers(config, vocab_words)
+    records: List[bytes] = []
+    append = records.append
+    n_tokens = n_masked = n_random = 0
+    with Progress("instances", "instances", enabled=config.progress) as bar:
+        for record, tokens, masked, is_random_next in encoded_records(
+            documents, config, mask_pair, encoder, draws,
+            cls_id=tokenizer.vocab["[CLS]"], sep_id=tokenizer.vocab["[SEP]"],
+        ):
+            append(record)
+            n_tokens += tokens
+            n_masked += masked
+            n_random += is_random_next
+            if not len(records) & 1023:  # a call per 1024 records: nothing in the loop's time
+                bar.update(1024)
+        bar.update(len(records) & 1023)
+    summary.instance_tokens, summary.masked_tokens = n_tokens, n_masked
+    summary.random_next = n_random
+    return records

@@ -27,6 +27,10 @@ not the reference's:
 
 Compared with the reference's global shuffle, records are shuffled within blocks: train with
 the input pipeline's file interleaving and shuffle buffer, as for any sharded data set.
+
+With ``--heldout_documents`` every slice is first read once more for its held-out candidates
+(in the workers), the held-out records written (``norbert.data.heldout``: the same file as in
+the reference-exact mode), and each shard told which of its documents to leave out.
 """
 
 import concurrent.futures
@@ -44,7 +48,7 @@ from absl import logging
 
 from norbert import fileio
 from norbert import progress as progresslib
-from norbert.data import dedup, sidecar, slices, tfrecord
+from norbert.data import dedup, heldout, sidecar, slices, tfrecord
 from norbert.data.config import DataSummary, load_tokenizer
 from norbert.data.record_writing import encoded_records, record_writers
 from norbert.data.documents import CorpusStats, Document
@@ -74,6 +78,9 @@ class ShardJob:
     # Ordinals of the slice's documents to leave out: repeats of earlier ones (--dedup=exact,
     # norbert.data.dedup), known only after every slice before this one was digested.
     skip: FrozenSet[int] = frozenset()
+    # Ordinals of the slice's held-out documents and their copies (--heldout_documents,
+    # norbert.data.heldout), known only after every slice was read once.
+    heldout: FrozenSet[int] = frozenset()
 
 
 def shard_seed(random_seed: int, index: int) -> int:
@@ -145,7 +152,8 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     with fileio.atomic_output(job.path, "wb") as f:
         block: List[Document] = []
         block_bytes = 0
-        read = slices.documents(iter(reader), tokenizer.encode, stats, block_limit, job.skip)
+        read = slices.documents(iter(reader), tokenizer.encode, stats, block_limit, job.skip,
+                                job.heldout)
         for document, nbytes in read:
             if document:
                 block.append(document)
@@ -288,6 +296,38 @@ def with_repeats_skipped(jobs: List[ShardJob], workers: int) -> List[ShardJob]:
     return [dataclasses.replace(job, skip=frozenset(drop)) for job, drop in zip(jobs, drops)]
 
 
+def _slice_candidates(job: ShardJob) -> heldout.Candidates:
+    config = job.config
+    return heldout.slice_candidates(slice_reader(job), config.heldout_documents,
+                                    config.random_seed, _tools(config, job.options)[0].encode)
+
+
+def with_heldout(config, options, jobs: List[ShardJob],
+                 workers: int) -> Tuple[List[ShardJob], DataSummary]:
+    """``jobs``, each told which of its documents are held out (``--heldout_documents``),
+    once every slice was read (in ``workers`` processes) for its candidates, and the held-out
+    records' ``DataSummary``: they are written here (``norbert.data.heldout``)."""
+    began = time.perf_counter()
+    if workers > 1 and len(jobs) > 1:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=pool_context()
+        ) as executor:
+            candidates = list(executor.map(_slice_candidates, jobs))
+    else:
+        candidates = [_slice_candidates(job) for job in jobs]
+    selection = heldout.choose(candidates, config.heldout_documents, config.input_file)
+    tokenizer = _tools(config, options)[0]
+    vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
+    vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
+    summary = heldout.write(config, options, tokenizer, vocab_sha, list(jobs[0].input_paths),
+                            selection, config.output_files)
+    logging.info("%d document(s) held out (%d copies left out) in %.1f s: %d record(s) in %s",
+                 len(selection.documents), sum(map(len, selection.skip)),
+                 time.perf_counter() - began, summary.instances, config.heldout_output_file)
+    jobs = [dataclasses.replace(job, heldout=skip) for job, skip in zip(jobs, selection.skip)]
+    return jobs, summary
+
+
 def kept_shards(jobs: List[ShardJob]) -> Dict[int, Dict]:
     """The sidecars of the shards an earlier run completed with the same settings, by index."""
     kept = {}
@@ -307,6 +347,10 @@ def build(config, options, input_paths: List[str], start: float):
         planned.jobs = with_repeats_skipped(planned.jobs, config.workers)
         logging.info("--dedup=exact: %d repeated document(s) found in %.1f s",
                      sum(len(job.skip) for job in planned.jobs), time.perf_counter() - began)
+    heldout_summary = None
+    if config.heldout_documents:
+        planned.jobs, heldout_summary = with_heldout(config, options, planned.jobs,
+                                                     config.workers)
     plan, jobs = planned.plan, planned.jobs
     results = kept_shards(jobs)
     todo = [job for job in jobs if job.index not in results]
@@ -328,10 +372,11 @@ def build(config, options, input_paths: List[str], start: float):
                 results[job.index] = build_shard(job, report)
         else:
             results.update(_run_pool(todo, workers, report))
-    return finish(config, planned, results, len(todo), start)
+    return finish(config, planned, results, len(todo), start, heldout_summary)
 
 
-def finish(config, planned: Jobs, results: Dict[int, Dict], built: int, start: float):
+def finish(config, planned: Jobs, results: Dict[int, Dict], built: int, start: float,
+           heldout_summary: Optional[DataSummary] = None):
     """The build's ``DataSummary`` from every shard's sidecar; writes the set's sidecar
     (``<output_file>.meta.json``: the settings and the counts of all shards together)."""
     num_shards = len(planned.jobs)
@@ -353,6 +398,9 @@ def finish(config, planned: Jobs, results: Dict[int, Dict], built: int, start: f
                         "--num_output_shards=%d", empty_shards, num_shards, num_shards)
     sidecar.write(sidecar.path_for(config.output_base),
                   sidecar.for_set(planned.template, summary))
+    if heldout_summary is not None:
+        summary.heldout_documents = heldout_summary.corpus.documents
+        summary.heldout_instances = heldout_summary.instances
     summary.seconds = time.perf_counter() - start
     return summary
 

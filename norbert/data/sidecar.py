@@ -12,11 +12,15 @@ one. Layout::
                   with --masking=dynamic "masking": "dynamic", "mask_id",
                   with --pairing=dynamic "pairing": "dynamic", "cls_id", "sep_id",
                   with --dedup=exact "dedup": "exact", with another --text_field
-                  "text_field"},
+                  "text_field", with --heldout_documents "heldout_documents",
+                  "heldout_output_file"},
      "features": {name: {"dtype", "length"}},
      "counts": {"input_files", "lines", ..., "instances", "masked_tokens", "random_next",
                 "duplicate_documents"},  (chunk records count as instances; random_next 0)
-     "inputs": [...]}
+     "inputs": [...],
+     with --heldout_documents "heldout": {"role": "training" (or "held-out" in the held-out
+     file's own sidecar), "documents", "random_seed", "heldout_output_file" (or
+     "training_output_files")}}
 
 The sharded (and Beam) mode adds ``shard_index``, ``input_bytes``, ``bytes_in_file``,
 ``build_seconds`` and three settings (``num_output_shards``, ``block_mb``, ``masking_draws``)
@@ -25,6 +29,7 @@ to each shard's sidecar, and writes one for the whole set (``for_set``:
 all shards together, without ``shard_index`` or ``instances_in_file``).
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -129,9 +134,30 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
         meta["settings"]["dedup"] = config.dedup
     if config.text_field != "text":
         meta["settings"]["text_field"] = config.text_field
+    if config.heldout_documents:
+        meta["settings"].update(heldout_documents=config.heldout_documents,
+                                heldout_output_file=config.heldout_output_file)
+        meta["heldout"] = {"role": "training", "documents": config.heldout_documents,
+                           "random_seed": config.random_seed,
+                           "heldout_output_file": config.heldout_output_file}
     if summary is None:
         del meta["instances_in_file"], meta["counts"]
     return meta
+
+
+def mark_heldout(meta: Dict, config: DataConfig, training_outputs: List[str]) -> None:
+    """Makes ``build``'s sidecar that of the held-out records (``norbert.data.heldout``): built
+    by the reference-exact steps whatever the training records' mode, and saying so."""
+    local = dataclasses.replace(config, num_workers=None, num_output_shards=None)
+    meta["settings"]["mode"] = local.mode
+    meta["heldout"] = {"role": "held-out", "documents": config.heldout_documents,
+                       "random_seed": config.random_seed,
+                       "training_output_files": list(training_outputs)}
+
+
+def heldout_of(meta: Mapping) -> Optional[Dict]:
+    """The sidecar's ``heldout`` section (``role``: ``training`` or ``held-out``), or None."""
+    return meta.get("heldout")
 
 
 def for_set(template: Mapping, summary: DataSummary) -> Dict:

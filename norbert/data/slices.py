@@ -239,13 +239,14 @@ def numbered_lines(lines: Iterator[Tuple[str, int]]) -> Iterator[Tuple[int, str,
 def documents(
     lines: Iterator[Tuple[str, int]], encode: Callable[[str], List[int]], stats: CorpusStats,
     max_bytes: int = 0, skip: AbstractSet[int] = frozenset(),
+    heldout: AbstractSet[int] = frozenset(),
 ) -> Iterator[Tuple[Document, int]]:
     """Documents (with the bytes read for them) from lines, by ``norbert.data.documents``' rules.
 
     A document of more than ``max_bytes`` (if given) is cut, between sentences, into parts of
     about that size, each then a document of its own: memory stays bounded whatever the input.
     ``skip`` holds ordinals (``numbered_lines``) of documents to leave out untokenised (counted
-    as duplicates).
+    as duplicates); ``heldout`` those of held-out documents, left out too, and not counted.
     """
     document: Document = []
     nbytes = 0
@@ -263,8 +264,9 @@ def documents(
             continue
         if ordinal != current:
             current = ordinal
-            dropping = ordinal in skip
-            stats.duplicates += dropping
+            duplicate = ordinal in skip
+            stats.duplicates += duplicate
+            dropping = duplicate or ordinal in heldout
         if not dropping:
             ids = encode(line)
             if ids:

@@ -14,6 +14,7 @@ from norbert.data import sharded
 from norbert.data.builder import create_pretraining_data
 from norbert.errors import NorbertError
 from test_dedup import planted_corpus
+import test_heldout
 
 beam = pytest.importorskip("apache_beam")
 
@@ -85,6 +86,30 @@ def test_beam_writes_the_local_modes_chunk_records(corpus_paths, uncased_vocab_p
     assert built["beam"] == built["local"] and len(built["local"]) == 2 + 2 + 1
     meta = json.loads(built["local"]["train.tfrecord.meta.json"])
     assert meta["settings"]["pairing"] == "dynamic" and "sentence_starts" in meta["features"]
+
+
+def test_beam_holds_out_the_documents_the_other_modes_hold_out(planted, uncased_vocab_path,
+                                                                tmp_path):
+    """--heldout_documents on Beam: the local sharded mode's files (held-out ones too), the
+    reference-exact mode's held-out records, and no held-out text in the training records."""
+    inputs = planted[0]
+    out = tmp_path / "out"
+    settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"),
+                         heldout_documents=test_heldout.N,
+                         heldout_output_file=str(out / "heldout.tfrecord"))
+    local = create_pretraining_data(num_workers=2, **settings)
+    expected = _files(out)
+    os.rename(str(out), str(tmp_path / "local"))
+    summary = create_pretraining_data(runner="DirectRunner", **settings)
+    assert _files(out) == expected and summary.heldout_documents == test_heldout.N
+    assert summary.corpus.documents == local.corpus.documents
+    settings.update(dedup="none", num_output_shards=None,
+                    output_file=str(tmp_path / "reference" / "train.tfrecord"))
+    create_pretraining_data(**settings)  # its held-out file replaces Beam's
+    assert (out / "heldout.tfrecord").read_bytes() == expected["heldout.tfrecord"]
+    chosen, held_only, _ = test_heldout.held_out_grams(inputs, uncased_vocab_path)
+    assert len(chosen) == test_heldout.N and held_only
+    assert not test_heldout.training_grams(str(out)) & held_only
 
 
 def test_beam_keeps_complete_shards_and_rebuilds_the_rest(corpus_paths, uncased_vocab_path,
