@@ -21,8 +21,8 @@ In the order of the main job; ``help(norbert.NAME)`` says the rest:
 Shared settings: TokenizerOptions (casing, accents, never-split words), CorpusConfig (the
 text read), BertConfig (bert_config.json). Also FullTokenizer, load_vocab, tokens_to_text
 and BertModel (the encoder, in TensorFlow); VocabStats (what build_vocab returns) and
-CasingWarning (a vocab's casing at odds with do_lower_case). Bad input raises NorbertError, one line naming
-the setting (as the keyword, when given as one) and the fix. For example:
+CasingWarning (a vocab's casing at odds with do_lower_case). Bad input raises NorbertError,
+one line naming the setting (as the keyword, when given as one) and the fix. For example:
 
     import norbert
     norbert.build_vocab(input_file="no/*.txt", output_file="vocab.txt", vocab_size=32000,

@@ -35,7 +35,7 @@ from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
 from norbert.model.precision import FP16, PrecisionConfig
-from norbert.settings import make_configs
+from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
 from norbert.training import data_position, engines, loop, record_checks, run_lock
@@ -258,6 +258,7 @@ class RunPlan:
         return "loop on one device"
 
 
+@keyword_errors
 def run_pretraining(
     config: Optional[PretrainingConfig] = None,
     optimizer: Optional[OptimizerConfig] = None,
