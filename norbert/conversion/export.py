@@ -81,7 +81,7 @@ def export_to_hf(config: Optional[ExportConfig] = None,
     fileio.check_writable_dir(config.output_dir, "--output_dir")
     if config.format == "pytorch_bin":
         _torch_for_writing()  # before the work, not after it
-    bert_config = BertConfig.from_json_file(config.bert_config_file)
+    bert_config = BertConfig.from_json_file(config.bert_config_file, flag="--bert_config_file")
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab = parse_vocab(vocab_bytes, source=config.vocab_file, required=SPECIAL_TOKENS)
     check_vocab_size(vocab, bert_config, config.vocab_file, "--bert_config_file")

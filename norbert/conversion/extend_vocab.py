@@ -126,7 +126,7 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
     start = time.perf_counter()
     fileio.check_writable_dir(config.output_dir, "--output_dir")
     old = vocablib.load_vocab(config.vocab_file, required=vocablib.SPECIAL_TOKENS)
-    bert_config = BertConfig.from_json_file(config.bert_config_file)
+    bert_config = BertConfig.from_json_file(config.bert_config_file, flag="--bert_config_file")
     if len(old) != bert_config.vocab_size:
         raise NorbertError(
             "--vocab_file=%s has %d tokens but the model's table %d rows: extend a model whose "

@@ -424,7 +424,7 @@ def _checked_bert_config(settings: Settings) -> BertConfig:
     if settings.tpu.use_tpu and settings.precision.precision == FP16:
         raise NorbertError("--precision=fp16 is for GPUs; TPUs compute in bfloat16: use "
                            "--precision=bf16 with --use_tpu")
-    bert_config = BertConfig.from_json_file(config.bert_config_file)
+    bert_config = BertConfig.from_json_file(config.bert_config_file, flag="--bert_config_file")
     if config.max_seq_length > bert_config.max_position_embeddings:
         raise NorbertError(
             "--max_seq_length=%d is longer than the model's max_position_embeddings=%d (%s): "
