@@ -1,4 +1,42 @@
-"""norbert: pretrain BERT from scratch, or continue pretraining Google's BERT, on new text."""
+"""norbert: pretrain BERT from scratch, or continue pretraining Google's BERT, on new text.
+
+Each step is a function that takes config objects, or their fields as keywords named as the
+flags of its tool (``scripts/NAME.py``, ``norbert-NAME``; ``docs/flags.md`` lists them all).
+In the order of the main job; ``help(norbert.NAME)`` says the rest:
+
+  vocab_report             how well a vocab fits your text, and what growing it would give
+                           (VocabReportConfig)
+  build_vocab              learn a new vocab.txt, or fill the [unusedN] slots of an existing
+                           one, same size (VocabConfig; fill_unused_of=)
+  extend_vocab             grow a vocab and a trained checkpoint with it: new pieces, new
+                           embedding rows (ExtendConfig)
+  create_pretraining_data  text -> TFRecord files of masked sentence pairs (DataConfig)
+  run_pretraining          train and/or evaluate (PretrainingConfig, OptimizerConfig,
+                           RunConfig, TpuConfig, PrecisionConfig, DistributionConfig,
+                           MixingConfig)
+  export_to_hf             a checkpoint -> a Hugging Face folder, as convert_to_pytorch does
+                           (ExportConfig)
+  import_from_hf           a Hugging Face BERT folder -> a checkpoint (ImportConfig)
+
+Shared settings: TokenizerOptions (casing, accents, never-split words), CorpusConfig (the
+text read), BertConfig (bert_config.json). Also FullTokenizer, load_vocab, tokens_to_text
+and BertModel (the encoder, in TensorFlow); VocabStats (what build_vocab returns) and
+CasingWarning (a vocab's casing at odds with do_lower_case). Bad input raises NorbertError,
+one line naming the setting (as the keyword, when given as one) and the fix. For example:
+
+    import norbert
+    norbert.build_vocab(input_file="no/*.txt", output_file="vocab.txt", vocab_size=32000,
+                        do_lower_case=False)
+    norbert.create_pretraining_data(input_file="no/*.txt", output_file="train.tfrecord",
+                                    vocab_file="vocab.txt", do_lower_case=False)
+    norbert.run_pretraining(input_file="train.tfrecord", output_dir="run",
+                            bert_config_file="bert_config.json", do_train=True,
+                            num_train_steps=1000)
+
+Only run_pretraining, the conversions and BertModel import TensorFlow, on first use.
+"""
+
+import sys
 
 from norbert.data.builder import DataConfig, create_pretraining_data
 from norbert.errors import NorbertError
@@ -31,6 +69,7 @@ __all__ = [
     "TokenizerOptions",
     "TpuConfig",
     "VocabConfig",
+    "VocabReportConfig",
     "VocabStats",
     "build_vocab",
     "create_pretraining_data",
@@ -40,6 +79,7 @@ __all__ = [
     "load_vocab",
     "run_pretraining",
     "tokens_to_text",
+    "vocab_report",
 ]
 
 # Names whose modules import TensorFlow: loaded on first use, so that `import norbert` (and the
@@ -60,6 +100,9 @@ _LAZY = {
     "RunConfig": "norbert.training.spec",
     "TpuConfig": "norbert.training.tpu",
     "run_pretraining": "norbert.training.pretraining",
+    # No TensorFlow, but not needed by the other tools: loaded when asked for.
+    "VocabReportConfig": "norbert.vocab_building.report",
+    "vocab_report": "norbert.vocab_building.report",
 }
 
 
@@ -74,5 +117,13 @@ def __getattr__(name):
 
 
 def __dir__():
-    """Every public name, the lazy ones too (tab completion, ``dir(norbert)``)."""
+    """Every public name, the lazy ones too (tab completion, ``dir(norbert)``).
+
+    Except for ``inspect.getmembers``, which is how ``help(norbert)`` and pydoc list a
+    module: to them the public names are left out, so that help shows the map in the
+    docstring above (not every class in full, 1,500 lines) and loads no TensorFlow.
+    """
+    if sys._getframe(1).f_globals.get("__name__") == "inspect":
+        return sorted(name for name in globals()
+                      if name not in __all__ and name not in ("__getattr__", "__dir__"))
     return sorted(set(globals()) | set(__all__))

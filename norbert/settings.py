@@ -9,10 +9,24 @@ needs a setting its config defaults (the export needs ``do_lower_case``: a model
 stated, never guessed) says so with ``make_configs(required=...)``, and its command lists the
 config as ``Required(config, names)``: the flag machinery makes those flags required, with no
 default (``required_names``).
+
+Errors speak the caller's language: the configs' checks name the flag (``--max_seq_length``),
+which is what a command's user typed; a config built here from keywords, and an entry function
+marked ``@keyword_errors`` called with keywords, raise them naming the keyword instead
+(``max_seq_length=``).
 """
 
 import dataclasses
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+import functools
+import inspect
+import re
+import typing
+from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+from norbert.errors import NorbertError
+
+# A flag in a message: --name, --name=VALUE, or --name: (a problem with its value follows).
+_FLAG_RE = re.compile(r"--([A-Za-z_][A-Za-z0-9_]*)(=|(?=:))?")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +87,73 @@ def make_configs(step: str, given: Dict[str, Any], settings: Dict[str, Any],
         if missing:
             raise TypeError("%s(): needs the setting%s %s" % (
                 step, "s" if len(missing) > 1 else "", ", ".join(missing)))
-        out.append(cls(**mine))
+        try:
+            out.append(cls(**mine))
+        except NorbertError as e:
+            raise_as_keywords(e, set(owners))
     return tuple(out)
+
+
+def as_keywords(message: str, names: Collection[str]) -> str:
+    """``message`` with each flag of ``names`` written as a keyword: ``--max_seq_length=0``
+    as ``max_seq_length=0``, ``--input_file is required`` as ``input_file= is required``,
+    ``--input_file: no files match`` as ``input_file: no files match``; other flags as they
+    are."""
+
+    def keyword(match: "re.Match") -> str:
+        if match.group(1) not in names:
+            return match.group(0)
+        return match.group(1) + ("" if match.group(2) == "" else "=")
+
+    return _FLAG_RE.sub(keyword, message)
+
+
+def raise_as_keywords(error: NorbertError, names: Collection[str]) -> None:
+    """Raises ``error`` again (its type and traceback kept) naming ``names`` as keywords."""
+    if error.args and isinstance(error.args[0], str):
+        error.args = (as_keywords(error.args[0], names),) + error.args[1:]
+    raise error
+
+
+def keyword_errors(function: Callable) -> Callable:
+    """Marks an entry function ``f(config=None, ..., **settings)``: called with settings as
+    keywords, a ``NorbertError`` raised anywhere in the call (a config's check, or the input
+    found wanting later) names the fields of the configs built from the keywords as keywords
+    (``max_seq_length=``), not as flags. Called with config objects only (as the commands
+    call it), it is unchanged.
+
+    The configs are the parameters annotated ``Optional[SomeConfig]`` (a dataclass).
+    """
+    signature = inspect.signature(function)
+    hints = typing.get_type_hints(function)
+    configs = {name: _config_class(hints.get(name)) for name in signature.parameters}
+    configs = {name: cls for name, cls in configs.items() if cls is not None}
+    settings_name = next(p.name for p in signature.parameters.values()
+                         if p.kind is inspect.Parameter.VAR_KEYWORD)
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(*args, **kwargs).arguments
+        if not arguments.get(settings_name):
+            return function(*args, **kwargs)
+        names = set()
+        for parameter, cls in configs.items():
+            if arguments.get(parameter) is None:  # built from the keywords
+                names.update(_names(cls))
+        try:
+            return function(*args, **kwargs)
+        except NorbertError as e:
+            raise_as_keywords(e, names)
+
+    return call
+
+
+def _config_class(hint: Any) -> Optional[type]:
+    """``SomeConfig`` of ``Optional[SomeConfig]`` (or of ``SomeConfig``), if a dataclass."""
+    candidates = [a for a in getattr(hint, "__args__", (hint,)) if a is not type(None)]
+    if len(candidates) == 1 and dataclasses.is_dataclass(candidates[0]):
+        return candidates[0]
+    return None
 
 
 def _required(cls) -> List[str]:

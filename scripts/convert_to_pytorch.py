@@ -1,4 +1,5 @@
-"""Export a norbert (or Google) BERT checkpoint as a Hugging Face transformers folder.
+"""Export a norbert (or Google) BERT checkpoint as a Hugging Face transformers folder,
+which transformers' ``from_pretrained`` loads (weights, config and tokenizer files).
 
     python scripts/convert_to_pytorch.py --checkpoint=out/model.ckpt-20000 \\
         --bert_config_file=bert_config.json --vocab_file=vocab.txt --do_lower_case=false \\
@@ -6,6 +7,7 @@
 
 The folder loads with transformers' ``from_pretrained`` (BertForPreTraining, AutoModel,
 AutoModelForMaskedLM, AutoTokenizer). Writing it needs no torch, except --format=pytorch_bin.
+``--checkpoint`` takes a prefix (model.ckpt-20000) or a run's folder (its latest checkpoint).
 The same as the ``norbert-convert-to-pytorch`` command.
 """
 

@@ -1,13 +1,14 @@
-"""Builds BERT pretraining records (masked LM + next sentence) from text files.
-
-The flags, their defaults and, by default, the records themselves are those of Google's
-``create_pretraining_data.py``: the same inputs, flags and seed give records with the same
-values, in the same order, in the same files, several times faster and without TensorFlow.
+"""Builds BERT pretraining records (masked LM + next sentence) from text files, with Google's
+flags; by default the very records Google's tool writes, or parallel shards when asked.
 
     python scripts/create_pretraining_data.py \\
         --input_file='corpus/*.txt' --output_file=out/train.tfrecord \\
         --vocab_file=vocab.txt --do_lower_case=True \\
         --max_seq_length=128 --max_predictions_per_seq=20 --dupe_factor=5
+
+The flags, their defaults and, by default, the records themselves are those of Google's
+``create_pretraining_data.py``: the same inputs, flags and seed give records with the same
+values, in the same order, in the same files, several times faster and without TensorFlow.
 
 Input: one sentence per line, a blank line between documents (``.gz`` too; ``.jsonl`` files
 with a ``"text"`` field per line are split into sentences). Each output file gets a

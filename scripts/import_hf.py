@@ -1,4 +1,5 @@
-"""Import a Hugging Face transformers BERT folder as Google's layout, to continue pretraining.
+"""Import a Hugging Face transformers BERT folder as Google's layout, to continue pretraining
+it with run_pretraining.py: bert_config.json, vocab.txt and a bert_model.ckpt.
 
     python scripts/import_hf.py --hf_dir=some_bert --output_dir=start
     python scripts/run_pretraining.py --bert_config_file=start/bert_config.json \\

@@ -1,4 +1,5 @@
-"""Pretrain BERT, or continue pretraining a Google checkpoint: Google's flags, and more.
+"""Pretrain BERT, or continue pretraining a Google checkpoint: Google's flags, and more
+(held-out evaluation, resuming, mixing sources, mixed precision, distribution, TPUs).
 
     python scripts/run_pretraining.py --input_file=data/train.tfrecord \\
         --output_dir=out --do_train --do_eval --bert_config_file=bert_config.json \\

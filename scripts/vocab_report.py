@@ -1,4 +1,5 @@
-"""Tells how well a vocab fits your text, and what growing it would give.
+"""Tells how well a vocab fits your text, and what growing it would give: run it before
+continuing a model's pretraining on new text, to decide whether to grow its vocab first.
 
     python scripts/vocab_report.py --vocab_file=multi_cased_L-12_H-768_A-12/vocab.txt \\
         --input_file='no/*.txt.gz' --do_lower_case=false --num_new_tokens=1000,5000

@@ -45,6 +45,7 @@ def files(tmp_path_factory):
     (root / "small_vocab_config.json").write_text(tiny_bert_config(vocab_size=40, **SIZES))
     (root / "bad_config.json").write_text('{"vocab_size": 65,')
     (root / "a_file").write_text("not a folder")
+    (root / "empty_folder").mkdir()  # given where a checkpoint's folder is expected
     (root / "out").mkdir()  # where every case writes: it must stay empty
     from norbert.data.builder import DataConfig, create_pretraining_data
 
@@ -188,8 +189,8 @@ CASES = [
     ("vocab: never_split word with a space", "build_vocab",
      lambda r: _vocab_args(r, never_split="<url>,a b"), "--never_split=<url>,a b: 'a b' is not"),
     ("vocab: never_split words beyond the [unusedN] slots", "build_vocab",
-     lambda r: _vocab_args(r, extend_vocab=r / "vocab_unused.txt", never_split="<a>,<b>"),
-     "--never_split: 2 words are not in --extend_vocab="),
+     lambda r: _vocab_args(r, fill_unused_of=r / "vocab_unused.txt", never_split="<a>,<b>"),
+     "--never_split: 2 words are not in --fill_unused_of="),
     ("data: never_split word not in the vocab", "create_pretraining_data",
      lambda r: _data_args(r, never_split="<url>"), "--never_split: <url> not in"),
     ("data, sharded: never_split word not in the vocab", "create_pretraining_data",
@@ -226,7 +227,8 @@ CASES = [
     ("train: no input", "run_pretraining",
      lambda r: _train_args(r, input_file=r / "none*.tfrecord"), "--input_file: no files match"),
     ("train: malformed config", "run_pretraining",
-     lambda r: _train_args(r, bert_config_file=r / "bad_config.json"), "bad_config.json"),
+     lambda r: _train_args(r, bert_config_file=r / "bad_config.json"),
+     ("--bert_config_file: bert config ", "bad_config.json is not valid JSON")),
     ("train: seq length vs data", "run_pretraining",
      lambda r: _train_args(r, max_seq_length=16), "--max_seq_length=16 does not match the data"),
     ("train: predictions vs data", "run_pretraining",
@@ -280,9 +282,18 @@ CASES = [
      "every checkpoint there is damaged"),
     ("train: bad input, missing folders", "run_pretraining",
      lambda r: _train_args(r, bert_config_file=r / "bad_config.json",
-                           output_dir=r / "out" / "new" / "run"), "bad_config.json"),
+                           output_dir=r / "out" / "new" / "run"),
+     ("--bert_config_file: bert config ", "bad_config.json is not valid JSON")),
     ("export: missing checkpoint", "convert_to_pytorch", lambda r: _export_args(r),
      "model.ckpt-5"),
+    ("export: empty folder", "convert_to_pytorch",
+     lambda r: _export_args(r, checkpoint=r / "empty_folder"),
+     ("--checkpoint=", "empty_folder: the folder holds no checkpoint (looked for "
+      "model.ckpt-N.index with its .data-* files, or a 'checkpoint' state file",
+      "pass the folder that holds them, or a prefix such as model.ckpt-1000")),
+    ("export: malformed config", "convert_to_pytorch",
+     lambda r: _export_args(r, bert_config_file=r / "bad_config.json"),
+     ("--bert_config_file: bert config ", "bad_config.json is not valid JSON")),
     ("export: checkpoint data cut short", "convert_to_pytorch",
      lambda r: _export_args(r, checkpoint=r / "cut_data" / "model.ckpt",
                             output_dir=r / "out" / "new" / "hf"),

@@ -132,3 +132,97 @@ def test_the_export_requires_the_casing_by_keywords(tmp_path):
     with pytest.raises(TypeError, match=r"export_to_hf\(\): needs the setting do_lower_case"):
         norbert.export_to_hf(checkpoint="c", bert_config_file="b", vocab_file="v",
                              output_dir=str(tmp_path / "hf"))
+
+
+# ---- errors name keywords when the caller used keywords -------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    size: int = 3
+    path: str = "p"
+
+    def __post_init__(self):
+        if self.size < 1:
+            raise norbert.NorbertError("--size=%d must be positive (and --path, --other too)"
+                                       % self.size)
+
+
+def test_as_keywords_writes_the_named_flags_as_keywords_only():
+    from norbert.settings import as_keywords
+
+    names = {"input_file", "max_seq_length"}
+    assert as_keywords("--input_file is required", names) == "input_file= is required"
+    assert as_keywords("--input_file: no files match x", names) == "input_file: no files match x"
+    assert (as_keywords("--max_seq_length=16 does not match; pass --max_seq_length=128", names)
+            == "max_seq_length=16 does not match; pass max_seq_length=128")
+    # Other flags, and longer names that start alike, stay as they are.
+    assert as_keywords("--do_train needs --input_files", names) == "--do_train needs --input_files"
+
+
+def test_a_config_built_from_keywords_names_the_keyword():
+    with pytest.raises(norbert.NorbertError) as caught:
+        make_configs("step", {"c": None}, {"size": 0}, [Checked])
+    assert str(caught.value) == "size=0 must be positive (and path=, --other too)"
+    # Built directly (as the commands build them from flags), it names the flags.
+    with pytest.raises(norbert.NorbertError, match="^--size=0 must be positive"):
+        Checked(size=0)
+
+
+def test_keyword_errors_rewrites_errors_of_the_whole_call_only_for_keyword_calls():
+    from norbert.settings import keyword_errors
+
+    @keyword_errors
+    def step(config: Checked = None, **settings):
+        config = config or Checked(**settings)
+        raise norbert.NorbertError("--path=%s cannot be read; see --size" % config.path)
+
+    with pytest.raises(norbert.NorbertError, match=r"^path=x cannot be read; see size=$"):
+        step(path="x")
+    with pytest.raises(norbert.NorbertError, match=r"^--path=x cannot be read; see --size$"):
+        step(Checked(path="x"))
+    assert step.__name__ == "step"
+
+
+def test_build_vocab_from_python_names_keywords(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("one two three\n", encoding="utf-8")
+    with pytest.raises(norbert.NorbertError, match=r"^vocab_size=0 must be positive"):
+        norbert.build_vocab(input_file=str(text), output_file=str(tmp_path / "v"), vocab_size=0)
+    # An error met later in the run names the keyword too.
+    old = tmp_path / "old_vocab.txt"
+    old.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n", encoding="utf-8")
+    with pytest.raises(norbert.NorbertError) as caught:
+        norbert.build_vocab(input_file=str(text), output_file=str(tmp_path / "v"),
+                            fill_unused_of=str(old))
+    assert str(caught.value).startswith("fill_unused_of=%s has no [unusedN]" % old)
+
+
+def test_build_vocab_from_the_command_line_names_flags(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    text = tmp_path / "t.txt"
+    text.write_text("one two three\n", encoding="utf-8")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "scripts", "build_vocab.py")
+    done = subprocess.run([sys.executable, script, "--input_file=%s" % text,
+                           "--output_file=%s" % (tmp_path / "v"), "--vocab_size=0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "error: --vocab_size=0 must be positive" in done.stderr
+
+
+def test_run_pretraining_from_python_names_keywords(tmp_path):
+    from helpers import tiny_bert_config
+
+    config = tmp_path / "bert_config.json"
+    config.write_text(tiny_bert_config(), encoding="utf-8")
+    # Met after the configs are built: the settings against the model's bert_config.json.
+    with pytest.raises(norbert.NorbertError) as caught:
+        norbert.run_pretraining(input_file=str(tmp_path / "none*.tfrecord"),
+                                bert_config_file=str(config), output_dir=str(tmp_path / "out"),
+                                do_train=True, max_seq_length=128)
+    assert str(caught.value).startswith("max_seq_length=128 is longer than the model's "
+                                        "max_position_embeddings=64")
+    assert str(caught.value).endswith("use a shorter max_seq_length=")

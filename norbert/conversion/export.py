@@ -25,7 +25,7 @@ from norbert.conversion import hf_format
 from norbert.conversion.output import ConversionReport, staged, write
 from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
-from norbert.settings import make_configs
+from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.vocab import (PAD, SPECIAL_TOKENS, parse_vocab,
                                         warn_on_casing_mismatch)
@@ -64,6 +64,7 @@ class ExportConfig:
                 raise NorbertError("--%s is required" % flag)
 
 
+@keyword_errors
 def export_to_hf(config: Optional[ExportConfig] = None,
                  tokenizer_options: Optional[TokenizerOptions] = None,
                  **settings) -> ConversionReport:
@@ -80,7 +81,7 @@ def export_to_hf(config: Optional[ExportConfig] = None,
     fileio.check_writable_dir(config.output_dir, "--output_dir")
     if config.format == "pytorch_bin":
         _torch_for_writing()  # before the work, not after it
-    bert_config = BertConfig.from_json_file(config.bert_config_file)
+    bert_config = BertConfig.from_json_file(config.bert_config_file, flag="--bert_config_file")
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab = parse_vocab(vocab_bytes, source=config.vocab_file, required=SPECIAL_TOKENS)
     check_vocab_size(vocab, bert_config, config.vocab_file, "--bert_config_file")
@@ -226,7 +227,7 @@ def check_vocab_size(vocab, config: BertConfig, vocab_source: str, config_source
             "vocab file %s has %d tokens but the model's vocab_size is %d (%s): right only if "
             "the model padded its embedding table; otherwise use the model's own vocab.txt"
             % (vocab_source, len(vocab), config.vocab_size, config_source), VocabSizeWarning,
-            stacklevel=3)
+            stacklevel=4)  # the caller of export_to_hf/import_from_hf (above keyword_errors)
 
 
 class VocabSizeWarning(UserWarning):

@@ -22,7 +22,7 @@ from norbert import fileio
 from norbert.conversion.output import staged, write
 from norbert.errors import NorbertError
 from norbert.model.bert_config import BertConfig
-from norbert.settings import make_configs
+from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import extend as growlib
@@ -108,6 +108,7 @@ class ExtendReport:
         ])
 
 
+@keyword_errors
 def extend_vocab(config: Optional[ExtendConfig] = None,
                  tokenizer_options: Optional[TokenizerOptions] = None,
                  corpus_config: Optional[CorpusConfig] = None, **settings) -> ExtendReport:
@@ -125,7 +126,7 @@ def extend_vocab(config: Optional[ExtendConfig] = None,
     start = time.perf_counter()
     fileio.check_writable_dir(config.output_dir, "--output_dir")
     old = vocablib.load_vocab(config.vocab_file, required=vocablib.SPECIAL_TOKENS)
-    bert_config = BertConfig.from_json_file(config.bert_config_file)
+    bert_config = BertConfig.from_json_file(config.bert_config_file, flag="--bert_config_file")
     if len(old) != bert_config.vocab_size:
         raise NorbertError(
             "--vocab_file=%s has %d tokens but the model's table %d rows: extend a model whose "

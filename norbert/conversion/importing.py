@@ -25,7 +25,7 @@ from norbert.conversion import hf_format
 from norbert.conversion.export import check_vocab_size, groups_present
 from norbert.conversion.output import ConversionReport, join, staged, write
 from norbert.errors import NorbertError
-from norbert.settings import one_config
+from norbert.settings import keyword_errors, one_config
 from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.vocab import SPECIAL_TOKENS, parse_vocab
 
@@ -54,6 +54,7 @@ class ImportConfig:
                 raise NorbertError("--%s is required" % flag)
 
 
+@keyword_errors
 def import_from_hf(config: Optional[ImportConfig] = None, **settings) -> ConversionReport:
     """Writes a transformers BERT folder as Google's layout; returns what it did.
 

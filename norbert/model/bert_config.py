@@ -28,7 +28,7 @@ so a config file round-trips unchanged; :meth:`BertConfig.activation` gives the 
 import dataclasses
 import json
 import math
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from norbert import fileio
 from norbert.errors import NorbertError
@@ -154,14 +154,20 @@ class BertConfig:
         return cls.from_dict(values, source=source)
 
     @classmethod
-    def from_json_file(cls, path: str) -> "BertConfig":
-        """Reads a ``bert_config.json`` (local or ``gs://``); errors name the file and field."""
-        data = fileio.read_bytes(path, what="bert config")
+    def from_json_file(cls, path: str, flag: Optional[str] = None) -> "BertConfig":
+        """Reads a ``bert_config.json`` (local or ``gs://``); errors name the file and field,
+        after ``flag`` (``"--bert_config_file"``) when the path came from one."""
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise NorbertError("bert config %s is not UTF-8 text" % path) from None
-        return cls.from_json_string(text, source="bert config %s" % path)
+            data = fileio.read_bytes(path, what="bert config")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise NorbertError("bert config %s is not UTF-8 text" % path) from None
+            return cls.from_json_string(text, source="bert config %s" % path)
+        except NorbertError as e:
+            if flag is None:
+                raise
+            raise NorbertError("%s: %s" % (flag, e)) from None
 
     def to_dict(self) -> Dict[str, Any]:
         """The JSON object: the eleven fields plus any extra keys read from a file."""

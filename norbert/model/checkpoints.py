@@ -49,7 +49,11 @@ def resolve(path: str, flag: str = "--init_checkpoint") -> str:
     if fileio.exists(path) and tf.io.gfile.isdir(path):
         latest = latest_intact(path, flag=flag)
         if latest is None:
-            raise NorbertError("%s=%s: the folder holds no checkpoint" % (flag, path))
+            raise NorbertError(
+                "%s=%s: the folder holds no checkpoint (looked for model.ckpt-N.index with its "
+                ".data-* files, or a 'checkpoint' state file naming them, as run_pretraining "
+                "writes them): pass the folder that holds them, or a prefix such as "
+                "model.ckpt-1000" % (flag, path))
         return latest
     if not fileio.exists(path + ".index"):
         raise NorbertError(

@@ -35,7 +35,7 @@ from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
 from norbert.model.precision import FP16, PrecisionConfig
-from norbert.settings import make_configs
+from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
 from norbert.training import data_position, engines, loop, record_checks, run_lock
@@ -258,6 +258,7 @@ class RunPlan:
         return "loop on one device"
 
 
+@keyword_errors
 def run_pretraining(
     config: Optional[PretrainingConfig] = None,
     optimizer: Optional[OptimizerConfig] = None,
@@ -423,7 +424,7 @@ def _checked_bert_config(settings: Settings) -> BertConfig:
     if settings.tpu.use_tpu and settings.precision.precision == FP16:
         raise NorbertError("--precision=fp16 is for GPUs; TPUs compute in bfloat16: use "
                            "--precision=bf16 with --use_tpu")
-    bert_config = BertConfig.from_json_file(config.bert_config_file)
+    bert_config = BertConfig.from_json_file(config.bert_config_file, flag="--bert_config_file")
     if config.max_seq_length > bert_config.max_position_embeddings:
         raise NorbertError(
             "--max_seq_length=%d is longer than the model's max_position_embeddings=%d (%s): "

@@ -1,12 +1,13 @@
 """The build_vocab tool: text files in, a WordPiece vocab.txt out.
 
 Two jobs over the same reading: learn a new vocab (``norbert.vocab_building.learner`` holds the
-learner, the merge scores and the vocab's layout), or with ``extend_vocab`` fill the
+learner, the merge scores and the vocab's layout), or with ``fill_unused_of`` fill the
 ``[unusedN]`` slots of an existing one with the corpus words it splits into the most pieces,
-keeping every other id. The corpus is read and its words counted as ``FullTokenizer`` sees
-them by ``norbert.vocab_building.corpus`` (in parallel, memory bounded by the count table).
-This module does the rest: settings, the learning's progress, the atomic write and the report
-(``VocabStats``).
+keeping its size and every other id (``extend_vocab``, in ``norbert.conversion``, is the other
+tool: it grows a vocab, and the checkpoint's embeddings with it). The corpus is read and its
+words counted as ``FullTokenizer`` sees them by ``norbert.vocab_building.corpus`` (in
+parallel, memory bounded by the count table). This module does the rest: settings, the
+learning's progress, the atomic write and the report (``VocabStats``).
 """
 
 import dataclasses
@@ -20,7 +21,7 @@ from norbert import fileio
 from norbert.beam_runner import BeamConfig
 from norbert.errors import NorbertError
 from norbert.progress import Progress
-from norbert.settings import make_configs
+from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import learner
@@ -41,10 +42,10 @@ class VocabConfig:
     # Where vocab.txt goes; written atomically, so a failed run leaves nothing behind.
     output_file: str
     # Lines in the vocab, specials and [unusedN] included (BERT-base has 30,522). Fewer when
-    # the corpus runs out of pairs seen min_frequency times. Ignored with extend_vocab.
+    # the corpus runs out of pairs seen min_frequency times. Ignored with fill_unused_of.
     vocab_size: int = 30522
     # [unusedN] slots after the specials: room for tokens added later without resizing the
-    # model (see extend_vocab). Ignored with extend_vocab, which fills the existing slots.
+    # model (see fill_unused_of). Ignored with fill_unused_of, which fills the existing slots.
     num_unused: int = 100
     # Share of character occurrences that the alphabet must cover, most frequent characters
     # first. Rarer characters get no token, so words that contain them become [UNK]; this keeps
@@ -55,15 +56,28 @@ class VocabConfig:
     # likelihood, as Schuster & Nakajima's WordPiece). See norbert/vocab_building/learner.py.
     merge_score: str = dataclasses.field(default=learner.FREQUENCY,
                                          metadata={"choices": learner.MERGE_SCORES})
-    # An existing vocab.txt (for example multilingual BERT's) whose [unusedN] slots are filled
-    # with the corpus words that it splits into the most pieces; every other id stays. Unset:
-    # a new vocab is learned.
+    # An existing vocab.txt (for example multilingual BERT's) whose [unusedN] slots (about 100)
+    # are filled with the corpus words that it splits into the most pieces; its size and every
+    # other id stay, so it fits the same checkpoint. To add thousands of pieces, grow the vocab
+    # and the checkpoint with extend_vocab.py instead. Unset: a new vocab is learned.
+    fill_unused_of: Optional[str] = None
+    # The old name of fill_unused_of (deprecated: it still works, with a warning).
     extend_vocab: Optional[str] = None
 
     def __post_init__(self) -> None:
-        """Raises ``NorbertError`` naming the flag for settings that cannot work."""
+        """Raises ``NorbertError`` naming the flag for settings that cannot work; takes the
+        deprecated ``extend_vocab`` as ``fill_unused_of``, with a ``FutureWarning``."""
         if not self.output_file:
             raise NorbertError("--output_file is required: where to write vocab.txt")
+        if self.extend_vocab:
+            if self.fill_unused_of and self.fill_unused_of != self.extend_vocab:
+                raise NorbertError("--extend_vocab is the old name of --fill_unused_of: give "
+                                   "--fill_unused_of alone")
+            warnings.warn("--extend_vocab is deprecated, use --fill_unused_of (fill_unused_of= "
+                          "in Python): it fills the [unusedN] slots; extend_vocab.py grows a "
+                          "vocab into a checkpoint", FutureWarning, stacklevel=3)
+            object.__setattr__(self, "fill_unused_of", self.extend_vocab)
+            object.__setattr__(self, "extend_vocab", None)
         if self.vocab_size < 1:
             raise NorbertError("--vocab_size=%d must be positive" % self.vocab_size)
         if self.num_unused < 0:
@@ -88,19 +102,19 @@ class VocabStats:
     vocab_size: int  # lines written
     alphabet: int  # distinct characters with tokens (learning only)
     dropped_characters: int  # distinct characters left out by character_coverage
-    learned: int  # tokens learned by merging, or words added by extend_vocab
+    learned: int  # tokens learned by merging, or words added by fill_unused_of
     tokens_per_word: float  # WordPiece tokens per word on the corpus, with the written vocab
     unk_words: int  # running words that become [UNK] with the written vocab
     seconds: float  # wall time of the whole run
     requested_size: int = 0  # --vocab_size (learning only)
-    tokens_before: int = 0  # extend_vocab: tokens of the corpus with the old vocab
-    tokens_after: int = 0  # extend_vocab: tokens of the corpus with the new vocab
-    added: Tuple[str, ...] = ()  # extend_vocab: the words put into [unusedN] slots, in id order
+    tokens_before: int = 0  # fill_unused_of: tokens of the corpus with the old vocab
+    tokens_after: int = 0  # fill_unused_of: tokens of the corpus with the new vocab
+    added: Tuple[str, ...] = ()  # fill_unused_of: the words put into [unusedN] slots, in id order
     figures: Optional[VocabFigures] = None  # the vocab report's figures of the written vocab
 
     @property
     def shortened_percent(self) -> float:
-        """extend_vocab: how much shorter the tokenized corpus became, in percent."""
+        """fill_unused_of: how much shorter the tokenized corpus became, in percent."""
         if not self.tokens_before:
             return 0.0
         return 100.0 * (self.tokens_before - self.tokens_after) / self.tokens_before
@@ -146,11 +160,12 @@ def _check_output(path: str) -> None:
     fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), "--output_file")
 
 
+@keyword_errors
 def build_vocab(config: Optional[VocabConfig] = None,
                 tokenizer_options: Optional[TokenizerOptions] = None,
                 beam_config: Optional[BeamConfig] = None,
                 corpus_config: Optional[CorpusConfig] = None, **settings) -> VocabStats:
-    """Reads the corpus, learns (or with ``extend_vocab`` fills) a vocab, writes it atomically.
+    """Reads the corpus, learns (or with ``fill_unused_of`` fills) a vocab, writes it atomically.
 
     Takes a ``VocabConfig`` (and ``TokenizerOptions``, which the words are counted with and
     whose never-split words become tokens, ``BeamConfig`` to count them as an Apache Beam
@@ -168,8 +183,8 @@ def build_vocab(config: Optional[VocabConfig] = None,
         settings, [VocabConfig, TokenizerOptions, BeamConfig, CorpusConfig])
     start = time.perf_counter()
     _check_output(config.output_file)
-    if config.extend_vocab:
-        return _extend(config, corpus, options, start, beam_config)
+    if config.fill_unused_of:
+        return _fill_unused(config, corpus, options, start, beam_config)
     counts, read = count_corpus(corpus, options, beam_config, near=config.output_file)
     with Progress("learning", "tokens", enabled=corpus.progress) as bar:
 
@@ -190,8 +205,9 @@ def build_vocab(config: Optional[VocabConfig] = None,
                    dropped_characters=learned.dropped_characters, learned=learned.learned,
                    requested_size=config.vocab_size)
     if stats.vocab_size < stats.requested_size:  # said from Python too, not only in the summary
+        # At the caller's line: above build_vocab, keyword_errors's frame.
         warnings.warn("%s: %s" % (config.output_file, stats.shortfall()), VocabShortfallWarning,
-                      stacklevel=2)
+                      stacklevel=3)
     return stats
 
 
@@ -202,7 +218,7 @@ class VocabShortfallWarning(UserWarning):
 def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabStats:
     """What a run read (``read``, ``counts``) and wrote (``tokens``, which split the corpus
     into ``n_tokens`` pieces with ``unk`` words unknown); ``mode_fields`` are learn's or
-    extend's own."""
+    fill_unused's own."""
     n_words = sum(counts.values())
     return VocabStats(
         files=read.files,
@@ -219,25 +235,25 @@ def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabSt
     )
 
 
-def _extend(config: VocabConfig, corpus: CorpusConfig, options: TokenizerOptions, start: float,
+def _fill_unused(config: VocabConfig, corpus: CorpusConfig, options: TokenizerOptions, start: float,
             beam_config: Optional[BeamConfig] = None) -> VocabStats:
-    old = vocablib.load_vocab(config.extend_vocab, required=vocablib.SPECIAL_TOKENS)
+    old = vocablib.load_vocab(config.fill_unused_of, required=vocablib.SPECIAL_TOKENS)
     reason = vocablib.casing_mismatch(old, options.do_lower_case)
     if reason:
-        raise NorbertError("--extend_vocab=%s: %s" % (config.extend_vocab, reason))
+        raise NorbertError("--fill_unused_of=%s: %s" % (config.fill_unused_of, reason))
     tokens = list(old)  # id order: load_vocab keeps the file's
     slots = [i for i, t in enumerate(tokens) if _UNUSED_RE.match(t)]
     if not slots:
         raise NorbertError(
-            "--extend_vocab=%s has no [unusedN] lines to fill: growing the vocab would change "
-            "the model's embedding size; build a new vocab instead" % config.extend_vocab
+            "--fill_unused_of=%s has no [unusedN] lines to fill: to grow the vocab and a "
+            "checkpoint with it use extend_vocab.py, or build a new vocab" % config.fill_unused_of
         )
     # Never-split words the vocab lacks take the first slots: the tokenizer needs them.
     whole = options.missing(old)
     if len(whole) > len(slots):
         raise NorbertError(
-            "--never_split: %d words are not in --extend_vocab=%s, which has %d [unusedN] "
-            "slots to put them in" % (len(whole), config.extend_vocab, len(slots)))
+            "--never_split: %d words are not in --fill_unused_of=%s, which has %d [unusedN] "
+            "slots to put them in" % (len(whole), config.fill_unused_of, len(slots)))
     counts, read = count_corpus(corpus, options, beam_config, near=config.output_file)
     added = whole + learner.choose_additions(counts, old, len(slots) - len(whole),
                                              corpus.min_frequency)

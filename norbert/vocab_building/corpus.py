@@ -26,7 +26,7 @@ class CorpusConfig:
     # Comma-separated files or globs: plain text, .gz, or gs:// paths, read in the order given.
     input_file: str
     # A pair of pieces seen fewer times than this is never merged into a new token; with
-    # build_vocab's --extend_vocab, a word seen fewer times is never added. Pieces made from
+    # build_vocab's --fill_unused_of, a word seen fewer times is never added. Pieces made from
     # one rare word rarely help on new text.
     min_frequency: int = 2
     # Read only lines that start before this many bytes of text (decompressed); 0 reads all.

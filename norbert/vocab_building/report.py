@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 from norbert import fileio
 from norbert.errors import NorbertError
 from norbert.progress import Progress
-from norbert.settings import make_configs
+from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.tokenization import wordpiece as wplib
 from norbert.tokenization.options import TokenizerOptions
@@ -252,6 +252,7 @@ class VocabReport:
         return "\n".join(out)
 
 
+@keyword_errors
 def vocab_report(config: Optional[VocabReportConfig] = None,
                  tokenizer_options: Optional[TokenizerOptions] = None,
                  corpus_config: Optional[CorpusConfig] = None, **settings) -> VocabReport:

@@ -137,9 +137,9 @@ def test_random_rows_and_bad_input(trained, tmp_path, uncased_vocab_path):
     ids = [new[t] for t in report.added]
     rows = grown.get_tensor(WORD)[ids]
     assert 0.01 < rows.std() < 0.03 and not grown.get_tensor(BIAS)[ids].any()  # N(0, 0.02), 0
-    with pytest.raises(NorbertError, match="--bias_init=max: use one of"):
+    with pytest.raises(NorbertError, match="^bias_init=max: use one of"):
         extend_vocab(output_dir=str(tmp_path / "bad"), bias_init="max", **settings)
-    with pytest.raises(NorbertError, match="--init_checkpoint=.*no checkpoint there"):
+    with pytest.raises(NorbertError, match="^init_checkpoint=.*no checkpoint there"):
         extend_vocab(output_dir=str(tmp_path / "bad"),
                      **dict(settings, init_checkpoint=str(tmp_path / "none")))
     with pytest.raises(NorbertError, match="the vocab looks uncased"):

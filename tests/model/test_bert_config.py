@@ -175,6 +175,19 @@ def test_missing_or_binary_file(tmp_path):
         BertConfig.from_json_file(str(path))
 
 
+def test_errors_name_the_flag_the_path_came_from(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"vocab_size": 65,')
+    with pytest.raises(NorbertError, match=r"^--bert_config_file: bert config .*bad.json is not "
+                                           r"valid JSON"):
+        BertConfig.from_json_file(str(bad), flag="--bert_config_file")
+    with pytest.raises(NorbertError, match=r"^--bert_config_file: cannot read bert config "
+                                           r".*nope.json: no such file"):
+        BertConfig.from_json_file(str(tmp_path / "nope.json"), flag="--bert_config_file")
+    with pytest.raises(NorbertError, match=r"^bert config .*bad.json is not valid JSON"):
+        BertConfig.from_json_file(str(bad))  # no flag: the file alone
+
+
 def test_writing_into_a_missing_folder_creates_it(tmp_path):
     path = tmp_path / "no" / "such" / "config.json"
     BertConfig(**SMALL).to_json_file(str(path))

@@ -321,15 +321,15 @@ def test_bad_groups_stop_run_pretraining_before_anything_is_created(sources, ber
     both = "%s/big-*,%s/mid-*" % (root, root)
     for settings, message in [
         (dict(input_file=both, sampling_exponent=0.7),
-         r"^--sampling_exponent needs named groups in --input_file to mix: name=glob"),
+         r"^sampling_exponent= needs named groups in input_file= to mix: name=glob"),
         (dict(input_file="big=%s/big-*,mid=%s/nothing-*" % (root, root)),
-         r"^--input_file group mid: no files match '.*nothing-\*'"),
+         r"^input_file= group mid: no files match '.*nothing-\*'"),
         (dict(input_file="big=%s/big-*,all=%s/*.tfrecord" % (root, root)),
-         r"^--input_file: .*big-0.tfrecord is in groups big and all: give each file one group"),
+         r"^input_file: .*big-0.tfrecord is in groups big and all: give each file one group"),
         (dict(input_file="big=%s/big-*,none=%s/empty/*" % (root, root)),
-         r"^--input_file: group none holds no records \(1 files, all empty\)"),
+         r"^input_file: group none holds no records \(1 files, all empty\)"),
         (dict(input_file=_spec(root), sampling_weights="big=1,mid=1"),
-         r"^--sampling_weights must name exactly the groups of --input_file \(big, mid, "
+         r"^sampling_weights= must name exactly the groups of input_file= \(big, mid, "
          r"small\); no weight for small$"),
     ]:
         with pytest.raises(NorbertError, match=message):

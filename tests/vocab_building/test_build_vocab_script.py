@@ -63,16 +63,26 @@ def test_builds_a_vocab_the_tokenizer_uses(tmp_path, corpus):
     assert tok.tokenize("The fox")[:1] == ["The"]
 
 
-def test_extend_vocab_reports_the_shortening(tmp_path, corpus, make_vocab):
+def test_fill_unused_of_reports_the_shortening(tmp_path, corpus, make_vocab):
     letters = "abcdefghijklmnopqrstuvwxyzæøå"
     old = make_vocab(["[unused0]", "[unused1]"] + list(letters + ".,;") +
                      ["##" + c for c in letters], name="old.txt")
     out = tmp_path / "new.txt"
-    result = run("--input_file=" + corpus, "--output_file=%s" % out, "--extend_vocab=" + old)
+    result = run("--input_file=" + corpus, "--output_file=%s" % out, "--fill_unused_of=" + old)
     assert result.returncode == 0, result.stderr
     assert "filled 2 [unusedN] slots" in result.stdout and "% shorter" in result.stdout
+    assert "deprecated" not in result.stderr
     new = load_vocab(str(out))
     assert len(new) == len(load_vocab(old)) and "[unused0]" not in new and "the" in new
+    # The old flag still works, with one line saying the new name.
+    again = tmp_path / "again.txt"
+    result = run("--input_file=" + corpus, "--output_file=%s" % again, "--extend_vocab=" + old)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert warned == ["warning: --extend_vocab is deprecated, use --fill_unused_of "
+                      "(fill_unused_of= in Python): it fills the [unusedN] slots; "
+                      "extend_vocab.py grows a vocab into a checkpoint"]
+    assert again.read_bytes() == out.read_bytes()
 
 
 @pytest.mark.parametrize(

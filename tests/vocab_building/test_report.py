@@ -191,12 +191,12 @@ def test_sizes_from_python_and_bad_input(tmp_path, uncased_vocab_path):
     (tmp_path / "empty.txt").write_text("\n \n")
     (tmp_path / "vocab.txt").write_text("")
     text = corpus_file("english", SHIPPED)
-    with pytest.raises(NorbertError, match="no words in --input_file="):
+    with pytest.raises(NorbertError, match="no words in input_file="):
         vocab_report(vocab_file=uncased_vocab_path, input_file=str(tmp_path / "empty.txt"),
                      progress=False)
-    with pytest.raises(NorbertError, match="^--vocab_file: vocab file .* is empty"):
+    with pytest.raises(NorbertError, match="^vocab_file: vocab file .* is empty"):
         vocab_report(vocab_file=str(tmp_path / "vocab.txt"), input_file=text)
-    with pytest.raises(NorbertError, match="^--vocab_file: cannot read vocab file"):
+    with pytest.raises(NorbertError, match="^vocab_file: cannot read vocab file"):
         vocab_report(vocab_file=str(tmp_path / "none.txt"), input_file=text)
-    with pytest.raises(NorbertError, match="^--vocab_file=.*looks uncased"):
+    with pytest.raises(NorbertError, match="^vocab_file=.*looks uncased"):
         vocab_report(vocab_file=uncased_vocab_path, input_file=text, do_lower_case=False)

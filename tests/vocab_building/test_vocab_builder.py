@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from norbert import NorbertError, VocabConfig, build_vocab, load_vocab
+from norbert import CorpusConfig, NorbertError, VocabConfig, build_vocab, load_vocab
 from norbert.tokenization import text as textlib
 from norbert.tokenization.options import TokenizerOptions
 from norbert.vocab_building import learner, word_counts
@@ -43,8 +43,14 @@ def test_min_frequency_stops_learning_and_is_reported(tmp_path):
 def test_bad_settings_name_their_flag(tmp_path, field, value, flag):
     config = dict(input_file="x.txt", output_file=str(tmp_path / "v.txt"))
     config[field] = value
-    with pytest.raises(NorbertError, match=flag):
+    # Given as keywords, the error names the keyword; in a config (as the command builds it
+    # from its flags), the flag.
+    with pytest.raises(NorbertError, match="^%s=" % field) as caught:
         build_vocab(**config)
+    assert flag not in str(caught.value)
+    owner = VocabConfig if field in VocabConfig.__dataclass_fields__ else CorpusConfig
+    with pytest.raises(NorbertError, match="^" + flag):
+        owner(**{k: v for k, v in config.items() if k in owner.__dataclass_fields__})
     assert not os.path.exists(tmp_path / "v.txt")
 
 
@@ -64,7 +70,7 @@ def test_unreadable_files_are_named(tmp_path):
 def test_empty_corpus_is_an_error_and_writes_nothing(tmp_path):
     path = write(tmp_path, "empty.txt", " \n\n\t\n")
     out = tmp_path / "v.txt"
-    with pytest.raises(NorbertError, match="no words in --input_file"):
+    with pytest.raises(NorbertError, match="no words in input_file"):
         build_vocab(input_file=path, output_file=str(out))
     assert not out.exists()
 
@@ -92,11 +98,11 @@ OLD_TOKENS = ["[unused0]", "[unused1]", "[unused2]", "the", "and"] + list(
     "abcdefghijklmnopqrstuvwxyzæøå.,;:!") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyzæøå"]
 
 
-def test_extend_vocab_fills_unused_slots_and_keeps_every_other_id(tmp_path, make_vocab):
+def test_fill_unused_of_fills_unused_slots_and_keeps_every_other_id(tmp_path, make_vocab):
     old_path = make_vocab(OLD_TOKENS, name="old.txt")
     corpus = write(tmp_path, "c.txt", TEXT * 3)
     out = tmp_path / "new.txt"
-    stats = build_vocab(input_file=corpus, output_file=str(out), extend_vocab=old_path,
+    stats = build_vocab(input_file=corpus, output_file=str(out), fill_unused_of=old_path,
                         min_frequency=2)
     old, new = load_vocab(old_path), load_vocab(str(out))
     assert len(new) == len(old)
@@ -118,28 +124,49 @@ def test_extend_vocab_fills_unused_slots_and_keeps_every_other_id(tmp_path, make
     assert "shorter" in stats.summary()
 
 
-def test_extend_vocab_puts_missing_never_split_words_in_the_first_slots(tmp_path, make_vocab):
+def test_fill_unused_of_puts_missing_never_split_words_in_the_first_slots(tmp_path, make_vocab):
     old_path = make_vocab(OLD_TOKENS, name="old.txt")
     corpus = write(tmp_path, "c.txt", TEXT * 3)
     out = tmp_path / "new.txt"
-    stats = build_vocab(input_file=corpus, output_file=str(out), extend_vocab=old_path,
+    stats = build_vocab(input_file=corpus, output_file=str(out), fill_unused_of=old_path,
                         tokenizer_options=TokenizerOptions(never_split=("<url>", "the")))
     new = load_vocab(str(out))
     assert stats.added == ("<url>", "foxes", "over")  # "the" is there already
     assert new["<url>"] == load_vocab(old_path)["[unused0]"]
 
 
-def test_extend_vocab_needs_unused_slots_and_matching_casing(tmp_path, make_vocab):
+def test_fill_unused_of_needs_unused_slots_and_matching_casing(tmp_path, make_vocab):
     corpus = write(tmp_path, "c.txt", TEXT)
     out = tmp_path / "new.txt"
-    with pytest.raises(NorbertError, match="no \\[unusedN\\] lines"):
+    with pytest.raises(NorbertError, match="no \\[unusedN\\] lines.*extend_vocab.py"):
         build_vocab(input_file=corpus, output_file=str(out),
-                    extend_vocab=make_vocab(list("abc")))
+                    fill_unused_of=make_vocab(list("abc")))
     cased = make_vocab(["[unused0]", "The", "Fox", "Dog", "the"], name="cased.txt")
-    with pytest.raises(NorbertError, match="--extend_vocab=.*do_lower_case"):
-        build_vocab(input_file=corpus, output_file=str(out), extend_vocab=cased,
+    # Called with keywords, the error names the keyword; with a config, the flag.
+    with pytest.raises(NorbertError, match="^fill_unused_of=.*do_lower_case"):
+        build_vocab(input_file=corpus, output_file=str(out), fill_unused_of=cased,
                     do_lower_case=True)
+    with pytest.raises(NorbertError, match="^--fill_unused_of=.*do_lower_case"):
+        build_vocab(VocabConfig(output_file=str(out), fill_unused_of=cased),
+                    TokenizerOptions(do_lower_case=True), corpus_config=CorpusConfig(corpus))
     assert not out.exists()
+
+
+def test_extend_vocab_is_the_deprecated_name_of_fill_unused_of(tmp_path, make_vocab):
+    old_path = make_vocab(OLD_TOKENS, name="old.txt")
+    corpus = write(tmp_path, "c.txt", TEXT * 3)
+    with pytest.warns(FutureWarning, match="--extend_vocab is deprecated, use --fill_unused_of"):
+        by_old_name = build_vocab(input_file=corpus, output_file=str(tmp_path / "a.txt"),
+                                  extend_vocab=old_path)
+    by_new_name = build_vocab(input_file=corpus, output_file=str(tmp_path / "b.txt"),
+                              fill_unused_of=old_path)
+    assert by_old_name.added == by_new_name.added and len(by_new_name.added) == 3
+    assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes()
+    with pytest.warns(FutureWarning):
+        config = VocabConfig(output_file="v.txt", extend_vocab=old_path)
+    assert config == VocabConfig(output_file="v.txt", fill_unused_of=old_path)
+    with pytest.raises(NorbertError, match="old name of --fill_unused_of"):
+        VocabConfig(output_file="v.txt", extend_vocab=old_path, fill_unused_of="other.txt")
 
 
 # -- against Hugging Face's trainer on real text -------------------------------------------
