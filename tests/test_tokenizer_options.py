@@ -190,7 +190,7 @@ def test_never_split_next_to_punctuation_is_where_transformers_differs(tmp_path)
 def test_never_split_word_missing_from_the_vocab_is_refused(tmp_path, make_vocab):
     vocab_file = make_vocab(["hello", "world"])
     (tmp_path / "in.txt").write_text("hello world <url>\n\nhello world\n")
-    with pytest.raises(NorbertError, match=r"--never_split: <url> not in .*vocab.txt"):
+    with pytest.raises(NorbertError, match=r"^never_split: <url> not in .*vocab.txt"):
         create_pretraining_data(input_file=str(tmp_path / "in.txt"),
                                 output_file=str(tmp_path / "out.tfrecord"), vocab_file=vocab_file,
                                 never_split=("<url>",))

@@ -43,7 +43,7 @@ from norbert.data.draws import Draws
 from norbert.data.record_writing import collect_records
 from norbert.errors import NorbertError
 from norbert.progress import Progress
-from norbert.settings import make_configs
+from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization.options import TokenizerOptions
 
 
@@ -59,6 +59,7 @@ def _check_outputs(paths: List[str], flag: str = "--output_file") -> None:
         fileio.check_writable_dir(os.path.dirname(os.path.abspath(path)), flag)
 
 
+@keyword_errors
 def create_pretraining_data(config: Optional[DataConfig] = None,
                             tokenizer_options: Optional[TokenizerOptions] = None,
                             beam_config: Optional[BeamConfig] = None,

@@ -156,11 +156,12 @@ def test_dataflows_options_reach_the_pipeline(corpus_paths, uncased_vocab_path, 
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(runner="DirectRunner", num_output_shards=None), "--runner needs --num_output_shards"),
-    (dict(runner="DirectRunner", num_workers=2), "--num_workers is for building on this"),
+    # Called with keywords: the errors name them as keywords (the command line's name flags).
+    (dict(runner="DirectRunner", num_output_shards=None), "^runner= needs num_output_shards:"),
+    (dict(runner="DirectRunner", num_workers=2), "^num_workers= is for building on this"),
     (dict(runner="DirectRunner", beam_pipeline_options="num_wrokers=3"),
      "Beam has no option 'num_wrokers'"),
-    (dict(runner="NoSuchRunner"), "--runner=NoSuchRunner"),
+    (dict(runner="NoSuchRunner"), "^runner=NoSuchRunner"),
 ])
 def test_bad_beam_settings_are_one_line_errors(corpus_paths, uncased_vocab_path, tmp_path,
                                                changes, message):

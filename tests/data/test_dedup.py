@@ -124,7 +124,9 @@ def test_without_dedup_the_copies_stay(planted, uncased_vocab_path, tmp_path):
 
 
 def test_dedup_needs_the_sharded_mode(corpus_paths, uncased_vocab_path, tmp_path):
-    with pytest.raises(NorbertError, match="--dedup=exact works in the sharded and Beam"):
+    # Called with keywords: the error names them as keywords (the command line's names flags).
+    with pytest.raises(NorbertError, match="^dedup=exact works in the sharded and Beam modes: "
+                                           "add num_output_shards=N"):
         create_pretraining_data(input_file=corpus_paths[0], output_file=str(tmp_path / "x"),
                                 vocab_file=uncased_vocab_path, dedup="exact")
     assert not os.listdir(str(tmp_path))

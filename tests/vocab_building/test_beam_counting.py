@@ -80,9 +80,9 @@ def test_num_workers_with_a_runner_is_an_error_naming_the_fix(inputs, tmp_path):
     with pytest.raises(NorbertError) as error:
         build_vocab(input_file=",".join(inputs), output_file=str(tmp_path / "v.txt"),
                     num_workers=2, runner="DirectRunner", progress=False)
-    message = str(error.value)
-    assert "\n" not in message and message.startswith("--num_workers")
-    assert "--runner" in message and "direct_num_workers=N" in message
+    message = str(error.value)  # called with keywords: named as keywords
+    assert "\n" not in message and message.startswith("num_workers=")
+    assert "runner=" in message and "direct_num_workers=N" in message
     assert os.listdir(tmp_path) == ["input"]
 
 
