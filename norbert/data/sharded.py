@@ -277,6 +277,17 @@ def slice_reader(job: ShardJob) -> slices.SliceReader:
     return slices.SliceReader(job.input_paths, job.start, job.end, job.config.text_field)
 
 
+def _over_slices(read, jobs: List[ShardJob], workers: int) -> list:
+    """``read(job)`` of every job, in order: in up to ``workers`` processes when there are
+    several of both (``read`` a module-level function, picklable)."""
+    if workers > 1 and len(jobs) > 1:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=pool_context()
+        ) as executor:
+            return list(executor.map(read, jobs))
+    return [read(job) for job in jobs]
+
+
 def _slice_digests(job: ShardJob) -> bytes:
     return dedup.slice_digests(slice_reader(job))
 
@@ -285,14 +296,7 @@ def with_repeats_skipped(jobs: List[ShardJob], workers: int) -> List[ShardJob]:
     """``jobs``, each told which of its documents repeat an earlier one (``--dedup=exact``):
     every slice digested (in ``workers`` processes), then the digests walked in input order
     with the set of those seen (memory: about 100 bytes per distinct document)."""
-    if workers > 1 and len(jobs) > 1:
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=pool_context()
-        ) as executor:
-            digests = list(executor.map(_slice_digests, jobs))
-    else:
-        digests = [_slice_digests(job) for job in jobs]
-    drops = dedup.dropped(digests)
+    drops = dedup.dropped(_over_slices(_slice_digests, jobs, workers))
     return [dataclasses.replace(job, skip=frozenset(drop)) for job, drop in zip(jobs, drops)]
 
 
@@ -308,13 +312,7 @@ def with_heldout(config, options, jobs: List[ShardJob],
     once every slice was read (in ``workers`` processes) for its candidates, and the held-out
     records' ``DataSummary``: they are written here (``norbert.data.heldout``)."""
     began = time.perf_counter()
-    if workers > 1 and len(jobs) > 1:
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=pool_context()
-        ) as executor:
-            candidates = list(executor.map(_slice_candidates, jobs))
-    else:
-        candidates = [_slice_candidates(job) for job in jobs]
+    candidates = _over_slices(_slice_candidates, jobs, workers)
     selection = heldout.choose(candidates, config.heldout_documents, config.input_file)
     tokenizer = _tools(config, options)[0]
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
