@@ -108,6 +108,8 @@ def setup_of(input_config, worker_batch_size: int, workers: int) -> Tuple[Tuple[
         "mixing": ", ".join("%s=%.6g" % (g.name, g.share) for g in c.groups)
         if c.groups else "none",
     }
+    if len(c.length_buckets) > 1:  # absent without buckets: positions saved before them hold
+        setup["--length_buckets"] = ",".join(str(b) for b in c.length_buckets)
     return tuple(sorted(setup.items()))
 
 

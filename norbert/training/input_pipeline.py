@@ -2,12 +2,15 @@
 
 A pipeline of named steps, each a function from dataset to dataset::
 
-    files ─► _file_records ─► _decoded ─► _paired ─┬─► batches ─► _masked ─► prefetch
-            (this pipeline's  (parsed,   (chunks    │              (--masking=dynamic)
-             share, shuffled,  int32)     to pairs, ├─ _mixed: named groups, one stream
-             for ever)                    dynamic)  │  each, drawn by their shares
+    files ─► _file_records ─► _decoded ─► _paired ─┬─► batches ─► _masked ─► cut ─► prefetch
+            (this pipeline's  (parsed,   (chunks    │   (grouped  (--masking  (to the
+             share, shuffled,  int32)     to pairs, │    by length dynamic)   batch's
+             for ever)                    dynamic)  │    with buckets)        bucket)
+                                                    └─ _mixed: named groups, one stream
+                                                       each, drawn by their shares
 
-Evaluation reads the files once, in order, through the same decoding. The records are checked
+Evaluation reads the files once, in order, through the same decoding; with buckets its batches
+are only cut, never regrouped (``norbert.training.length_buckets``). The records are checked
 before a run in ``record_checks``; ``RecordInput.describe_data_loss`` names a damaged record
 that TensorFlow meets while reading (its ``DataLossError`` does not name the file).
 """
@@ -24,6 +27,7 @@ from norbert.data.features import DYNAMIC, STATIC, parse_spec
 from norbert.errors import NorbertError
 from norbert.training.dynamic_masking import DynamicMasking, mask_batch
 from norbert.training.dynamic_pairing import DynamicPairing, pair_batch
+from norbert.training import length_buckets
 from norbert.training.mixing import Group
 from norbert.training.record_checks import describe_damage, find_damage
 
@@ -51,6 +55,9 @@ class InputConfig:
     # Training: named groups of input_files, each read as its own stream, drawn from by their
     # shares (mixing.mix); None: input_files read as one set.
     groups: Optional[Tuple[Group, ...]] = None
+    # Length buckets' boundaries (length_buckets.parse; () or one: every batch full length):
+    # training groups examples by length and cuts each batch to its bucket; evaluation cuts.
+    length_buckets: Tuple[int, ...] = ()
 
 
 class RecordInput:
@@ -126,10 +133,20 @@ def _input_fn(config: InputConfig, spec: dict, mask_seed: int, params: dict):
         streams=len(config.groups) if config.is_training and config.groups else 1,
         mask_seed=mask_seed)
     d = _records(config, spec, place)
-    # TPUs need fixed shapes; the loop's step count assumes full batches too.
-    d = d.batch(params["batch_size"], drop_remainder=True)
+    bucketed = len(config.length_buckets) > 1
+    if bucketed and config.is_training:
+        d = length_buckets.grouped(d, params["batch_size"], functools.partial(
+            length_buckets.window_seed, place.mask_seed))
+    else:
+        # TPUs need fixed shapes; the loop's step count assumes full batches too.
+        d = d.batch(params["batch_size"], drop_remainder=True)
     if config.masking is not None:
-        d = _masked(d, config, place)
+        d = _masked(d, config, place)  # at full length: masks stay inside the real tokens
+    if bucketed:
+        import tensorflow.compat.v1 as tf
+
+        d = d.map(tf.autograph.experimental.do_not_convert(
+            functools.partial(length_buckets.cut, boundaries=config.length_buckets)))
     return d.prefetch(2)
 
 

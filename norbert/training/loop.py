@@ -37,7 +37,7 @@ from absl import logging
 
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
-from norbert.training import replicas
+from norbert.training import length_buckets, replicas
 from norbert.training.data_position import Position, PositionSaver
 from norbert.training.distribution import MULTI_WORKER, Cluster, DistributionConfig, make_strategy
 from norbert.training.spec import EVAL, TRAIN, RunConfig
@@ -159,18 +159,21 @@ def _check_params(params: dict) -> dict:
 # with replicas also ``stop_request``, a placeholder this process sets to 1 when a stop signal
 # came, and ``stop_agreed``, the requests summed over every replica of every worker (fetched
 # with the step, so that all workers stop after the same step).
+# ``tokens``: int64 [2], the global batch's real tokens and the positions computed for it.
 _Step = collections.namedtuple(
-    "_Step", "global_step loss train_op scalars initializers stop_request stop_agreed iterator")
+    "_Step", "global_step loss train_op scalars initializers stop_request stop_agreed iterator "
+    "tokens")
 
 
 def _one_device_step(model_fn, input_fn, params, config: RunConfig, start: Start) -> _Step:
     global_step = tf.train.get_or_create_global_step()
     iterator = _train_iterator(input_fn, params, config.train_batch_size)
-    spec = model_fn(iterator.get_next(), None, TRAIN,
-                    dict(params, batch_size=config.train_batch_size))
+    features = iterator.get_next()
+    spec = model_fn(features, None, TRAIN, dict(params, batch_size=config.train_batch_size))
     initialise(start, TRAIN)  # after the optimizer: its moments exist for a restore to fill
     return _Step(global_step, spec.loss, spec.train_op, dict(spec.scalars or {}),
-                 [iterator.initializer], None, None, iterator)
+                 [iterator.initializer], None, None, iterator,
+                 length_buckets.token_counts(features))
 
 
 def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
@@ -206,16 +209,19 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
 
         def replica_step(worker_batch):
             features = _replica_slice(worker_batch, local_replicas)
+            if workers > 1:
+                features = _same_length(features, input_fn)
+            tokens = length_buckets.token_counts(features)
             spec = model_fn(features, None, TRAIN, dict(params))
             # A worker that stopped alone would leave the others waiting in the next
             # all-reduce: every worker's request goes into every step, and all act on the sum.
             agreed = replicas.total(tf.identity(stop_request))  # this replica's copy
             with tf.control_dependencies([agreed]):  # every replica joins that all-reduce
                 train_op = tf.group(spec.train_op)
-            return spec.loss, train_op, dict(spec.scalars or {}), agreed
+            return spec.loss, train_op, dict(spec.scalars or {}), agreed, tokens
 
         # Autograph would rewrite the model_fn's Python control flow: this is graph code.
-        loss, train_op, scalars, agreed = strategy.extended.call_for_each_replica(
+        loss, train_op, scalars, agreed, tokens = strategy.extended.call_for_each_replica(
             tf.autograph.experimental.do_not_convert(replica_step), args=(iterator.get_next(),))
         # After the replica call, in cross-replica context: inside it, replica 1's variables
         # are named .../replica_1 and would not be found in the checkpoint.
@@ -223,7 +229,18 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
         scalars = {k: strategy.reduce(mean, v, axis=None) for k, v in scalars.items()}
         return _Step(global_step, strategy.reduce(mean, loss, axis=None),
                      strategy.group(train_op), scalars, [iterator.initializer], stop_request,
-                     strategy.experimental_local_results(agreed)[0], iterator)
+                     strategy.experimental_local_results(agreed)[0], iterator,
+                     strategy.reduce(tf.distribute.ReduceOp.SUM, tokens, axis=None))
+
+
+def _same_length(features: Dict[str, tf.Tensor], input_fn: Callable) -> Dict[str, tf.Tensor]:
+    """Multi-worker: each worker's batch cut to its own length bucket, padded to the longest
+    any worker holds at this step (one small all-reduce), so that every replica of every
+    worker runs the same shape. Batches of a fixed length need nothing."""
+    max_seq_length = getattr(getattr(input_fn, "config", None), "max_seq_length", None)
+    if features["input_ids"].shape[1] is not None or max_seq_length is None:
+        return features
+    return length_buckets.agreed_length(features, max_seq_length, replicas.total)
 
 
 def _replica_slice(batch: Dict[str, tf.Tensor], local_replicas: int) -> Dict[str, tf.Tensor]:
@@ -235,7 +252,9 @@ def _replica_slice(batch: Dict[str, tf.Tensor], local_replicas: int) -> Dict[str
 
     def share(value):  # [worker batch, ...] -> [worker batch / local_replicas, ...]
         shape = value.shape.as_list()
-        return tf.reshape(value, [local_replicas, shape[0] // local_replicas] + shape[1:])[index]
+        # A batch cut to its length bucket knows its length only when run.
+        rest = [d if d is not None else tf.shape(value)[i + 1] for i, d in enumerate(shape[1:])]
+        return tf.reshape(value, [local_replicas, shape[0] // local_replicas] + rest)[index]
 
     return {name: share(value) for name, value in batch.items()}
 
@@ -450,7 +469,8 @@ class _NoEvents:
 
 
 # Since the last log line: the step then, the batches run (more with accumulation), the time.
-_Window = collections.namedtuple("_Window", "step batches time")
+# Since the last log line: the step then, batches run, real tokens and positions computed.
+_Window = collections.namedtuple("_Window", "step batches time tokens positions")
 
 
 class _Trainer:
@@ -474,7 +494,7 @@ class _Trainer:
         writer = self.saving.events(self.sess.graph if step == 0 else None)
         started = time.time()
         loss, stopped_by = float("nan"), None
-        window = _Window(step, 0, started)
+        window = _Window(step, 0, started, 0, 0)
         try:
             while step < max_steps:
                 log_now = self._log_due(step, window)
@@ -483,7 +503,9 @@ class _Trainer:
                     break
                 loss = self._checked_loss(out["loss"], step)
                 before, step = step, int(self.sess.run(self.graph_step.global_step))
-                window = window._replace(batches=window.batches + 1)
+                window = window._replace(batches=window.batches + 1,
+                                         tokens=window.tokens + int(out["tokens"][0]),
+                                         positions=window.positions + int(out["tokens"][1]))
                 # With accumulation the step stays put over its micro-batches: log the one
                 # that completes the update.
                 if log_now and step > before:
@@ -511,7 +533,8 @@ class _Trainer:
         """One batch through the train op; None when the data ran out. TensorFlow's errors
         become one-line ``NorbertError``s saying what was saved and how to go on."""
         graph_step = self.graph_step
-        fetches = {"loss": graph_step.loss, "train_op": graph_step.train_op}
+        fetches = {"loss": graph_step.loss, "train_op": graph_step.train_op,
+                   "tokens": graph_step.tokens}
         feed = {}
         if graph_step.stop_request is not None:
             fetches["stop"] = graph_step.stop_agreed
@@ -572,13 +595,20 @@ class _Trainer:
         values.update(loss=loss, global_step_per_sec=rate,
                       examples_per_sec=window.batches * self.settings.config.train_batch_size
                       / elapsed)
+        tokens = ""
+        if window.positions:  # pretraining features: real tokens (padding excluded), and the
+            # share of the positions computed that is padding (what buckets cut is not computed)
+            values.update(real_tokens_per_sec=window.tokens / elapsed,
+                          padding_share=1.0 - window.tokens / window.positions)
+            tokens = "  %.0f real tokens/s (%.0f%% padding)" % (
+                values["real_tokens_per_sec"], 100 * values["padding_share"])
         _write_scalars(writer, step, values)
         max_steps = self.settings.max_steps
         eta = (max_steps - step) / rate if rate > 0 else float("inf")
-        logging.info("step %d/%d  loss %.4f  %.2f steps/s  %.1f examples/s  ETA %s", step,
-                     max_steps, loss, rate, values["examples_per_sec"],
+        logging.info("step %d/%d  loss %.4f  %.2f steps/s  %.1f examples/s%s  ETA %s", step,
+                     max_steps, loss, rate, values["examples_per_sec"], tokens,
                      _format_seconds(eta) if np.isfinite(eta) else "?")
-        return _Window(step, 0, now)
+        return _Window(step, 0, now, 0, 0)
 
     def _stop_agreed(self, out: dict, step: int) -> Optional[str]:
         """The signal that stops the run after this step, or None. With replicas, the

@@ -24,7 +24,7 @@ import os
 import random
 import shutil
 import warnings
-from typing import ClassVar, Dict, List, Optional
+from typing import ClassVar, Dict, List, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 from absl import logging
@@ -39,13 +39,14 @@ from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
 from norbert.training import data_position, engines, loop, record_checks, run_lock
+from norbert.training import length_buckets as buckets_lib
 from norbert.training.data_position import Position
 from norbert.training.distribution import DistributionConfig
 from norbert.training.mixing import MixingConfig, parse_groups
 from norbert.training.model_fn import ModelFnConfig, build_model_fn
 from norbert.training.optimization import OptimizerConfig
 from norbert.training.run_inputs import (
-    Inputs, RecordShape, evaluation_inputs, reseeded, sources_of, training_inputs,
+    Inputs, RecordShape, bucketed, evaluation_inputs, reseeded, sources_of, training_inputs,
 )
 from norbert.training.spec import RunConfig
 from norbert.training.start import Start, find_start
@@ -97,6 +98,11 @@ class PretrainingConfig:
     eval_input_file: Optional[str] = None
     # Batches to evaluate.
     max_eval_steps: int = 100
+    # Batches cut to the length their examples need, grouped by length while training: auto
+    # (8 equal steps up to max_seq_length: 64,128,...,512 at 512), none (every batch at
+    # max_seq_length), or ascending lengths such as 64,128,256 (max_seq_length added last).
+    # TPUEstimator keeps fixed shapes: auto is none there.
+    length_buckets: str = buckets_lib.AUTO
     # Without use_tpu: "loop" (norbert's own, CPU/GPU) or "tpu_estimator" (TPUEstimator on
     # the CPU). use_tpu always runs TPUEstimator.
     engine: str = dataclasses.field(default=LOOP, metadata={"choices": ENGINES})
@@ -115,6 +121,7 @@ class PretrainingConfig:
                                    "folder or checkpoint" % flag)
         if self.max_eval_steps < 1:
             raise NorbertError("--max_eval_steps=%d must be at least 1" % self.max_eval_steps)
+        buckets_lib.parse(self.length_buckets, self.max_seq_length)
         parse_groups(self.input_file, "--input_file")  # named groups well formed, if any
         if self.eval_input_file:
             parse_groups(self.eval_input_file, "--eval_input_file")
@@ -215,6 +222,8 @@ class RunPlan:
     cluster: Optional[distribution_lib.Cluster] = dataclasses.field(default=None, compare=False)
     # Training: the data stream, and whether its saved position is continued.
     position: Optional[Position] = None
+    # The length buckets' boundaries (() or one: every batch at --max_seq_length).
+    length_buckets: Tuple[int, ...] = ()
 
     @property
     def chief(self) -> bool:
@@ -238,6 +247,8 @@ class RunPlan:
                              "checkpoint keeps: the masks from here on are not those the run "
                              "would have drawn without the stop (the data is)")
             lines += ["%s: %s" % (self.train.flag, note) for note in self.train.notes]
+        if self.train is not None or self.evaluation is not None:
+            lines.append("length buckets: %s" % buckets_lib.describe(self.length_buckets))
         if self.evaluation is not None:
             lines.append("evaluate: %d batches of %d from %s%s"
                          % (settings.config.max_eval_steps, settings.run.eval_batch_size,
@@ -368,12 +379,30 @@ def make_plan(settings: Settings) -> RunPlan:
             "--do_eval: no checkpoint to evaluate in --output_dir=%s; train first (--do_train) "
             "or pass --init_checkpoint" % run.output_dir)
     guidance(config, settings.optimizer)
+    boundaries = _length_buckets(config, engine)
     train, evaluation = _inputs(settings, bert_config, start)
+    if evaluation is not None:
+        evaluation = bucketed(evaluation, boundaries)
     position = None
     if train is not None:
+        train = bucketed(train, boundaries)
         position = _data_position(settings, start, train, cluster)
         train = reseeded(train, position.stream.stream_seed)
-    return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster, position)
+    return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster, position,
+                   boundaries)
+
+
+def _length_buckets(config: PretrainingConfig, engine: str) -> Tuple[int, ...]:
+    """--length_buckets' boundaries on ``engine``: TPUEstimator compiles one fixed shape."""
+    boundaries = buckets_lib.parse(config.length_buckets, config.max_seq_length)
+    if engine != TPU_ESTIMATOR or len(boundaries) <= 1:
+        return boundaries
+    if config.length_buckets.strip().lower() == buckets_lib.AUTO:
+        return ()
+    raise NorbertError(
+        "--length_buckets=%s: TPUEstimator compiles one fixed shape, so its batches keep "
+        "--max_seq_length; use --length_buckets=none or auto (none there)"
+        % config.length_buckets)
 
 
 def _data_position(settings: Settings, start: Start, train: Inputs, cluster) -> Position:

@@ -112,6 +112,17 @@ def reseeded(inputs: Inputs, seed: int) -> Inputs:
     return dataclasses.replace(inputs, input_fn=input_pipeline.make_input_fn(config))
 
 
+def bucketed(inputs: Inputs, boundaries: Tuple[int, ...]) -> Inputs:
+    """``inputs`` with their batches cut to length buckets (``length_buckets.parse``), the
+    named groups' own evaluation inputs too."""
+    def cut(input_fn: RecordInput) -> RecordInput:
+        return input_pipeline.make_input_fn(
+            dataclasses.replace(input_fn.config, length_buckets=tuple(boundaries)))
+
+    return dataclasses.replace(inputs, input_fn=cut(inputs.input_fn),
+                               groups=tuple((name, cut(fn)) for name, fn in inputs.groups))
+
+
 def evaluation_inputs(sources: Sources, shape: RecordShape, seed: Optional[int],
                       eval_batch_size: int, sidecars: Sidecars) -> Inputs:
     """The held-out records: one ordered pass over all, and each named group alone (for its

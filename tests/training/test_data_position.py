@@ -122,11 +122,12 @@ def records(tmp_path_factory, dropout_free_run):
     return folder, built
 
 
-def _input_config(files, kind, groups=None):
+def _input_config(files, kind, groups=None, buckets=()):
     return InputConfig(input_files=files, max_seq_length=S, max_predictions_per_seq=P,
                        is_training=True, seed=11, shuffle_buffer=20,
                        masking=record_checks.dynamic_masking_of(files, P),
-                       pairing=record_checks.dynamic_pairing_of(files), groups=groups)
+                       pairing=record_checks.dynamic_pairing_of(files), groups=groups,
+                       length_buckets=buckets)
 
 
 def _read(config, out, count, save_at=None, restore_at=None):
@@ -154,10 +155,12 @@ def _same(a, b):
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("kind", ["static", "masks", "pairs", "mixed"])
+@pytest.mark.parametrize("kind", ["static", "masks", "pairs", "mixed", "buckets"])
 def test_a_restored_position_goes_on_with_the_next_batches(records, tmp_path, kind):
     folder, built = records
-    if kind == "mixed":  # two named groups, drawn 70/30: the sampler's draws continue too
+    if kind == "buckets":  # saved in the middle of a window of batches grouped by length
+        config = _input_config(built["static"], kind, buckets=(8, 16, 24, S))
+    elif kind == "mixed":  # two named groups, drawn 70/30: the sampler's draws continue too
         files = built["pairs"]
         groups = (Group("a", tuple(files[:1]), 100, 0.7), Group("b", tuple(files[1:]), 100, 0.3))
         config = _input_config(files, kind, groups)
@@ -166,6 +169,8 @@ def test_a_restored_position_goes_on_with_the_next_batches(records, tmp_path, ki
     straight = _read(config, tmp_path, 14, save_at=6)
     resumed = _read(config, tmp_path, 8, restore_at=6)
     assert all(_same(a, b) for a, b in zip(straight[6:], resumed))
+    if kind == "buckets":  # batches of several lengths, cut to them
+        assert len({b["input_ids"].shape[1] for b in straight}) > 1
     # What a resume did before positions were kept: the stream's first batches again.
     assert not _same(resumed[0], straight[0])
 

