@@ -191,3 +191,37 @@ def test_recipe_runs_as_written_on_a_cpu(tmp_path):
     assert int(results["global_step"]) == 2 and "masked_lm_accuracy" in results
     assert {"config.json", "model.safetensors", "vocab.txt"} <= set(
         os.listdir(str(work / "norbert-hf")))
+
+
+def _anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: str) -> set:
+    with open(path, encoding="utf-8") as f:
+        text = re.sub(r"(?ms)^```.*?^```", "", f.read())  # no headings inside code
+    return {_anchor(h) for h in re.findall(r"(?m)^#+ (.+)$", text)}
+
+
+def test_links_between_the_readme_and_the_docs_resolve():
+    pages = [os.path.join(REPO, "README.md"), os.path.join(REPO, "BENCHMARKS.md")]
+    pages += sorted(os.path.join(REPO, "docs", n) for n in os.listdir(os.path.join(REPO, "docs"))
+                    if n.endswith(".md"))
+    checked = 0
+    for page in pages:
+        with open(page, encoding="utf-8") as f:
+            text = f.read()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"^[a-z]+:", target):
+                continue  # an address outside the repository
+            path, _, anchor = target.partition("#")
+            path = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+            assert os.path.exists(path), "%s links to %s, which does not exist" % (page, target)
+            if anchor:
+                assert anchor in _anchors(path), "%s links to %s: no such heading" % (page,
+                                                                                     target)
+            checked += 1
+    assert checked > 30
+    assert _anchor("Growing a trained model's vocabulary (`extend_vocab`)") == \
+        "growing-a-trained-models-vocabulary-extend_vocab"
