@@ -5,16 +5,21 @@
 English, written for this project). Each step runs the command-line tool a user would run,
 printed before it starts, so the demo doubles as a worked example:
 
-1. hold out every eighth document for evaluation;
-2. ``import_hf.py``: the Hugging Face folder in Google's layout;
-3. ``extend_vocab.py``: Norwegian word pieces learned from the training text added to its
-   vocab, their first embeddings the mean of the pieces they replace (with
-   ``--compare_random=1`` also a second copy with random ones, trained and evaluated alike);
-4. ``create_pretraining_data.py``: masked-LM + next-sentence records with the grown vocab;
-5. ``run_pretraining.py``: held-out masked-LM accuracy of the grown model as it is, then
+1. ``import_hf.py``: the Hugging Face folder in Google's layout;
+2. ``vocab_report.py``: how well its vocab fits the text, and what growing it would give;
+   then ``extend_vocab.py``: Norwegian word pieces learned from the text added to its vocab,
+   their first embeddings the mean of the pieces they replace (with ``--compare_random=1``
+   also a second copy with random ones, trained and evaluated alike);
+3. ``create_pretraining_data.py``: masked-LM + next-sentence records with the grown vocab,
+   about an eighth of the documents kept out of them (``--heldout_documents``) and written
+   as held-out records of their own (``--heldout_output_file``);
+4. ``run_pretraining.py``: held-out masked-LM accuracy of the grown model as it is, then
    continued pretraining on the CPU (each initialisation) and the same evaluation;
-6. ``convert_to_pytorch.py``: a folder that transformers loads;
-7. if transformers is installed, the exported model fills in masked Norwegian words.
+5. ``convert_to_pytorch.py``: a folder that transformers loads;
+6. if transformers is installed, the exported model fills in masked Norwegian words.
+
+These are the steps of the README's main recipe. As there, the new pieces are learned from the
+whole text, the held-out documents' words included (the held-out records are never trained on).
 
 The model ships without its masked-LM head (it was tuned for sentence embeddings): before
 training, the head is fresh, so the accuracy "before" is near zero; what the continued
@@ -30,7 +35,7 @@ import os
 import time
 
 from demo_steps import (HERE, count_records, export_step, fill_step, finish, fresh_output_dir,
-                        hold_out, read_eval_results, say, step, tool)
+                        read_eval_results, say, step, tool)
 
 SEQ, PREDICTIONS = 64, 10
 # Sentences for the fill-in step, one masked word each, in the corpus's two languages.
@@ -42,6 +47,7 @@ FILL = [
     "The small boats leave the harbour early in the [MASK].",
 ]
 INITS = ("mean", "random")
+HELDOUT_DOCUMENTS = 7  # of the sample text's 54, drawn by the data builder's seed
 
 
 def minilm_dir():
@@ -90,18 +96,18 @@ def main():
     summary = []
     begin = time.perf_counter()
 
-    hold_out(args.corpus, out, "1/7  hold out every eighth document for evaluation")
-
-    step("2/7  import the published model (Hugging Face folder -> Google's layout)")
+    step("1/6  import the published model (Hugging Face folder -> Google's layout)")
     seconds = tool("import_hf.py", hf_dir=hf_dir, output_dir=path("imported"))
     old = read_lines(path("imported", "vocab.txt"))
     name = "all-MiniLM-L6-v2" if args.hf_dir is None else hf_dir
     summary.append(("import", "%.0f" % seconds, "%s: %d tokens" % (name, len(old))))
 
-    step("3/7  grow its vocab by Norwegian pieces from the training text")
-    seconds = 0.0
+    step("2/6  check its vocab on the text, and grow it by Norwegian pieces learned there")
+    seconds = tool("vocab_report.py", vocab_file=path("imported", "vocab.txt"),
+                   input_file=args.corpus, do_lower_case=True,
+                   num_new_tokens=args.num_new_tokens, progress=False)
     for init in inits:
-        seconds += tool("extend_vocab.py", input_file=path("train.txt"),
+        seconds += tool("extend_vocab.py", input_file=args.corpus,
                         vocab_file=path("imported", "vocab.txt"),
                         bert_config_file=path("imported", "bert_config.json"),
                         init_checkpoint=path("imported", "bert_model.ckpt"),
@@ -114,19 +120,20 @@ def main():
         len(added), ", ".join(added[:6]), "init mean and random" if args.compare_random
         else "init mean")))
 
-    step("4/7  create pretraining data with the grown vocab")
-    common = dict(vocab_file=os.path.join(grown, "vocab.txt"), do_lower_case=True,
-                  max_seq_length=SEQ, max_predictions_per_seq=PREDICTIONS)
-    seconds = tool("create_pretraining_data.py", input_file=path("train.txt"),
-                   output_file=path("train.tfrecord"), dupe_factor=args.dupe_factor, **common)
-    seconds += tool("create_pretraining_data.py", input_file=path("heldout.txt"),
-                    output_file=path("heldout.tfrecord"), dupe_factor=5, random_seed=1, **common)
-    summary.append(("pretraining data", "%.0f" % seconds, "%d training, %d eval records" % (
-        count_records(path("train.tfrecord")), count_records(path("heldout.tfrecord")))))
+    step("3/6  create training and held-out records with the grown vocab")
+    seconds = tool("create_pretraining_data.py", input_file=args.corpus,
+                   output_file=path("train.tfrecord"), vocab_file=os.path.join(grown, "vocab.txt"),
+                   do_lower_case=True, max_seq_length=SEQ, max_predictions_per_seq=PREDICTIONS,
+                   dupe_factor=args.dupe_factor, heldout_documents=HELDOUT_DOCUMENTS,
+                   heldout_output_file=path("heldout.tfrecord"))
+    summary.append(("pretraining data", "%.0f" % seconds,
+                    "%d training, %d held-out records (%d documents)" % (
+                        count_records(path("train.tfrecord")),
+                        count_records(path("heldout.tfrecord")), HELDOUT_DOCUMENTS)))
 
     shared = dict(eval_batch_size=32, max_seq_length=SEQ, max_predictions_per_seq=PREDICTIONS,
                   seed=1)
-    step("5/7  evaluate, continue pretraining on the CPU, evaluate again")
+    step("4/6  evaluate, continue pretraining on the CPU, evaluate again")
     before, after = {}, {}
     for init in inits:
         config = os.path.join(path("grown_" + init), "bert_config.json")
@@ -155,12 +162,12 @@ def main():
                            after[init]["masked_lm_accuracy"], before[init]["masked_lm_loss"],
                            after[init]["masked_lm_loss"])))
 
-    step("6/7  export the continued model (init mean) to a transformers folder")
+    step("5/6  export the continued model (init mean) to a transformers folder")
     export_step(path("hf"), summary, checkpoint=path("continued_mean"),
                 bert_config_file=os.path.join(grown, "bert_config.json"),
                 vocab_file=os.path.join(grown, "vocab.txt"), do_lower_case=True)
 
-    step("7/7  fill in [MASK] with the exported model (transformers)")
+    step("6/6  fill in [MASK] with the exported model (transformers)")
     fill_step(path("hf"), FILL, summary)
     finish(summary, begin, out, path("hf"))
 

@@ -13,14 +13,16 @@ default (``required_names``).
 Errors speak the caller's language: the configs' checks name the flag (``--max_seq_length``),
 which is what a command's user typed; a config built here from keywords, and an entry function
 marked ``@keyword_errors`` called with keywords, raise them naming the keyword instead
-(``max_seq_length=``).
+(``max_seq_length=``). Such a call's warnings name the keywords too.
 """
 
+import contextlib
 import dataclasses
 import functools
 import inspect
 import re
 import typing
+import warnings
 from typing import Any, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from norbert.errors import NorbertError
@@ -115,12 +117,32 @@ def raise_as_keywords(error: NorbertError, names: Collection[str]) -> None:
     raise error
 
 
+@contextlib.contextmanager
+def warnings_as_keywords(names: Collection[str]):
+    """Within it, a warning shown names each flag of ``names`` as a keyword, shown by what
+    would have shown it (the default, a test's recorder, ...), when it would have been."""
+    with warnings.catch_warnings():  # restores showwarning (and the filters) on the way out
+        show = warnings.showwarning
+
+        def rewritten(message, category, filename, lineno, file=None, line=None):
+            text = as_keywords(str(message), names)
+            if text != str(message):
+                try:
+                    message = category(text)
+                except Exception:  # a warning class with another constructor: the text alone
+                    message = text
+            show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = rewritten
+        yield
+
+
 def keyword_errors(function: Callable) -> Callable:
     """Marks an entry function ``f(config=None, ..., **settings)``: called with settings as
     keywords, a ``NorbertError`` raised anywhere in the call (a config's check, or the input
     found wanting later) names the fields of the configs built from the keywords as keywords
-    (``max_seq_length=``), not as flags. Called with config objects only (as the commands
-    call it), it is unchanged.
+    (``max_seq_length=``), not as flags, and so do the warnings the call issues. Called with
+    config objects only (as the commands call it), it is unchanged.
 
     The configs are the parameters annotated ``Optional[SomeConfig]`` (a dataclass).
     """
@@ -141,7 +163,8 @@ def keyword_errors(function: Callable) -> Callable:
             if arguments.get(parameter) is None:  # built from the keywords
                 names.update(_names(cls))
         try:
-            return function(*args, **kwargs)
+            with warnings_as_keywords(names):
+                return function(*args, **kwargs)
         except NorbertError as e:
             raise_as_keywords(e, names)
 

@@ -1,5 +1,6 @@
 """The examples run: the notebook top to bottom in a Jupyter kernel, and the demo end to end."""
 
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +58,17 @@ def test_demo_continues_a_published_bert_with_a_grown_vocab(tmp_path):
                  "fill [MASK]"):
         assert step in summary
     assert "held-out masked_lm_accuracy" in summary and "init random" not in summary
+    # The held-out records come from the data builder: documents kept out of the training
+    # records, the sidecars saying which file is which.
+    assert "held-out records (7 documents)" in summary
+    roles = {}
+    for name in ("train.tfrecord", "heldout.tfrecord"):
+        with open(str(out / (name + ".meta.json")), encoding="utf-8") as f:
+            roles[name] = json.load(f)["heldout"]
+    assert roles["train.tfrecord"]["role"] == "training"
+    assert roles["heldout.tfrecord"]["role"] == "held-out"
+    assert roles["train.tfrecord"]["documents"] == roles["heldout.tfrecord"]["documents"] == 7
+    assert "--heldout_output_file=" in printed and not (out / "heldout.txt").exists()
     # The exported model holds the grown vocab: MiniLM's ids kept, Norwegian pieces in slots.
     with open(str(out / "imported" / "vocab.txt"), encoding="utf-8") as f:
         old = f.read().splitlines()

@@ -183,6 +183,46 @@ def test_keyword_errors_rewrites_errors_of_the_whole_call_only_for_keyword_calls
     assert step.__name__ == "step"
 
 
+def test_keyword_errors_rewrites_warnings_of_keyword_calls_as_they_are_shown():
+    import warnings
+
+    from norbert.settings import keyword_errors
+
+    class SizeWarning(UserWarning):
+        pass
+
+    @keyword_errors
+    def step(config: Checked = None, **settings):
+        config = config or Checked(**settings)
+        warnings.warn("--size=%d is large; see --path and --other" % config.size, SizeWarning)
+        warnings.warn("nothing to rewrite", SizeWarning)
+        return config.size
+
+    with pytest.warns(SizeWarning) as shown:
+        assert step(size=9) == 9
+    assert [str(w.message) for w in shown] == ["size=9 is large; see path= and --other",
+                                               "nothing to rewrite"]
+    assert all(isinstance(w.message, SizeWarning) for w in shown)
+    with pytest.warns(SizeWarning, match=r"^--size=9 is large; see --path and --other$"):
+        step(Checked(size=9))
+    # Ignored warnings stay ignored, and the hook is the caller's again after the call.
+    hook = warnings.showwarning
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("ignore", SizeWarning)
+        step(size=9)
+    assert seen == [] and warnings.showwarning is hook
+
+
+def test_build_vocab_from_python_names_keywords_in_its_warnings(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("one two three\n", encoding="utf-8")
+    with pytest.warns(norbert.vocab_building.builder.VocabShortfallWarning) as shown:
+        norbert.build_vocab(input_file=str(text), output_file=str(tmp_path / "v"),
+                            vocab_size=500, progress=False)
+    assert "fewer than vocab_size=500: no pair left is seen min_frequency= times" in str(
+        shown[0].message)
+
+
 def test_build_vocab_from_python_names_keywords(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("one two three\n", encoding="utf-8")

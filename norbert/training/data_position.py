@@ -284,7 +284,7 @@ class PositionSaver:
 
 
 def saved_bytes(output_dir: str, worker: int, step: int) -> Dict[str, int]:
-    """The files of one saved position and their sizes (for the README's figure and tests)."""
+    """The files of one saved position and their sizes (for BENCHMARKS.md's figure and tests)."""
     import tensorflow.compat.v1 as tf
 
     prefix = position_path(output_dir, worker, step)

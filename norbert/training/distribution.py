@@ -186,7 +186,7 @@ def _check_tf_config() -> None:
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise NorbertError("--distribution=multi_worker: TF_CONFIG is not set; set it on each "
-                           "machine (see the README), or pass --cluster_resolver=slurm")
+                           "machine (see docs/distributed.md), or pass --cluster_resolver=slurm")
     try:
         spec = json.loads(raw)
         workers = spec["cluster"]["worker"]

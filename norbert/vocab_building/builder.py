@@ -73,9 +73,10 @@ class VocabConfig:
             if self.fill_unused_of and self.fill_unused_of != self.extend_vocab:
                 raise NorbertError("--extend_vocab is the old name of --fill_unused_of: give "
                                    "--fill_unused_of alone")
-            warnings.warn("--extend_vocab is deprecated, use --fill_unused_of (fill_unused_of= "
-                          "in Python): it fills the [unusedN] slots; extend_vocab.py grows a "
-                          "vocab into a checkpoint", FutureWarning, stacklevel=3)
+            # From build_vocab(extend_vocab=...), keyword_errors names the keywords instead.
+            warnings.warn("--extend_vocab is deprecated, use --fill_unused_of, which fills the "
+                          "[unusedN] slots (extend_vocab.py grows a vocab into a checkpoint)",
+                          FutureWarning, stacklevel=3)
             object.__setattr__(self, "fill_unused_of", self.extend_vocab)
             object.__setattr__(self, "extend_vocab", None)
         if self.vocab_size < 1:

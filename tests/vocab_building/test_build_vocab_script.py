@@ -79,9 +79,9 @@ def test_fill_unused_of_reports_the_shortening(tmp_path, corpus, make_vocab):
     result = run("--input_file=" + corpus, "--output_file=%s" % again, "--extend_vocab=" + old)
     assert result.returncode == 0, result.stderr
     warned = [line for line in result.stderr.splitlines() if "deprecated" in line]
-    assert warned == ["warning: --extend_vocab is deprecated, use --fill_unused_of "
-                      "(fill_unused_of= in Python): it fills the [unusedN] slots; "
-                      "extend_vocab.py grows a vocab into a checkpoint"]
+    assert warned == ["warning: --extend_vocab is deprecated, use --fill_unused_of, which "
+                      "fills the [unusedN] slots (extend_vocab.py grows a vocab into a "
+                      "checkpoint)"]
     assert again.read_bytes() == out.read_bytes()
 
 

@@ -25,8 +25,8 @@ def test_min_frequency_stops_learning_and_is_reported(tmp_path):
     # "tame" is seen once, "quick" twice
     assert "tame" in once.tokens and "tame" not in twice.tokens and "quick" in twice.tokens
     path = write(tmp_path, "a.txt", TEXT)
-    with pytest.warns(VocabShortfallWarning,
-                      match=r"v.txt: \d+ tokens, fewer than --vocab_size=10000"):
+    with pytest.warns(VocabShortfallWarning,  # a keyword call: the keyword is named
+                      match=r"v.txt: \d+ tokens, fewer than vocab_size=10000"):
         stats = build_vocab(input_file=path, output_file=str(tmp_path / "v.txt"),
                             vocab_size=10000)
     assert stats.vocab_size < 10000 and "fewer than" in stats.shortfall()
@@ -155,14 +155,17 @@ def test_fill_unused_of_needs_unused_slots_and_matching_casing(tmp_path, make_vo
 def test_extend_vocab_is_the_deprecated_name_of_fill_unused_of(tmp_path, make_vocab):
     old_path = make_vocab(OLD_TOKENS, name="old.txt")
     corpus = write(tmp_path, "c.txt", TEXT * 3)
-    with pytest.warns(FutureWarning, match="--extend_vocab is deprecated, use --fill_unused_of"):
+    # A keyword call: the warning names the keywords.
+    with pytest.warns(FutureWarning,
+                      match="^extend_vocab= is deprecated, use fill_unused_of=, which fills"):
         by_old_name = build_vocab(input_file=corpus, output_file=str(tmp_path / "a.txt"),
                                   extend_vocab=old_path)
     by_new_name = build_vocab(input_file=corpus, output_file=str(tmp_path / "b.txt"),
                               fill_unused_of=old_path)
     assert by_old_name.added == by_new_name.added and len(by_new_name.added) == 3
     assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes()
-    with pytest.warns(FutureWarning):
+    with pytest.warns(FutureWarning,
+                      match="^--extend_vocab is deprecated, use --fill_unused_of, which fills"):
         config = VocabConfig(output_file="v.txt", extend_vocab=old_path)
     assert config == VocabConfig(output_file="v.txt", fill_unused_of=old_path)
     with pytest.raises(NorbertError, match="old name of --fill_unused_of"):
