@@ -1,0 +1,175 @@
+"""Length buckets: real tokens per second with --length_buckets=auto against none and against
+Google's run_pretraining, on the same records; and held-out masked-LM accuracy after the same
+number of examples, auto against none, over 3 seeds.
+
+Records: ``../shared/data/*.txt`` with norbert's reference-exact builder (the uncased
+30,522-token vocab, dupe factor 1), at ``--max_seq_length`` 128 (20 predictions) and 512
+(76). Their padding share is counted from the records. Speed: whole processes of each tool, the
+steady state as the difference of a short and a long run (``pretraining.py``'s method), and the
+long run's whole-process time. The same records give the same real tokens per example to every
+tool, so real tokens/s = examples/s x real tokens per example. The goal the buckets are held
+to: a steady-state speed-up over none of at least 1 + 0.8 x (1 / (1 - padding share) - 1).
+
+``NORBERT_BENCH_QUICK=1``: the tiny config at 128 only, and one accuracy seed.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+from common import QUICK, build_records, corpus_files, table, uncased_vocab
+from pretraining import BATCH, REFERENCE_CODE, SCRIPT, bert_config, run_process
+import pretraining
+
+TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)
+BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+            intermediate_size=3072)
+# (model name, fields, sequence length, predictions, (short, long) steps)
+CASES = [
+    ("tiny (L=2, H=128)", TINY, 128, 20, (10, 110)),
+    ("tiny (L=2, H=128)", TINY, 512, 76, (5, 45)),
+    ("BERT-base (L=12, H=768)", BASE, 128, 20, (2, 12)),
+    ("BERT-base (L=12, H=768)", BASE, 512, 76, (1, 5)),
+]
+ACCURACY = dict(seq=128, pred=20, batch=16, steps=300, seeds=(1, 2, 3))
+
+
+def padding_share(records_glob):
+    """Share of all positions of the records that are padding (input_mask 0)."""
+    import tensorflow.compat.v1 as tf
+
+    tf.disable_eager_execution()
+    real = total = 0
+    for path in tf.io.gfile.glob(records_glob):
+        for record in tf.python_io.tf_record_iterator(path):
+            mask = tf.train.Example.FromString(record).features.feature["input_mask"]
+            values = mask.int64_list.value
+            real += sum(values)
+            total += len(values)
+    return 1.0 - real / total
+
+
+def speed_rows(work, records, seq, pred, name, fields, steps):
+    config_path = os.path.join(work, "bert_config.json")
+    with open(config_path, "w") as f:
+        json.dump(bert_config(fields), f)
+    base = ["--input_file=" + records, "--bert_config_file=" + config_path,
+            "--max_seq_length=%d" % seq, "--max_predictions_per_seq=%d" % pred,
+            "--train_batch_size=%d" % BATCH, "--learning_rate=1e-4", "--num_warmup_steps=1",
+            "--save_checkpoints_steps=100000", "--do_train=True"]
+
+    def reference(n, out):
+        return [sys.executable, "-c", REFERENCE_CODE] + base + [
+            "--output_dir=" + out, "--num_train_steps=%d" % n]
+
+    def ours(buckets):
+        def command(n, out):
+            return [sys.executable, SCRIPT] + base + [
+                "--output_dir=" + out, "--num_train_steps=%d" % n, "--log_every_steps=100000",
+                "--length_buckets=" + buckets]
+        return command
+
+    commands = {"Google's run_pretraining.py": reference,
+                "norbert, --length_buckets=none": ours("none"),
+                "norbert, --length_buckets=auto": ours("auto")}
+    print("  %s, %d" % (name, seq), file=sys.stderr, flush=True)
+    rates = pretraining.tf_examples_per_second(commands, steps, work)
+    whole = {}
+    for label, command in commands.items():  # one more long run each, its whole time
+        out = os.path.join(work, "whole")
+        shutil.rmtree(out, ignore_errors=True)
+        whole[label] = run_process(command(steps[1], out))
+    return rates, whole
+
+
+def accuracy(work, vocab):
+    """Held-out masked-LM accuracy after the same examples: auto against none, per seed."""
+    from common import evaluate, split_documents
+    from norbert import run_pretraining
+
+    a = ACCURACY
+    seeds = a["seeds"][:1] if QUICK else a["seeds"]
+    text = os.path.join(work, "all.txt")
+    with open(text, "w", encoding="utf-8") as out:
+        for path in corpus_files():
+            with open(path, encoding="utf-8") as f:
+                out.write(f.read().strip() + "\n\n")
+    train_text, heldout_text = split_documents(text, 0.9, work, ["train.txt", "heldout.txt"])
+    train = build_records(train_text, vocab, os.path.join(work, "acc_train"), a["seq"],
+                          a["pred"], dupe_factor=2)
+    heldout = build_records(heldout_text, vocab, os.path.join(work, "acc_heldout"), a["seq"],
+                            a["pred"])
+    config_path = os.path.join(work, "acc_config.json")
+    with open(config_path, "w") as f:
+        json.dump(bert_config(TINY), f)
+    found = {}
+    for buckets in ("none", "auto"):
+        for seed in seeds:
+            out = os.path.join(work, "acc-%s-%d" % (buckets, seed))
+            run_pretraining(input_file=train, bert_config_file=config_path, output_dir=out,
+                            max_seq_length=a["seq"], max_predictions_per_seq=a["pred"],
+                            do_train=True, train_batch_size=a["batch"],
+                            num_train_steps=a["steps"], num_warmup_steps=a["steps"] // 10,
+                            learning_rate=1e-3, save_checkpoints_steps=a["steps"], seed=seed,
+                            log_every_steps=a["steps"], length_buckets=buckets)
+            result = evaluate(heldout, config_path, out, os.path.join(out, "eval"), a["seq"],
+                              a["pred"])
+            found.setdefault(buckets, []).append(float(result["masked_lm_accuracy"]))
+    return found
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="bench_buckets_")
+    vocab = uncased_vocab()
+    speed, shares = [], {}
+    try:
+        for name, fields, seq, pred, steps in CASES:
+            if QUICK and (seq != 128 or fields is not TINY):
+                continue
+            records = os.path.join(work, "train-%d.tfrecord" % seq)
+            if seq not in shares:
+                build_records(",".join(corpus_files()), vocab, records, seq, pred,
+                              dupe_factor=1)
+                shares[seq] = padding_share(records)
+            rates, whole = speed_rows(work, records, seq, pred, name, fields, steps)
+            tokens = (1 - shares[seq]) * seq  # real tokens per example
+            ref, none = rates["Google's run_pretraining.py"], rates[
+                "norbert, --length_buckets=none"]
+            goal = 1 + 0.8 * (1 / (1 - shares[seq]) - 1)
+            for label, rate in rates.items():
+                speed.append((name, str(seq), label, "%.0f" % (rate * tokens),
+                              "%.2fx" % (rate / ref), "%.2fx" % (rate / none),
+                              "%.0f s" % whole[label],
+                              "%.2fx" % goal if label.endswith("auto") else ""))
+        found = accuracy(work, vocab)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print("## Length buckets: padding not paid for\n")
+    print("Records built from `../shared/data/*.txt` by norbert's reference-exact builder (the "
+          "uncased 30,522-token vocab, dupe factor 1): padding is %s of all positions. "
+          "Training on the CPU, batch %d; real tokens/s (padding excluded) in the steady state "
+          "(the difference of a short and a long run, the fastest of %d runs of each, the tools "
+          "interleaved; `benchmarks/pretraining.py`'s method) and the whole process of the long "
+          "run. The goal for auto is a steady-state speed-up over none of 1 + 0.8 x (1 / (1 - "
+          "padding share) - 1). Command: `python benchmarks/run_all.py length_buckets`.\n"
+          % (" and ".join("%.1f%% at length %d" % (100 * p, s) for s, p in sorted(shares.items())),
+             BATCH, pretraining.REPEATS))
+    print(table(["model", "length", "run", "real tokens/s", "vs Google's", "vs none",
+                 "whole process", "goal"], speed))
+    a = ACCURACY
+    print("\nHeld-out masked-LM accuracy after the same examples (tiny model, length %d, batch "
+          "%d, %d steps, learning rate 1e-3; 90%% of the documents to train (dupe factor 2), "
+          "10%% held out), one run per seed %s:\n"
+          % (a["seq"], a["batch"], a["steps"], ", ".join(str(s) for s in a["seeds"])))
+    rows = [(b, " ".join("%.4f" % v for v in values), "%.4f" % np.mean(values),
+             "%.4f" % np.std(values)) for b, values in found.items()]
+    print(table(["--length_buckets", "accuracy per seed", "mean", "spread (std)"], rows))
+
+
+if __name__ == "__main__":
+    main()
