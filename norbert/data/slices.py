@@ -137,6 +137,40 @@ def plan_shards(paths: Sequence[str], num_shards: int, text_field: str = "text")
     return Plan(total, cuts, cut_bytes, total > 0, kinds, units)
 
 
+def describe(plan: Plan, paths: Sequence[str], records_per_byte: float) -> List[str]:
+    """The plan as lines of text: one for the whole, then one per shard with its bytes, an
+    estimate of its records (its bytes times ``records_per_byte``) and its slices (a file's
+    byte range, or its rows for Parquet)."""
+    shards = len(plan.cuts) - 1
+    names = [path.rsplit("/", 1)[-1] for path in paths]
+    lines = ["plan (planner %d): %d shard(s) of %s from %d file(s), %s byte(s); about %s "
+             "record(s)" % (PLANNER_VERSION, shards, _name(paths), len(paths),
+                            _figure(plan.total_bytes),
+                            _figure(round(plan.total_bytes * records_per_byte)))]
+    if plan.kinds.count(GZIP) and shards > 1:
+        lines.append("  .gz files are one slice each, read whole: store big corpora "
+                     "uncompressed, or in several files")
+    for k in range(shards):
+        nbytes = plan.cut_bytes[k + 1] - plan.cut_bytes[k]
+        pieces = []
+        for index, start, stop in plan.pieces(k):
+            unit = "rows " if plan.kinds[index] == PARQUET else ""
+            pieces.append("%s %s[%s, %s)" % (names[index], unit, _figure(start),
+                                            "end" if stop is None else _figure(stop)))
+        lines.append("  shard %05d: %s byte(s), about %s record(s): %s"
+                     % (k, _figure(nbytes), _figure(round(nbytes * records_per_byte)),
+                        ", ".join(pieces) or "no slice (too few bytes for this many shards)"))
+    return lines
+
+
+def _figure(n: int) -> str:
+    return "{:,}".format(n)
+
+
+def _name(paths: Sequence[str]) -> str:
+    return paths[0] if len(paths) == 1 else "%s, ..." % paths[0]
+
+
 def cut_units(units: Sequence[Unit], num_files: int,
               num_shards: int) -> Tuple[List[Position], List[int]]:
     """``num_shards + 1`` cuts of ``units`` (in input order) and the weight before each: cut
