@@ -194,6 +194,16 @@ def _remove_leftovers(path: str, temporary: bool = True) -> None:
             os.remove(stale)
 
 
+def _remove_built(todo: List[ShardJob]) -> None:
+    """Removes the shards (and sidecars) this run built, after an error in the input met while
+    building another: the plan reads no text, so bad input (a .gz file cut short, a line that
+    is not JSON) shows only here, and a failed build leaves nothing, as before any work."""
+    for job in todo:
+        if not fileio.is_remote(job.path) and os.path.exists(job.path):
+            os.remove(job.path)
+        _remove_leftovers(job.path)
+
+
 def forget_set(config) -> None:
     """Removes an earlier build's sidecar of the whole set, written again once every shard is
     complete: a build cut short never leaves one that describes other shards."""
@@ -410,11 +420,15 @@ def build(config, options, input_paths: List[str], start: float):
         def report(documents: int, instances: int, nbytes: int) -> None:
             bar.update(nbytes, documents=documents, instances=instances)
 
-        if workers <= 1:
-            for job in todo:
-                results[job.index] = build_shard(job, report)
-        else:
-            results.update(_run_pool(todo, workers, report))
+        try:
+            if workers <= 1:
+                for job in todo:
+                    results[job.index] = build_shard(job, report)
+            else:
+                results.update(_run_pool(todo, workers, report))
+        except NorbertError:
+            _remove_built(todo)
+            raise
     return finish(config, planned, results, len(todo), start, heldout_summary)
 
 
@@ -477,10 +491,11 @@ def _run_pool(todo: List[ShardJob], workers: int, report: Progress) -> Dict[int,
                 report(*channel.get_nowait())
         except queue_module.Empty:
             pass
-    except BaseException:
+    except BaseException as e:
         for future in futures:
             future.cancel()  # shards not started; those running finish, and a rerun keeps them
-        executor.shutdown(wait=False)
+        # After an error in the input, wait for them: the build removes what it built.
+        executor.shutdown(wait=isinstance(e, NorbertError))
         raise
     executor.shutdown(wait=True)
     return results
