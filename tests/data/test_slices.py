@@ -264,3 +264,28 @@ def test_lines_longer_than_the_look_back(tmp_path, pad):
     for offset in sorted(set(range(0, size + 1, 997)) | {n + d for n in newlines
                                                         for d in (-1, 0, 1, 2)}):
         assert cut_documents(paths, [(0, offset)])[0] == want, offset
+
+
+def test_exact_dedup_keeps_the_earliest_copy_however_the_input_is_cut(tmp_path):
+    from norbert.data import dedup
+
+    docs = ["alpha beta\ngamma", "delta", "alpha  beta\ngamma", "eps é", "delta", "zeta",
+            "eps é"] * 3
+    paths = _write_corpus(tmp_path, [("txt", "\r\n\r\n".join(docs[:9])), ("txt", ""),
+                                     ("txt", "\n\n\n".join(docs[9:]) + "\n")])
+    seen, want = set(), []  # the naive answer: the first copy of each text, in order
+    for document in read_documents(paths, str.split):
+        text = tuple(map(tuple, document))
+        if text not in seen:
+            seen.add(text)
+            want.append([encode(" ".join(words)) for words in document])
+    assert 4 < len(want) < len(read_documents(paths, encode))
+    for k in (1, 2, 3, 5, 8, 13):
+        cuts = plan_shards(paths, k).cuts
+        readers = [SliceReader(paths, a, b) for a, b in zip(cuts, cuts[1:])]
+        drops = dedup.dropped([dedup.slice_digests(r) for r in readers])
+        kept = []
+        for (a, b), drop in zip(zip(cuts, cuts[1:]), drops):
+            kept += [d for d, _ in documents(iter(SliceReader(paths, a, b)), encode,
+                                             CorpusStats(), skip=frozenset(drop)) if d]
+        assert kept == want, k
