@@ -268,3 +268,16 @@ def test_beam_rebuilds_the_first_planners_shards(corpus_paths, uncased_vocab_pat
         summary = create_pretraining_data(runner="DirectRunner", **settings)
     assert summary.shards_skipped == 0 and _files(tmp_path) == expected
     assert any("were cut by input planner 1" in r.getMessage() for r in caplog.records)
+
+
+def test_plan_only_on_beam_prints_the_local_plan_and_runs_nothing(corpus_paths,
+                                                                   uncased_vocab_path, tmp_path,
+                                                                   monkeypatch):
+    settings = _settings(corpus_paths, uncased_vocab_path, num_output_shards=5, plan_only=True,
+                         output_file=str(tmp_path / "out" / "train.tfrecord"))
+    local = create_pretraining_data(**settings)
+    monkeypatch.setattr(beam, "Pipeline", None)  # no pipeline may be made
+    on_beam = create_pretraining_data(runner="DirectRunner", **settings)
+    assert on_beam.plan == local.plan and on_beam.line() == local.plan
+    assert len(local.plan.splitlines()) == 1 + 5 and on_beam.instances == 0
+    assert not (tmp_path / "out").exists()

@@ -115,11 +115,15 @@ def cut_documents(paths, cuts):
     """The documents of the slices between ``cuts`` (positions, in order; the input's start and
     end added), concatenated; and the bytes their lines counted."""
     cuts = [(0, 0)] + list(cuts) + [(len(paths), 0)]
-    docs, nbytes = [], 0
+    docs, nbytes, counted = [], 0, 0
     for start, end in zip(cuts, cuts[1:]):
-        lines = list(SliceReader(paths, start, end))
+        reader = SliceReader(paths, start, end)
+        lines = list(reader)
         nbytes += sum(n for _, n in lines)
+        counted += reader.lines_read
         docs += [d for d, _ in documents(iter(lines), encode, CorpusStats()) if d]
+    whole = SliceReader(paths, (0, 0), (len(paths), 0))
+    assert sum(n for _, n in whole) == nbytes and whole.lines_read == counted  # each line once
     return docs, nbytes
 
 
