@@ -4,10 +4,10 @@ runner.
 ``create_pretraining_data --runner=R --num_output_shards=K`` plans the build on the launching
 machine as the local sharded mode does (``norbert.data.sharded.plan_jobs``: the vocab checked,
 the input cut into K slices from its files' sizes and metadata, a few bytes read per file),
-then runs the shards' work as a pipeline: the runner spreads the K jobs over its workers, and each worker builds a
-shard whole with the sharded mode's own code (``sharded.build_shard``: its slice read,
-tokenised, paired, masked, written under a temporary name and renamed when complete, then its
-sidecar). So the records are those of the local sharded mode, byte for byte, for the same
+then runs the shards' work as a pipeline: the runner spreads the K jobs over its workers, and
+each worker builds a shard whole with the sharded mode's own code (``sharded.build_shard``: its
+slice read, tokenised, paired, masked, written under a temporary name and renamed when
+complete, then its sidecar). So the records are those of the local sharded mode, byte for byte, for the same
 input, settings, seed and K: they depend on none of the runner, its number of workers, or its
 retries of failed bundles (a retried shard is rebuilt identically and replaces the first
 attempt's file only when complete). With ``--dedup=exact`` the pipeline first digests every

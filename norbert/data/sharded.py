@@ -24,7 +24,11 @@ not the reference's:
    ``.meta.json`` sidecar is written. A rerun skips every shard whose file and sidecar exist with
    the same settings, inputs and shard index (and the file size the sidecar records), so an
    interrupted build (Ctrl-C, ``kill -9``, a lost machine) continues where it stopped, and no
-   truncated shard is ever visible under its final name.
+   truncated shard is ever visible under its final name. The settings include the planner's
+   version: shards cut by another planner are rebuilt (the log says so once), but for a set of
+   one shard, the whole input either way. Bad input met while building (the plan reads no
+   text: a .gz file cut short, a line that is not JSON) is an error that leaves none of this
+   run's shards behind.
 
 Compared with the reference's global shuffle, records are shuffled within blocks: train with
 the input pipeline's file interleaving and shuffle buffer, as for any sharded data set.
