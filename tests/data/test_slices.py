@@ -293,3 +293,20 @@ def test_exact_dedup_keeps_the_earliest_copy_however_the_input_is_cut(tmp_path):
             kept += [d for d, _ in documents(iter(SliceReader(paths, a, b)), encode,
                                              CorpusStats(), skip=frozenset(drop)) if d]
         assert kept == want, k
+
+
+def test_remote_files_are_planned_and_read_as_local_ones(tmp_path):
+    """gs:// and friends go through tf.io.gfile (sizes, the .gz trailer, seeking back for the
+    line before a cut): TF's in-memory ram:// stands in for them."""
+    tf = pytest.importorskip("tensorflow")
+    files = HARD_FILES + [("txt.gz", "gz continues\nthe text file before?\n\ngz doc\n")]
+    local = _write_corpus(tmp_path, files)
+    remote = ["ram://norbert-slices/%s" % os.path.basename(p) for p in local]
+    for a, b in zip(local, remote):
+        tf.io.gfile.copy(a, b, overwrite=True)
+    want = read_documents(local, encode)
+    for k in (2, 5, 11):
+        plan, remote_plan = plan_shards(local, k), plan_shards(remote, k)
+        assert remote_plan.cuts == plan.cuts and remote_plan.total_bytes == plan.total_bytes
+        assert cut_documents(remote, plan.cuts[1:-1])[0] == want
+    assert cut_documents(remote, [(0, 17), (2, 30), (5, 3)])[0] == want
