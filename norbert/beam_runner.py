@@ -10,10 +10,18 @@ Flink, Spark)::
 
 Beam is an extra (``pip install norbert[beam]``): nothing else in norbert imports it, and a run
 that asks for a runner without it gets a one-line error saying what to install.
+
+The workers' INFO logs are off by default (``default_sdk_harness_log_level=WARNING``, unless
+the options name a level), and so are Beam's own INFO lines on the launching machine while the
+pipeline runs: dozens of lines per worker that would bury the tool's log, which says so once.
 """
 
+import contextlib
 import dataclasses
-from typing import ClassVar, List, Optional
+import logging as std_logging
+from typing import ClassVar, Iterator, List, Optional
+
+from absl import logging
 
 from norbert.errors import NorbertError
 
@@ -105,7 +113,10 @@ def pipeline_options(config: BeamConfig):
         create_runner(config.runner)  # also registers the runner's own options (Dask's, ...)
     except (ValueError, ImportError) as e:
         raise NorbertError("--runner=%s: %s" % (config.runner, " ".join(str(e).split())))
-    options = PipelineOptions(flags=option_flags(config.beam_pipeline_options))
+    flags = option_flags(config.beam_pipeline_options)
+    if not any(f.startswith("--%s=" % _HARNESS_LEVEL) for f in flags):
+        flags.append("--%s=%s" % (_HARNESS_LEVEL, QUIET_LEVEL))
+    options = PipelineOptions(flags=flags)
     unknown = sorted(set(options.get_all_options(retain_unknown_options=True))
                      - set(options.get_all_options(retain_unknown_options=False)))
     if unknown:
@@ -118,6 +129,27 @@ def pipeline_options(config: BeamConfig):
     return options
 
 
-def pipeline(options):
-    """A Beam ``Pipeline`` with ``options`` (made by ``pipeline_options``)."""
-    return import_beam().Pipeline(options=options)
+_HARNESS_LEVEL = "default_sdk_harness_log_level"  # Beam's option: the workers' log level
+QUIET_LEVEL = "WARNING"  # the workers' log level unless --beam_pipeline_options names one
+
+
+@contextlib.contextmanager
+def pipeline(options) -> Iterator:
+    """A Beam ``Pipeline`` with ``options`` (made by ``pipeline_options``), run when the
+    ``with`` block ends; with the workers' INFO logs off, Beam's own INFO lines here are off
+    too while it runs (the log says where they went)."""
+    beam = import_beam()
+    level = options.get_all_options().get(_HARNESS_LEVEL)
+    quiet = str(level).upper() == QUIET_LEVEL
+    beam_logger = std_logging.getLogger("apache_beam")
+    before = beam_logger.level
+    if quiet:
+        logging.info("Beam's workers log warnings and errors only (to the runner's worker "
+                     "logs; here on the DirectRunner): --beam_pipeline_options=%s=INFO shows "
+                     "their INFO lines", _HARNESS_LEVEL)
+        beam_logger.setLevel(std_logging.WARNING)
+    try:
+        with beam.Pipeline(options=options) as p:
+            yield p
+    finally:
+        beam_logger.setLevel(before)

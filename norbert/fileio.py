@@ -275,7 +275,8 @@ class LineReader:
         cls._judge(path, len(lines), bad)
 
 
-def open_binary(path: str) -> IO[bytes]:
+def open_binary(path: str, decompress: bool = True) -> IO[bytes]:
+    """The file's bytes: a ``.gz`` file's decompressed, unless ``decompress`` is False."""
     try:
         if is_remote(path):
             f = _gfile().GFile(path, "rb")
@@ -283,7 +284,7 @@ def open_binary(path: str) -> IO[bytes]:
             f = open(path, "rb")
     except OSError as e:
         raise NorbertError("cannot read %s: %s" % (path, reason(e))) from None
-    if path.endswith(".gz"):
+    if decompress and path.endswith(".gz"):
         return _GzipOwning(f, path)
     return f
 

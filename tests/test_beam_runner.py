@@ -58,3 +58,15 @@ def test_the_command_without_beam_is_one_line_and_writes_nothing(script, corpus_
     assert lines[-1].startswith("error: --runner needs Apache Beam"), done.stderr[-1000:]
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_workers_log_warnings_only_unless_told():
+    pytest.importorskip("apache_beam")
+    from norbert.beam_runner import pipeline_options
+
+    def level(options):
+        return pipeline_options(BeamConfig("DirectRunner", options)).get_all_options()[
+            "default_sdk_harness_log_level"]
+
+    assert level("") == "WARNING"
+    assert level("default_sdk_harness_log_level=DEBUG,direct_num_workers=2") == "DEBUG"

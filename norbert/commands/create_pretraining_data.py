@@ -28,7 +28,10 @@ def main(argv):
     summary = create_pretraining_data(flags.config_from_flags(DataConfig),
                                       flags.config_from_flags(TokenizerOptions),
                                       flags.config_from_flags(BeamConfig))
-    logging.info("%s", summary.line())
+    if summary.plan:  # --plan_only: nothing was built
+        print(summary.plan)
+    else:
+        logging.info("%s", summary.line())
 
 
 def run():

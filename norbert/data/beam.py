@@ -3,11 +3,11 @@ runner.
 
 ``create_pretraining_data --runner=R --num_output_shards=K`` plans the build on the launching
 machine as the local sharded mode does (``norbert.data.sharded.plan_jobs``: the vocab checked,
-the input cut into K slices at document starts, one pass over its bytes), then runs the shards'
-work as a pipeline: the runner spreads the K jobs over its workers, and each worker builds a
-shard whole with the sharded mode's own code (``sharded.build_shard``: its slice read,
-tokenised, paired, masked, written under a temporary name and renamed when complete, then its
-sidecar). So the records are those of the local sharded mode, byte for byte, for the same
+the input cut into K slices from its files' sizes and metadata, a few bytes read per file),
+then runs the shards' work as a pipeline: the runner spreads the K jobs over its workers, and
+each worker builds a shard whole with the sharded mode's own code (``sharded.build_shard``: its
+slice read, tokenised, paired, masked, written under a temporary name and renamed when
+complete, then its sidecar). So the records are those of the local sharded mode, byte for byte, for the same
 input, settings, seed and K: they depend on none of the runner, its number of workers, or its
 retries of failed bundles (a retried shard is rebuilt identically and replaces the first
 attempt's file only when complete). With ``--dedup=exact`` the pipeline first digests every
@@ -86,7 +86,7 @@ def run_jobs(jobs: List[sharded.ShardJob], kept: FrozenSet[int], pipeline_option
 def build(config, options, beam_config: beam_runner.BeamConfig, input_paths: List[str],
           start: float):
     """The sharded build on Beam's ``beam_config.runner``; returns the ``DataSummary``."""
-    pipeline_options = beam_runner.pipeline_options(beam_config)  # before the plan's pass
+    pipeline_options = beam_runner.pipeline_options(beam_config)  # checked before the plan
     if config.num_workers is not None:
         raise beam_runner.local_workers_error("building")
     if config.num_output_shards is None:
@@ -95,6 +95,8 @@ def build(config, options, beam_config: beam_runner.BeamConfig, input_paths: Lis
             "times the number of cores the runner will have)"
         )
     planned = sharded.plan_jobs(config, options, input_paths)
+    if config.plan_only:
+        return sharded.planned_only(config, planned, start)
     heldout_summary = None
     if config.heldout_documents:  # on the launching machine, as the plan (module docstring)
         planned.jobs, heldout_summary = sharded.with_heldout(config, options, planned.jobs,

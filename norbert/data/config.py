@@ -98,6 +98,10 @@ class DataConfig:
     # Show progress while reading and building: a bar when stderr is a terminal, a log line
     # every few seconds otherwise (a log file gets no carriage returns). False: silent.
     progress: bool = True
+    # Sharded and Beam modes: print the plan -- each shard's slices of the input, their bytes
+    # and an estimate of its records -- and stop, writing nothing (the plan reads only the
+    # files' sizes and metadata, and a sample of text for the estimate).
+    plan_only: bool = False
 
     @property
     def instance_config(self) -> InstanceConfig:
@@ -216,6 +220,9 @@ class DataConfig:
                 "one name; the shards get -00000-of-0000K after it" % len(outputs)
             )
         self._check_heldout()
+        if self.plan_only and not self.sharded:
+            raise NorbertError("--plan_only prints the plan of a sharded or Beam build: add "
+                               "--num_output_shards=N (the plan depends on it)")
         if self.max_predictions_per_seq > self.max_seq_length:
             raise NorbertError(
                 "--max_predictions_per_seq (%d) exceeds --max_seq_length (%d): use about "
@@ -257,8 +264,11 @@ class DataSummary:
     shards_skipped: int = 0  # sharded mode: shards already complete from an earlier run
     heldout_documents: int = 0  # documents kept out of these records (--heldout_documents)
     heldout_instances: int = 0  # records written of them to --heldout_output_file
+    plan: str = ""  # with --plan_only: the plan, printed; nothing was built
 
     def line(self) -> str:
+        if self.plan:
+            return self.plan
         skipped = (" (%d already complete, kept)" % self.shards_skipped
                    if self.shards_skipped else "")
         heldout = ("; %d documents held out (%d instances)"

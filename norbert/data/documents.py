@@ -29,7 +29,7 @@ only when a ``.parquet`` file is met) and is read a batch of rows at a time.
 
 import dataclasses
 import json
-from typing import AbstractSet, Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import AbstractSet, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from norbert import fileio
 from norbert.errors import NorbertError
@@ -189,26 +189,8 @@ def parquet_texts(
     Row groups wholly outside the rows are not read (the file's metadata gives their sizes); the
     rest is read ``_PARQUET_BATCH`` rows at a time.
     """
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as e:
-        raise NorbertError("reading Parquet (%s) needs pyarrow: pip install 'norbert[parquet]' "
-                           "(%s)" % (path, e)) from None
     with fileio.open_binary(path) as f:
-        try:
-            pf = pyarrow.parquet.ParquetFile(f if hasattr(f, "closed") else _WithClosed(f))
-        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid: not Parquet, or cut short
-            raise NorbertError("cannot read %s as Parquet: %s" % (path, e)) from None
-        schema = pf.schema_arrow
-        if field not in schema.names:
-            raise NorbertError("%s has no column %r (its columns: %s): name the text column "
-                               "with --text_field" % (path, field, ", ".join(schema.names)))
-        kind = schema.field(field).type
-        values = kind.value_type if pyarrow.types.is_dictionary(kind) else kind
-        if str(values) not in _TEXT_TYPES:
-            raise NorbertError("%s: column %r holds %s, not text: name the text column with "
-                               "--text_field" % (path, field, kind))
+        pf = _checked_parquet(f, path, field)
         groups = []
         row = first = 0  # first: the first row of the first group read
         for g in range(pf.metadata.num_row_groups):
@@ -228,6 +210,48 @@ def parquet_texts(
             row += len(texts)
             if stop is not None and row >= stop:
                 return
+
+
+def parquet_row_groups(path: str, field: str) -> List[Tuple[int, int]]:
+    """``(rows, bytes)`` of each row group of a Parquet file, from its metadata alone (the
+    footer: a few kilobytes): ``bytes`` is the uncompressed size of the ``field`` column's
+    chunk, a measure of its text that needs none of it read."""
+    with fileio.open_binary(path) as f:
+        meta = _checked_parquet(f, path, field).metadata
+        groups = []
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            chunk = [group.column(c) for c in range(group.num_columns)
+                     if group.column(c).path_in_schema in (field, field + ".list.element")]
+            size = chunk[0].total_uncompressed_size if chunk else group.total_byte_size
+            groups.append((group.num_rows, size))
+    return groups
+
+
+def _checked_parquet(f, path: str, field: str):
+    """A ``pyarrow.parquet.ParquetFile`` of the open file ``f`` whose column ``field`` holds
+    text; a missing pyarrow, a file that is not Parquet, or a wrong column is a
+    ``NorbertError`` naming the file (and the flag)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as e:
+        raise NorbertError("reading Parquet (%s) needs pyarrow: pip install 'norbert[parquet]' "
+                           "(%s)" % (path, e)) from None
+    try:
+        pf = pyarrow.parquet.ParquetFile(f if hasattr(f, "closed") else _WithClosed(f))
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid: not Parquet, or cut short
+        raise NorbertError("cannot read %s as Parquet: %s" % (path, e)) from None
+    schema = pf.schema_arrow
+    if field not in schema.names:
+        raise NorbertError("%s has no column %r (its columns: %s): name the text column "
+                           "with --text_field" % (path, field, ", ".join(schema.names)))
+    kind = schema.field(field).type
+    values = kind.value_type if pyarrow.types.is_dictionary(kind) else kind
+    if str(values) not in _TEXT_TYPES:
+        raise NorbertError("%s: column %r holds %s, not text: name the text column with "
+                           "--text_field" % (path, field, kind))
+    return pf
 
 
 class _WithClosed:

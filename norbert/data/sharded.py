@@ -5,11 +5,12 @@ The records are built by the same code as in reference-exact mode (``norbert.dat
 ``norbert.data.masking``, ``norbert.data.features``), but the work is cut differently, so they are
 not the reference's:
 
-1. **Plan** (``norbert.data.slices``; one pass over the input, bytes only, no tokenising): the
-   input, taken as one stream of documents in file order, is cut into ``K`` slices of about equal
-   bytes, each cut at a document start, with memory that does not grow with the corpus.
+1. **Plan** (``norbert.data.slices``; from metadata: file sizes, Parquet row groups, reading
+   at most a few bytes per file): the input, taken as one stream of documents in file order,
+   is cut into ``K`` slices of about equal bytes; a slice owns the documents that start in it.
 2. **Shards**: shard ``k`` is built from slice ``k`` alone, by one worker process that reads and
-   tokenises only that slice (seeking to it in plain files). The slice is read in blocks of
+   tokenises only that slice (seeking to it in plain files, and reading past its end to
+   finish its last document). The slice is read in blocks of
    about ``block_mb`` megabytes of text (whole documents; one longer than a block is cut
    between sentences into block-sized parts); each block's documents are shuffled,
    cut into pairs ``dupe_factor`` times -- the random "next" sentences drawn from the block's
@@ -23,7 +24,11 @@ not the reference's:
    ``.meta.json`` sidecar is written. A rerun skips every shard whose file and sidecar exist with
    the same settings, inputs and shard index (and the file size the sidecar records), so an
    interrupted build (Ctrl-C, ``kill -9``, a lost machine) continues where it stopped, and no
-   truncated shard is ever visible under its final name.
+   truncated shard is ever visible under its final name. The settings include the planner's
+   version: shards cut by another planner are rebuilt (the log says so once), but for a set of
+   one shard, the whole input either way. Bad input met while building (the plan reads no
+   text: a .gz file cut short, a line that is not JSON) is an error that leaves none of this
+   run's shards behind.
 
 Compared with the reference's global shuffle, records are shuffled within blocks: train with
 the input pipeline's file interleaving and shuffle buffer, as for any sharded data set.
@@ -193,22 +198,37 @@ def _remove_leftovers(path: str, temporary: bool = True) -> None:
             os.remove(stale)
 
 
+def _remove_built(todo: List[ShardJob]) -> None:
+    """Removes the shards (and sidecars) this run built, after an error in the input met while
+    building another: the plan reads no text, so bad input (a .gz file cut short, a line that
+    is not JSON) shows only here, and a failed build leaves nothing, as before any work."""
+    for job in todo:
+        if not fileio.is_remote(job.path) and os.path.exists(job.path):
+            os.remove(job.path)
+        _remove_leftovers(job.path)
+
+
 def forget_set(config) -> None:
     """Removes an earlier build's sidecar of the whole set, written again once every shard is
     complete: a build cut short never leaves one that describes other shards."""
     _remove_leftovers(config.output_base, temporary=False)
 
 
-def complete_shard(job: ShardJob) -> Optional[Dict]:
-    """The sidecar of ``job``'s shard if an earlier run completed it with the same settings."""
+def _earlier_sidecar(job: ShardJob) -> Optional[Dict]:
+    """The sidecar an earlier run left beside ``job``'s shard file, if both are there."""
     side = sidecar.path_for(job.path)
     if not (fileio.exists(job.path) and fileio.exists(side)):
         return None
     try:
-        meta = sidecar.read_file(side)
+        return sidecar.read_file(side)
     except NorbertError:
         return None
-    if not sidecar.same_shard(meta, job.sidecar):
+
+
+def complete_shard(job: ShardJob) -> Optional[Dict]:
+    """The sidecar of ``job``'s shard if an earlier run completed it with the same settings."""
+    meta = _earlier_sidecar(job)
+    if meta is None or not sidecar.same_shard(meta, job.sidecar):
         return None
     size = _size(job.path)
     if size is not None and meta.get("bytes_in_file") != size:
@@ -245,8 +265,8 @@ class Jobs:
 
 
 def plan_jobs(config, options, input_paths: List[str]) -> Jobs:
-    """Checks the vocab and the input, cuts the input into one slice per shard (one pass over
-    its bytes) and describes each shard's job; nothing is written."""
+    """Checks the vocab and the input, cuts the input into one slice per shard (from its
+    files' metadata) and describes each shard's job; nothing is written."""
     tokenizer = _tools(config, options)[0]  # checks the vocab; kept for this process's shards
     vocab_bytes = fileio.read_bytes(config.vocab_file, what="vocab file")
     vocab_sha = hashlib.sha256(vocab_bytes).hexdigest()
@@ -263,13 +283,41 @@ def plan_jobs(config, options, input_paths: List[str]) -> Jobs:
                              vocab=tokenizer.vocab)
     template["input_bytes"] = plan.total_bytes
     template["settings"].update(num_output_shards=num_shards, block_mb=config.block_mb,
-                                masking_draws="lazy")
+                                masking_draws="lazy", planner=slices.PLANNER_VERSION)
     jobs = []
     for k, path in enumerate(output_paths):
         meta = dict(template, file=os.path.basename(path), shard_index=k)
         jobs.append(ShardJob(config, options, tuple(input_paths), k, plan.cuts[k], plan.cuts[k + 1],
                              path, meta))
     return Jobs(jobs, plan, template)
+
+
+_SAMPLE_BYTES = 1 << 16  # of the input's first text, tokenised for --plan_only's estimate
+
+
+def records_per_byte(config, encode: Callable[[str], List[int]],
+                     input_paths: List[str]) -> float:
+    """An estimate of the records a byte of input makes: the tokens per byte of a sample (the
+    input's first 64 KB of text), times ``dupe_factor``, over a record's mean target length
+    (``max_seq_length - 3``, halved on average for the ``short_seq_prob`` share)."""
+    reader = slices.SliceReader(input_paths, (0, 0), (len(input_paths), 0), config.text_field)
+    tokens = nbytes = 0
+    for line, n in reader:
+        tokens += len(encode(line)) if line.strip() else 0
+        nbytes += n
+        if nbytes >= _SAMPLE_BYTES:
+            break
+    per_record = (config.max_seq_length - 3) * (1 - config.short_seq_prob / 2)
+    return tokens / nbytes * config.dupe_factor / per_record if nbytes else 0.0
+
+
+def planned_only(config, planned: Jobs, start: float) -> DataSummary:
+    """--plan_only: the plan as text in a ``DataSummary`` that built nothing."""
+    paths = list(planned.jobs[0].input_paths)
+    encode = _tools(config, planned.jobs[0].options)[0].encode
+    lines = slices.describe(planned.plan, paths, records_per_byte(config, encode, paths))
+    return DataSummary(corpus=CorpusStats(files=len(paths)), plan="\n".join(lines),
+                       seconds=time.perf_counter() - start)
 
 
 def slice_reader(job: ShardJob) -> slices.SliceReader:
@@ -328,18 +376,29 @@ def with_heldout(config, options, jobs: List[ShardJob],
 
 def kept_shards(jobs: List[ShardJob]) -> Dict[int, Dict]:
     """The sidecars of the shards an earlier run completed with the same settings, by index."""
-    kept = {}
+    kept, replanned = {}, []
     for job in jobs:
         meta = complete_shard(job)
         if meta is not None:
             kept[job.index] = meta
             logging.info("%s is complete (an earlier run): kept", job.path)
+            continue
+        earlier = _earlier_sidecar(job)
+        if earlier is not None and sidecar.cut_by_other_planner(earlier, job.sidecar):
+            replanned.append(sidecar.planner_of(earlier))
+    if replanned:
+        logging.info("%d shard(s) of %s were cut by input planner %d, this build's is %d "
+                     "(slices from file sizes and metadata): they are rebuilt, their documents "
+                     "may lie in other shards now", len(replanned), jobs[0].config.output_base,
+                     replanned[0], slices.PLANNER_VERSION)
     return kept
 
 
 def build(config, options, input_paths: List[str], start: float):
     """Builds the shards of ``config`` that are not complete yet; returns a ``DataSummary``."""
     planned = plan_jobs(config, options, input_paths)
+    if config.plan_only:
+        return planned_only(config, planned, start)
     if config.dedup == "exact":
         began = time.perf_counter()
         planned.jobs = with_repeats_skipped(planned.jobs, config.workers)
@@ -365,11 +424,15 @@ def build(config, options, input_paths: List[str], start: float):
         def report(documents: int, instances: int, nbytes: int) -> None:
             bar.update(nbytes, documents=documents, instances=instances)
 
-        if workers <= 1:
-            for job in todo:
-                results[job.index] = build_shard(job, report)
-        else:
-            results.update(_run_pool(todo, workers, report))
+        try:
+            if workers <= 1:
+                for job in todo:
+                    results[job.index] = build_shard(job, report)
+            else:
+                results.update(_run_pool(todo, workers, report))
+        except NorbertError:
+            _remove_built(todo)
+            raise
     return finish(config, planned, results, len(todo), start, heldout_summary)
 
 
@@ -432,10 +495,11 @@ def _run_pool(todo: List[ShardJob], workers: int, report: Progress) -> Dict[int,
                 report(*channel.get_nowait())
         except queue_module.Empty:
             pass
-    except BaseException:
+    except BaseException as e:
         for future in futures:
             future.cancel()  # shards not started; those running finish, and a rerun keeps them
-        executor.shutdown(wait=False)
+        # After an error in the input, wait for them: the build removes what it built.
+        executor.shutdown(wait=isinstance(e, NorbertError))
         raise
     executor.shutdown(wait=True)
     return results

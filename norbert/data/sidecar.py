@@ -23,8 +23,9 @@ one. Layout::
      "training_output_files")}}
 
 The sharded (and Beam) mode adds ``shard_index``, ``input_bytes``, ``bytes_in_file``,
-``build_seconds`` and three settings (``num_output_shards``, ``block_mb``, ``masking_draws``)
-to each shard's sidecar, and writes one for the whole set (``for_set``:
+``build_seconds`` and four settings (``num_output_shards``, ``block_mb``, ``masking_draws``,
+and ``planner``: the version of ``norbert.data.slices``' planner that cut the input, 1 when
+absent) to each shard's sidecar, and writes one for the whole set (``for_set``:
 ``<output_file>.meta.json``, with ``"shard_set": true``, ``records_per_file`` and the counts of
 all shards together, without ``shard_index`` or ``instances_in_file``).
 """
@@ -211,7 +212,33 @@ def read(record_file: str) -> Optional[dict]:
     return None
 
 
+def planner_of(meta: Mapping) -> int:
+    """The version of the planner that cut a shard's input (1: before it was recorded)."""
+    return meta.get("settings", {}).get("planner", 1)
+
+
+def _same_but_planner(found: Mapping, template: Mapping) -> bool:
+    def without(meta: Mapping) -> Dict:
+        settings = {k: v for k, v in meta.get("settings", {}).items() if k != "planner"}
+        return {k: settings if k == "settings" else meta.get(k) for k in _IDENTITY}
+
+    return without(found) == without(template)
+
+
 def same_shard(found: Mapping, template: Mapping) -> bool:
-    """Whether an existing sidecar describes the shard ``template`` would build, complete."""
-    return (all(found.get(k) == template.get(k) for k in _IDENTITY)
-            and isinstance(found.get("counts"), dict))
+    """Whether an existing sidecar describes the shard ``template`` would build, complete.
+
+    A shard cut by another planner is another shard, but for a set of one shard: its one slice
+    is the whole input, read alike by every planner, so its records are the same."""
+    if not isinstance(found.get("counts"), dict):
+        return False
+    if all(found.get(k) == template.get(k) for k in _IDENTITY):
+        return True
+    return (template.get("settings", {}).get("num_output_shards") == 1
+            and _same_but_planner(found, template))
+
+
+def cut_by_other_planner(found: Mapping, template: Mapping) -> bool:
+    """Whether ``found`` is ``template``'s shard but for the planner that cut the input (and so
+    is rebuilt: its slice's documents may differ)."""
+    return planner_of(found) != planner_of(template) and _same_but_planner(found, template)

@@ -1,40 +1,67 @@
 """The input cut into slices, one per shard, and the reading of one slice's documents.
 
-The sharded builder (``norbert.data.sharded``) builds shard ``k`` from slice ``k`` of the input
-alone, so that a worker reads and tokenises only its slice; a later pipeline (Apache Beam, say)
-can cut and read the input the same way. The input is taken as one stream of documents in file
-order, with the reference's reading rules (``norbert.data.documents``):
+The sharded builder (``norbert.data.sharded``) and the Beam pipeline (``norbert.data.beam``)
+build shard ``k`` from slice ``k`` of the input alone, so that a worker reads and tokenises only
+its slice. The input is taken as one stream of documents in file order, with the reference's
+reading rules (``norbert.data.documents``):
 
-1. **Plan** (``plan_shards``; one pass over the input, bytes only, no tokenising): the stream is
-   cut into ``K`` slices of about equal bytes, each cut at a document start. Only a bounded,
-   thinned list of document starts is kept, so the plan's memory does not grow with the corpus.
-   A slice is given by two ``Position``s, (file index, byte offset of a line start; row index
-   in a Parquet file, whose rows count the UTF-8 bytes of their text): small and picklable, so a
-   job sent to another process carries only them.
-2. **Reading a slice** (``SliceReader``, then ``documents``): the lines between two positions,
-   each with its byte count (for block sizes and progress over input bytes), seeking to the
-   slice in plain files (a compressed file is read up to it, a Parquet file from the row group
-   that holds it); then the documents of those lines, each with the bytes read for it. A
-   document longer than ``max_bytes`` (if given) is cut between sentences into parts of about
-   that size, so that memory is bounded whatever the input.
+1. **Plan** (``plan_shards``; from metadata, reading at most a few bytes per file): the input is
+   weighed in units -- a plain or JSON-lines file as its size, cut anywhere; a Parquet file as
+   its row groups, each weighing its text column's uncompressed bytes (the footer says); a
+   ``.gz`` file, which cannot be entered in the middle, whole, weighing its decompressed size
+   (the gzip trailer says) -- and the ``K`` slices get contiguous runs of it of about equal
+   weight. The cuts (``Position``: file index and byte offset, or row in a Parquet file; small
+   and picklable, so a job sent to another process carries only them) depend on the files'
+   sizes and ``K`` alone: never on workers or runner.
+2. **Reading a slice** (``SliceReader``, then ``documents``): a slice owns the documents that
+   *start* inside it. Its reader starts at the first document start at or after its start and
+   reads past its end to finish its last document, stopping at the first document start at or
+   after its end. A document starts at a non-blank line whose line before (across files:
+   plain-text files run on into each other) is blank, or at the input's start; at every
+   non-blank line of a JSON-lines file and every row of a Parquet file with text. A cut inside
+   a line (inside a CRLF pair, a multi-byte UTF-8 character) means the next line start; the
+   line before it is found by looking back a few kilobytes (a longer line is read back only
+   until it shows a character that is not whitespace). A document longer than ``max_bytes``
+   (if given) is cut between sentences into parts of about that size, so that memory is
+   bounded whatever the input.
 
 Read one after the other (without ``max_bytes``), the slices' documents are those of
-``read_documents`` on the whole input, in order: every document falls in exactly one slice.
+``read_documents`` on the whole input, in order, and every line is read by exactly one slice:
+by the slice of the document it belongs to (lines before the first document: the first slice).
 """
 
-import array
 import bisect
 import dataclasses
-from typing import AbstractSet, Callable, Iterator, List, Sequence, Tuple
+import itertools
+from typing import AbstractSet, Callable, Iterator, List, Optional, Sequence, Tuple
+
+from absl import logging
 
 from norbert import fileio
 from norbert.data.documents import (CorpusStats, Document, is_jsonl, is_parquet, jsonl_text,
-                                    parquet_texts, split_sentences)
+                                    parquet_row_groups, parquet_texts, split_sentences)
 
-# (input file index, offset in that file): the byte offset of a line start, or in a Parquet
-# file the index of a row (rows are not at byte offsets one can seek to)
+# What the sidecars record of the planner (``settings.planner``): shards cut by another
+# version are other shards. 2: cuts from metadata, slices owning the documents that start in
+# them (1, unrecorded: cuts at document starts found by one pass over all the input's bytes).
+PLANNER_VERSION = 2
+
+# (input file index, offset in that file): a byte offset (anywhere: the slice starts at the
+# first document start at or after it), or in a Parquet file the index of a row
 Position = Tuple[int, int]
-_PLAN_CAP = 1 << 16  # document starts kept by the plan before it thins them (x2 at most)
+TEXT, JSONL, GZIP, PARQUET = "text", "jsonl", "gzip", "parquet"  # how a file is planned
+_BACK = 4096  # bytes read at a time when looking back for the start of a line
+_WRAPPED = 1 << 20  # a .gz file at least this big whose trailer says less has wrapped 2**32
+
+
+def kind_of(path: str) -> str:
+    """How ``path`` is planned and read: ``text``, ``jsonl``, ``gzip`` (plain text or JSON
+    lines, compressed: whole) or ``parquet``."""
+    if is_parquet(path):
+        return PARQUET
+    if path.endswith(".gz"):
+        return GZIP
+    return JSONL if is_jsonl(path) else TEXT
 
 
 # -- the plan ------------------------------------------------------------------------------
@@ -50,98 +77,237 @@ def _is_blank(raw: bytes) -> bool:
     return not raw.decode("utf-8", "replace").strip()  # U+00A0, U+2028, \x1c...: whitespace
 
 
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """A piece of the input as the plan weighs it."""
+
+    file: int  # input file index
+    start: int  # byte offset (0) or, in a Parquet file, the row group's first row
+    weight: int  # bytes: the file's size, a .gz file's decompressed size, a row group's text
+    divisible: bool  # whether a cut may fall inside it (plain and JSON-lines files: anywhere)
+
+
 @dataclasses.dataclass
 class Plan:
     """Where each shard's slice of the input starts and ends."""
 
-    total_bytes: int  # of all input (decompressed)
-    cuts: List[Position]  # K + 1 positions: shard k reads [cuts[k], cuts[k + 1])
-    cut_bytes: List[int]  # the stream offset of each cut (for progress)
-    documents_seen: bool  # whether any line of text was found at all
+    total_bytes: int  # the input's weight: sizes, .gz decompressed, Parquet text uncompressed
+    cuts: List[Position]  # K + 1 positions: shard k owns the documents starting in [k, k + 1)
+    cut_bytes: List[int]  # the weight before each cut (for progress and the printed plan)
+    documents_seen: bool  # whether the input has any bytes (the plan reads none of its text)
+    kinds: List[str] = dataclasses.field(default_factory=list)  # per file: kind_of
+    units: List[Unit] = dataclasses.field(default_factory=list)
+
+    def pieces(self, k: int) -> List[Tuple[int, int, Optional[int]]]:
+        """``(file index, start, stop)`` of each file slice ``k`` starts documents in (its
+        start and stop as positions are; ``stop`` None: to the file's end)."""
+        (f0, o0), (f1, o1) = self.cuts[k], self.cuts[k + 1]
+        out = []
+        for index in range(f0, min(f1, len(self.kinds) - 1) + 1):
+            start = o0 if index == f0 else 0
+            stop = o1 if index == f1 else None
+            if stop is None or stop > start:
+                out.append((index, start, stop))
+        return out
 
 
-def plan_shards(paths: Sequence[str], num_shards: int, cap: int = _PLAN_CAP,
-                text_field: str = "text") -> Plan:
-    """Cuts the input into ``num_shards`` slices of about equal bytes at document starts.
-
-    A document starts at a non-blank line after a blank one (or at the start of the input, or
-    after a JSON-lines or Parquet file), at every line of a JSON-lines file and at every row of
-    a Parquet file with text (``text_field``; a row counts its text's UTF-8 bytes); plain-text
-    files run on into each other as in ``norbert.data.documents``. Memory: at most ``2 * cap``
-    recorded starts.
-    """
-    starts, files, offsets = array.array("q"), array.array("q"), array.array("q")
-    granule = 0  # bytes between recorded starts at least; doubles whenever the list is thinned
-    last = -1
-    total = 0
-    prev_blank = True
-
-    def keep(index: int, offset: int) -> None:
-        nonlocal starts, files, offsets, granule, last
-        starts.append(total)
-        files.append(index)
-        offsets.append(offset)
-        last = total
-        if len(starts) >= 2 * cap:
-            starts, files, offsets = starts[::2], files[::2], offsets[::2]
-            granule = max(2 * granule, total // cap, 1)
-
+def plan_shards(paths: Sequence[str], num_shards: int, text_field: str = "text") -> Plan:
+    """Cuts the input into ``num_shards`` slices of about equal weight, from metadata alone:
+    file sizes, Parquet footers (``text_field``'s column), .gz trailers (module docstring)."""
+    units, kinds = [], []
     for index, path in enumerate(paths):
-        if is_parquet(path):
-            for row, text in enumerate(parquet_texts(path, text_field)):
-                if text and (last < 0 or total - last >= granule):
-                    keep(index, row)
-                total += len(text.encode("utf-8")) if text else 0
-            prev_blank = True
-            continue
-        jsonl = is_jsonl(path)
-        if jsonl:
-            prev_blank = True
-        offset = 0
-        with fileio.open_binary(path) as f:
-            for raw in f:
-                if jsonl:
-                    start = bool(raw.strip())
-                else:
-                    blank = _is_blank(raw)
-                    start = prev_blank and not blank
-                    prev_blank = blank
-                if start and (last < 0 or total - last >= granule):
-                    keep(index, offset)
-                n = len(raw)
-                offset += n
-                total += n
-        if jsonl:
-            prev_blank = True
-    end: Position = (len(paths), 0)
+        kind = kind_of(path)
+        kinds.append(kind)
+        if kind == PARQUET:
+            row = 0
+            for rows, size in parquet_row_groups(path, text_field):
+                units.append(Unit(index, row, size, False))
+                row += rows
+        elif kind == GZIP:
+            units.append(Unit(index, 0, gzip_size(path), False))
+        else:
+            units.append(Unit(index, 0, fileio.size(path), True))
+    gz = kinds.count(GZIP)
+    if gz and num_shards > 1:
+        logging.info("%d .gz file(s) in the input, each one slice read whole by one worker (a "
+                     ".gz file cannot be entered in the middle): store big corpora uncompressed, "
+                     "or in several files", gz)
+    cuts, cut_bytes = cut_units(units, len(paths), num_shards)
+    total = cut_bytes[-1]
+    return Plan(total, cuts, cut_bytes, total > 0, kinds, units)
+
+
+def describe(plan: Plan, paths: Sequence[str], records_per_byte: float) -> List[str]:
+    """The plan as lines of text: one for the whole, then one per shard with its bytes, an
+    estimate of its records (its bytes times ``records_per_byte``) and its slices (a file's
+    byte range, or its rows for Parquet)."""
+    shards = len(plan.cuts) - 1
+    names = [path.rsplit("/", 1)[-1] for path in paths]
+    lines = ["plan (planner %d): %d shard(s) of %s from %d file(s), %s byte(s); about %s "
+             "record(s)" % (PLANNER_VERSION, shards, _name(paths), len(paths),
+                            _figure(plan.total_bytes),
+                            _figure(round(plan.total_bytes * records_per_byte)))]
+    if plan.kinds.count(GZIP) and shards > 1:
+        lines.append("  .gz files are one slice each, read whole: store big corpora "
+                     "uncompressed, or in several files")
+    for k in range(shards):
+        nbytes = plan.cut_bytes[k + 1] - plan.cut_bytes[k]
+        pieces = []
+        for index, start, stop in plan.pieces(k):
+            unit = "rows " if plan.kinds[index] == PARQUET else ""
+            pieces.append("%s %s[%s, %s)" % (names[index], unit, _figure(start),
+                                            "end" if stop is None else _figure(stop)))
+        lines.append("  shard %05d: %s byte(s), about %s record(s): %s"
+                     % (k, _figure(nbytes), _figure(round(nbytes * records_per_byte)),
+                        ", ".join(pieces) or "no slice (too few bytes for this many shards)"))
+    return lines
+
+
+def _figure(n: int) -> str:
+    return "{:,}".format(n)
+
+
+def _name(paths: Sequence[str]) -> str:
+    return paths[0] if len(paths) == 1 else "%s, ..." % paths[0]
+
+
+def cut_units(units: Sequence[Unit], num_files: int,
+              num_shards: int) -> Tuple[List[Position], List[int]]:
+    """``num_shards + 1`` cuts of ``units`` (in input order) and the weight before each: cut
+    ``k`` at weight ``k * total // num_shards``, inside a divisible unit, else at the nearer
+    end of the unit (the earlier on a tie)."""
+    starts = list(itertools.accumulate([0] + [u.weight for u in units]))
+    total = starts[-1]
+    end: Position = (num_files, 0)
+
+    def position(i: int) -> Position:
+        return (units[i].file, units[i].start) if i < len(units) else end
+
     cuts: List[Position] = [(0, 0)]
     cut_bytes = [0]
     for k in range(1, num_shards):
-        i = bisect.bisect_left(starts, k * total // num_shards)
-        if i < len(starts) and starts[i] > 0:
-            cuts.append((files[i], offsets[i]))
-            cut_bytes.append(starts[i])
-        else:
+        target = k * total // num_shards
+        i = bisect.bisect_right(starts, target) - 1
+        if i >= len(units):  # nothing to cut (no input bytes)
             cuts.append(end)
             cut_bytes.append(total)
+            continue
+        unit, inside = units[i], target - starts[i]
+        if unit.divisible:
+            cuts.append((unit.file, unit.start + inside))
+            cut_bytes.append(target)
+        elif 2 * inside <= unit.weight:
+            cuts.append(position(i))
+            cut_bytes.append(starts[i])
+        else:
+            cuts.append(position(i + 1))
+            cut_bytes.append(starts[i + 1])
     cuts.append(end)
     cut_bytes.append(total)
-    return Plan(total, cuts, cut_bytes, bool(len(starts)))
+    return cuts, cut_bytes
+
+
+def gzip_size(path: str) -> int:
+    """A .gz file's decompressed size from its trailer (4 bytes read): the size modulo 2**32,
+    taken up to at least the compressed size for a file over 1 MiB (text compresses)."""
+    size = fileio.size(path)
+    if size < 4:
+        return size
+    with fileio.open_binary(path, decompress=False) as f:
+        f.seek(size - 4)
+        isize = int.from_bytes(f.read(4), "little")
+    if size >= _WRAPPED and isize < size:
+        isize += ((size - isize + (1 << 32) - 1) >> 32) << 32
+    return isize
+
+
+# -- where a slice starts ------------------------------------------------------------------
+
+
+def _partly_blank(tail: bytes, whole: bool) -> bool:
+    """Whether ``tail`` (the end of a line, all of it if ``whole``) shows only whitespace; a
+    partial tail loses the bytes of a character cut at its front first."""
+    if whole:
+        return _is_blank(tail)
+    cut = 0
+    while cut < min(3, len(tail)) and 0x80 <= tail[cut] < 0xC0:  # UTF-8 continuation bytes
+        cut += 1
+    return not tail[cut:].decode("utf-8", "replace").strip()
+
+
+def blank_line_before(f, pos: int) -> bool:
+    """Whether the line of the open, seekable file ``f`` that ends at byte ``pos`` (its
+    ``\\n`` at ``pos - 1``, or ``pos`` the end of the file) is blank; ``pos`` 0: True.
+
+    Reads back ``_BACK`` bytes at a time, and stops at the line's start or at the first
+    character that is not whitespace."""
+    lo, tail = pos, b""
+    while lo > 0:
+        step = min(_BACK, lo)
+        lo -= step
+        f.seek(lo)
+        tail = f.read(step) + tail
+        body = tail[:-1] if tail.endswith(b"\n") else tail
+        newline = body.rfind(b"\n")
+        if newline >= 0:
+            return _is_blank(body[newline + 1:])
+        if not _partly_blank(body, whole=lo == 0):
+            return False
+    return True
+
+
+def line_start_at(f, offset: int) -> Tuple[int, bool]:
+    """The first line start at or after byte ``offset`` of the open, seekable file ``f`` (its
+    size if none), and whether the line before it is blank."""
+    f.seek(0, 2)
+    offset = min(offset, f.tell())
+    if offset <= 0:
+        return 0, True
+    f.seek(offset - 1)
+    start = offset if f.read(1) == b"\n" else offset + len(f.readline())
+    return start, blank_line_before(f, start)
+
+
+def blank_before_file(paths: Sequence[str], index: int) -> bool:
+    """Whether the plain-text line before file ``index``'s first is blank (or there is none):
+    whether that file starts a document, or continues the one before. Looks back over empty
+    files; a JSON-lines or Parquet file ends its documents; a .gz file is read whole."""
+    for path in reversed(paths[:index]):
+        kind = kind_of(path)
+        if kind in (JSONL, PARQUET) or (kind == GZIP and is_jsonl(path)):
+            return True
+        with fileio.open_binary(path) as f:
+            if kind == GZIP:
+                last = None
+                for last in f:
+                    pass
+                if last is not None:
+                    return _is_blank(last)
+                continue
+            f.seek(0, 2)
+            size = f.tell()
+            if size:
+                return blank_line_before(f, size)
+    return True
 
 
 # -- reading one slice ---------------------------------------------------------------------
 
 
 class SliceReader:
-    """Lines of the input between two positions, each with its byte count; counts bad lines."""
+    """The lines of the documents that start in a slice (``[start, end)``; module docstring),
+    each with its byte count; counts the lines, files and bad lines read."""
 
     def __init__(self, paths: Sequence[str], start: Position, end: Position,
                  text_field: str = "text"):
-        self.paths, self.start, self.end = paths, start, end
+        self.paths, self.start, self.end = paths, tuple(start), tuple(end)
         self.text_field = text_field  # of JSON lines and Parquet rows
         self.bad_lines = 0
         self.lines_read = 0
         self.files = 0
+        self._started = False  # whether the slice's first document was met
+        self._blank = True  # whether the last plain-text line read was blank
+        self._done = False  # whether a document start at or after the end was met
 
     def _decode(self, raw: bytes) -> str:
         if raw.endswith(b"\n"):
@@ -153,64 +319,109 @@ class SliceReader:
             return raw.decode("utf-8", "replace")
 
     def __iter__(self) -> Iterator[Tuple[str, int]]:
-        (f0, o0), (f1, o1) = self.start, self.end
-        for index in range(f0, min(f1, len(self.paths) - 1) + 1):
-            if index == f1 and o1 == 0:
+        f0, o0 = self.start
+        if self.start >= self.end:
+            return
+        # The input's start owns the lines before its first document too (read_documents').
+        self._started, self._blank, self._done = (f0, o0) == (0, 0), True, False
+        for index in range(f0, len(self.paths)):
+            if (index, 0) >= self.end and not self._started:
                 return
-            path = self.paths[index]
-            jsonl = is_jsonl(path)
             offset = o0 if index == f0 else 0
-            stop = o1 if index == f1 else -1
-            self.files += 1
-            if is_parquet(path):
-                yield from self._parquet(path, offset, stop)
-                continue
-            with fileio.open_binary(path) as f:
-                lines = _lines_from(f, path, offset)
-                if jsonl:
-                    yield "", 0  # a JSON-lines file never continues a plain-text document
-                for raw in lines:
-                    if 0 <= stop <= offset:
-                        break
-                    n = len(raw)
-                    offset += n
-                    self.lines_read += 1
-                    line = self._decode(raw)
-                    if jsonl:
-                        if line.strip():
-                            for sentence in split_sentences(jsonl_text(
-                                line, "%s: the line at byte %d" % (path, offset - n),
-                                self.text_field)):
-                                yield sentence, 0
-                            yield "", 0
-                        yield "", n
-                    else:
-                        yield line, n
-                if jsonl:
-                    yield "", 0
+            path = self.paths[index]
+            kind = kind_of(path)
+            before = self.lines_read
+            if kind == PARQUET:
+                yield from self._parquet(index, offset)
+            elif is_jsonl(path):
+                yield from self._jsonl(index, offset)
+            else:
+                yield from self._text(index, offset)
+            self.files += self.lines_read > before
+            if self._done:
+                return
 
-    def _parquet(self, path: str, row: int, stop: int) -> Iterator[Tuple[str, int]]:
-        """Rows ``[row, stop)`` (to the end if ``stop < 0``) of a Parquet file as lines: each
-        row's sentences, then a blank line that counts the UTF-8 bytes of the row's text."""
-        yield "", 0  # a Parquet file never continues a plain-text document
-        for text in parquet_texts(path, self.text_field, row, stop if stop >= 0 else None):
+    def _text(self, index: int, offset: int) -> Iterator[Tuple[str, int]]:
+        """A plain-text file's lines from the first line start at or after ``offset``."""
+        path = self.paths[index]
+        seek = offset > 0 and not path.endswith(".gz")
+        if not seek and index == self.start[0] and not self._started:
+            self._blank = blank_before_file(self.paths, index)
+        with fileio.open_binary(path) as f:
+            pos = 0
+            if seek:
+                pos, self._blank = line_start_at(f, offset)
+                f.seek(pos)
+            for raw in f:
+                n = len(raw)
+                at, pos = pos, pos + n
+                blank = _is_blank(raw)
+                first = self._blank and not blank
+                self._blank = blank
+                if at < offset:  # a .gz file entered in the middle: read up to the slice
+                    continue
+                if first:
+                    if (index, at) >= self.end:
+                        self._done = True
+                        return
+                    self._started = True
+                if self._started:
+                    self.lines_read += 1
+                    yield self._decode(raw), n
+
+    def _jsonl(self, index: int, offset: int) -> Iterator[Tuple[str, int]]:
+        """A JSON-lines file's documents (one a line) from the first at or after ``offset``."""
+        path = self.paths[index]
+        with fileio.open_binary(path) as f:
+            pos = 0
+            if offset > 0 and not path.endswith(".gz"):
+                pos = line_start_at(f, offset)[0]
+                f.seek(pos)
+            if self._started:
+                yield "", 0  # a JSON-lines file never continues a plain-text document
+            for raw in f:
+                n = len(raw)
+                at, pos = pos, pos + n
+                if at < offset:
+                    continue
+                if _is_blank(raw):
+                    if self._started:
+                        self.lines_read += 1
+                        yield "", n
+                    continue
+                if (index, at) >= self.end:
+                    self._done = True
+                    return
+                self._started = True
+                self.lines_read += 1
+                where = "%s: the line at byte %d" % (path, at)
+                for sentence in split_sentences(jsonl_text(self._decode(raw), where,
+                                                           self.text_field)):
+                    yield sentence, 0
+                yield "", 0
+                yield "", n
+            yield "", 0
+        self._blank = True
+
+    def _parquet(self, index: int, row: int) -> Iterator[Tuple[str, int]]:
+        """Rows ``[row, the end's row)`` of a Parquet file (to the file's end if the end is in
+        a later file) as lines: each row's sentences, then a blank line that counts the UTF-8
+        bytes of the row's text. A row is a position: the slice ends at its end's row."""
+        if (index, row) >= self.end:
+            self._done = True
+            return
+        stop = self.end[1] if index == self.end[0] else None
+        if self._started:
+            yield "", 0  # a Parquet file never continues a plain-text document
+        for text in parquet_texts(self.paths[index], self.text_field, row, stop):
             self.lines_read += 1
             if text:  # not null
+                self._started = True
                 for sentence in split_sentences(text):
                     yield sentence, 0
                 yield "", len(text.encode("utf-8"))
-
-
-def _lines_from(f, path: str, offset: int) -> Iterator[bytes]:
-    """The raw lines of an open file from byte ``offset`` (a line start) on."""
-    if offset and not path.endswith(".gz"):
-        f.seek(offset)
-        return iter(f)
-    lines = iter(f)
-    skipped = 0
-    while skipped < offset:  # compressed: no seeking, read up to the slice
-        skipped += len(next(lines))
-    return lines
+        self._blank = True
+        self._done = stop is not None
 
 
 def numbered_lines(lines: Iterator[Tuple[str, int]]) -> Iterator[Tuple[int, str, int]]:

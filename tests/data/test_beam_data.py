@@ -195,3 +195,89 @@ def test_a_dask_cluster_of_two_processes_writes_the_same_records(planted, uncase
     assert len(built_in) == 2 and any(built_in.values()), built_in
     assert summary.corpus.duplicates == planted_copies
     assert _files(out) == expected
+
+
+def hard_inputs(folder, corpus_paths):
+    """Generated inputs built to break slice boundaries, between the given corpora: CRLF,
+    multi-byte UTF-8, blank lines of multi-byte whitespace, no final newline, no blank line,
+    an empty file, documents running on across files, .gz, JSON lines, Parquet."""
+    import gzip
+    import random
+
+    rng = random.Random(5)
+    words = open(corpus_paths[0], encoding="utf-8").read().split()[:3000]
+
+    def documents(n, newline="\n", blank="\n"):
+        docs = [newline.join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 30)))
+                             + " é€😀" for _ in range(rng.randint(1, 40))) for _ in range(n)]
+        return (newline + blank).join(docs)
+
+    folder.mkdir()
+    files = {"a.txt": documents(60, "\r\n", "\u3000\r\n").encode("utf-8"),  # no final newline
+             "b.txt": b"",
+             "c.txt": documents(1, "\n").encode("utf-8"),  # no blank line: one long document
+             "d.txt.gz": gzip.compress(documents(50).encode("utf-8")),
+             "e.jsonl": "".join(json.dumps({"text": " ".join(rng.choice(words)
+                                                              for _ in range(80))}) + "\n"
+                                for _ in range(40)).encode("utf-8")}
+    paths = []
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        paths.append(str(folder / name))
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    texts = [documents(1, " ") for _ in range(30)]
+    pq.write_table(pa.table({"text": pa.array(texts)}), str(folder / "f.parquet"),
+                   row_group_size=4)
+    return [corpus_paths[0]] + paths[:3] + [str(folder / "f.parquet")] + paths[3:] + list(
+        corpus_paths[1:])
+
+
+def test_two_processes_on_beam_and_locally_write_the_same_bytes_on_hard_inputs(
+        corpus_paths, uncased_vocab_path, tmp_path):
+    inputs = hard_inputs(tmp_path / "in", corpus_paths)
+    out = tmp_path / "out"
+    settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"),
+                         num_output_shards=7, block_mb=0.05)
+    local = create_pretraining_data(num_workers=2, **settings)
+    expected = _files(out)
+    os.rename(str(out), str(tmp_path / "local"))
+    flags = ["--%s=%s" % kv for kv in settings.items()]
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--runner=DirectRunner",
+         "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _files(out) == expected and len(expected) == 7 + 7 + 1
+    assert local.corpus.documents > 300 and min(local.records_per_file) > 0
+    # The workers' INFO lines are off, and the log says so.
+    assert "default_sdk_harness_log_level=INFO shows their INFO lines" in result.stderr
+    assert "Control channel established" not in result.stderr
+
+
+def test_beam_rebuilds_the_first_planners_shards(corpus_paths, uncased_vocab_path, tmp_path,
+                                                 caplog):
+    from test_sharded_data import as_first_planner
+
+    out = tmp_path / "train.tfrecord"
+    settings = _settings(corpus_paths, uncased_vocab_path, output_file=str(out))
+    create_pretraining_data(runner="DirectRunner", **settings)
+    expected = _files(tmp_path)
+    as_first_planner(tmp_path)
+    with caplog.at_level("INFO"):
+        summary = create_pretraining_data(runner="DirectRunner", **settings)
+    assert summary.shards_skipped == 0 and _files(tmp_path) == expected
+    assert any("were cut by input planner 1" in r.getMessage() for r in caplog.records)
+
+
+def test_plan_only_on_beam_prints_the_local_plan_and_runs_nothing(corpus_paths,
+                                                                   uncased_vocab_path, tmp_path,
+                                                                   monkeypatch):
+    settings = _settings(corpus_paths, uncased_vocab_path, num_output_shards=5, plan_only=True,
+                         output_file=str(tmp_path / "out" / "train.tfrecord"))
+    local = create_pretraining_data(**settings)
+    monkeypatch.setattr(beam, "Pipeline", None)  # no pipeline may be made
+    on_beam = create_pretraining_data(runner="DirectRunner", **settings)
+    assert on_beam.plan == local.plan and on_beam.line() == local.plan
+    assert len(local.plan.splitlines()) == 1 + 5 and on_beam.instances == 0
+    assert not (tmp_path / "out").exists()

@@ -302,3 +302,77 @@ def test_url_paths_in_and_out_give_the_local_records(corpus_paths, uncased_vocab
     again = create_pretraining_data(_config(remote_inputs, remote, uncased_vocab_path,
                                             num_output_shards=2, num_workers=1, block_mb=0.2))
     assert again.shards_skipped == 2
+
+
+# -- the planner's version, and --plan_only --------------------------------------------------
+
+
+def _files(folder):
+    """{name: bytes} of a build's output, the sidecars without their timing."""
+    out = {}
+    for name in sorted(os.listdir(str(folder))):
+        data = (folder / name).read_bytes()
+        if name.endswith(".json"):
+            meta = json.loads(data)
+            meta.pop("build_seconds", None)
+            data = json.dumps(meta, sort_keys=True).encode()
+        out[name] = data
+    return out
+
+
+def as_first_planner(folder):
+    """Makes the shard sidecars in ``folder`` those the first planner wrote (no version)."""
+    for name in os.listdir(str(folder)):
+        if name.endswith(".meta.json") and "-of-" in name:
+            meta = json.loads((folder / name).read_text(encoding="utf-8"))
+            assert meta["settings"].pop("planner") == 2
+            (folder / name).write_text(json.dumps(meta), encoding="utf-8")
+
+
+def test_shards_of_the_first_planner_are_rebuilt_saying_why(corpus_paths, uncased_vocab_path,
+                                                             tmp_path, caplog):
+    for shards in (2, 1):
+        folder = tmp_path / ("k%d" % shards)
+        config = _config(corpus_paths[:1], str(folder / "t.tfrecord"), uncased_vocab_path,
+                         num_output_shards=shards, num_workers=1, progress=False)
+        create_pretraining_data(config)
+        expected = _files(folder)
+        as_first_planner(folder)
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            again = create_pretraining_data(config)
+        said = [r.getMessage() for r in caplog.records if "planner" in r.getMessage()]
+        if shards == 2:
+            assert again.shards_skipped == 0 and len(said) == 1
+            assert said[0].startswith("2 shard(s) of %s were cut by input planner 1, this "
+                                      "build's is 2" % config.output_base)
+            assert _files(folder) == expected  # rebuilt: the version recorded
+        else:  # one shard: the whole input, cut alike by both planners: kept
+            assert again.shards_skipped == 1 and not said
+
+
+def test_plan_only_prints_the_plan_and_writes_nothing(corpus_paths, uncased_vocab_path,
+                                                      tmp_path):
+    out = tmp_path / "out" / "t.tfrecord"
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "--input_file=" + ",".join(corpus_paths),
+         "--output_file=%s" % out, "--vocab_file=" + uncased_vocab_path,
+         "--num_output_shards=3", "--plan_only", "--dupe_factor=2"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+    lines = done.stdout.splitlines()
+    total = sum(os.path.getsize(p) for p in corpus_paths)
+    assert lines[0].startswith("plan (planner 2): 3 shard(s) of %s" % corpus_paths[0])
+    assert "{:,} byte(s)".format(total) in lines[0]
+    assert [line.split(":")[0] for line in lines[1:]] == ["  shard %05d" % k for k in range(3)]
+    shard_bytes = [int(line.split(": ")[1].split(" ")[0].replace(",", "")) for line in lines[1:]]
+    assert sum(shard_bytes) == total and max(shard_bytes) - min(shard_bytes) <= 1
+    # The estimate is of the right size: the build's records, within a factor of 2.
+    estimate = int(lines[0].split("about ")[1].split(" ")[0].replace(",", ""))
+    built = create_pretraining_data(_config(corpus_paths, str(out), uncased_vocab_path,
+                                            num_output_shards=3, dupe_factor=2,
+                                            progress=False))
+    assert built.instances / 2 < estimate < built.instances * 2, (estimate, built.instances)
+    with pytest.raises(NorbertError, match="--plan_only prints the plan of a sharded"):
+        _config(corpus_paths, str(out), uncased_vocab_path, plan_only=True)

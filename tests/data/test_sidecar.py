@@ -94,3 +94,20 @@ def test_same_shard_compares_identity_and_needs_counts():
     recased = sidecar.build(config, TokenizerOptions(strip_accents=False), ["in.txt"],
                             config.output_files, config.output_files[0], "ab" * 32, 99)
     assert not sidecar.same_shard(dict(done, settings=recased["settings"]), template)
+
+
+def test_a_shard_cut_by_another_planner_is_another_shard_but_in_a_set_of_one():
+    for shards, kept in ((2, False), (1, True)):
+        config = _config(num_output_shards=shards)
+        template = sidecar.build(config, GOOGLE, ["in.txt"], config.output_files,
+                                 config.output_files[0], "ab" * 32, 99)
+        template["settings"].update(num_output_shards=shards, planner=2)
+        done = json.loads(json.dumps(dict(template, counts={"instances": 3})))
+        assert sidecar.same_shard(done, template) and sidecar.planner_of(done) == 2
+        del done["settings"]["planner"]  # as the first planner's shards have it
+        assert sidecar.planner_of(done) == 1
+        assert sidecar.same_shard(done, template) is kept
+        assert sidecar.cut_by_other_planner(done, template)
+        done["settings"]["random_seed"] = 1  # and other settings: not a planner's change
+        assert not sidecar.same_shard(done, template)
+        assert not sidecar.cut_by_other_planner(done, template)
