@@ -57,7 +57,7 @@ def _move_to(records, out, step, reached):
     import tensorflow.compat.v1 as tf
 
     from norbert.model import checkpoints
-    from norbert.training import data_position, input_pipeline, record_checks
+    from norbert.training import data_position, input_pipeline, length_buckets, record_checks
     from norbert.training.data_position import Position, PositionSaver
 
     prefix = data_position.position_path(out, 0, reached)
@@ -66,7 +66,9 @@ def _move_to(records, out, step, reached):
     input_fn = input_pipeline.make_input_fn(input_pipeline.InputConfig(
         input_files=files, max_seq_length=SEQ,
         max_predictions_per_seq=PRED, is_training=True, seed=stream.stream_seed,
-        masking=record_checks.dynamic_masking_of(files, PRED)))
+        masking=record_checks.dynamic_masking_of(files, PRED),
+        # The run's default (--length_buckets=auto): its window of batches is in the position.
+        length_buckets=length_buckets.parse(length_buckets.AUTO, SEQ)))
     with tf.Graph().as_default():
         with tf.name_scope("data_position"):  # the loop's name for its iterator
             iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": BATCH}))
