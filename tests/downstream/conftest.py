@@ -65,3 +65,33 @@ def tagged(tmp_path_factory, uncased_vocab_path):
     (root / "eval.conllu").write_text(conllu_text(sentences[120:160]), encoding="utf-8")
     (root / "bert_config.json").write_text(tiny_bert_config())
     return root, uncased_vocab_path
+
+
+def save_tiny_checkpoint(config_path, prefix, seed=0):
+    """A pretraining-like checkpoint of the model in ``config_path`` at ``prefix``: the encoder
+    (``bert/``), a masked-LM bias and a step, as run_pretraining leaves them."""
+    import tensorflow.compat.v1 as tf
+
+    from norbert.model.bert_config import BertConfig
+    from norbert.model.modeling import BertModel
+
+    config = BertConfig.from_json_file(str(config_path))
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        BertModel(config, False, tf.zeros([1, 4], tf.int32))
+        tf.get_variable("cls/predictions/output_bias", [config.vocab_size],
+                        initializer=tf.zeros_initializer())
+        tf.train.get_or_create_global_step()
+        saver = tf.train.Saver()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return saver.save(sess, str(prefix), write_meta_graph=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tagged):
+    """(folder, prefix) of a checkpoint of ``tagged``'s tiny model, random weights."""
+    root, _ = tagged
+    folder = root / "ckpt"
+    folder.mkdir()
+    return folder, save_tiny_checkpoint(root / "bert_config.json", folder / "model.ckpt-7")
