@@ -11,7 +11,8 @@ over the seeds, 0 for one run) and per-seed ``runs``, and the settings::
 ``downstream_runs.txt``: a line of text per run. Both are written under a temporary name and
 renamed when complete. TensorBoard events (``tf.compat.v1.summary.FileWriter``, TensorFlow
 imported when they are written): tags ``downstream/<task>/<metric>`` (the mean) and
-``downstream/<task>/<metric>/seed_<s>``, at the step given (a watched checkpoint's step).
+``downstream/<task>/<metric>/seed_<s>``, at the step given (a watched checkpoint's step), one
+events file per step.
 """
 
 import dataclasses
@@ -103,7 +104,9 @@ def write_events(folder: str, results: DownstreamResults, step: int) -> None:
             values.append(tf.Summary.Value(tag="%s/seed_%d" % (tag, run.seed),
                                            simple_value=run.scores[name]))
     with tf.Graph().as_default():  # FileWriter refuses eager mode (TF 2.x's default)
-        writer = tf.summary.FileWriter(folder)
+        # A file per step: FileWriter names its files by the second, so that two written within
+        # one second would otherwise be one file, the later overwriting the earlier.
+        writer = tf.summary.FileWriter(folder, filename_suffix=".step-%d" % step)
         try:
             writer.add_summary(tf.Summary(value=values), global_step=step)
         finally:
