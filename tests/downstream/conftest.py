@@ -68,8 +68,8 @@ def tagged(tmp_path_factory, uncased_vocab_path):
 
 
 def save_tiny_checkpoint(config_path, prefix, seed=0):
-    """A pretraining-like checkpoint of the model in ``config_path`` at ``prefix``: the encoder
-    (``bert/``), a masked-LM bias and a step, as run_pretraining leaves them."""
+    """A checkpoint of the encoder in ``config_path`` at ``prefix``: its variables (``bert/``)
+    and a step."""
     import tensorflow.compat.v1 as tf
 
     from norbert.model.bert_config import BertConfig
@@ -79,8 +79,6 @@ def save_tiny_checkpoint(config_path, prefix, seed=0):
     with tf.Graph().as_default():
         tf.set_random_seed(seed)
         BertModel(config, False, tf.zeros([1, 4], tf.int32))
-        tf.get_variable("cls/predictions/output_bias", [config.vocab_size],
-                        initializer=tf.zeros_initializer())
         tf.train.get_or_create_global_step()
         saver = tf.train.Saver()
         with tf.Session() as sess:

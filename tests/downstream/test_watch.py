@@ -118,7 +118,6 @@ def test_a_missing_folder(tmp_path):
         FakeRun(tmp_path / "nowhere").watch()
 
 
-@pytest.mark.slow
 def test_watching_a_real_training_run(dropout_free_run, tagged, tmp_path):
     """run_pretraining saves steps 2 and 4, keeping one checkpoint: the watcher started after
     the run finds step 4 alone, evaluates it with norbert's fine-tuning, and ends (the run's
