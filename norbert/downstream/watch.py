@@ -16,12 +16,14 @@ It ends:
 - after ``--watch_timeout_secs`` without a new checkpoint.
 
 The run deletes old checkpoints (``--keep_checkpoint_max``): one deleted before the watcher
-read it is skipped with a log line.
+read it is skipped with a log line; one read is copied first, so that each seed's run finds it.
 """
 
+import dataclasses
 import json
 import os
 import re
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -74,16 +76,33 @@ def _record(results: DownstreamResults, step: int, checkpoint: str) -> dict:
     return dict(results.to_json(), step=step, checkpoint=checkpoint)
 
 
+def _copy(prefix: str, folder: str) -> str:
+    """The checkpoint at ``prefix`` copied into ``folder`` (index first, then its data); returns
+    the copy's prefix. Raises when a file is gone."""
+    import tensorflow.compat.v1 as tf
+
+    files = [prefix + ".index"] + sorted(tf.io.gfile.glob(prefix + ".data-*"))
+    for path in files:
+        tf.io.gfile.copy(path, os.path.join(folder, os.path.basename(path)), overwrite=True)
+    return os.path.join(folder, os.path.basename(prefix))
+
+
 def _evaluate(evaluate: Evaluate, prefix: str) -> Optional[DownstreamResults]:
-    """The results for checkpoint ``prefix``, or None when it was deleted before it was read."""
-    try:
-        return evaluate(prefix)
-    except Exception:  # tf.errors.NotFoundError, or a NorbertError naming the missing file
-        if fileio.exists(prefix + ".index"):
-            raise
-        logging.info("skipped %s: deleted (the run keeps only its newest checkpoints) before "
-                     "it was read", prefix)
-        return None
+    """The results for checkpoint ``prefix``, or None when it was deleted before it was read.
+
+    Evaluated from a copy: each seed's run reads the checkpoint, and the run may delete it
+    (``--keep_checkpoint_max``) meanwhile.
+    """
+    with tempfile.TemporaryDirectory(prefix="norbert-watch-") as folder:
+        try:
+            copy = _copy(prefix, folder)
+        except Exception:  # tf.errors.NotFoundError: deleted under us
+            if fileio.exists(prefix + ".index"):
+                raise
+            logging.info("skipped %s: deleted (the run keeps only its newest checkpoints) "
+                         "before it was read", prefix)
+            return None
+        return dataclasses.replace(evaluate(copy), model=prefix)
 
 
 def watch_run(watch: WatchConfig, name: str, evaluate: Evaluate,

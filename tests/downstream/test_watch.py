@@ -16,15 +16,15 @@ from norbert.training.run_lock import LOCK_NAME
 class FakeRun:
     """A run folder that gains checkpoints while the watcher sleeps, and a fake evaluation."""
 
-    def __init__(self, folder, steps_per_sleep=(), delete_before_read=()):
+    def __init__(self, folder, steps_per_sleep=()):
         self.folder = folder
         self.schedule = list(steps_per_sleep)
-        self.delete_before_read = set(delete_before_read)
         self.evaluated, self.sleeps, self.now = [], 0, 0.0
 
     def add(self, *steps):
         for step in steps:
             (self.folder / ("model.ckpt-%d.index" % step)).write_text("")
+            (self.folder / ("model.ckpt-%d.data-00000-of-00001" % step)).write_text(str(step))
 
     def lock(self, command):
         (self.folder / LOCK_NAME).write_text(json.dumps({"pid": 1, "command": command}))
@@ -39,10 +39,10 @@ class FakeRun:
         return self.now
 
     def evaluate(self, prefix):
-        step = int(prefix.rsplit("-", 1)[1])
-        if step in self.delete_before_read:
-            os.remove(prefix + ".index")
-            raise RuntimeError("NotFoundError: %s.index" % prefix)
+        # A copy of the checkpoint, outside the run's folder, which the run may delete.
+        assert os.path.dirname(prefix) != str(self.folder)
+        with open(prefix + ".data-00000-of-00001") as f:
+            step = int(f.read())
         self.evaluated.append(step)
         return DownstreamResults("ud", prefix, False, (Run(1, {"accuracy": step / 100}, 3, 0.1),),
                                  {})
@@ -52,10 +52,20 @@ class FakeRun:
         return watch.watch_run(config, "ud", self.evaluate, clock=self.clock, sleep=self.sleep)
 
 
-def test_each_checkpoint_once_until_the_final_step(tmp_path, caplog):
+def test_each_checkpoint_once_until_the_final_step(tmp_path, caplog, monkeypatch):
     tf = pytest.importorskip("tensorflow").compat.v1
-    run = FakeRun(tmp_path, steps_per_sleep=[(), (6,), (8, 10)], delete_before_read={8})
+    run = FakeRun(tmp_path, steps_per_sleep=[(), (6,), (8, 10)])
     run.add(4, 2)
+    listed = watch.checkpoint_steps
+
+    def listing_then_rotation(folder):
+        found = listed(folder)
+        if 8 in found:  # the run deletes step 8 between the listing and the reading
+            os.remove(found[8] + ".index")
+            os.remove(found[8] + ".data-00000-of-00001")
+        return found
+
+    monkeypatch.setattr(watch, "checkpoint_steps", listing_then_rotation)
     run.lock("scripts/run_pretraining.py --do_train --num_train_steps=10 --output_dir=x")
     caplog.set_level(logging.INFO)
     results = run.watch()
@@ -75,6 +85,7 @@ def test_each_checkpoint_once_until_the_final_step(tmp_path, caplog):
     assert steps == [2, 4, 6, 10]
 
     # Restarted: nothing is evaluated again, and it ends at once.
+    monkeypatch.undo()
     again = FakeRun(tmp_path)
     assert again.watch() == [] and again.evaluated == [] and again.sleeps == 0
 
