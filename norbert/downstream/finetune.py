@@ -48,8 +48,9 @@ class RunOutput:
     losses: Dict[int, float]  # update number -> training loss, every log_every updates
 
 
-def _placeholders(kind: str, seq: int) -> Dict[str, tf.Tensor]:
-    """The fed inputs: [B, S] int32 ids, mask and types; labels and weights [B, S] or [B]."""
+def _placeholders(kind: str, seq: Optional[int] = None) -> Dict[str, tf.Tensor]:
+    """The fed inputs: [B, S] int32 ids, mask and types; labels and weights [B, S] or [B].
+    S is each batch's own (``tasks.trimmed``) unless ``seq`` fixes it."""
     label_shape = [None, seq] if kind == TOKEN_CLASSIFICATION else [None]
     out = {name: tf.placeholder(tf.int32, [None, seq], name=name)
            for name in ("input_ids", "input_mask", "segment_ids")}
@@ -116,7 +117,7 @@ def finetune(config: BertConfig, checkpoint: Optional[str], kind: str, num_label
                                 num_warmup_steps=int(steps * settings.warmup_proportion))
     with tf.Graph().as_default() as graph:
         tf.set_random_seed(seed)
-        inputs = _placeholders(kind, settings.max_seq_length)
+        inputs = _placeholders(kind)
         with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
             loss = _loss(_logits(config, kind, num_labels, inputs, True), inputs)
             predicted = tf.argmax(_logits(config, kind, num_labels, inputs, False), axis=-1,
@@ -138,7 +139,8 @@ def _train(sess, train_op, loss, inputs, train, steps, settings, seed) -> Dict[i
     losses = {}
     order = tasks.batch_order(len(train["input_ids"]), steps, settings.train_batch_size, rng)
     for step, indices in enumerate(order, 1):
-        _, value = sess.run([train_op, loss], _feed(inputs, tasks.select(train, indices)))
+        batch = tasks.trimmed(tasks.select(train, indices))
+        _, value = sess.run([train_op, loss], _feed(inputs, batch))
         if step % settings.log_every == 0 or step == steps:
             losses[step] = float(value)
             logging.info("seed %d: update %d of %d, loss %.4f", seed, step, steps, value)
@@ -146,10 +148,13 @@ def _train(sess, train_op, loss, inputs, train, steps, settings, seed) -> Dict[i
 
 
 def _predict(sess, predicted, inputs, evaluation, settings) -> np.ndarray:
-    """The predicted label ids of every evaluation row, in order."""
-    rows = len(evaluation["input_ids"])
+    """The predicted label ids of every evaluation row, in order ([N, S] or [N])."""
+    rows, width = evaluation["input_ids"].shape
     parts: List[np.ndarray] = []
     for start in range(0, rows, settings.eval_batch_size):
         batch = tasks.select(evaluation, range(start, min(rows, start + settings.eval_batch_size)))
-        parts.append(sess.run(predicted, _feed(inputs, batch)))
+        part = sess.run(predicted, _feed(inputs, tasks.trimmed(batch)))
+        if part.ndim == 2:  # back to the full width: the trimmed columns were padding
+            part = np.pad(part, [(0, 0), (0, width - part.shape[1])])
+        parts.append(part)
     return np.concatenate(parts, axis=0)

@@ -259,3 +259,14 @@ def batch_order(examples: int, steps: int, batch_size: int, rng: random.Random
 def select(arrays: Arrays, indices: Sequence[int]) -> Arrays:
     """The rows ``indices`` of every array."""
     return {name: value[np.asarray(indices, np.int64)] for name, value in arrays.items()}
+
+
+def trimmed(arrays: Arrays) -> Arrays:
+    """A batch cut to its longest row: every [N, S] array's columns beyond the last real token
+    of any row dropped (padding only, which the mask hides: the outputs are the same, and a
+    batch of short sentences costs what they need, not max_seq_length)."""
+    length = max(1, int(arrays["input_mask"].sum(axis=1).max())) if len(
+        arrays["input_mask"]) else 1
+    width = arrays["input_ids"].shape[1]
+    return {name: value[:, :length] if value.ndim == 2 and value.shape[1] == width else value
+            for name, value in arrays.items()}

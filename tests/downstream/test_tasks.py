@@ -115,3 +115,17 @@ def test_batches_as_run_classifier_draws_them():
     assert order != tasks.batch_order(10, 7, 3, random.Random(2))
     arrays = {"x": np.arange(10)}
     assert list(tasks.select(arrays, [3, 1])["x"]) == [3, 1]
+
+
+def test_batches_trimmed_to_their_longest_row(tokenizer):
+    sentences = [Sentence(("a", "b"), ("A", "B"), 1), Sentence(("a", "bx", "c"), ("A", "B", "A"), 1)]
+    arrays = tasks.token_inputs(sentences, tokenizer, ["A", "B"], 16).arrays
+    short = tasks.trimmed(tasks.select(arrays, [0]))
+    assert {k: v.shape for k, v in short.items()} == {k: (1, 4) for k in arrays}  # [CLS] a b [SEP]
+    both = tasks.trimmed(arrays)
+    assert both["input_ids"].shape == (2, 6)
+    np.testing.assert_array_equal(both["label_weights"], arrays["label_weights"][:, :6])
+    assert not arrays["input_mask"][:, 6:].any()  # only padding was cut
+    labels = {"input_ids": arrays["input_ids"], "input_mask": arrays["input_mask"],
+              "label_ids": np.array([1, 0])}
+    assert tasks.trimmed(labels)["label_ids"].shape == (2,)  # a label per row stays whole
