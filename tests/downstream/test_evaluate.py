@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import english_sentences
+from tagged_text import english_sentences
 from norbert.downstream import evaluate
 from norbert.downstream.results import RESULTS_NAME, RUNS_NAME
 from norbert.errors import NorbertError
@@ -65,7 +65,7 @@ def test_sentence_task_from_random_weights(tagged, tmp_path, caplog):
 
 
 def test_entity_f1_for_bio_labels(tagged, tmp_path):
-    from conftest import conllu_text
+    from tagged_text import conllu_text
 
     def misc(i, word):
         return "name=%s" % ("B-CAP" if word[:1].isupper() else "O")
