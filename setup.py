@@ -65,6 +65,7 @@ setup(
             "norbert-import-hf = norbert.commands.import_hf:run",
             "norbert-extend-vocab = norbert.commands.extend_vocab:run",
             "norbert-vocab-report = norbert.commands.vocab_report:run",
+            "norbert-evaluate-downstream = norbert.commands.evaluate_downstream:run",
         ],
     },
     classifiers=[

@@ -17,6 +17,10 @@ In the order of the main job; ``help(norbert.NAME)`` says the rest:
   export_to_hf             a checkpoint -> a Hugging Face folder, as convert_to_pytorch does
                            (ExportConfig)
   import_from_hf           a Hugging Face BERT folder -> a checkpoint (ImportConfig)
+  evaluate_downstream      is the model better? fine-tune copies on a labelled task (UD tags,
+                           entities, sentiment): scores as mean and spread over seeds, or per
+                           checkpoint of a running training (DownstreamConfig, FinetuneConfig,
+                           WatchConfig)
 
 Shared settings: TokenizerOptions (casing, accents, never-split words), CorpusConfig (the
 text read), BertConfig (bert_config.json). Also FullTokenizer, load_vocab, tokens_to_text
@@ -33,7 +37,8 @@ one line naming the setting (as the keyword, when given as one) and the fix. For
                             bert_config_file="bert_config.json", do_train=True,
                             num_train_steps=1000)
 
-Only run_pretraining, the conversions and BertModel import TensorFlow, on first use.
+Only run_pretraining, the conversions, evaluate_downstream and BertModel import TensorFlow,
+on first use.
 """
 
 import sys
@@ -56,8 +61,10 @@ __all__ = [
     "CorpusConfig",
     "DataConfig",
     "DistributionConfig",
+    "DownstreamConfig",
     "ExportConfig",
     "ExtendConfig",
+    "FinetuneConfig",
     "FullTokenizer",
     "ImportConfig",
     "MixingConfig",
@@ -71,8 +78,10 @@ __all__ = [
     "VocabConfig",
     "VocabReportConfig",
     "VocabStats",
+    "WatchConfig",
     "build_vocab",
     "create_pretraining_data",
+    "evaluate_downstream",
     "export_to_hf",
     "extend_vocab",
     "import_from_hf",
@@ -103,6 +112,10 @@ _LAZY = {
     # No TensorFlow, but not needed by the other tools: loaded when asked for.
     "VocabReportConfig": "norbert.vocab_building.report",
     "vocab_report": "norbert.vocab_building.report",
+    "DownstreamConfig": "norbert.downstream.config",
+    "FinetuneConfig": "norbert.downstream.config",
+    "WatchConfig": "norbert.downstream.config",
+    "evaluate_downstream": "norbert.downstream.evaluate",
 }
 
 

@@ -46,6 +46,12 @@ def files(tmp_path_factory):
     (root / "bad_config.json").write_text('{"vocab_size": 65,')
     (root / "a_file").write_text("not a folder")
     (root / "empty_folder").mkdir()  # given where a checkpoint's folder is expected
+    word = "%d\tw%d\t_\t{}\t_\t_\t0\troot\t_\t_"
+    tagged = "\n".join(word.format("X") % (i, i) for i in range(1, 6)) + "\n\n"
+    (root / "train.conllu").write_text(tagged * 3)
+    (root / "unseen.conllu").write_text(tagged + tagged.replace("\tX\t", "\tNOUN\t", 2))
+    (root / "bad.conllu").write_text("# sent_id = 1\n1\tw1\t_\tX\t_\t_\t0\troot\t_\t_\n"
+                                     "2\tw2\t_\tX\n\n")
     (root / "out").mkdir()  # where every case writes: it must stay empty
     from norbert.data.builder import DataConfig, create_pretraining_data
 
@@ -168,6 +174,14 @@ def _extend_args(root, **kw):
 
 def _import_args(root, **kw):
     args = {"hf_dir": root / "hf_cut", "output_dir": root / "out" / "new" / "imported"}
+    args.update(kw)
+    return args
+
+
+def _downstream_args(root, **kw):
+    args = {"train_file": root / "train.conllu", "eval_file": root / "train.conllu",
+            "vocab_file": root / "vocab.txt", "bert_config_file": root / "bert_config.json",
+            "output_dir": root / "out" / "eval", "max_seq_length": 32}
     args.update(kw)
     return args
 
@@ -328,6 +342,15 @@ CASES = [
      "model.safetensors is not a valid safetensors file"),
     ("import: output folder", "import_hf",
      lambda r: _import_args(r, output_dir=r / "a_file" / "imported"), "a_file is a file"),
+    ("downstream: malformed CoNLL-U line", "evaluate_downstream",
+     lambda r: _downstream_args(r, eval_file=r / "bad.conllu"),
+     "bad.conllu:3: 4 fields where 10 are expected"),
+    ("downstream: eval label never seen in training", "evaluate_downstream",
+     lambda r: _downstream_args(r, eval_file=r / "unseen.conllu"),
+     "the label 'NOUN' (2 times) never occurs in --train_file"),
+    ("downstream: empty file", "evaluate_downstream",
+     lambda r: _downstream_args(r, train_file=r / "empty.txt"),
+     ("--train_file=", "empty.txt holds no sentence")),
 ]
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import flags_reference  # noqa: E402
 
 COMMANDS = ("build_vocab", "create_pretraining_data", "run_pretraining", "convert_to_pytorch",
-            "import_hf", "extend_vocab", "vocab_report")
+            "import_hf", "extend_vocab", "vocab_report", "evaluate_downstream")
 
 
 def _tool(*args):
@@ -86,7 +86,7 @@ def test_every_flag_is_listed_under_its_configs_heading():
     sections = _sections(flags_reference.reference())
     assert flags_reference.commands() == [
         "vocab_report", "build_vocab", "extend_vocab", "create_pretraining_data",
-        "run_pretraining", "convert_to_pytorch", "import_hf"]
+        "run_pretraining", "convert_to_pytorch", "import_hf", "evaluate_downstream"]
     assert sorted(sections) == sorted(COMMANDS + ("Every command",))
     assert sections["Every command"][None]["verbose"] == (
         "| `--verbose` | true/false | `false` | Show the full traceback when something goes "

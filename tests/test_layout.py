@@ -4,6 +4,7 @@
     tokenization  <-  data  <-  model  <-  training
                                model  <-  conversion   (never training; vocab_building
                                                         too: extend_vocab grows a checkpoint)
+                    training, model  <-  downstream    (fine-tuning copies of a checkpoint)
 
 The ground floor (errors, fileio, settings, progress, workers, beam_runner) depends on no
 stage; the tools that assemble the stages (norbert/__init__.py, norbert/commands/, the flag
@@ -25,7 +26,8 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, "norbert")
-STAGES = ("tokenization", "vocab_building", "data", "model", "training", "conversion")
+STAGES = ("tokenization", "vocab_building", "data", "model", "training", "conversion",
+          "downstream")
 # What each part may import from norbert (besides itself and the ground floor).
 ALLOWED = {
     "ground": set(),
@@ -35,6 +37,7 @@ ALLOWED = {
     "model": {"tokenization", "data"},
     "training": {"tokenization", "data", "model"},
     "conversion": {"tokenization", "vocab_building", "data", "model"},
+    "downstream": {"tokenization", "data", "model", "training"},
 }
 NO_TENSORFLOW_AT_IMPORT = ("tokenization", "vocab_building", "data")
 

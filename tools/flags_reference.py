@@ -24,7 +24,7 @@ from norbert.commands import flags  # noqa: E402
 OUTPUT = os.path.join(REPO, "docs", "flags.md")
 # The commands in the order a run uses them; a command not named here comes after, by name.
 ORDER = ("vocab_report", "build_vocab", "extend_vocab", "create_pretraining_data",
-         "run_pretraining", "convert_to_pytorch", "import_hf")
+         "run_pretraining", "convert_to_pytorch", "import_hf", "evaluate_downstream")
 COMMAND = "python tools/flags_reference.py"
 
 INTRO = """\

@@ -45,6 +45,11 @@ OLD_FLAGS = {
     "extend_vocab": ("input_file vocab_file bert_config_file init_checkpoint output_dir "
                      "num_new_tokens do_lower_case init"),
     "vocab_report": "vocab_file input_file num_new_tokens json do_lower_case",
+    # Its issue's names; the hyperparameters as Google's run_classifier.py names them.
+    "evaluate_downstream": (
+        "train_file eval_file checkpoint bert_config_file vocab_file output_dir task "
+        "label_column text_field label_field learning_rate num_train_epochs train_batch_size "
+        "max_seq_length warmup_proportion num_seeds watch do_lower_case"),
 }
 SCRIPTS = sorted(OLD_FLAGS)
 # Google's run_pretraining.py: the flags whose defaults its users rely on.
@@ -203,7 +208,7 @@ def test_enum_choices_are_what_the_config_accepts(script):
             with pytest.raises(NorbertError, match="--%s" % field.name):
                 _build(cls, **{field.name: "no_such_choice"})
     expected = {"build_vocab": 1, "run_pretraining": 6, "convert_to_pytorch": 1,
-                "extend_vocab": 2, "create_pretraining_data": 3}
+                "extend_vocab": 2, "create_pretraining_data": 3, "evaluate_downstream": 1}
     assert enums == expected.get(script, 0)
 
 
