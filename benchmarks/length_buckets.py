@@ -81,27 +81,9 @@ def speed_rows(work, records, seq, pred, name, fields, steps):
                 "norbert, --length_buckets=none": ours("none"),
                 "norbert, --length_buckets=auto": ours("auto")}
     print("  %s, %d" % (name, seq), file=sys.stderr, flush=True)
-    return steady_and_whole(commands, steps, work)
-
-
-def steady_and_whole(commands, steps, work):
-    """({label: steady-state examples/s}, {label: the long run's whole-process seconds}),
-    each run length the fastest of ``REPEATS``, the commands interleaved (as
-    ``pretraining.tf_examples_per_second``)."""
-    best = {}
-    for _ in range(pretraining.REPEATS):
-        for label, command in commands.items():
-            for n in steps:
-                out = os.path.join(work, "out")
-                shutil.rmtree(out, ignore_errors=True)
-                seconds = run_process(command(n, out))
-                best[label, n] = min(best.get((label, n), seconds), seconds)
-    short, long_ = steps
-    rates = {}
-    for label in commands:
-        extra = best[label, long_] - best[label, short]
-        rates[label] = BATCH * (long_ - short) / extra if extra > 0 else float("nan")
-    return rates, {label: best[label, long_] for label in commands}
+    best = pretraining.fastest_runs(commands, steps, work)
+    return (pretraining.steady_rates(best, commands, steps),
+            {label: best[label, steps[1]] for label in commands})
 
 
 def accuracy(work):

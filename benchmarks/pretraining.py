@@ -66,8 +66,8 @@ def run_process(cmd):
     return seconds
 
 
-def tf_examples_per_second(commands, steps, work):
-    """Steady-state examples/s of each command, from its fastest short and long runs.
+def fastest_runs(commands, steps, work):
+    """{(label, steps): the fastest whole-process seconds of ``REPEATS`` runs} of each command.
 
     ``commands`` maps a label to ``cmd_for_steps(n, output_dir)``. The runs are interleaved
     (each repeat runs every command once at each length), so a slow spell of the machine falls
@@ -82,13 +82,23 @@ def tf_examples_per_second(commands, steps, work):
                 shutil.rmtree(out, ignore_errors=True)
                 seconds = run_process(cmd_for_steps(n, out))
                 best[label, n] = min(best.get((label, n), seconds), seconds)
+    return best
+
+
+def steady_rates(best, labels, steps):
+    """Steady-state examples/s of each label from its fastest short and long runs."""
     short, long_ = steps
     rates = {}
-    for label in commands:
+    for label in labels:
         extra = best[label, long_] - best[label, short]
         # Under load the extra steps can cost less than the runs' variance: no figure then.
         rates[label] = BATCH * (long_ - short) / extra if extra > 0 else float("nan")
     return rates
+
+
+def tf_examples_per_second(commands, steps, work):
+    """Steady-state examples/s of each command, from its fastest short and long runs."""
+    return steady_rates(fastest_runs(commands, steps, work), commands, steps)
 
 
 def hf_examples_per_second(config_path, records, steps):

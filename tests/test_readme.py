@@ -11,6 +11,7 @@ against the tools' own definitions, so the recipe cannot drift from them.
 """
 
 import importlib
+import json
 import os
 import re
 import shlex
@@ -27,12 +28,12 @@ HEADING = "## The main job"
 SAMPLE_TEXT = os.path.join(REPO, "examples", "sample_text.txt")
 GOOGLE_MODEL_URL = ("https://storage.googleapis.com/bert_models/2018_11_23/"
                     "multi_cased_L-12_H-768_A-12.zip")
-# The settings block's variables, pointed at small things (BERT_DIR, CORPUS and OUT are paths
-# made by the test). The checks below hold the README's block to exactly these names.
+# The settings block's variables, pointed at small things (the PATHS are made by the test; the
+# treebank is a small tagged text it writes). The checks below hold the README's block to exactly these names.
 STAND_INS = dict(LOWER_CASE="true",  # MiniLM is uncased
                  NEW_TOKENS="40", HELDOUT="4", SEQ="32", PREDICTIONS="5", BATCH="8", STEPS="2",
                  WARMUP="1")
-PATHS = ("BERT_DIR", "CORPUS", "OUT")
+PATHS = ("BERT_DIR", "CORPUS", "OUT", "UD_TRAIN", "UD_EVAL")
 # The blocks the test may not run, by a word of the reason each must give.
 SKIPPED = ("download", "TPU")
 
@@ -119,7 +120,7 @@ def test_recipe_blocks_are_marked_and_use_only_flags_the_tools_define():
     # The main job's steps, each a command of its own.
     assert used == {"norbert-vocab-report", "norbert-extend-vocab",
                     "norbert-create-pretraining-data", "norbert-run-pretraining",
-                    "norbert-convert-to-pytorch"}
+                    "norbert-evaluate-downstream", "norbert-convert-to-pytorch"}
 
 
 def test_tool_flags_sees_a_flag_a_tool_lacks():
@@ -163,9 +164,17 @@ def test_recipe_runs_as_written_on_a_cpu(tmp_path):
     _run("norbert-import-hf --hf_dir=%s --output_dir=%s" % (
         shlex.quote(hf_dir), shlex.quote(str(tmp_path / "minilm"))), work, env)
 
+    # The stand-in for a treebank: tagged English sentences, 40 to train on, 10 to score.
+    sys.path.insert(0, os.path.join(REPO, "tests", "downstream"))
+    from tagged_text import conllu_text, english_sentences
+
+    sentences = english_sentences()
+    for name, part in (("train.conllu", sentences[:40]), ("eval.conllu", sentences[40:50])):
+        (tmp_path / name).write_text(conllu_text(part), encoding="utf-8")
     blocks = read_blocks()
     settings = dict(STAND_INS, BERT_DIR=str(tmp_path / "minilm"), CORPUS=SAMPLE_TEXT,
-                    OUT=str(tmp_path / "out"))
+                    OUT=str(tmp_path / "out"), UD_TRAIN=str(tmp_path / "train.conllu"),
+                    UD_EVAL=str(tmp_path / "eval.conllu"))
     script = ["set -euo pipefail"] + ["%s=%s" % (k, shlex.quote(v)) for k, v in settings.items()]
     for number, block in enumerate(blocks):
         if block.mark == "settings":
@@ -189,6 +198,10 @@ def test_recipe_runs_as_written_on_a_cpu(tmp_path):
     with open(str(out / "run" / "eval_results.txt"), encoding="utf-8") as f:
         results = dict(line.split(" = ") for line in f.read().splitlines())
     assert int(results["global_step"]) == 2 and "masked_lm_accuracy" in results
+    for name in ("start", "trained"):  # the task's scores of both models, over seeds
+        with open(str(out / "downstream" / name / "downstream_results.json")) as f:
+            scores = json.load(f)["metrics"]["accuracy"]
+        assert len(scores["runs"]) == 3 and 0 <= scores["mean"] <= 1
     assert {"config.json", "model.safetensors", "vocab.txt"} <= set(
         os.listdir(str(work / "norbert-hf")))
 

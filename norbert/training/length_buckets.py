@@ -24,7 +24,7 @@ Boundaries: ``auto`` is 8 equal steps up to ``--max_seq_length`` (64, 128, ..., 
 added as its last bucket.
 """
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 from norbert.errors import NorbertError
 
@@ -66,6 +66,7 @@ def parse(spec: str, max_seq_length: int, flag: str = "--length_buckets") -> Bou
 
 
 def describe(boundaries: Boundaries) -> str:
+    """The run plan's words for the boundaries."""
     if len(boundaries) <= 1:
         return "none: every batch at its full length"
     return ("batches cut to the shortest of %s that holds their longest example"
