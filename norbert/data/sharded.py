@@ -99,7 +99,8 @@ _TOOLS: Dict = {}  # per process: (vocab_file, options, ...) -> (tokenizer, mask
 
 def _tools(config, options):
     key = (config.vocab_file, options, config.masking_config,
-           config.masking, config.max_seq_length, config.max_predictions_per_seq)
+           config.masking, config.objective, config.max_seq_length,
+           config.max_predictions_per_seq)
     tools = _TOOLS.get(key)
     if tools is None:
         tokenizer = load_tokenizer(config, options)[1]
