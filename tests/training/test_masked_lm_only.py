@@ -10,6 +10,7 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 from helpers import english_records, tiny_bert_config  # noqa: E402
+from norbert.data import sidecar  # noqa: E402
 from norbert.errors import NorbertError  # noqa: E402
 from norbert.model.bert_config import BertConfig  # noqa: E402
 from norbert.training import record_checks  # noqa: E402
@@ -25,10 +26,12 @@ POOLER = ("bert/pooler/dense/kernel", "bert/pooler/dense/bias")
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory, corpus_paths, uncased_vocab_path):
-    """(folder of mlm records, folder of Google's pairs): the first 30 kB of English text."""
+    """Folders of mlm records, of Google's pairs, and of mlm records without masks
+    (--masking=dynamic): the first 30 kB of English text."""
     out = []
     for name, settings in (("mlm", dict(objective="mlm", cross_documents=True)),
-                           ("pairs", dict(dupe_factor=1))):
+                           ("pairs", dict(dupe_factor=1)),
+                           ("dynamic", dict(objective="mlm", masking="dynamic"))):
         root = tmp_path_factory.mktemp(name)
         english_records(root, corpus_paths, uncased_vocab_path, 30_000, max_seq_length=SEQ,
                         max_predictions_per_seq=PRED, do_lower_case=True, progress=False,
@@ -38,12 +41,12 @@ def records(tmp_path_factory, corpus_paths, uncased_vocab_path):
     return out
 
 
-def _run(root, out, steps, do_eval=False, init=None, eval_root=None):
+def _run(root, out, steps, do_eval=False, init=None, eval_root=None, **settings):
     config = PretrainingConfig(
         input_file=str(root / "train.tfrecord"), bert_config_file=str(root / "bert_config.json"),
         eval_input_file=str(eval_root / "train.tfrecord") if eval_root else None,
         max_seq_length=SEQ, max_predictions_per_seq=PRED, do_train=True, do_eval=do_eval,
-        max_eval_steps=2, init_checkpoint=str(init) if init else None)
+        max_eval_steps=2, init_checkpoint=str(init) if init else None, **settings)
     optimizer = OptimizerConfig(learning_rate=1e-3, num_train_steps=steps, num_warmup_steps=0)
     run = RunConfig(output_dir=str(out), save_checkpoints_steps=100, train_batch_size=8,
                     eval_batch_size=8, seed=1)
@@ -61,7 +64,7 @@ def test_mlm_training_keeps_the_next_sentence_head_and_exchanges_checkpoints(rec
     import logging
 
     caplog.set_level(logging.INFO, logger="absl")
-    mlm, pairs = records
+    mlm, pairs, _ = records
     _run(pairs, tmp_path / "google", 1)  # Google's objective: a donor checkpoint
     donor = _values(tmp_path / "google", NEXT_SENTENCE + POOLER)
     results = _run(mlm, tmp_path / "mlm", 3, do_eval=True, init=tmp_path / "google")
@@ -82,11 +85,36 @@ def test_mlm_training_keeps_the_next_sentence_head_and_exchanges_checkpoints(rec
     assert "next_sentence_loss" in back  # Google's objective again: the head trains
     after = _values(tmp_path / "back", NEXT_SENTENCE)
     assert any(after[n].tobytes() != kept[n].tobytes() for n in NEXT_SENTENCE)
+    _exported_loads(tmp_path / "mlm", mlm, tmp_path / "hf")
+
+
+def _exported_loads(run, records_root, folder):
+    """The run's checkpoint exported loads as BertForMaskedLM and BertForPreTraining."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    from norbert.conversion.export import export_to_hf
+
+    vocab = sidecar.read(str(records_root / "train.tfrecord"))["settings"]["vocab_file"]
+    report = export_to_hf(checkpoint=str(run),
+                          bert_config_file=str(records_root / "bert_config.json"),
+                          vocab_file=vocab, output_dir=str(folder), do_lower_case=True)
+    assert report.architecture == "BertForPreTraining"  # the kept head goes along
+    for cls in (transformers.BertForMaskedLM, transformers.BertForPreTraining):
+        _, info = cls.from_pretrained(str(folder), output_loading_info=True)
+        assert not info["missing_keys"] and not info["mismatched_keys"], (cls, info)
+
+
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_masks_drawn_when_read_on_tpu_estimator(records, tmp_path):
+    dynamic = records[2]
+    results = _run(dynamic, tmp_path / "tpu", 2, do_eval=True, engine="tpu_estimator")
+    assert set(results) == {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss"}
+    assert results["global_step"] == 2
 
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 def test_a_mix_of_objectives_is_one_error_naming_the_files(records, tmp_path):
-    mlm, pairs = records
+    mlm, pairs, _ = records
     with pytest.raises(NorbertError, match="mix objectives.*mlm in .*mlm.*train.tfrecord.*"
                                            "mlm_nsp in .*pairs.*train.tfrecord"):
         _run(mlm, tmp_path / "mixed", 1, do_eval=True, eval_root=pairs)
