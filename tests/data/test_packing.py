@@ -179,3 +179,24 @@ def test_padding_on_the_shared_corpora(tmp_path, uncased_vocab_path, max_seq_len
     print("padding share at %d: cross_documents=true %.4f, false %.4f"
           % (max_seq_length, shares[True], shares[False]))
     assert shares[True] <= 0.02 < shares[False]
+
+
+def test_heldout_sharded_and_beam_builds_pack_alike(tmp_path, shipped, uncased_vocab_path):
+    paths = shipped[0]
+    built = {}
+    out = tmp_path / "out"  # one path for both: the sidecars name the output files
+    for name, how in (("local", dict(num_workers=1)), ("beam", dict(runner="DirectRunner"))):
+        if name == "beam":
+            pytest.importorskip("apache_beam")
+        _build(out, paths, uncased_vocab_path, "train", num_output_shards=2,
+               cross_documents=True, heldout_documents=2,
+               heldout_output_file=str(out / "heldout"), **how)
+        built[name] = {f: open(os.path.join(str(out), f), "rb").read()
+                       for f in os.listdir(str(out)) if not f.endswith(".meta.json")}
+        os.rename(str(out), str(tmp_path / name))
+        if name == "local":
+            heldout = _decoded(str(tmp_path / "local" / "heldout"))
+            assert heldout and all(set(e["segment_ids"]) == {0} for e in heldout)
+            meta = sidecar.read(str(tmp_path / "local" / "heldout"))
+            assert sidecar.objective_of(meta) == "mlm"
+    assert built["beam"] == built["local"] and len(built["local"]) == 3
