@@ -13,7 +13,7 @@ from typing import ClassVar, List, Optional
 from norbert import fileio
 from norbert.data import defaults
 from norbert.data.documents import CorpusStats
-from norbert.data.features import DYNAMIC, MASKINGS, PAIRINGS, STATIC
+from norbert.data.features import DYNAMIC, MASKINGS, MLM, MLM_NSP, OBJECTIVES, PAIRINGS, STATIC
 from norbert.data.instances import InstanceConfig
 from norbert.data.masking import MaskingConfig
 from norbert.errors import NorbertError
@@ -68,6 +68,16 @@ class DataConfig:
     # makes a fresh pair of each at every read (new split, new random next sentence): on a
     # small corpus read many times over, what --dupe_factor's passes gave the static records.
     pairing: str = dataclasses.field(default=STATIC, metadata={"choices": PAIRINGS})
+    # "mlm_nsp": sentence pairs for masked LM and next-sentence prediction (Google's records).
+    # "mlm": masked LM only, each record [CLS] + consecutive sentences packed up to
+    # --max_seq_length + [SEP], the sentence that does not fit split into the next record
+    # (RoBERTa's inputs; segment ids all 0, next_sentence_labels 0 as a placeholder);
+    # run_pretraining.py then trains the masked-LM loss alone.
+    objective: str = dataclasses.field(default=MLM_NSP, metadata={"choices": OBJECTIVES})
+    # With --objective=mlm: false, a record never spans two documents (a document's last one
+    # may be short); true, a document's end is marked by [SEP] and the next document continues
+    # the record (records full but the last of each pass, or of each --block_mb block).
+    cross_documents: bool = False
     # Share of tokens to predict.
     masked_lm_prob: float = defaults.MASKED_LM_PROB
     # Share of documents cut into shorter sequences.
@@ -135,6 +145,8 @@ class DataConfig:
             parts.append("dynamic-masking")
         if self.pairs_dynamic:
             parts.append("dynamic-pairing")
+        if self.objective == MLM:
+            parts.append("mlm-cross-documents" if self.cross_documents else "mlm")
         return "+".join(parts) or "reference-exact"
 
     @property
@@ -189,6 +201,7 @@ class DataConfig:
             raise NorbertError("--masking=%s: use one of %s" % (self.masking, ", ".join(MASKINGS)))
         if self.pairing not in PAIRINGS:
             raise NorbertError("--pairing=%s: use one of %s" % (self.pairing, ", ".join(PAIRINGS)))
+        self._check_objective()
         if self.pairs_dynamic and not self.dynamic:
             # Chunks have no pair to mask yet: they are masked where they are paired.
             object.__setattr__(self, "masking", DYNAMIC)
@@ -229,6 +242,18 @@ class DataConfig:
                 "max_seq_length * masked_lm_prob"
                 % (self.max_predictions_per_seq, self.max_seq_length)
             )
+
+    def _check_objective(self) -> None:
+        """--objective and what goes with it."""
+        if self.objective not in OBJECTIVES:
+            raise NorbertError("--objective=%s: use one of %s"
+                               % (self.objective, ", ".join(OBJECTIVES)))
+        if self.objective == MLM and self.pairing == DYNAMIC:
+            raise NorbertError("--pairing=dynamic makes pairs for --objective=mlm_nsp: with "
+                               "--objective=mlm leave --pairing static (use --masking=dynamic)")
+        if self.cross_documents and self.objective != MLM:
+            raise NorbertError("--cross_documents packs records of --objective=mlm: add "
+                               "--objective=mlm or drop --cross_documents")
 
     def _check_heldout(self) -> None:
         """--heldout_documents and --heldout_output_file: a count, and a file of their own."""

@@ -39,6 +39,12 @@ document each (``norbert.data.chunks``), unsplit and unmasked:
 | target_length        | int64   | 1      | the document's target length of a pair, in tokens    |
 
 The input pipeline makes a pair of each chunk as it reads it (``norbert.training.dynamic_pairing``).
+
+Records of the masked-LM-only objective (``--objective=mlm``, ``norbert.data.packing``) use the
+first two tables as they are, for one packed sequence ``[CLS] d1.. [SEP] d2.. [SEP]`` rather
+than a pair: ``segment_ids`` all 0, ``next_sentence_labels`` 0 (a placeholder: there is no
+next-sentence task; training reads the objective from the sidecar), and ``maskable`` 0 on every
+``[SEP]``.
 """
 
 import collections
@@ -74,6 +80,10 @@ _DYNAMIC_SCHEMA = (
 STATIC, DYNAMIC = "static", "dynamic"
 MASKINGS = (STATIC, DYNAMIC)
 PAIRINGS = (STATIC, DYNAMIC)  # pairs cut by the builder, or chunks paired at training time
+# What a run trains: masked LM and next-sentence prediction on pairs (Google's), or masked LM
+# alone on packed sequences (norbert.data.packing).
+MLM_NSP, MLM = "mlm_nsp", "mlm"
+OBJECTIVES = (MLM_NSP, MLM)
 # Pairs drawn at training time: chunks, unsplit and unmasked.
 _CHUNK_SCHEMA = (
     ("input_ids", INT64, "seq"),
@@ -118,6 +128,18 @@ def maskable_marks(tokens: Sequence[int], len_a: int, continuation: bytes) -> by
     for start, end in ((1, len_a + 1), (len_a + 2, n - 1)):
         for p in range(start, end):
             marks[p] = WORD_PIECE if p > start and continuation[tokens[p]] else WORD_START
+    return bytes(marks)
+
+
+def candidate_marks(tokens: Sequence[int], candidates: Sequence[int],
+                    continuation: bytes) -> bytes:
+    """``maskable`` of a packed record (``norbert.data.packing``): 0 but on ``candidates``;
+    a ``##`` piece continues a word only when the position before it is a candidate too."""
+    marks = bytearray(len(tokens))
+    previous = -2
+    for p in candidates:
+        marks[p] = WORD_PIECE if p == previous + 1 and continuation[tokens[p]] else WORD_START
+        previous = p
     return bytes(marks)
 
 
@@ -212,6 +234,12 @@ class ExampleEncoder:
         head = varint(size) if size < len(self._varint) else tfrecord.varint(size)
         return b"\x0a" + head + body  # Example.features: field 1, length-delimited
 
+    def encode_packed(self, tokens: List[int], candidates: Sequence[int], positions: List[int],
+                      labels: List[int]) -> bytes:
+        """A packed record (``norbert.data.packing``): one segment (every segment id 0),
+        next-sentence label 0 (a placeholder)."""
+        return self.encode(tokens, len(tokens) - 2, positions, labels, False)
+
 
 def _int64_header(name: str, payload_length: int) -> bytes:
     """The bytes of a Features map entry for an int64 feature up to its packed payload."""
@@ -239,9 +267,22 @@ class UnmaskedEncoder(ExampleEncoder):
         if n > s or positions:
             raise ValueError("not an unmasked instance of the schema: %d tokens, %d predictions"
                              % (n, len(positions)))
+        marks = maskable_marks(tokens, len_a, self.continuation)
+        return self._encode(tokens, len_a, marks, is_random_next)
+
+    def encode_packed(self, tokens: List[int], candidates: Sequence[int], positions: List[int],
+                      labels: List[int]) -> bytes:
+        """An unmasked packed record: one segment, ``maskable`` 0 on [CLS] and every [SEP]."""
+        if positions:
+            raise ValueError("not an unmasked record: %d predictions" % len(positions))
+        marks = candidate_marks(tokens, candidates, self.continuation)
+        return self._encode(tokens, len(tokens) - 2, marks, False)
+
+    def _encode(self, tokens: List[int], len_a: int, marks: bytes, is_random_next: bool) -> bytes:
+        s, n = self.max_seq_length, len(tokens)
         ids = b"".join(map(self._varint.__getitem__, tokens)) + b"\x00" * (s - n)
         segments = b"\x00" * (len_a + 2) + b"\x01" * (n - len_a - 2) + b"\x00" * (s - n)
-        marks = maskable_marks(tokens, len_a, self.continuation) + b"\x00" * (s - n)
+        marks = marks + b"\x00" * (s - n)
         body = b"".join((
             self._ids_head[len(ids)], ids,
             self._input_mask[n],

@@ -58,6 +58,7 @@ from norbert.data.config import DataSummary, load_tokenizer
 from norbert.data.record_writing import encoded_records, record_writers
 from norbert.data.documents import CorpusStats, Document
 from norbert.data.draws import Draws
+from norbert.data.features import MLM
 from norbert.errors import NorbertError
 from norbert.workers import pool_context
 
@@ -99,7 +100,8 @@ _TOOLS: Dict = {}  # per process: (vocab_file, options, ...) -> (tokenizer, mask
 
 def _tools(config, options):
     key = (config.vocab_file, options, config.masking_config,
-           config.masking, config.max_seq_length, config.max_predictions_per_seq)
+           config.masking, config.objective, config.max_seq_length,
+           config.max_predictions_per_seq)
     tools = _TOOLS.get(key)
     if tools is None:
         tokenizer = load_tokenizer(config, options)[1]
@@ -299,7 +301,8 @@ def records_per_byte(config, encode: Callable[[str], List[int]],
                      input_paths: List[str]) -> float:
     """An estimate of the records a byte of input makes: the tokens per byte of a sample (the
     input's first 64 KB of text), times ``dupe_factor``, over a record's mean target length
-    (``max_seq_length - 3``, halved on average for the ``short_seq_prob`` share)."""
+    (``max_seq_length - 3``, halved on average for the ``short_seq_prob`` share; for
+    ``--objective=mlm`` ``max_seq_length - 2``, an upper bound without --cross_documents)."""
     reader = slices.SliceReader(input_paths, (0, 0), (len(input_paths), 0), config.text_field)
     tokens = nbytes = 0
     for line, n in reader:
@@ -308,6 +311,8 @@ def records_per_byte(config, encode: Callable[[str], List[int]],
         if nbytes >= _SAMPLE_BYTES:
             break
     per_record = (config.max_seq_length - 3) * (1 - config.short_seq_prob / 2)
+    if config.objective == MLM:  # packed: records full but the last of each document
+        per_record = config.max_seq_length - 2
     return tokens / nbytes * config.dupe_factor / per_record if nbytes else 0.0
 
 

@@ -11,6 +11,7 @@ one. Layout::
                   "tokenize_chinese_chars", "never_split", ..., "vocab_sha256", "vocab_size",
                   with --masking=dynamic "masking": "dynamic", "mask_id",
                   with --pairing=dynamic "pairing": "dynamic", "cls_id", "sep_id",
+                  with --objective=mlm "objective": "mlm", "cross_documents",
                   with --dedup=exact "dedup": "exact", with another --text_field
                   "text_field", with --heldout_documents "heldout_documents",
                   "heldout_output_file"},
@@ -39,7 +40,7 @@ from typing import Dict, List, Mapping, Optional
 from norbert import fileio
 from norbert.data.config import DataConfig, DataSummary
 from norbert.data.documents import CorpusStats
-from norbert.data.features import STATIC, feature_schema
+from norbert.data.features import MLM_NSP, STATIC, feature_schema
 from norbert.errors import NorbertError
 from norbert.tokenization.options import TokenizerOptions
 
@@ -130,7 +131,10 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
     if config.pairs_dynamic:
         meta["settings"].update(pairing=config.pairing, cls_id=vocab["[CLS]"],
                                 sep_id=vocab["[SEP]"])
-    # Said only when asked for, so that older shards stay complete.
+    # Said only when asked for, so that older shards stay complete (absent: mlm_nsp).
+    if config.objective != MLM_NSP:
+        meta["settings"].update(objective=config.objective,
+                                cross_documents=config.cross_documents)
     if config.dedup != "none":
         meta["settings"]["dedup"] = config.dedup
     if config.text_field != "text":
@@ -175,6 +179,12 @@ def for_set(template: Mapping, summary: DataSummary) -> Dict:
 def masking_of(meta: Mapping) -> str:
     """``static`` or ``dynamic``: whether the records need masks drawn when they are read."""
     return meta.get("settings", {}).get("masking", STATIC)
+
+
+def objective_of(meta: Mapping) -> str:
+    """``mlm_nsp`` (pairs; also every sidecar written before the setting existed) or ``mlm``
+    (packed sequences, masked LM only)."""
+    return meta.get("settings", {}).get("objective", MLM_NSP)
 
 
 def pairing_of(meta: Mapping) -> str:

@@ -45,7 +45,8 @@ MaskedLmOutput = collections.namedtuple("MaskedLmOutput", "loss per_example_loss
 NextSentenceOutput = collections.namedtuple(
     "NextSentenceOutput", "loss per_example_loss log_probs"
 )
-# total_loss = masked_lm.loss + next_sentence.loss; model: the BertModel underneath.
+# total_loss = masked_lm.loss + next_sentence.loss (masked_lm.loss alone when the next-sentence
+# head is not trained); model: the BertModel underneath.
 PretrainingOutput = collections.namedtuple(
     "PretrainingOutput", "total_loss model masked_lm next_sentence"
 )
@@ -150,6 +151,7 @@ def pretraining_forward(
     compute_dtype: tf.DType = tf.float32,
     weighted_mean: WeightedMean = local_weighted_mean,
     dropout_key: Optional[modeling.DropoutKey] = None,
+    next_sentence_trained: bool = True,
 ) -> PretrainingOutput:
     """BertModel plus both heads on a batch of pretraining features (the model_fn's forward).
 
@@ -159,6 +161,9 @@ def pretraining_forward(
     are float32 in any case. ``weighted_mean`` takes the masked-LM loss's mean (see
     ``masked_lm_output``). ``dropout_key``: the encoder's training dropout drawn from it
     (``modeling.DropoutKey``: masks that a resumed run draws again); None: ``tf.nn.dropout``.
+    ``next_sentence_trained=False`` (masked LM only): the next-sentence head is still built, so
+    that its variables exist as in Google's checkpoints, but it is left out of ``total_loss``:
+    no gradient reaches it (nor the pooler), and they keep their values.
     """
     missing = [name for name in PRETRAINING_FEATURES if name not in features]
     if missing:
@@ -188,22 +193,58 @@ def pretraining_forward(
     next_sentence = next_sentence_output(
         config, model.get_pooled_output(), features["next_sentence_labels"]
     )
-    total_loss = masked_lm.loss + next_sentence.loss
+    total_loss = masked_lm.loss + next_sentence.loss if next_sentence_trained else masked_lm.loss
     return PretrainingOutput(total_loss, model, masked_lm, next_sentence)
 
 
-def metric_inputs(output: PretrainingOutput, features: Mapping[str, tf.Tensor]) -> List[tf.Tensor]:
+def metric_inputs(output: PretrainingOutput, features: Mapping[str, tf.Tensor],
+                  next_sentence_trained: bool = True) -> List[tf.Tensor]:
     """The tensors ``pretraining_metrics`` takes, in its order: with it, a TPUEstimator
-    ``eval_metrics`` pair ``(pretraining_metrics, metric_inputs(output, features))``."""
-    return [
+    ``eval_metrics`` pair ``(pretraining_metrics, metric_inputs(output, features))``; with
+    ``next_sentence_trained=False``, the first four: ``masked_lm_metrics``' inputs."""
+    masked_lm = [
         output.masked_lm.per_example_loss,
         output.masked_lm.log_probs,
         features["masked_lm_ids"],
         features["masked_lm_weights"],
+    ]
+    if not next_sentence_trained:
+        return masked_lm
+    return masked_lm + [
         output.next_sentence.per_example_loss,
         output.next_sentence.log_probs,
         features["next_sentence_labels"],
     ]
+
+
+def metrics_fn(next_sentence_trained: bool = True) -> Callable:
+    """The eval metrics' function that ``metric_inputs`` (same argument) feeds."""
+    return pretraining_metrics if next_sentence_trained else masked_lm_metrics
+
+
+def masked_lm_metrics(
+    masked_lm_example_loss: tf.Tensor,
+    masked_lm_log_probs: tf.Tensor,
+    masked_lm_ids: tf.Tensor,
+    masked_lm_weights: tf.Tensor,
+) -> Dict[str, Tuple[tf.Tensor, tf.Tensor]]:
+    """Streaming masked-LM eval metrics, ``{name: (value, update_op)}``: masked_lm_accuracy
+    and masked_lm_loss weighted by masked_lm_weights (padding left out)."""
+    vocab = masked_lm_log_probs.shape[-1]
+    mlm_predictions = tf.argmax(
+        tf.reshape(masked_lm_log_probs, [-1, vocab]), axis=-1, output_type=tf.int32
+    )  # [B*M]
+    mlm_weights = tf.reshape(masked_lm_weights, [-1])  # [B*M]
+    return {
+        "masked_lm_accuracy": tf.metrics.accuracy(
+            labels=tf.reshape(masked_lm_ids, [-1]),
+            predictions=mlm_predictions,
+            weights=mlm_weights,
+        ),
+        "masked_lm_loss": tf.metrics.mean(
+            values=tf.reshape(masked_lm_example_loss, [-1]), weights=mlm_weights
+        ),
+    }
 
 
 def pretraining_metrics(
@@ -218,23 +259,13 @@ def pretraining_metrics(
     """Streaming eval metrics, ``{name: (value, update_op)}``, as Google's run_pretraining:
     masked_lm_accuracy and masked_lm_loss weighted by masked_lm_weights (padding left out),
     next_sentence_accuracy and next_sentence_loss over all examples."""
-    vocab = masked_lm_log_probs.shape[-1]
-    mlm_predictions = tf.argmax(
-        tf.reshape(masked_lm_log_probs, [-1, vocab]), axis=-1, output_type=tf.int32
-    )  # [B*M]
-    mlm_weights = tf.reshape(masked_lm_weights, [-1])  # [B*M]
     nsp_predictions = tf.argmax(
         tf.reshape(next_sentence_log_probs, [-1, 2]), axis=-1, output_type=tf.int32
     )  # [B]
+    metrics = masked_lm_metrics(masked_lm_example_loss, masked_lm_log_probs, masked_lm_ids,
+                                masked_lm_weights)
     return {
-        "masked_lm_accuracy": tf.metrics.accuracy(
-            labels=tf.reshape(masked_lm_ids, [-1]),
-            predictions=mlm_predictions,
-            weights=mlm_weights,
-        ),
-        "masked_lm_loss": tf.metrics.mean(
-            values=tf.reshape(masked_lm_example_loss, [-1]), weights=mlm_weights
-        ),
+        **metrics,
         "next_sentence_accuracy": tf.metrics.accuracy(
             labels=tf.reshape(next_sentence_labels, [-1]), predictions=nsp_predictions
         ),

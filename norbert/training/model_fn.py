@@ -1,7 +1,8 @@
 """The pretraining ``model_fn``: TPUEstimator's contract, run by norbert's loop or TPUEstimator.
 
 ``model_fn(features, labels, mode, params)`` builds BERT with both heads; in training mode the
-optimizer (``norbert.training.optimization``), in eval mode the metrics of Google's run_pretraining.
+optimizer (``norbert.training.optimization``), in eval mode the metrics of Google's run_pretraining
+(with ``objective="mlm"`` the masked-LM loss and metrics alone).
 It builds the model only: where the variables start from (``norbert.training.start``) is the
 engine's to apply, after the model is built (the loop: after the per-replica call under a
 tf.distribute strategy, where a replica's variables are named ``.../replica_1``; TPUEstimator:
@@ -22,6 +23,8 @@ import dataclasses
 from typing import Callable, Optional
 
 import tensorflow.compat.v1 as tf
+from norbert.data.features import MLM_NSP, OBJECTIVES
+from norbert.errors import NorbertError
 from norbert.model import heads
 from norbert.model import modeling
 from norbert.model import precision
@@ -44,6 +47,19 @@ class ModelFnConfig:
     # Seed of the training dropout's masks; None: the graph's seed (the loop sets --seed as
     # the graph's), or 0 when the graph has none.
     dropout_seed: Optional[int] = None
+    # What the records train (their sidecars say it): "mlm_nsp", masked LM and next sentence
+    # (Google's); "mlm", masked LM alone: the next-sentence head is built but left out of the
+    # loss (its variables keep their values) and out of the scalars and eval metrics.
+    objective: str = MLM_NSP
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise NorbertError("objective %r: use one of %s"
+                               % (self.objective, ", ".join(OBJECTIVES)))
+
+    @property
+    def next_sentence_trained(self) -> bool:
+        return self.objective == MLM_NSP
 
 
 def _batch_masked_lm_accuracy(output, features):
@@ -89,6 +105,7 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
             compute_dtype=precision.compute_dtype(config.precision),
             weighted_mean=replicas.weighted_mean,
             dropout_key=dropout_key(config) if is_training else None,
+            next_sentence_trained=config.next_sentence_trained,
         )
         train_op = learning_rate = None
         if mode == TRAIN:  # first: the optimizer's moments exist for a restore to fill
@@ -102,13 +119,16 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
                 "next_sentence_loss": output.next_sentence.loss,
                 "masked_lm_accuracy": _batch_masked_lm_accuracy(output, features),
             }
+            if not config.next_sentence_trained:
+                del scalars["next_sentence_loss"]
             if isinstance(config.loss_scale, precision.DynamicLossScale):
                 # Logged so that a scale stuck low (many skipped steps) is visible.
                 scalars["loss_scale"] = tf.get_collection(precision.LOSS_SCALE_COLLECTION)[0]
             return ModelSpec(mode=mode, loss=output.total_loss, train_op=train_op,
                              scalars=scalars)
         if mode == EVAL:
-            metrics = (heads.pretraining_metrics, heads.metric_inputs(output, features))
+            trained = config.next_sentence_trained
+            metrics = (heads.metrics_fn(trained), heads.metric_inputs(output, features, trained))
             return ModelSpec(mode=mode, loss=output.total_loss, eval_metrics=metrics)
         raise ValueError("pretraining has no %r mode: only train and eval" % mode)
 

@@ -31,6 +31,7 @@ from absl import logging
 
 from norbert import fileio
 from norbert.data import defaults
+from norbert.data.features import MLM, MLM_NSP
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
@@ -224,6 +225,8 @@ class RunPlan:
     position: Optional[Position] = None
     # The length buckets' boundaries (() or one: every batch at --max_seq_length).
     length_buckets: Tuple[int, ...] = ()
+    # What the records were built for (their sidecars): "mlm_nsp" or "mlm" (masked LM only).
+    objective: str = MLM_NSP
 
     @property
     def chief(self) -> bool:
@@ -254,6 +257,10 @@ class RunPlan:
                          % (settings.config.max_eval_steps, settings.run.eval_batch_size,
                             self.evaluation.flag, "" if self.chief else " (by the chief)"))
             lines += ["%s: %s" % (self.evaluation.flag, note) for note in self.evaluation.notes]
+        if self.train is not None or self.evaluation is not None:
+            lines.append("objective: %s (the records' sidecars)" % (
+                "masked LM alone; the next-sentence head kept as it is" if self.objective == MLM
+                else "masked LM and next sentence"))
         return lines
 
     def _engine_line(self, settings: Settings) -> str:
@@ -337,7 +344,8 @@ def _run(settings: Settings, stop: StopSignals) -> Dict[str, object]:
         use_tpu=settings.tpu.use_tpu, use_one_hot_embeddings=settings.tpu.use_tpu,
         loss_scale=settings.precision.loss_scaling(), precision=settings.precision.precision,
         # --seed, or the one drawn when the run began and kept with its data position.
-        dropout_seed=plan.position.stream.run_seed if plan.position is not None else None))
+        dropout_seed=plan.position.stream.run_seed if plan.position is not None else None,
+        objective=plan.objective))
     engine = engines.on_estimator if plan.engine == TPU_ESTIMATOR else engines.on_loop
     output_dir = settings.run.output_dir
     # The output folder first (as Google's script does), so that an eval-only run into a new
@@ -380,7 +388,7 @@ def make_plan(settings: Settings) -> RunPlan:
             "or pass --init_checkpoint" % run.output_dir)
     guidance(config, settings.optimizer)
     boundaries = _length_buckets(config, engine)
-    train, evaluation = _inputs(settings, bert_config, start)
+    train, evaluation, objective = _inputs(settings, bert_config, start)
     if evaluation is not None:
         evaluation = bucketed(evaluation, boundaries)
     position = None
@@ -389,7 +397,7 @@ def make_plan(settings: Settings) -> RunPlan:
         position = _data_position(settings, start, train, cluster)
         train = reseeded(train, position.stream.stream_seed)
     return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster, position,
-                   boundaries)
+                   boundaries, objective)
 
 
 def _length_buckets(config: PretrainingConfig, engine: str) -> Tuple[int, ...]:
@@ -421,8 +429,8 @@ def _data_position(settings: Settings, start: Start, train: Inputs, cluster) -> 
 
 
 def _inputs(settings: Settings, bert_config: BertConfig, start: Start):
-    """(training inputs, evaluation inputs), each None when not asked for; every record file's
-    sidecar read once for both."""
+    """(training inputs, evaluation inputs, the records' objective), the inputs None when not
+    asked for; every record file's sidecar read once for all three."""
     config, run = settings.config, settings.run
     shape = RecordShape(config.max_seq_length, config.max_predictions_per_seq,
                         (bert_config.vocab_size, config.bert_config_file))
@@ -433,8 +441,9 @@ def _inputs(settings: Settings, bert_config: BertConfig, start: Start):
                                   "--eval_input_file" if config.eval_input_file
                                   else "--input_file")
     named = [s for s in (train_sources, eval_sources) if s is not None]
-    sidecars = record_checks.read_sidecars(
-        list(dict.fromkeys(path for s in named for path in s.files)))
+    files = list(dict.fromkeys(path for s in named for path in s.files))
+    sidecars = record_checks.read_sidecars(files)
+    objective = record_checks.objective_of(files, sidecars)  # one for training and evaluation
     train = evaluation = None
     if train_sources is not None:
         train = training_inputs(train_sources, shape, run.seed, settings.mixing, sidecars)
@@ -445,7 +454,7 @@ def _inputs(settings: Settings, bert_config: BertConfig, start: Start):
     if eval_sources is not None:
         evaluation = evaluation_inputs(eval_sources, shape, run.seed, run.eval_batch_size,
                                        sidecars)
-    return train, evaluation
+    return train, evaluation, objective
 
 
 def _checked_bert_config(settings: Settings) -> BertConfig:

@@ -22,7 +22,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from norbert import fileio
 from norbert.data import sidecar, tfrecord
-from norbert.data.features import DYNAMIC, STATIC
+from norbert.data.features import DYNAMIC, MLM_NSP, STATIC
 from norbert.errors import NorbertError
 from norbert.training.dynamic_masking import DynamicMasking
 from norbert.training.dynamic_pairing import DynamicPairing
@@ -385,3 +385,24 @@ def _one_kind(kinds: Kinds, flag: str, key_of, marker: str, words: Tuple[str, st
                            "records of one build's %s" % (flag, path_a, kind(a), path_b,
                                                          kind(b), setting))
     return next(iter(found), None)
+
+
+def objective_of(files: Sequence[str], sidecars: Optional[Sidecars] = None) -> str:
+    """The objective that every one of ``files`` was built for (``mlm_nsp`` or ``mlm``), from
+    their sidecars; a file without one holds Google's pairs (``mlm_nsp``). Raises
+    ``NorbertError`` naming the files of each objective when they differ."""
+    found: Dict[str, List[str]] = {}
+    for path in files:
+        meta = sidecar_of(path, sidecars)
+        found.setdefault(sidecar.objective_of(meta) if meta else MLM_NSP, []).append(path)
+    if len(found) > 1:
+        def named(paths: List[str]) -> str:
+            more = " and %d more" % (len(paths) - 2) if len(paths) > 2 else ""
+            return ", ".join(paths[:2]) + more
+
+        raise NorbertError(
+            "the run's records mix objectives: %s; train and evaluate on records of one "
+            "--objective (rebuild the others)"
+            % "; ".join("--objective=%s in %s" % (key, named(paths))
+                        for key, paths in sorted(found.items())))
+    return next(iter(found), MLM_NSP)

@@ -208,7 +208,7 @@ def test_enum_choices_are_what_the_config_accepts(script):
             with pytest.raises(NorbertError, match="--%s" % field.name):
                 _build(cls, **{field.name: "no_such_choice"})
     expected = {"build_vocab": 1, "run_pretraining": 6, "convert_to_pytorch": 1,
-                "extend_vocab": 2, "create_pretraining_data": 3, "evaluate_downstream": 1}
+                "extend_vocab": 2, "create_pretraining_data": 4, "evaluate_downstream": 1}
     assert enums == expected.get(script, 0)
 
 
@@ -230,6 +230,7 @@ def test_choices_are_the_modules_constants():
     assert choices(export.ExportConfig, "format") == export.FORMATS
     assert choices(DataConfig, "masking") == features.MASKINGS
     assert choices(DataConfig, "pairing") == features.PAIRINGS
+    assert choices(DataConfig, "objective") == features.OBJECTIVES
     assert choices(ExtendConfig, "init") == extend.INITS
     assert choices(ExtendConfig, "bias_init") == extend.BIAS_INITS
 

@@ -1,0 +1,96 @@
+"""Sequences packed full of consecutive sentences, for the masked-LM-only objective
+(``--objective=mlm``: RoBERTa's DOC-SENTENCES and FULL-SENTENCES inputs, without segment pairs).
+
+Works on token ids, like ``norbert.data.instances``. Per pass over the documents (in the
+order given: the caller shuffles them), the sentences follow one another into a record's body
+of ``max_seq_length - 2`` tokens (room for ``[CLS]`` and the closing ``[SEP]``):
+
+- a record is filled to its last token: the sentence that does not fit is split, its rest
+  opens the next record (and a sentence longer than a record spans several); nothing is
+  dropped, and the bodies of a pass, put end to end, are the documents' tokens in order;
+- ``cross_documents=False``: a record never spans two documents, so a document's last record
+  may be short (padded);
+- ``cross_documents=True``: a document's end is marked by a ``[SEP]`` and the next document
+  continues the same record (when at least one of its tokens fits after that ``[SEP]``; else
+  the record closes, its own ``[SEP]`` marking the end);
+- each pass packs alone (its last record may be short); ``dupe_factor`` passes draw new masks
+  over the same cuts. ``--short_seq_prob`` does not apply.
+
+A record is ``[CLS] d1.. [SEP] d2.. [SEP] ..`` (one part per document it holds), written in
+Google's schema with every ``segment_ids`` 0 and ``next_sentence_labels`` 0 (a placeholder: no
+next-sentence task). Every position but ``[CLS]`` and the ``[SEP]`` s is a masked-LM candidate.
+The packing draws nothing; the masks draw from the build's generator.
+"""
+
+from typing import Callable, Iterator, List, NamedTuple, Sequence
+
+from norbert.data.draws import Draws
+from norbert.data.instances import Document
+from norbert.data.masking import MaskedSequence
+
+Run = List[List[int]]  # one record's parts: the tokens of each document it holds, in order
+# (tokens, candidate positions (ascending), draws) -> the masked sequence; in place.
+MaskRun = Callable[[List[int], List[int], Draws], MaskedSequence]
+
+
+def packed_runs(documents: Sequence[Document], body_length: int,
+                cross_documents: bool) -> Iterator[Run]:
+    """The records of one pass over ``documents``, as parts: each run's tokens plus one
+    separator between parts total at most ``body_length``."""
+    parts: Run = []  # earlier documents' parts of the current record
+    current: List[int] = []  # this document's tokens in the current record
+    room = body_length
+    for document in documents:
+        for sentence in document:
+            start, n = 0, len(sentence)
+            while start < n:
+                if room == 0:
+                    yield parts + [current]
+                    parts, current, room = [], [], body_length
+                take = sentence[start:start + room]
+                current.extend(take)
+                room -= len(take)
+                start += len(take)
+        if not current:
+            continue  # a document without tokens leaves no mark
+        if cross_documents and room >= 2:  # its [SEP] and at least one token of the next
+            parts.append(current)
+            current = []
+            room -= 1
+        else:
+            yield parts + [current]
+            parts, current, room = [], [], body_length
+    if current or parts:
+        yield parts + [current] if current else parts
+
+
+def record_of(run: Run, cls_id: int, sep_id: int):
+    """(tokens ``[CLS] p1.. [SEP] p2.. [SEP]``, the candidate positions: all but the specials)."""
+    tokens = [cls_id]
+    candidates: List[int] = []
+    for part in run:
+        candidates.extend(range(len(tokens), len(tokens) + len(part)))
+        tokens.extend(part)
+        tokens.append(sep_id)
+    return tokens, candidates
+
+
+class Packed(NamedTuple):
+    """One packed record, masked (``positions``/``labels`` empty when masks are left to
+    training time)."""
+
+    tokens: List[int]  # [n] ids as the model sees them, n <= max_seq_length
+    candidates: List[int]  # positions that may be masked: all but [CLS] and the [SEP]s
+    positions: List[int]  # [m] masked positions, ascending
+    labels: List[int]  # [m] original ids at those positions
+
+
+def packed_instances(documents: Sequence[Document], max_seq_length: int, cross_documents: bool,
+                     mask: MaskRun, draws: Draws, cls_id: int, sep_id: int,
+                     dupe_factor: int = 1) -> Iterator[Packed]:
+    """All packed records of ``dupe_factor`` passes, each masked by ``mask``."""
+    for _ in range(dupe_factor):
+        for run in packed_runs(documents, max_seq_length - 2, cross_documents):
+            tokens, candidates = record_of(run, cls_id, sep_id)
+            masked = mask(tokens, list(candidates), draws)  # consumes its copy
+            yield Packed(masked.tokens, candidates, masked.positions, masked.labels)
