@@ -145,3 +145,17 @@ def assert_same_run(straight, stopped, rtol=1e-5, atol=1e-6, steps=8):
     for name in names:
         np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), rtol=0, atol=atol,
                                    err_msg=name)
+
+
+def build_output(folder):
+    """{name: bytes} of a data build's output folder (a pathlib.Path), the sidecars without
+    their timing: two builds that wrote the same records compare equal."""
+    out = {}
+    for name in sorted(os.listdir(str(folder))):
+        data = (folder / name).read_bytes()
+        if name.endswith(".json"):
+            meta = json.loads(data)
+            meta.pop("build_seconds", None)
+            data = json.dumps(meta, sort_keys=True).encode()
+        out[name] = data
+    return out

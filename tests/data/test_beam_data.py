@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, build_output
 from norbert.data import sharded
 from norbert.data.builder import create_pretraining_data
 from norbert.errors import NorbertError
@@ -34,28 +34,15 @@ def _settings(inputs, vocab, **changes):
     return settings
 
 
-def _files(folder):
-    """{name: bytes} of a build's output, the sidecars without their timing."""
-    out = {}
-    for name in sorted(os.listdir(str(folder))):
-        data = (folder / name).read_bytes()
-        if name.endswith(".json"):
-            meta = json.loads(data)
-            meta.pop("build_seconds", None)
-            data = json.dumps(meta, sort_keys=True).encode()
-        out[name] = data
-    return out
-
-
 def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path, tmp_path):
     inputs, _, planted_copies = planted
     out = tmp_path / "out"
     settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"))
     local = create_pretraining_data(num_workers=2, **settings)
-    expected = _files(out)
+    expected = build_output(out)
     os.rename(str(out), str(tmp_path / "local"))
     in_process = create_pretraining_data(runner="DirectRunner", **settings)
-    assert _files(out) == expected
+    assert build_output(out) == expected
     os.rename(str(out), str(tmp_path / "in_process"))
     # The command line, with two worker processes.
     flags = ["--%s=%s" % kv for kv in settings.items()]
@@ -64,7 +51,7 @@ def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path
          "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert _files(out) == expected
+    assert build_output(out) == expected
     assert len(expected) == 4 + 4 + 1  # shards, their sidecars, the set's sidecar
     for summary in (local, in_process):
         assert summary.corpus.duplicates == planted_copies
@@ -81,7 +68,7 @@ def test_beam_writes_the_local_modes_chunk_records(corpus_paths, uncased_vocab_p
     for name, how in (("local", dict(num_workers=2)), ("beam", dict(runner="DirectRunner"))):
         summary = create_pretraining_data(**settings, **how)
         assert summary.instances > 500 and summary.masked_tokens == 0
-        built[name] = _files(out)
+        built[name] = build_output(out)
         os.rename(str(out), str(tmp_path / name))
     assert built["beam"] == built["local"] and len(built["local"]) == 2 + 2 + 1
     meta = json.loads(built["local"]["train.tfrecord.meta.json"])
@@ -98,10 +85,10 @@ def test_beam_holds_out_the_documents_the_other_modes_hold_out(planted, uncased_
                          heldout_documents=test_heldout.N,
                          heldout_output_file=str(out / "heldout.tfrecord"))
     local = create_pretraining_data(num_workers=2, **settings)
-    expected = _files(out)
+    expected = build_output(out)
     os.rename(str(out), str(tmp_path / "local"))
     summary = create_pretraining_data(runner="DirectRunner", **settings)
-    assert _files(out) == expected and summary.heldout_documents == test_heldout.N
+    assert build_output(out) == expected and summary.heldout_documents == test_heldout.N
     assert summary.corpus.documents == local.corpus.documents
     settings.update(dedup="none", num_output_shards=None,
                     output_file=str(tmp_path / "reference" / "train.tfrecord"))
@@ -117,14 +104,14 @@ def test_beam_keeps_complete_shards_and_rebuilds_the_rest(corpus_paths, uncased_
     out = tmp_path / "train.tfrecord"
     settings = _settings(corpus_paths, uncased_vocab_path, output_file=str(out))
     create_pretraining_data(num_workers=1, **settings)
-    expected = _files(tmp_path)
+    expected = build_output(tmp_path)
     shard = "train.tfrecord-%05d-of-00004"
     os.remove(str(tmp_path / (shard % 1)))  # lost
     with open(str(tmp_path / (shard % 2)), "r+b") as f:  # cut short under its final name
         f.truncate(1000)
     summary = create_pretraining_data(runner="DirectRunner", **settings)
     assert summary.shards_skipped == 2
-    assert _files(tmp_path) == expected
+    assert build_output(tmp_path) == expected
 
 
 def test_dataflows_options_reach_the_pipeline(corpus_paths, uncased_vocab_path, tmp_path,
@@ -183,7 +170,7 @@ def test_a_dask_cluster_of_two_processes_writes_the_same_records(planted, uncase
     out = tmp_path / "out"
     settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"))
     create_pretraining_data(num_workers=1, **settings)
-    expected = _files(out)
+    expected = build_output(out)
     os.rename(str(out), str(tmp_path / "local"))
     summary = create_pretraining_data(
         runner="apache_beam.runners.dask.dask_runner.DaskRunner",
@@ -194,7 +181,7 @@ def test_a_dask_cluster_of_two_processes_writes_the_same_records(planted, uncase
     built_in = dask.distributed.default_client().run(lambda: bool(sharded._TOOLS))
     assert len(built_in) == 2 and any(built_in.values()), built_in
     assert summary.corpus.duplicates == planted_copies
-    assert _files(out) == expected
+    assert build_output(out) == expected
 
 
 def hard_inputs(folder, corpus_paths):
@@ -240,7 +227,7 @@ def test_two_processes_on_beam_and_locally_write_the_same_bytes_on_hard_inputs(
     settings = _settings(inputs, uncased_vocab_path, output_file=str(out / "train.tfrecord"),
                          num_output_shards=7, block_mb=0.05)
     local = create_pretraining_data(num_workers=2, **settings)
-    expected = _files(out)
+    expected = build_output(out)
     os.rename(str(out), str(tmp_path / "local"))
     flags = ["--%s=%s" % kv for kv in settings.items()]
     result = subprocess.run(
@@ -248,7 +235,7 @@ def test_two_processes_on_beam_and_locally_write_the_same_bytes_on_hard_inputs(
          "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert _files(out) == expected and len(expected) == 7 + 7 + 1
+    assert build_output(out) == expected and len(expected) == 7 + 7 + 1
     assert local.corpus.documents > 300 and min(local.records_per_file) > 0
     # The workers' INFO lines are off, and the log says so.
     assert "default_sdk_harness_log_level=INFO shows their INFO lines" in result.stderr
@@ -262,11 +249,11 @@ def test_beam_rebuilds_the_first_planners_shards(corpus_paths, uncased_vocab_pat
     out = tmp_path / "train.tfrecord"
     settings = _settings(corpus_paths, uncased_vocab_path, output_file=str(out))
     create_pretraining_data(runner="DirectRunner", **settings)
-    expected = _files(tmp_path)
+    expected = build_output(tmp_path)
     as_first_planner(tmp_path)
     with caplog.at_level("INFO"):
         summary = create_pretraining_data(runner="DirectRunner", **settings)
-    assert summary.shards_skipped == 0 and _files(tmp_path) == expected
+    assert summary.shards_skipped == 0 and build_output(tmp_path) == expected
     assert any("were cut by input planner 1" in r.getMessage() for r in caplog.records)
 
 

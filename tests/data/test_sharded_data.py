@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from helpers import DOCUMENTS, REPO, SHARED_BYTES, has_shared_corpora, scaled
+from helpers import (DOCUMENTS, REPO, SHARED_BYTES, build_output, has_shared_corpora,
+                     scaled)
 from norbert.data import tfrecord
 from norbert.data.documents import read_documents
 from norbert.errors import NorbertError
@@ -307,19 +308,6 @@ def test_url_paths_in_and_out_give_the_local_records(corpus_paths, uncased_vocab
 # -- the planner's version, and --plan_only --------------------------------------------------
 
 
-def _files(folder):
-    """{name: bytes} of a build's output, the sidecars without their timing."""
-    out = {}
-    for name in sorted(os.listdir(str(folder))):
-        data = (folder / name).read_bytes()
-        if name.endswith(".json"):
-            meta = json.loads(data)
-            meta.pop("build_seconds", None)
-            data = json.dumps(meta, sort_keys=True).encode()
-        out[name] = data
-    return out
-
-
 def as_first_planner(folder):
     """Makes the shard sidecars in ``folder`` those the first planner wrote (no version)."""
     for name in os.listdir(str(folder)):
@@ -336,7 +324,7 @@ def test_shards_of_the_first_planner_are_rebuilt_saying_why(corpus_paths, uncase
         config = _config(corpus_paths[:1], str(folder / "t.tfrecord"), uncased_vocab_path,
                          num_output_shards=shards, num_workers=1, progress=False)
         create_pretraining_data(config)
-        expected = _files(folder)
+        expected = build_output(folder)
         as_first_planner(folder)
         caplog.clear()
         with caplog.at_level("INFO"):
@@ -346,7 +334,7 @@ def test_shards_of_the_first_planner_are_rebuilt_saying_why(corpus_paths, uncase
             assert again.shards_skipped == 0 and len(said) == 1
             assert said[0].startswith("2 shard(s) of %s were cut by input planner 1, this "
                                       "build's is 2" % config.output_base)
-            assert _files(folder) == expected  # rebuilt: the version recorded
+            assert build_output(folder) == expected  # rebuilt: the version recorded
         else:  # one shard: the whole input, cut alike by both planners: kept
             assert again.shards_skipped == 1 and not said
 
