@@ -150,6 +150,7 @@ def main():
                               "%.2fx" % (rate / ref), "%.2fx" % (rate / none),
                               "%.0f s" % whole[label],
                               "%.2fx" % goal if label.endswith("auto") else ""))
+                print("    %s" % " | ".join(speed[-1]), file=sys.stderr, flush=True)
         found = accuracy(work) if PART in ("", "accuracy") else {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
