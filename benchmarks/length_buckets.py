@@ -165,9 +165,14 @@ def main():
           "padding share) - 1). Command: `python benchmarks/run_all.py length_buckets`.\n"
           % (" and ".join("%.1f%% at length %d" % (100 * p, s) for s, p in sorted(shares.items())),
              BATCH, pretraining.REPEATS))
-    print(table(["model", "length", "run", "real tokens/s", "vs Google's", "vs none",
-                 "whole process", "goal"], speed))
+    if speed:
+        print(table(["model", "length", "run", "real tokens/s", "vs Google's", "vs none",
+                     "whole process", "goal"], speed))
     a = ACCURACY
+    if not found:
+        print("\nHeld-out masked-LM accuracy, auto against none: not measured in this run "
+              "(`NORBERT_BENCH_PART=speed`).")
+        return
     print("\nHeld-out masked-LM accuracy after the same examples (tiny model, an uncased vocab "
           "of %d pieces built by norbert from the training part, length %d, batch %d, %d "
           "steps, learning rate %g; 90%% of the documents to train (dupe factor 2), 10%% held "
