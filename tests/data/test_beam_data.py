@@ -34,6 +34,16 @@ def _settings(inputs, vocab, **changes):
     return settings
 
 
+def _script_on_two_processes(settings):
+    """create_pretraining_data.py with ``settings`` as flags, on the DirectRunner's two worker
+    processes."""
+    flags = ["--%s=%s" % kv for kv in settings.items()]
+    return subprocess.run(
+        [sys.executable, SCRIPT, "--runner=DirectRunner",
+         "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
+        capture_output=True, text=True, timeout=300)
+
+
 def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path, tmp_path):
     inputs, _, planted_copies = planted
     out = tmp_path / "out"
@@ -45,11 +55,7 @@ def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path
     assert build_output(out) == expected
     os.rename(str(out), str(tmp_path / "in_process"))
     # The command line, with two worker processes.
-    flags = ["--%s=%s" % kv for kv in settings.items()]
-    result = subprocess.run(
-        [sys.executable, SCRIPT, "--runner=DirectRunner",
-         "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
-        capture_output=True, text=True, timeout=300)
+    result = _script_on_two_processes(settings)
     assert result.returncode == 0, result.stderr[-2000:]
     assert build_output(out) == expected
     assert len(expected) == 4 + 4 + 1  # shards, their sidecars, the set's sidecar
@@ -229,11 +235,7 @@ def test_two_processes_on_beam_and_locally_write_the_same_bytes_on_hard_inputs(
     local = create_pretraining_data(num_workers=2, **settings)
     expected = build_output(out)
     os.rename(str(out), str(tmp_path / "local"))
-    flags = ["--%s=%s" % kv for kv in settings.items()]
-    result = subprocess.run(
-        [sys.executable, SCRIPT, "--runner=DirectRunner",
-         "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
-        capture_output=True, text=True, timeout=300)
+    result = _script_on_two_processes(settings)
     assert result.returncode == 0, result.stderr[-2000:]
     assert build_output(out) == expected and len(expected) == 7 + 7 + 1
     assert local.corpus.documents > 300 and min(local.records_per_file) > 0
