@@ -7,7 +7,8 @@ labels stay as they were, only padding goes (the attention over padding is zero 
 so each example's outputs are the full-length batch's).
 
 While training, examples are first grouped by length (``grouped``): the stream is read a
-window of ``WINDOW_BATCHES`` batches at a time, each window sorted by real length (stable: ties
+window of at least ``WINDOW_EXAMPLES`` examples (and ``WINDOW_BATCHES`` batches) at a time,
+each window sorted by real length (stable: ties
 keep the stream's order) and cut into batches, which come out in an order drawn from (the
 run's seed, the window's number). Every example of a window is in exactly one of its batches,
 so the examples trained by the end of each window are exactly those of the stream without
@@ -32,8 +33,11 @@ AUTO = "auto"
 NONE = "none"
 # Buckets of auto: at most this many, equal steps up to --max_seq_length (multiples of 8).
 AUTO_BUCKETS = 8
-# Batches grouped at a time while training: the more, the fewer batches straddle two
-# buckets (at most one per boundary per window); the window is part of the data position.
+# Examples grouped at a time while training, at least: the more, the fewer batches straddle
+# two buckets (at most one per boundary per window), so the less padding is computed (at
+# batch 8, a window of 64 examples left most short ones beside long ones). The window is part
+# of the data position, so it is bounded: at most this many examples or WINDOW_BATCHES batches.
+WINDOW_EXAMPLES = 1024
 WINDOW_BATCHES = 8
 # The features of one position each ([B, S]); every other feature keeps its shape.
 TOKEN_FEATURES = ("input_ids", "input_mask", "segment_ids")
@@ -73,26 +77,34 @@ def describe(boundaries: Boundaries) -> str:
             % ",".join(str(b) for b in boundaries))
 
 
-def grouped(examples, batch_size: int, seed, window_batches: int = WINDOW_BATCHES):
+def window_batches(batch_size: int) -> int:
+    """Batches in a grouping window: ``WINDOW_BATCHES``, or more to hold ``WINDOW_EXAMPLES``
+    examples (128 batches of 8, 8 of 128 and up)."""
+    return max(WINDOW_BATCHES, -(-WINDOW_EXAMPLES // batch_size))
+
+
+def grouped(examples, batch_size: int, seed, batches_per_window: int = 0):
     """Batches ``[batch_size, ...]`` of ``examples`` (a dataset of single examples, each
     ``input_mask`` [S]), grouped by real length a window at a time (see the module's text).
-    ``seed``: int64 [2] tensor function of the window's number, the same on every worker."""
+    ``seed``: int64 [2] tensor function of the window's number, the same on every worker;
+    ``batches_per_window``: 0 for ``window_batches(batch_size)``."""
     import tensorflow.compat.v1 as tf
 
-    window = batch_size * window_batches
+    window_batches_ = batches_per_window or window_batches(batch_size)
+    window = batch_size * window_batches_
 
     # Plain TF ops, traced as written: autograph has nothing to convert.
     @tf.autograph.experimental.do_not_convert
     def sort(number, batch):
         length = tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1)  # [W]
         order = tf.argsort(length, stable=True)  # [W], shortest first
-        draws = tf.random.stateless_uniform([window_batches], seed=seed(number))
+        draws = tf.random.stateless_uniform([window_batches_], seed=seed(number))
         batches = tf.argsort(draws)  # [K]: the order the window's batches come out in
 
         def arrange(value):  # [W, ...] -> [K, B, ...]
             value = tf.gather(value, order)
             shape = value.shape.as_list()[1:]
-            return tf.gather(tf.reshape(value, [window_batches, batch_size] + shape), batches)
+            return tf.gather(tf.reshape(value, [window_batches_, batch_size] + shape), batches)
 
         return {name: arrange(value) for name, value in batch.items()}
 

@@ -79,7 +79,8 @@ def _batches(lengths, seed, epochs, batch=4):
     """Every batch of the grouped, cut stream (in the default graph)."""
     boundaries = length_buckets.parse("auto", S)
     d = tf.data.Dataset.from_tensor_slices(_examples(lengths)).repeat(epochs)
-    d = length_buckets.grouped(d, batch, lambda n: length_buckets.window_seed(seed, n))
+    d = length_buckets.grouped(d, batch, lambda n: length_buckets.window_seed(seed, n),
+                               batches_per_window=8)  # small windows: many of them here
     d = d.map(lambda b: length_buckets.cut(b, boundaries))
     out = []
     element = tf.data.make_one_shot_iterator(d).get_next()
@@ -89,6 +90,11 @@ def _batches(lengths, seed, epochs, batch=4):
                 out.append(sess.run(element))
         except tf.errors.OutOfRangeError:
             return out
+
+
+@pytest.mark.parametrize("batch, batches", [(1, 1024), (8, 128), (100, 11), (128, 8), (512, 8)])
+def test_a_window_holds_at_least_1024_examples_and_8_batches(batch, batches):
+    assert length_buckets.window_batches(batch) == batches
 
 
 def test_each_window_trains_exactly_the_examples_it_would_without_buckets():
