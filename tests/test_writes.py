@@ -78,12 +78,14 @@ def test_scripts_write_only_where_told(tmp_path):
     assert "eval_results.txt" in written and "checkpoint" in written
     assert all(n == "eval_results.txt" or n == "checkpoint" or n.startswith("model.ckpt-3")
                or n.startswith("events.out.tfevents") or n == "graph.pbtxt"
+               or n == "training_objective.json"
                or n == "data_position/worker-0/checkpoint"
                or n.startswith("data_position/worker-0/position-3.") for n in written), written
 
     run("convert_to_pytorch", checkpoint=out / "run", bert_config_file=inputs / "bert_config.json",
         vocab_file=out / "vocab" / "vocab.txt", do_lower_case="true", output_dir=out / "hf")
-    assert set(_snapshot(out / "hf")) >= {"config.json", "model.safetensors", "vocab.txt"}
+    assert set(_snapshot(out / "hf")) >= {"config.json", "model.safetensors", "vocab.txt",
+                                          "README.md"}  # the card: the run noted its objective
 
     run("import_hf", hf_dir=out / "hf", output_dir=out / "imported")
     assert {"bert_config.json", "vocab.txt"} <= set(_snapshot(out / "imported"))

@@ -3,6 +3,8 @@
 Export writes a folder that transformers 5 loads with no extra arguments (``config.json``,
 ``model.safetensors``, ``vocab.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``),
 with numpy and safetensors only: exporting never needs torch (``--format=pytorch_bin`` does).
+When the checkpoint's folder records the objective that trained it (``run_pretraining`` writes
+``training_objective.json`` there), a model card ``README.md`` says which heads were trained.
 
 It reads and checks every input (checkpoint, config, vocab) before it touches the output, which
 ``norbert.conversion.output`` writes all at once. The two checks of a model's files against its
@@ -22,7 +24,7 @@ import numpy as np
 from norbert import fileio
 
 from norbert.conversion import hf_format
-from norbert.conversion.output import ConversionReport, staged, write
+from norbert.conversion.output import ConversionReport, join, staged, write
 from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
 from norbert.settings import keyword_errors, make_configs
@@ -32,6 +34,7 @@ from norbert.tokenization.vocab import (PAD, SPECIAL_TOKENS, parse_vocab,
 
 FORMATS = ("safetensors", "pytorch_bin")
 WEIGHT_FILES = {"safetensors": "model.safetensors", "pytorch_bin": "pytorch_model.bin"}
+CARD_FILE = "README.md"
 # Settings the export requires though their config has a default: a model's casing is stated,
 # never guessed (convert_to_pytorch's --do_lower_case is a required flag).
 EXPORT_REQUIRES = ("do_lower_case",)
@@ -104,6 +107,7 @@ def export_to_hf(config: Optional[ExportConfig] = None,
             )
 
     hf_config = hf_format.hf_config(bert_config, architecture, pad_token_id=vocab[PAD])
+    card, card_note = model_card(config.output_dir, checkpoint, present)
     weight_file = WEIGHT_FILES[config.format]
     with staged(config.output_dir) as stage:
         if config.format == "safetensors":
@@ -123,6 +127,9 @@ def export_to_hf(config: Optional[ExportConfig] = None,
         write(stage, "config.json", hf_format.json_bytes(hf_config))
         files = [weight_file, "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
                  "config.json"]
+        if card is not None:
+            write(stage, CARD_FILE, card)
+            files.append(CARD_FILE)
 
     return ConversionReport(
         source=checkpoint,
@@ -134,7 +141,28 @@ def export_to_hf(config: Optional[ExportConfig] = None,
         left_out_state=left_state,
         left_out_other=left_other,
         missing_heads=[g for g in hf_format.GROUPS if g not in present],
+        card=card_note,
     )
+
+
+def model_card(output_dir: str, checkpoint: str,
+               present: List[str]) -> Tuple[Optional[bytes], str]:
+    """(README.md's bytes or None, the line saying so): the card names the objective that the
+    record beside ``checkpoint`` states (``norbert.model.objective_record``); none without a
+    record, nor over a README.md in ``output_dir`` that an export did not write."""
+    from norbert.model import objective_record
+
+    objectives = objective_record.read(os.path.dirname(checkpoint) or ".")
+    if objectives is None:
+        return None, ("no model card: %s has no %s beside it to say which objective trained "
+                      "it" % (checkpoint, objective_record.FILE_NAME))
+    existing = join(output_dir, CARD_FILE)
+    if fileio.exists(existing) and hf_format.CARD_MARK.encode("utf-8") not in \
+            fileio.read_bytes(existing, what="model card"):
+        return None, "no model card: %s is not one an export wrote; kept as it is" % existing
+    card = hf_format.model_card(objectives, os.path.basename(checkpoint), present)
+    return card.encode("utf-8"), "%s says the objective: %s" % (CARD_FILE, " then ".join(
+        objectives))
 
 
 def read_parameters(

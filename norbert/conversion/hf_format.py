@@ -27,6 +27,7 @@ import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from norbert.data.features import MLM, MLM_NSP
 from norbert.model.bert_config import BertConfig
 from norbert.errors import NorbertError
 from norbert.tokenization.options import TokenizerOptions
@@ -367,3 +368,43 @@ def special_tokens_map() -> Dict[str, str]:
 def json_bytes(values: Mapping[str, Any]) -> bytes:
     return (json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
+
+
+# ---- the model card: which objective trained the heads ----------------------------------
+
+# The card's second part, after its metadata: an export replaces a card that has it, and
+# leaves any other README.md in the folder (the user's own) as it is.
+CARD_MARK = "<!-- model card written by norbert's export: replaced at the next export -->"
+_OBJECTIVE_NAMES = {
+    MLM: "masked LM only (records of `--objective=mlm`): no next-sentence prediction",
+    MLM_NSP: "masked LM + next sentence (Google's BERT objective, records of "
+             "`--objective=mlm_nsp`)",
+}
+
+
+def model_card(objectives: List[str], checkpoint: str, present: List[str]) -> str:
+    """README.md of an exported folder: which objective trained ``checkpoint``, from the
+    objectives of the runs into its folder (oldest first, ``norbert.model.objective_record``),
+    and which heads of the ``present`` groups it left untrained."""
+    latest, earlier = objectives[-1], objectives[:-1]
+    lines = ["---", "library_name: transformers", "pipeline_tag: fill-mask", "tags:", "- bert",
+             "---", CARD_MARK, "", "# BERT", "",
+             "Exported from the TensorFlow checkpoint `%s`." % checkpoint, "",
+             "Trained objective: %s." % _OBJECTIVE_NAMES[latest]]
+    untrained = [name for group, name in ((NEXT_SENTENCE, "next-sentence head "
+                                           "(`cls.seq_relationship`)"),
+                                          (POOLER, "pooler (`bert.pooler`)"))
+                 if group in present]
+    if latest == MLM and untrained:
+        mixed = MLM_NSP in earlier
+        lines += ["", "The %s not trained by masked LM alone: kept unchanged from the start of "
+                  "its training (%s). Use the model as `BertForMaskedLM` or as an encoder%s."
+                  % (" and the ".join(untrained) + (" are" if len(untrained) > 1 else " is"),
+                     "as earlier runs into the same folder trained them, with masked LM + next "
+                     "sentence" if mixed else "random initial values, or the values of its "
+                     "`--init_checkpoint`",
+                     "" if mixed else "; `BertForPreTraining`'s next-sentence logits and the "
+                     "pooled output carry no training of its own")]
+    elif latest == MLM_NSP and MLM in earlier:
+        lines += ["", "Earlier runs into the same folder trained masked LM only."]
+    return "\n".join(lines) + "\n"

@@ -43,6 +43,8 @@ class ConversionReport:
     do_lower_case: Optional[bool] = None
     # Import only: the Hugging Face tokenizer options stated there (None: no tokenizer_config).
     tokenizer_options: Optional[TokenizerOptions] = None
+    # Export only: whether a model card (README.md) was written and what it says, or why not.
+    card: str = ""
 
     def summary(self) -> str:
         lines = [
@@ -65,6 +67,8 @@ class ConversionReport:
                 "  left out, not parameters of BERT or its pretraining heads (%d): %s"
                 % (len(self.left_out_other), _brief(self.left_out_other))
             )
+        if self.card:
+            lines.append("  " + self.card)
         if self.do_lower_case is not None:
             options = self.tokenizer_options.flags() if self.tokenizer_options else ""
             lines.append(

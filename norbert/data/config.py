@@ -80,7 +80,8 @@ class DataConfig:
     cross_documents: bool = False
     # Share of tokens to predict.
     masked_lm_prob: float = defaults.MASKED_LM_PROB
-    # Share of documents cut into shorter sequences.
+    # Share of documents cut into shorter sequences (--objective=mlm_nsp's pairs; with
+    # --objective=mlm, which packs records full, only the default or 0 is accepted).
     short_seq_prob: float = defaults.SHORT_SEQ_PROB
     # Processes building shards in parallel; the records do not depend on it. Giving it (or
     # num_output_shards) leaves reference-exact mode for the sharded mode: parallel, memory
@@ -251,6 +252,12 @@ class DataConfig:
         if self.objective == MLM and self.pairing == DYNAMIC:
             raise NorbertError("--pairing=dynamic makes pairs for --objective=mlm_nsp: with "
                                "--objective=mlm leave --pairing static (use --masking=dynamic)")
+        if self.objective == MLM and self.short_seq_prob not in (0.0, defaults.SHORT_SEQ_PROB):
+            # The default passes (a config cannot tell it given from left out); another value
+            # asks for short records that packing would not make.
+            raise NorbertError("--short_seq_prob=%g cuts --objective=mlm_nsp's pairs short; "
+                               "--objective=mlm packs records full: drop --short_seq_prob"
+                               % self.short_seq_prob)
         if self.cross_documents and self.objective != MLM:
             raise NorbertError("--cross_documents packs records of --objective=mlm: add "
                                "--objective=mlm or drop --cross_documents")

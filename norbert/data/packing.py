@@ -14,7 +14,8 @@ of ``max_seq_length - 2`` tokens (room for ``[CLS]`` and the closing ``[SEP]``):
   continues the same record (when at least one of its tokens fits after that ``[SEP]``; else
   the record closes, its own ``[SEP]`` marking the end);
 - each pass packs alone (its last record may be short); ``dupe_factor`` passes draw new masks
-  over the same cuts. ``--short_seq_prob`` does not apply.
+  over the same cuts. ``--short_seq_prob`` does not apply (another value than its default or 0
+  is an error, ``DataConfig``).
 
 A record is ``[CLS] d1.. [SEP] d2.. [SEP] ..`` (one part per document it holds), written in
 Google's schema with every ``segment_ids`` 0 and ``next_sentence_labels`` 0 (a placeholder: no

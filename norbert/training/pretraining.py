@@ -33,7 +33,7 @@ from norbert import fileio
 from norbert.data import defaults
 from norbert.data.features import MLM, MLM_NSP
 from norbert.errors import NorbertError
-from norbert.model import checkpoints
+from norbert.model import checkpoints, objective_record
 from norbert.model.bert_config import BertConfig
 from norbert.model.precision import FP16, PrecisionConfig
 from norbert.settings import keyword_errors, make_configs
@@ -353,6 +353,8 @@ def _run(settings: Settings, stop: StopSignals) -> Dict[str, object]:
     created = fileio.make_folders(output_dir)
     try:
         with _one_training_run(output_dir, plan.train is not None and plan.chief):
+            if plan.train is not None and plan.chief:  # for the export's model card
+                objective_record.note(output_dir, plan.objective)
             result = engine(plan, settings, model_fn, stop)
     except BaseException:
         if plan.chief:  # the other workers leave the shared folder to the chief

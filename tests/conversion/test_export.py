@@ -310,3 +310,44 @@ def test_export_without_heads_is_a_bare_bert_model(tmp_path, uncased_vocab_path)
     assert report.architecture == "BertModel"
     assert report.missing_heads == ["masked_lm", "next_sentence"]
     del tf
+
+
+def test_model_card_names_the_objective_recorded_beside_the_checkpoint(tmp_path,
+                                                                       uncased_vocab_path):
+    pytest.importorskip("tensorflow")
+    from norbert.conversion.export import export_to_hf
+    from norbert.model import objective_record
+    from norbert.model.checkpoints import save_checkpoint
+
+    config = small_config()
+    rng = np.random.RandomState(2)
+    run = tmp_path / "run"
+    save_checkpoint({p.name: rng.randn(*p.shape).astype(np.float32)
+                     for p in hf_format.parameter_table(config)}, str(run / "model.ckpt-7"))
+    config.to_json_file(str(tmp_path / "bert_config.json"))
+    settings = dict(checkpoint=str(run), bert_config_file=str(tmp_path / "bert_config.json"),
+                    vocab_file=uncased_vocab_path, do_lower_case=True)
+    hf = tmp_path / "hf"
+    report = export_to_hf(output_dir=str(hf), **settings)
+    assert not (hf / "README.md").exists() and "no model card" in report.summary()
+
+    objective_record.note(str(run), "mlm")  # as run_pretraining does on masked-LM-only records
+    report = export_to_hf(output_dir=str(hf), **settings)
+    card = (hf / "README.md").read_text()
+    assert "README.md" in report.files and "README.md says the objective: mlm" in report.summary()
+    assert "Trained objective: masked LM only" in card and "`model.ckpt-7`" in card
+    assert "next-sentence head (`cls.seq_relationship`) and the pooler (`bert.pooler`) are " \
+           "not trained by masked LM alone: kept unchanged from the start" in card
+    assert card.startswith("---\nlibrary_name: transformers\n")
+
+    objective_record.note(str(run), "mlm_nsp")  # resumed on Google's pairs: replaced
+    export_to_hf(output_dir=str(hf), **settings)
+    card = (hf / "README.md").read_text()
+    assert "Trained objective: masked LM + next sentence" in card and "not trained" not in card
+    assert "Earlier runs into the same folder trained masked LM only." in card
+
+    (hf / "README.md").write_text("# my model\n")  # the user's own card stays
+    report = export_to_hf(output_dir=str(hf), **settings)
+    assert (hf / "README.md").read_text() == "# my model\n"
+    assert "not one an export wrote; kept as it is" in report.summary()
+    assert "README.md" not in report.files

@@ -162,6 +162,12 @@ def test_settings_that_cannot_work_are_one_line_errors():
     with pytest.raises(NorbertError, match="--objective=nsp"):
         DataConfig(objective="nsp", **base)
     assert DataConfig(objective="mlm", **base).mode == "mlm"
+    with pytest.raises(NorbertError, match=r"^--short_seq_prob=0.3 cuts --objective=mlm_nsp's "
+                                           r"pairs short; .*: drop --short_seq_prob$"):
+        DataConfig(objective="mlm", short_seq_prob=0.3, **base)
+    for kept in (0.0, 0.1):  # the default, and none: what packing does anyway
+        assert DataConfig(objective="mlm", short_seq_prob=kept, **base).short_seq_prob == kept
+    assert DataConfig(short_seq_prob=0.3, **base).short_seq_prob == 0.3
 
 
 @pytest.mark.slow

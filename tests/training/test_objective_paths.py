@@ -1,0 +1,160 @@
+"""Records of ``--objective=mlm`` through the paths that do not depend on the objective: length
+buckets (auto), the data position (exact resumption), mixed groups (``--input_file=a=..,b=..``)
+and mirrored replicas (2 logical CPU devices).
+
+Cheap in the default suite: the input stream's position saved and restored with buckets and
+with mixed groups, and one short mirrored run of mixed, bucketed masked-LM-only records. Whole
+runs stopped and resumed (one device and mirrored), compared step by step with a run never
+stopped, are in the slow suite, as the same tests of Google's records are.
+"""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow").compat.v1
+
+from helpers import assert_same_run  # noqa: E402
+from norbert.data import sidecar  # noqa: E402
+from norbert.data.builder import create_pretraining_data  # noqa: E402
+from norbert.model import objective_record  # noqa: E402
+from norbert.training import data_position, loop, record_checks  # noqa: E402
+from norbert.training import length_buckets as buckets_lib  # noqa: E402
+from norbert.training.data_position import PositionSaver, Position, Stream  # noqa: E402
+from norbert.training.distribution import DistributionConfig  # noqa: E402
+from norbert.training.input_pipeline import InputConfig, make_input_fn  # noqa: E402
+from norbert.training.mixing import Group  # noqa: E402
+from norbert.training.pretraining import run_pretraining  # noqa: E402
+
+S, P = 32, 5
+TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
+AUTO = buckets_lib.parse("auto", S)  # (8, 16, 24, 32): the default --length_buckets at 32
+
+
+@pytest.fixture(scope="module")
+def mlm_shards(tmp_path_factory, dropout_free_run, uncased_vocab_path):
+    """Two shards of masked-LM-only records of the tiny English text, a record never crossing
+    a document (--cross_documents=false): a document's last record is short, so that length
+    buckets cut batches to several lengths."""
+    root, _ = dropout_free_run
+    folder = tmp_path_factory.mktemp("mlm_paths")
+    create_pretraining_data(input_file=str(root / "text.txt"), output_file=str(folder / "mlm"),
+                            vocab_file=uncased_vocab_path, objective="mlm", max_seq_length=S,
+                            max_predictions_per_seq=P, do_lower_case=True, num_workers=1,
+                            num_output_shards=2, progress=False)
+    files = sorted(str(p) for p in folder.glob("mlm-*") if not str(p).endswith(".json"))
+    assert len(files) == 2 and record_checks.objective_of(files) == "mlm"
+    assert sidecar.objective_of(sidecar.read(files[0])) == "mlm"
+    return files
+
+
+def _read(config, out, count, save_at=None, restore_at=None):
+    """``count`` batches of 8 from ``config``'s stream, saving the position after ``save_at``
+    of them, or first restoring the one saved at ``restore_at``."""
+    stream = Stream(11, 11, data_position.setup_of(config, 8, 1))
+    with tf.Graph().as_default():
+        iterator = tf.data.make_initializable_iterator(make_input_fn(config)({"batch_size": 8}))
+        saver = PositionSaver(iterator, Position(stream, restore=True), str(out), keep=3)
+        batch = iterator.get_next()
+        with tf.Session() as sess:
+            sess.run([iterator.initializer] + saver.initializers)
+            if restore_at is not None:
+                assert saver.restore(sess, restore_at) == (
+                    "data: restored the position of step %d" % restore_at)
+            batches = []
+            for number in range(1, count + 1):
+                batches.append(sess.run(batch))
+                if number == save_at:
+                    saver.save(sess, number)
+    return batches
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("kind", ["buckets", "mixed"])
+def test_mlm_records_resume_on_the_next_batches(mlm_shards, tmp_path, kind):
+    """The stream's position, saved in the middle of a window of batches grouped by length
+    (auto's boundaries), or of two named groups drawn 70/30, and restored: the same batches."""
+    groups = None
+    if kind == "mixed":
+        groups = (Group("a", tuple(mlm_shards[:1]), 100, 0.7),
+                  Group("b", tuple(mlm_shards[1:]), 100, 0.3))
+    config = InputConfig(input_files=mlm_shards, max_seq_length=S, max_predictions_per_seq=P,
+                         is_training=True, seed=11, shuffle_buffer=20,
+                         masking=record_checks.dynamic_masking_of(mlm_shards, P),
+                         pairing=record_checks.dynamic_pairing_of(mlm_shards), groups=groups,
+                         length_buckets=AUTO if kind == "buckets" else ())
+    straight = _read(config, tmp_path, 14, save_at=6)
+    resumed = _read(config, tmp_path, 8, restore_at=6)
+    assert all(_same(a, b) for a, b in zip(straight[6:], resumed))
+    assert not _same(resumed[0], straight[0])  # not the stream's first batches again
+    for batch in straight:  # one segment, and no next-sentence label to learn
+        assert not batch["segment_ids"].any() and not batch["next_sentence_labels"].any()
+    lengths = {b["input_ids"].shape[1] for b in straight}
+    assert (len(lengths) > 1) == (kind == "buckets"), lengths  # cut to their buckets
+
+
+def _pretrain(files, config_file, out, monkeypatch, stop_at=None, **flags):
+    """run_pretraining of 8 steps (a checkpoint every 3, length buckets auto); ``stop_at``:
+    SIGTERM to itself while that step runs (the run saves and stops)."""
+    settings = dict(input_file=files, bert_config_file=str(config_file), max_seq_length=S,
+                    max_predictions_per_seq=P, do_train=True, output_dir=str(out),
+                    num_train_steps=8, num_warmup_steps=0, learning_rate=1e-3,
+                    train_batch_size=8, save_checkpoints_steps=3, log_every_steps=1, seed=1)
+    settings.update(flags)
+    if stop_at is None:
+        return run_pretraining(**settings)
+    run_step = loop._Trainer._run_step
+
+    def signalled(trainer, step, log_now):
+        if step == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_step(trainer, step, log_now)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop._Trainer, "_run_step", signalled)
+        with pytest.raises(KeyboardInterrupt):
+            run_pretraining(**settings)
+
+
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+def test_mixed_bucketed_mlm_records_train_on_two_replicas(mlm_shards, dropout_config, tmp_path,
+                                                          monkeypatch, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="absl")
+    groups = "a=%s,b=%s" % tuple(mlm_shards)
+    results = _pretrain(groups, dropout_config, tmp_path / "run", monkeypatch, num_train_steps=3,
+                        do_eval=True, eval_input_file=groups, max_eval_steps=2,
+                        distribution=TWO_CPUS)
+    plan = [r.getMessage() for r in caplog.records]
+    assert "  engine: loop, mirrored over 2 replicas" in plan
+    assert "  length buckets: %s" % buckets_lib.describe(AUTO) in plan
+    assert "  objective: masked LM alone; the next-sentence head kept as it is (the records' " \
+           "sidecars)" in plan
+    assert results["global_step"] == 3
+    assert not [k for k in results if "next_sentence" in k]
+    assert {"masked_lm_accuracy/a", "masked_lm_accuracy/b"} <= set(results)  # per group
+    assert objective_record.read(str(tmp_path / "run")) == ["mlm"]  # for the export's card
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_a_stopped_mlm_run_resumes_exactly(mlm_shards, dropout_config, tmp_path, monkeypatch,
+                                           replicas):
+    """Mixed groups of bucketed masked-LM-only records, dropout on, stopped during update 4
+    (it saves there) and resumed: every logged loss and the final variables equal a run never
+    stopped, on one device and on 2 replicas."""
+    groups = "a=%s,b=%s" % tuple(mlm_shards)
+    flags = dict(sampling_weights="a=0.7,b=0.3")
+    if replicas == 2:
+        flags["distribution"] = TWO_CPUS
+    _pretrain(groups, dropout_config, tmp_path / "straight", monkeypatch, **flags)
+    _pretrain(groups, dropout_config, tmp_path / "stopped", monkeypatch, 4, **flags)
+    _pretrain(groups, dropout_config, tmp_path / "stopped", monkeypatch, **flags)
+    assert_same_run(tmp_path / "straight", tmp_path / "stopped")
