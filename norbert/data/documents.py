@@ -212,12 +212,15 @@ def parquet_texts(
                 return
 
 
+_PARQUET_MAGIC = b"PAR1"  # a Parquet file's first and last 4 bytes
+
+
 def parquet_row_groups(path: str, field: str) -> List[Tuple[int, int]]:
     """``(rows, bytes)`` of each row group of a Parquet file, from its metadata alone (the
-    footer: a few kilobytes): ``bytes`` is the uncompressed size of the ``field`` column's
-    chunk, a measure of its text that needs none of it read."""
+    footer: a few kilobytes, read alone): ``bytes`` is the uncompressed size of the ``field``
+    column's chunk, a measure of its text that needs none of it read."""
     with fileio.open_binary(path) as f:
-        meta = _checked_parquet(f, path, field).metadata
+        meta = _checked_parquet(_parquet_footer(f, path), path, field).metadata
         groups = []
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
@@ -228,9 +231,28 @@ def parquet_row_groups(path: str, field: str) -> List[Tuple[int, int]]:
     return groups
 
 
+def _parquet_footer(f, path: str) -> bytes:
+    """The smallest Parquet file that holds the open Parquet file ``f``'s metadata: its footer
+    alone between the magic words (``PAR1``, the footer, its length, ``PAR1``). Reads the last
+    8 bytes and then the footer, nothing else (pyarrow's own reader fetches the last 64 KB)."""
+    f.seek(0, 2)
+    size = f.tell()
+    tail = b""
+    if size >= 12:
+        f.seek(size - 8)
+        tail = f.read(8)
+    length = int.from_bytes(tail[:4], "little") if len(tail) == 8 else 0
+    if tail[4:] != _PARQUET_MAGIC or not 0 < length <= size - 12:
+        raise NorbertError("cannot read %s as Parquet: it does not end as a Parquet file does "
+                           "(a footer and %r): rewrite it, or give it another extension"
+                           % (path, _PARQUET_MAGIC.decode()))
+    f.seek(size - 8 - length)
+    return _PARQUET_MAGIC + f.read(length) + tail
+
+
 def _checked_parquet(f, path: str, field: str):
-    """A ``pyarrow.parquet.ParquetFile`` of the open file ``f`` whose column ``field`` holds
-    text; a missing pyarrow, a file that is not Parquet, or a wrong column is a
+    """A ``pyarrow.parquet.ParquetFile`` of the open file ``f`` (or the bytes of a Parquet
+    file) whose column ``field`` holds text; a missing pyarrow, a file that is not Parquet, or a wrong column is a
     ``NorbertError`` naming the file (and the flag)."""
     try:
         import pyarrow
@@ -239,6 +261,8 @@ def _checked_parquet(f, path: str, field: str):
         raise NorbertError("reading Parquet (%s) needs pyarrow: pip install 'norbert[parquet]' "
                            "(%s)" % (path, e)) from None
     try:
+        if isinstance(f, bytes):
+            f = pyarrow.BufferReader(f)
         pf = pyarrow.parquet.ParquetFile(f if hasattr(f, "closed") else _WithClosed(f))
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid: not Parquet, or cut short
         raise NorbertError("cannot read %s as Parquet: %s" % (path, e)) from None

@@ -197,6 +197,49 @@ def test_a_remote_parquet_file_reads_as_a_local_one(tmp_path):
     assert [d for s in slices_documents([remote], 3)[1] for d in s] == want
 
 
+def test_planning_reads_the_footer_alone(tmp_path, monkeypatch):
+    """The plan's row groups come from the last 8 bytes and the footer, nothing else: the
+    bytes read are those, far fewer than pyarrow's own 64 KB tail read; the sizes are the
+    file's metadata's."""
+    from norbert import fileio
+    from norbert.data import documents as documents_module
+
+    path = write_parquet(tmp_path / "c.parquet", texts(3000, seed=5), row_group_size=500)
+    read = []
+
+    class Counted:
+        def __init__(self, f):
+            self._f = f
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def read(self, n=-1):
+            data = self._f.read(n)
+            read.append(len(data))
+            return data
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._f.__exit__(*exc)
+
+    opened = fileio.open_binary
+    monkeypatch.setattr(documents_module.fileio, "open_binary",
+                        lambda p: Counted(opened(p).__enter__()))
+    groups = documents_module.parquet_row_groups(path, "text")
+    meta = pq.ParquetFile(path).metadata
+    assert groups == [(meta.row_group(g).num_rows,
+                       meta.row_group(g).column(0).total_uncompressed_size)
+                      for g in range(meta.num_row_groups)]
+    assert len(groups) == 6
+    with open(path, "rb") as f:
+        f.seek(-8, 2)
+        footer = int.from_bytes(f.read(4), "little")
+    assert sum(read) == footer + 8 < 64 * 1024 < (tmp_path / "c.parquet").stat().st_size
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 
@@ -217,8 +260,14 @@ def test_a_file_that_is_not_parquet_and_a_missing_pyarrow(tmp_path, monkeypatch)
     path.write_text("alpha bravo\n", encoding="utf-8")
     with pytest.raises(NorbertError, match=r"cannot read .*c\.parquet as Parquet"):
         read_documents([str(path)], encode)
+    with pytest.raises(NorbertError, match=r"cannot read .*c\.parquet as Parquet: it does not "
+                                           r"end as a Parquet file does"):
+        plan_shards([str(path)], 2)
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(NorbertError, match=r"reading Parquet \(.*c\.parquet\) needs pyarrow: "
                                            r"pip install 'norbert\[parquet\]'"):
         read_documents([str(path)], encode)
+    write_parquet(path, ["A doc."])  # planning from its footer needs pyarrow too
+    with pytest.raises(NorbertError, match=r"reading Parquet \(.*c\.parquet\) needs pyarrow"):
+        plan_shards([str(path)], 2)
