@@ -18,7 +18,9 @@ from norbert.downstream import conllu, metrics, tasks
 from norbert.downstream.config import (
     TOKEN_CLASSIFICATION, DownstreamConfig, FinetuneConfig, WatchConfig,
 )
-from norbert.downstream.results import DownstreamResults, Run, write_events, write_results
+from norbert.downstream.results import (
+    DownstreamResults, Run, write_curves, write_events, write_results,
+)
 from norbert.errors import NorbertError
 from norbert.model.bert_config import BertConfig
 from norbert.settings import keyword_errors, make_configs
@@ -116,7 +118,8 @@ def evaluate_model(task: PreparedTask, bert_config: BertConfig, checkpoint: Opti
     for seed in settings.seeds():
         output = finetune(bert_config, checkpoint, task.kind, len(task.labels), task.train,
                           task.evaluation, settings, seed)
-        run = Run(seed, task.score(output.predictions), output.steps, output.seconds)
+        run = Run(seed, task.score(output.predictions), output.steps, output.seconds,
+                  output.losses, output.learning_rates)
         logging.info("%s: %s", model, run.line())
         runs.append(run)
     recorded = dict(settings.settings(), seeds=settings.seeds(), labels=list(task.labels),
@@ -169,6 +172,7 @@ def evaluate_downstream(config: Optional[DownstreamConfig] = None,
     results = evaluate_model(task, bert_config, checkpoint, finetune_settings, _files(config))
     write_results(results, config.output_dir)
     write_events(config.output_dir, results, 0)
+    write_curves(config.output_dir, results)
     logging.info("%s", results.summary())
     return results
 

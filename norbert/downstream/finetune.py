@@ -46,6 +46,7 @@ class RunOutput:
     final_loss: float  # the training loss of the last update
     seconds: float  # wall time, graph building included
     losses: Dict[int, float]  # update number -> training loss, every log_every updates
+    learning_rates: Dict[int, float]  # update number -> its learning rate, at the same updates
 
 
 def _placeholders(kind: str, seq: Optional[int] = None) -> Dict[str, tf.Tensor]:
@@ -122,29 +123,35 @@ def finetune(config: BertConfig, checkpoint: Optional[str], kind: str, num_label
             loss = _loss(_logits(config, kind, num_labels, inputs, True), inputs)
             predicted = tf.argmax(_logits(config, kind, num_labels, inputs, False), axis=-1,
                                   output_type=tf.int32)  # [B, S] or [B]
-        train_op, _ = create_train_op(loss, optimizer)
+        train_op, learning_rate = create_train_op(loss, optimizer)
         _restore(checkpoint)
         init = tf.global_variables_initializer()
         graph.finalize()
         with tf.Session(graph=graph) as sess:
             sess.run(init)
-            losses = _train(sess, train_op, loss, inputs, train, steps, settings, seed)
+            losses, rates = _train(sess, (train_op, loss, learning_rate), inputs, train, steps,
+                                   settings, seed)
             predictions = _predict(sess, predicted, inputs, evaluation, settings)
-    return RunOutput(predictions, steps, losses[max(losses)], time.time() - started, losses)
+    return RunOutput(predictions, steps, losses[max(losses)], time.time() - started, losses,
+                     rates)
 
 
-def _train(sess, train_op, loss, inputs, train, steps, settings, seed) -> Dict[int, float]:
-    """Runs the updates; returns the logged losses (every ``log_every`` and the last)."""
+def _train(sess, fetches, inputs, train, steps, settings, seed):
+    """Runs the updates (``fetches``: train op, loss, learning rate); returns the logged losses
+    and learning rates (every ``log_every`` updates and the last), by update number."""
     rng = random.Random(seed)
-    losses = {}
+    losses: Dict[int, float] = {}
+    rates: Dict[int, float] = {}
     order = tasks.batch_order(len(train["input_ids"]), steps, settings.train_batch_size, rng)
     for step, indices in enumerate(order, 1):
         batch = tasks.trimmed(tasks.select(train, indices))
-        _, value = sess.run([train_op, loss], _feed(inputs, batch))
+        # The learning rate read is the one this update used (the step before its increment).
+        _, value, rate = sess.run(fetches, _feed(inputs, batch))
         if step % settings.log_every == 0 or step == steps:
-            losses[step] = float(value)
-            logging.info("seed %d: update %d of %d, loss %.4f", seed, step, steps, value)
-    return losses
+            losses[step], rates[step] = float(value), float(rate)
+            logging.info("seed %d: update %d of %d, loss %.4f, learning rate %.3g", seed, step,
+                         steps, value, rate)
+    return losses, rates
 
 
 def _predict(sess, predicted, inputs, evaluation, settings) -> np.ndarray:
