@@ -117,6 +117,8 @@ def test_entity_f1_for_bio_labels(tagged, tmp_path):
 @pytest.mark.parametrize("changes, message", [
     (dict(output_dir=None), "output_dir= is required"),
     (dict(output_dir="x", checkpoint="c", watch="w"), "checkpoint= and watch= both name"),
+    (dict(output_dir="x", distribution="multi_worker"), "distribution=multi_worker is not "
+                                                        "supported .* use distribution=mirrored"),
     (dict(output_dir="x", max_seq_length=128), "max_seq_length=128 is longer than the model's "
                                                "max_position_embeddings \\(64\\)"),
 ])
