@@ -105,8 +105,8 @@ def main():
           "random weights. Command: `python benchmarks/run_all.py downstream`.\n" % (
               n_train, n_held, SETTINGS["learning_rate"], SETTINGS["num_train_epochs"],
               SETTINGS["train_batch_size"], SETTINGS["max_seq_length"],
-              SETTINGS["warmup_proportion"], ", ".join(str(1 + i) for i in range(
-                  SETTINGS["num_seeds"])), shape["num_hidden_layers"], shape["hidden_size"]))
+              SETTINGS["warmup_proportion"], ", ".join(map(str, seeds())),
+              shape["num_hidden_layers"], shape["hidden_size"]))
     print(table(["model", "UPOS accuracy (mean)", "std (points)", "per seed", "seconds"], rows))
 
 
