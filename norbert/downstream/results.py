@@ -12,7 +12,9 @@ over the seeds, 0 for one run) and per-seed ``runs``, and the settings::
 renamed when complete. TensorBoard events (``tf.compat.v1.summary.FileWriter``, TensorFlow
 imported when they are written): tags ``downstream/<task>/<metric>`` (the mean) and
 ``downstream/<task>/<metric>/seed_<s>``, at the step given (a watched checkpoint's step), one
-events file per step.
+events file per step. The fine-tuning curves (``write_curves``), at each run's update numbers:
+``downstream/<task>/finetune/seed_<s>/loss`` and ``.../learning_rate``, every ``--log_every``
+updates and at the last.
 """
 
 import dataclasses
@@ -35,6 +37,9 @@ class Run:
     scores: Mapping[str, float]  # metric -> value
     steps: int
     seconds: float
+    # update number -> the training loss and the learning rate of that update (the curve)
+    losses: Mapping[int, float] = dataclasses.field(default_factory=dict)
+    learning_rates: Mapping[int, float] = dataclasses.field(default_factory=dict)
 
     def line(self) -> str:
         scores = ", ".join("%s %.4f" % (k, v) for k, v in sorted(self.scores.items()))
@@ -94,21 +99,41 @@ def write_results(results: DownstreamResults, folder: str) -> str:
 
 def write_events(folder: str, results: DownstreamResults, step: int) -> None:
     """The scores as TensorBoard scalars at ``step``, in ``folder``."""
-    import tensorflow.compat.v1 as tf
-
-    values = []
+    values = {}
     for name, metric in results.metrics().items():
         tag = "downstream/%s/%s" % (results.task, name)
-        values.append(tf.Summary.Value(tag=tag, simple_value=metric["mean"]))
+        values[tag] = metric["mean"]
         for run in results.runs:
-            values.append(tf.Summary.Value(tag="%s/seed_%d" % (tag, run.seed),
-                                           simple_value=run.scores[name]))
+            values["%s/seed_%d" % (tag, run.seed)] = run.scores[name]
+    _write_scalars(folder, ".step-%d" % step, {step: values})
+
+
+def write_curves(folder: str, results: DownstreamResults) -> None:
+    """Each run's fine-tuning curve (training loss and learning rate at the logged updates) as
+    TensorBoard scalars in ``folder``, the update number as the step."""
+    by_step: Dict[int, Dict[str, float]] = {}
+    for run in results.runs:
+        tag = "downstream/%s/finetune/seed_%d/" % (results.task, run.seed)
+        for name, curve in (("loss", run.losses), ("learning_rate", run.learning_rates)):
+            for update, value in curve.items():
+                by_step.setdefault(int(update), {})[tag + name] = value
+    if by_step:
+        _write_scalars(folder, ".finetune", by_step)
+
+
+def _write_scalars(folder: str, suffix: str, by_step: Mapping[int, Mapping[str, float]]) -> None:
+    """One events file in ``folder``: at each step, its tag -> value scalars."""
+    import tensorflow.compat.v1 as tf
+
     with tf.Graph().as_default():  # FileWriter refuses eager mode (TF 2.x's default)
-        # A file per step: FileWriter names its files by the second, so that two written within
+        # A file per call: FileWriter names its files by the second, so that two written within
         # one second would otherwise be one file, the later overwriting the earlier.
-        writer = tf.summary.FileWriter(folder, filename_suffix=".step-%d" % step)
+        writer = tf.summary.FileWriter(folder, filename_suffix=suffix)
         try:
-            writer.add_summary(tf.Summary(value=values), global_step=step)
+            for step in sorted(by_step):
+                values = [tf.Summary.Value(tag=tag, simple_value=float(value))
+                          for tag, value in sorted(by_step[step].items())]
+                writer.add_summary(tf.Summary(value=values), global_step=step)
         finally:
             writer.close()
 

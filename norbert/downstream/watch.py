@@ -6,7 +6,9 @@ evaluates each checkpoint (``model.ckpt-N.index`` and its data) it has not evalu
 first. Results go to ``<run>/downstream_<task>/``: TensorBoard events at the checkpoint's step
 (beside the run's masked-LM curves, under ``downstream/<task>/...``), and a line per checkpoint
 in ``checkpoints.jsonl`` (the results' JSON with ``step`` and ``checkpoint``), which a restarted
-watcher reads to resume where it stopped.
+watcher reads to resume where it stopped. Each checkpoint's fine-tuning curves (training loss
+and learning rate per update) go to ``downstream_<task>/finetune_step-N/``, a TensorBoard run of
+their own.
 
 It ends:
 - once a checkpoint at the run's final step is evaluated: ``--watch_final_step``, or the
@@ -137,6 +139,9 @@ def watch_run(watch: WatchConfig, name: str, evaluate: Evaluate,
             earlier.append(_record(results, step, found[step]))
             resultslib.append_jsonl(jsonl, earlier[-1], earlier[:-1])
             resultslib.write_events(out_dir, results, step)
+            # Each checkpoint's fine-tuning curves: a TensorBoard run of their own (their steps
+            # are updates of the fine-tuning, not of the pretraining).
+            resultslib.write_curves(os.path.join(out_dir, "finetune_step-%d" % step), results)
             logging.info("step %d: %s", step, results.summary())
             evaluated.append(results)
         reason = _finished(final, done, command, found, clock() - last_new, watch)

@@ -42,10 +42,37 @@ def test_token_task_from_a_checkpoint_folder(tagged, tiny_checkpoint, tmp_path, 
     assert "entity_f1" not in data["metrics"]  # UPOS is not BIO
     assert len((tmp_path / "out" / RUNS_NAME).read_text().splitlines()) == 2
     assert any(n.startswith("events.out.tfevents") for n in os.listdir(str(tmp_path / "out")))
+    # Each run's fine-tuning curve, read back from the events: a loss and a learning rate per
+    # update (log_every=1), the learning rate decaying linearly to 0 after the warm-up.
+    curves = _curves(tmp_path / "out")
+    for run in results.runs:
+        loss = curves["downstream/ud/finetune/seed_%d/loss" % run.seed]
+        rate = curves["downstream/ud/finetune/seed_%d/learning_rate" % run.seed]
+        assert sorted(loss) == sorted(rate) == list(range(1, run.steps + 1))
+        assert loss == pytest.approx(dict(run.losses)) and all(v > 0 for v in loss.values())
+        steps = run.steps
+        warmup = int(steps * 0.1)
+        for update, value in rate.items():  # the rate of update u is read at global step u - 1
+            expected = 1e-3 * (1 - (update - 1) / steps)
+            if update - 1 < warmup:
+                expected = 1e-3 * (update - 1) / warmup
+            assert value == pytest.approx(expected, rel=1e-4, abs=1e-9), (update, value)
     messages = [r.getMessage() for r in caplog.records]
     start = [m for m in messages if m.startswith("fine-tuning ")][0]
     assert "learning_rate=0.001" in start and "num_train_epochs=0.5" in start
     assert start.endswith("seeds 4, 5")
+
+
+def _curves(folder):
+    """tag -> {step: value} of every scalar in ``folder``'s events."""
+    import tensorflow.compat.v1 as tf
+
+    found = {}
+    for path in tf.io.gfile.glob(str(folder / "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                found.setdefault(value.tag, {})[event.step] = value.simple_value
+    return found
 
 
 def test_sentence_task_from_random_weights(tagged, tmp_path, caplog):
@@ -90,6 +117,8 @@ def test_entity_f1_for_bio_labels(tagged, tmp_path):
 @pytest.mark.parametrize("changes, message", [
     (dict(output_dir=None), "output_dir= is required"),
     (dict(output_dir="x", checkpoint="c", watch="w"), "checkpoint= and watch= both name"),
+    (dict(output_dir="x", distribution="multi_worker"), "distribution=multi_worker is not "
+                                                        "supported .* use distribution=mirrored"),
     (dict(output_dir="x", max_seq_length=128), "max_seq_length=128 is longer than the model's "
                                                "max_position_embeddings \\(64\\)"),
 ])

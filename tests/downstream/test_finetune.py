@@ -72,3 +72,50 @@ def test_it_learns_the_task(tiny_checkpoint, task):
     accuracy = prepared.score(output.predictions)["accuracy"]
     assert accuracy > max(0.9, share + 0.2), (accuracy, share)
     assert output.losses[output.steps] == output.final_loss < 0.5
+
+
+def test_mirrored_replicas_give_the_one_device_run(tagged, tiny_checkpoint, task, tmp_path,
+                                                   monkeypatch):
+    """Two logical CPU devices, each with half of every batch of 16, train as one device does on
+    the whole batch (same seed, dropout off so that the runs draw nothing differently): the
+    same losses update by update, the same learning rates, the same predictions."""
+    from helpers import tiny_bert_config
+    from norbert.training.distribution import DistributionConfig
+
+    _, prefix = tiny_checkpoint
+    prepared, _ = task
+    monkeypatch.setattr(finetune, "HEAD_DROPOUT", 0.0)
+    (tmp_path / "c.json").write_text(tiny_bert_config(hidden_dropout_prob=0.0,
+                                                      attention_probs_dropout_prob=0.0))
+    bert = BertConfig.from_json_file(str(tmp_path / "c.json"))
+    settings = FinetuneConfig(learning_rate=1e-3, num_train_epochs=0.5, train_batch_size=16,
+                              eval_batch_size=25, max_seq_length=64, num_seeds=1, log_every=1)
+    # Eval batches of 25: the last batch of each is padded to an even number of rows.
+    runs = [finetune.finetune(bert, prefix, prepared.kind, len(prepared.labels), prepared.train,
+                              prepared.evaluation, settings, 3, distribution)
+            for distribution in (None, DistributionConfig(distribution="mirrored",
+                                                          num_cpu_replicas=2))]
+    one, mirrored = runs
+    assert one.steps == mirrored.steps == int(len(prepared.train["input_ids"]) * 0.5 / 16)
+    assert sorted(mirrored.losses) == list(range(1, one.steps + 1))
+    for step in one.losses:
+        assert mirrored.losses[step] == pytest.approx(one.losses[step], rel=1e-4), step
+        assert mirrored.learning_rates[step] == pytest.approx(one.learning_rates[step])
+    assert one.losses[one.steps] < one.losses[1]  # it learnt something
+    assert mirrored.predictions.shape == one.predictions.shape
+    same = (mirrored.predictions == one.predictions).mean()
+    assert same > 0.99, same
+    assert prepared.score(mirrored.predictions)["accuracy"] == pytest.approx(
+        prepared.score(one.predictions)["accuracy"], abs=0.01)
+
+
+def test_the_global_batch_divides_among_replicas(task, tiny_checkpoint):
+    from norbert.training.distribution import DistributionConfig
+
+    prepared, bert = task
+    with pytest.raises(NorbertError, match="--train_batch_size=15 does not divide among 2 "
+                                           "replicas"):
+        finetune.finetune(bert, None, prepared.kind, len(prepared.labels), prepared.train,
+                          prepared.evaluation, FinetuneConfig(train_batch_size=15,
+                                                              max_seq_length=64),
+                          1, DistributionConfig(distribution="mirrored", num_cpu_replicas=2))

@@ -45,6 +45,35 @@ def test_events_tensorboard_reads(tmp_path):
     assert found[("downstream/ud/accuracy/seed_3", 40)] == pytest.approx(0.7)
 
 
+def test_curves_tensorboard_reads(tmp_path):
+    tf = pytest.importorskip("tensorflow").compat.v1
+    runs = (Run(1, {"accuracy": 0.9}, 4, 1.0, {2: 1.5, 4: 0.5}, {2: 1e-4, 4: 5e-5}),
+            Run(2, {"accuracy": 0.8}, 4, 1.0, {2: 1.25, 4: 0.75}, {2: 1e-4, 4: 5e-5}))
+    results.write_events(str(tmp_path), _results(), 0)
+    results.write_curves(str(tmp_path), DownstreamResults("ud", "m", False, runs, {}))
+    found = {}
+    for path in tf.io.gfile.glob(str(tmp_path / "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                found[(value.tag, event.step)] = value.simple_value
+    assert found[("downstream/ud/accuracy", 0)] == pytest.approx(0.8)  # not overwritten
+    curves = {k: v for k, v in found.items() if "/finetune/" in k[0]}
+    assert curves == {
+        ("downstream/ud/finetune/seed_1/loss", 2): 1.5,
+        ("downstream/ud/finetune/seed_1/loss", 4): 0.5,
+        ("downstream/ud/finetune/seed_2/loss", 2): 1.25,
+        ("downstream/ud/finetune/seed_2/loss", 4): 0.75,
+        ("downstream/ud/finetune/seed_1/learning_rate", 2): pytest.approx(1e-4),
+        ("downstream/ud/finetune/seed_1/learning_rate", 4): pytest.approx(5e-5),
+        ("downstream/ud/finetune/seed_2/learning_rate", 2): pytest.approx(1e-4),
+        ("downstream/ud/finetune/seed_2/learning_rate", 4): pytest.approx(5e-5)}
+
+
+def test_no_curve_no_file(tmp_path):
+    results.write_curves(str(tmp_path / "none"), _results())  # runs without a curve
+    assert not (tmp_path / "none").exists()
+
+
 def test_jsonl(tmp_path):
     path = str(tmp_path / "a.jsonl")
     assert results.read_jsonl(path) == []

@@ -158,3 +158,9 @@ def test_watching_a_real_training_run(dropout_free_run, tagged, tmp_path):
               for e in tf.train.summary_iterator(path)
               for v in e.summary.value if v.tag == "downstream/tags/accuracy"]
     assert scores == [(4, pytest.approx(results[0].metrics()["accuracy"]["mean"]))]
+    # The checkpoint's fine-tuning curve: a TensorBoard run of its own, steps = its updates.
+    (curve,) = tf.io.gfile.glob(str(out / "finetune_step-4" / "events.out.tfevents.*"))
+    losses = {e.step: v.simple_value for e in tf.train.summary_iterator(curve)
+              for v in e.summary.value if v.tag == "downstream/tags/finetune/seed_1/loss"}
+    run_1 = results[0].runs[0]
+    assert losses == pytest.approx(dict(run_1.losses)) and max(losses) == run_1.steps
