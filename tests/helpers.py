@@ -147,6 +147,41 @@ def assert_same_run(straight, stopped, rtol=1e-5, atol=1e-6, steps=8):
                                    err_msg=name)
 
 
+def read_stream_batches(config, out, count, save_at=None, restore_at=None):
+    """``count`` batches of 8 from the input pipeline of ``config`` (an ``InputConfig``),
+    saving its data position in ``out`` after ``save_at`` of them, or first restoring the one
+    saved at ``restore_at``."""
+    import tensorflow.compat.v1 as tf
+
+    from norbert.training import data_position
+    from norbert.training.input_pipeline import make_input_fn
+
+    stream = data_position.Stream(11, 11, data_position.setup_of(config, 8, 1))
+    with tf.Graph().as_default():
+        iterator = tf.data.make_initializable_iterator(make_input_fn(config)({"batch_size": 8}))
+        saver = data_position.PositionSaver(
+            iterator, data_position.Position(stream, restore=True), str(out), keep=3)
+        batch = iterator.get_next()
+        with tf.Session() as sess:
+            sess.run([iterator.initializer] + saver.initializers)
+            if restore_at is not None:
+                assert saver.restore(sess, restore_at) == (
+                    "data: restored the position of step %d" % restore_at)
+            batches = []
+            for number in range(1, count + 1):
+                batches.append(sess.run(batch))
+                if number == save_at:
+                    saver.save(sess, number)
+    return batches
+
+
+def same_batch(a, b):
+    """Two batches (dicts of arrays) with the same features, equal."""
+    import numpy as np
+
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def build_output(folder):
     """{name: bytes} of a data build's output folder (a pathlib.Path), the sidecars without
     their timing: two builds that wrote the same records compare equal."""

@@ -11,19 +11,18 @@ import os
 import random
 import signal
 
-import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
-from helpers import assert_same_run  # noqa: E402
+from helpers import assert_same_run, read_stream_batches, same_batch  # noqa: E402
 from norbert.data.builder import create_pretraining_data  # noqa: E402
 from norbert.training import data_position, loop, record_checks  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.data_position import (  # noqa: E402
-    PositionSaver, Position, Saved, Stream, decide, derived_seed,
+    Saved, Stream, decide, derived_seed,
 )
-from norbert.training.input_pipeline import InputConfig, make_input_fn  # noqa: E402
+from norbert.training.input_pipeline import InputConfig  # noqa: E402
 from norbert.training.mixing import Group  # noqa: E402
 from norbert.training.pretraining import run_pretraining  # noqa: E402
 
@@ -130,31 +129,6 @@ def _input_config(files, kind, groups=None, buckets=()):
                        length_buckets=buckets)
 
 
-def _read(config, out, count, save_at=None, restore_at=None):
-    """``count`` batches of 8 from ``config``'s stream, saving the position after ``save_at``
-    of them, or first restoring the one saved at ``restore_at``."""
-    stream = Stream(11, 11, data_position.setup_of(config, 8, 1))
-    with tf.Graph().as_default():
-        iterator = tf.data.make_initializable_iterator(make_input_fn(config)({"batch_size": 8}))
-        saver = PositionSaver(iterator, Position(stream, restore=True), str(out), keep=3)
-        batch = iterator.get_next()
-        with tf.Session() as sess:
-            sess.run([iterator.initializer] + saver.initializers)
-            if restore_at is not None:
-                assert saver.restore(sess, restore_at) == (
-                    "data: restored the position of step %d" % restore_at)
-            batches = []
-            for number in range(1, count + 1):
-                batches.append(sess.run(batch))
-                if number == save_at:
-                    saver.save(sess, number)
-    return batches
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
 @pytest.mark.parametrize("kind", ["static", "masks", "pairs", "mixed", "buckets"])
 def test_a_restored_position_goes_on_with_the_next_batches(records, tmp_path, kind):
     folder, built = records
@@ -166,20 +140,20 @@ def test_a_restored_position_goes_on_with_the_next_batches(records, tmp_path, ki
         config = _input_config(files, kind, groups)
     else:
         config = _input_config(built[kind], kind)
-    straight = _read(config, tmp_path, 14, save_at=6)
-    resumed = _read(config, tmp_path, 8, restore_at=6)
-    assert all(_same(a, b) for a, b in zip(straight[6:], resumed))
+    straight = read_stream_batches(config, tmp_path, 14, save_at=6)
+    resumed = read_stream_batches(config, tmp_path, 8, restore_at=6)
+    assert all(same_batch(a, b) for a, b in zip(straight[6:], resumed))
     if kind == "buckets":  # batches of several lengths, cut to them
         assert len({b["input_ids"].shape[1] for b in straight}) > 1
     # What a resume did before positions were kept: the stream's first batches again.
-    assert not _same(resumed[0], straight[0])
+    assert not same_batch(resumed[0], straight[0])
 
 
 def test_the_saved_state_does_not_grow_with_the_position(records, tmp_path):
     _, built = records
     config = _input_config(built["masks"], "masks")
-    _read(config, tmp_path / "early", 3, save_at=3)
-    _read(config, tmp_path / "late", 300, save_at=300)  # several passes over the records
+    read_stream_batches(config, tmp_path / "early", 3, save_at=3)
+    read_stream_batches(config, tmp_path / "late", 300, save_at=300)  # several passes over the records
     early = sum(data_position.saved_bytes(str(tmp_path / "early"), 0, 3).values())
     late = sum(data_position.saved_bytes(str(tmp_path / "late"), 0, 300).values())
     # What varies is the buffers' content (records' lengths, how full tf.data keeps them),

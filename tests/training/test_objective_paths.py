@@ -11,20 +11,18 @@ stopped, are in the slow suite, as the same tests of Google's records are.
 import os
 import signal
 
-import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
-from helpers import assert_same_run  # noqa: E402
+from helpers import assert_same_run, read_stream_batches, same_batch  # noqa: E402
 from norbert.data import sidecar  # noqa: E402
 from norbert.data.builder import create_pretraining_data  # noqa: E402
 from norbert.model import objective_record  # noqa: E402
-from norbert.training import data_position, loop, record_checks  # noqa: E402
+from norbert.training import loop, record_checks  # noqa: E402
 from norbert.training import length_buckets as buckets_lib  # noqa: E402
-from norbert.training.data_position import PositionSaver, Position, Stream  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
-from norbert.training.input_pipeline import InputConfig, make_input_fn  # noqa: E402
+from norbert.training.input_pipeline import InputConfig  # noqa: E402
 from norbert.training.mixing import Group  # noqa: E402
 from norbert.training.pretraining import run_pretraining  # noqa: E402
 
@@ -50,31 +48,6 @@ def mlm_shards(tmp_path_factory, dropout_free_run, uncased_vocab_path):
     return files
 
 
-def _read(config, out, count, save_at=None, restore_at=None):
-    """``count`` batches of 8 from ``config``'s stream, saving the position after ``save_at``
-    of them, or first restoring the one saved at ``restore_at``."""
-    stream = Stream(11, 11, data_position.setup_of(config, 8, 1))
-    with tf.Graph().as_default():
-        iterator = tf.data.make_initializable_iterator(make_input_fn(config)({"batch_size": 8}))
-        saver = PositionSaver(iterator, Position(stream, restore=True), str(out), keep=3)
-        batch = iterator.get_next()
-        with tf.Session() as sess:
-            sess.run([iterator.initializer] + saver.initializers)
-            if restore_at is not None:
-                assert saver.restore(sess, restore_at) == (
-                    "data: restored the position of step %d" % restore_at)
-            batches = []
-            for number in range(1, count + 1):
-                batches.append(sess.run(batch))
-                if number == save_at:
-                    saver.save(sess, number)
-    return batches
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
 @pytest.mark.parametrize("kind", ["buckets", "mixed"])
 def test_mlm_records_resume_on_the_next_batches(mlm_shards, tmp_path, kind):
     """The stream's position, saved in the middle of a window of batches grouped by length
@@ -88,10 +61,10 @@ def test_mlm_records_resume_on_the_next_batches(mlm_shards, tmp_path, kind):
                          masking=record_checks.dynamic_masking_of(mlm_shards, P),
                          pairing=record_checks.dynamic_pairing_of(mlm_shards), groups=groups,
                          length_buckets=AUTO if kind == "buckets" else ())
-    straight = _read(config, tmp_path, 14, save_at=6)
-    resumed = _read(config, tmp_path, 8, restore_at=6)
-    assert all(_same(a, b) for a, b in zip(straight[6:], resumed))
-    assert not _same(resumed[0], straight[0])  # not the stream's first batches again
+    straight = read_stream_batches(config, tmp_path, 14, save_at=6)
+    resumed = read_stream_batches(config, tmp_path, 8, restore_at=6)
+    assert all(same_batch(a, b) for a, b in zip(straight[6:], resumed))
+    assert not same_batch(resumed[0], straight[0])  # not the stream's first batches again
     for batch in straight:  # one segment, and no next-sentence label to learn
         assert not batch["segment_ids"].any() and not batch["next_sentence_labels"].any()
     lengths = {b["input_ids"].shape[1] for b in straight}
