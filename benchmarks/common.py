@@ -61,6 +61,17 @@ SMALL_BERT = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                   attention_probs_dropout_prob=0.1, type_vocab_size=2, initializer_range=0.02)
 
 
+def corpus_split(work, share=0.9):
+    """The shared corpora joined into one reference-format file, its first ``share`` of
+    documents written to ``work``/train.txt and the rest to heldout.txt; returns the two."""
+    text = os.path.join(work, "all.txt")
+    with open(text, "w", encoding="utf-8") as out:
+        for path in corpus_files():
+            with open(path, encoding="utf-8") as f:
+                out.write(f.read().strip() + "\n\n")
+    return split_documents(text, share, work, ["train.txt", "heldout.txt"])
+
+
 def split_documents(path, share, work, names):
     """Writes the first ``share`` of a reference-format file's documents and the rest to
     ``work``/``names[0]`` and ``names[1]``; returns the two paths."""

@@ -129,19 +129,12 @@ def logged_rate(log):
 
 def accuracy(work):
     """Held-out masked-LM accuracy after the same examples: auto against none, per seed."""
-    from common import evaluate, split_documents
-    from norbert import run_pretraining
+    from common import corpus_split, evaluate
+    from norbert import build_vocab, run_pretraining
 
     a = ACCURACY
     seeds = a["seeds"][:1] if QUICK else a["seeds"]
-    text = os.path.join(work, "all.txt")
-    with open(text, "w", encoding="utf-8") as out:
-        for path in corpus_files():
-            with open(path, encoding="utf-8") as f:
-                out.write(f.read().strip() + "\n\n")
-    train_text, heldout_text = split_documents(text, 0.9, work, ["train.txt", "heldout.txt"])
-    from norbert import build_vocab
-
+    train_text, heldout_text = corpus_split(work)
     vocab = os.path.join(work, "acc_vocab.txt")
     build_vocab(input_file=train_text, output_file=vocab, vocab_size=a["vocab"],
                 do_lower_case=True)

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from common import QUICK, build_records, corpus_files, evaluate, split_documents, table
+from common import QUICK, build_records, corpus_split, evaluate, table
 from length_buckets import TINY, padding_share
 from pretraining import bert_config
 
@@ -38,12 +38,7 @@ def prepare(work):
     objective, and the model's config file."""
     from norbert import build_vocab
 
-    text = os.path.join(work, "all.txt")
-    with open(text, "w", encoding="utf-8") as out:
-        for path in corpus_files():
-            with open(path, encoding="utf-8") as f:
-                out.write(f.read().strip() + "\n\n")
-    train_text, heldout_text = split_documents(text, 0.9, work, ["train.txt", "heldout.txt"])
+    train_text, heldout_text = corpus_split(work)
     vocab = os.path.join(work, "vocab.txt")
     build_vocab(input_file=train_text, output_file=vocab, vocab_size=VOCAB, do_lower_case=True)
     train, heldout, tokens = {}, {}, {}
