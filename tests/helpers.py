@@ -175,6 +175,39 @@ def read_stream_batches(config, out, count, save_at=None, restore_at=None):
     return batches
 
 
+def pretrain_stopping_at(files, config_file, out, monkeypatch, stop_at=None, **flags):
+    """run_pretraining of 8 steps at length 32 (5 predictions, batch 8, a checkpoint every 3);
+    ``stop_at``: SIGTERM to itself while that step runs (the run saves and stops, as a
+    preempted VM's would). ``files``: a path, a glob or named groups, or a list of paths."""
+    import os
+    import signal
+
+    import pytest
+
+    from norbert.training import loop
+    from norbert.training.pretraining import run_pretraining
+
+    spec = files if isinstance(files, str) else ",".join(files)
+    settings = dict(input_file=spec, bert_config_file=str(config_file), max_seq_length=32,
+                    max_predictions_per_seq=5, do_train=True, output_dir=str(out),
+                    num_train_steps=8, num_warmup_steps=0, learning_rate=1e-3,
+                    train_batch_size=8, save_checkpoints_steps=3, log_every_steps=1, seed=1)
+    settings.update(flags)
+    if stop_at is None:
+        return run_pretraining(**settings)
+    run_step = loop._Trainer._run_step
+
+    def signalled(trainer, step, log_now):
+        if step == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_step(trainer, step, log_now)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop._Trainer, "_run_step", signalled)
+        with pytest.raises(KeyboardInterrupt):
+            run_pretraining(**settings)
+
+
 def same_batch(a, b):
     """Two batches (dicts of arrays) with the same features, equal."""
     import numpy as np

@@ -15,16 +15,17 @@ import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
-from helpers import assert_same_run, read_stream_batches, same_batch  # noqa: E402
+from helpers import (  # noqa: E402
+    assert_same_run, pretrain_stopping_at, read_stream_batches, same_batch,
+)
 from norbert.data.builder import create_pretraining_data  # noqa: E402
-from norbert.training import data_position, loop, record_checks  # noqa: E402
+from norbert.training import data_position, record_checks  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.data_position import (  # noqa: E402
     Saved, Stream, decide, derived_seed,
 )
 from norbert.training.input_pipeline import InputConfig  # noqa: E402
 from norbert.training.mixing import Group  # noqa: E402
-from norbert.training.pretraining import run_pretraining  # noqa: E402
 
 S, P = 32, 5
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -164,31 +165,6 @@ def test_the_saved_state_does_not_grow_with_the_position(records, tmp_path):
 # -- whole runs: stopped, resumed, and compared step by step -------------------------------
 
 
-def _pretrain(files, config_file, out, monkeypatch, stop_at=None, **flags):
-    """run_pretraining of 8 steps (a checkpoint every 3); ``stop_at``: SIGTERM to itself
-    while that step runs (the run saves and stops, as a preempted VM's would)."""
-    spec = files if isinstance(files, str) else ",".join(files)
-    settings = dict(input_file=spec, bert_config_file=str(config_file),
-                    max_seq_length=S, max_predictions_per_seq=P, do_train=True,
-                    output_dir=str(out), num_train_steps=8, num_warmup_steps=0,
-                    learning_rate=1e-3, train_batch_size=8, save_checkpoints_steps=3,
-                    log_every_steps=1, seed=1)
-    settings.update(flags)
-    if stop_at is None:
-        return run_pretraining(**settings)
-    run_step = loop._Trainer._run_step
-
-    def signalled(trainer, step, log_now):
-        if step == stop_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return run_step(trainer, step, log_now)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(loop._Trainer, "_run_step", signalled)
-        with pytest.raises(KeyboardInterrupt):
-            run_pretraining(**settings)
-
-
 @pytest.mark.parametrize("kind, flags", [
     ("masks", {}),
     ("pairs", {"gradient_accumulation_steps": 2}),
@@ -206,9 +182,9 @@ def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp
     config_file = dropout_config  # dropout 0.1: its masks are drawn again as they were
     # Two named groups (the two shards of dynamic pairs), drawn 70/30.
     files = ("a=%s,b=%s" % tuple(built["pairs"])) if kind == "mixed" else built[kind]
-    _pretrain(files, config_file, tmp_path / "straight", monkeypatch, **flags)
+    pretrain_stopping_at(files, config_file, tmp_path / "straight", monkeypatch, **flags)
     for stop_at in (3, 6, None):
-        _pretrain(files, config_file, tmp_path / "stopped", monkeypatch, stop_at, **flags)
+        pretrain_stopping_at(files, config_file, tmp_path / "stopped", monkeypatch, stop_at, **flags)
     messages = [r.getMessage() for r in caplog.records]
     saved = (3, 6) if flags.get("gradient_accumulation_steps") else (4, 7)
     for step in saved:
@@ -223,9 +199,9 @@ def test_mirrored_replicas_resume_exactly(records, dropout_config, tmp_path, mon
     replicas never stopped."""
     _, built = records
     two = dict(distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
-    _pretrain(built[kind], dropout_config, tmp_path / "straight", monkeypatch, **two)
-    _pretrain(built[kind], dropout_config, tmp_path / "stopped", monkeypatch, 4, **two)
-    _pretrain(built[kind], dropout_config, tmp_path / "stopped", monkeypatch, **two)
+    pretrain_stopping_at(built[kind], dropout_config, tmp_path / "straight", monkeypatch, **two)
+    pretrain_stopping_at(built[kind], dropout_config, tmp_path / "stopped", monkeypatch, 4, **two)
+    pretrain_stopping_at(built[kind], dropout_config, tmp_path / "stopped", monkeypatch, **two)
     assert_same_run(tmp_path / "straight", tmp_path / "stopped")
 
 
@@ -236,10 +212,10 @@ def test_one_device_and_two_replicas_read_the_same_stream(records, dropout_free_
     computes what the one device computes, within what replicas change in the sums' order."""
     _, built = records
     config_file = dropout_free_run[0] / "c.json"
-    _pretrain(built["masks"], config_file, tmp_path / "straight", monkeypatch)
-    _pretrain(built["masks"], config_file, tmp_path / "moved", monkeypatch, 4)
+    pretrain_stopping_at(built["masks"], config_file, tmp_path / "straight", monkeypatch)
+    pretrain_stopping_at(built["masks"], config_file, tmp_path / "moved", monkeypatch, 4)
     caplog.clear()
-    _pretrain(built["masks"], config_file, tmp_path / "moved", monkeypatch,
+    pretrain_stopping_at(built["masks"], config_file, tmp_path / "moved", monkeypatch,
               distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
     assert "data: restored the position of step 5" in [r.getMessage() for r in caplog.records]
     assert_same_run(tmp_path / "straight", tmp_path / "moved", rtol=2e-5, atol=2e-5)
@@ -251,15 +227,15 @@ def test_without_a_seed_the_drawn_one_is_kept_and_the_stream_goes_on(
     resumed, it goes on as a run given that seed from the start would (the drawn seed is the
     run's seed for all: data, initialisers, dropout)."""
     _, built = records
-    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, 3, seed=None)
+    pretrain_stopping_at(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, 3, seed=None)
     drawn = [r.getMessage() for r in caplog.records if "data: a new stream" in r.getMessage()]
     assert len(drawn) == 1 and "drawn now; kept with the data position" in drawn[0]
     seed = int(drawn[0].split("seed ")[1].split(" ")[0])
     caplog.clear()
-    _pretrain(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, seed=None)
+    pretrain_stopping_at(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, seed=None)
     assert ("  data: continues where model.ckpt-4 left it (seed %d, the run's own, kept with "
             "its data position)" % seed) in [r.getMessage() for r in caplog.records]
-    _pretrain(built["masks"], dropout_config, tmp_path / "straight", monkeypatch, seed=seed)
+    pretrain_stopping_at(built["masks"], dropout_config, tmp_path / "straight", monkeypatch, seed=seed)
     assert_same_run(tmp_path / "straight", tmp_path / "stopped")
 
 
@@ -267,9 +243,9 @@ def test_a_changed_batch_size_restarts_the_stream_and_says_so(records, dropout_f
                                                               tmp_path, monkeypatch, caplog):
     _, built = records
     config_file = dropout_free_run[0] / "c.json"
-    _pretrain(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=3)
+    pretrain_stopping_at(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=3)
     caplog.clear()
-    _pretrain(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=4,
+    pretrain_stopping_at(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=4,
               train_batch_size=16)
     notes = [r.getMessage() for r in caplog.records if "data: " in r.getMessage()]
     assert notes == ["  data: restarts at step 3 in a new order (seed %d made of 1 and the "
@@ -277,7 +253,7 @@ def test_a_changed_batch_size_restarts_the_stream_and_says_so(records, dropout_f
                      "model.ckpt-3: examples per worker batch 8 -> 16"
                      % derived_seed(1, 3)], notes
     caplog.clear()
-    _pretrain(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=5,
+    pretrain_stopping_at(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=5,
               train_batch_size=16, resume_data_position=False)
     messages = [r.getMessage() for r in caplog.records]
     assert "  data: starts again from its beginning at step 4, seed 1 " \
@@ -312,7 +288,7 @@ def test_killed_and_stopped_runs_resume_exactly(records, dropout_config, tmp_pat
     config_file = dropout_config
     steps, every = 80, 20
     flags = dict(num_train_steps=steps, save_checkpoints_steps=every)
-    _pretrain(built["masks"], config_file, tmp_path / "straight", monkeypatch, **flags)
+    pretrain_stopping_at(built["masks"], config_file, tmp_path / "straight", monkeypatch, **flags)
     out = tmp_path / "stopped"
     command = [sys.executable, os.path.join(REPO, "scripts", "run_pretraining.py"),
                "--input_file=%s" % ",".join(built["masks"]), "--bert_config_file=%s"

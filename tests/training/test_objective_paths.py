@@ -8,23 +8,21 @@ runs stopped and resumed (one device and mirrored), compared step by step with a
 stopped, are in the slow suite, as the same tests of Google's records are.
 """
 
-import os
-import signal
-
 import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
 
-from helpers import assert_same_run, read_stream_batches, same_batch  # noqa: E402
+from helpers import (  # noqa: E402
+    assert_same_run, pretrain_stopping_at, read_stream_batches, same_batch,
+)
 from norbert.data import sidecar  # noqa: E402
 from norbert.data.builder import create_pretraining_data  # noqa: E402
 from norbert.model import objective_record  # noqa: E402
-from norbert.training import loop, record_checks  # noqa: E402
+from norbert.training import record_checks  # noqa: E402
 from norbert.training import length_buckets as buckets_lib  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.input_pipeline import InputConfig  # noqa: E402
 from norbert.training.mixing import Group  # noqa: E402
-from norbert.training.pretraining import run_pretraining  # noqa: E402
 
 S, P = 32, 5
 TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
@@ -71,29 +69,6 @@ def test_mlm_records_resume_on_the_next_batches(mlm_shards, tmp_path, kind):
     assert (len(lengths) > 1) == (kind == "buckets"), lengths  # cut to their buckets
 
 
-def _pretrain(files, config_file, out, monkeypatch, stop_at=None, **flags):
-    """run_pretraining of 8 steps (a checkpoint every 3, length buckets auto); ``stop_at``:
-    SIGTERM to itself while that step runs (the run saves and stops)."""
-    settings = dict(input_file=files, bert_config_file=str(config_file), max_seq_length=S,
-                    max_predictions_per_seq=P, do_train=True, output_dir=str(out),
-                    num_train_steps=8, num_warmup_steps=0, learning_rate=1e-3,
-                    train_batch_size=8, save_checkpoints_steps=3, log_every_steps=1, seed=1)
-    settings.update(flags)
-    if stop_at is None:
-        return run_pretraining(**settings)
-    run_step = loop._Trainer._run_step
-
-    def signalled(trainer, step, log_now):
-        if step == stop_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return run_step(trainer, step, log_now)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(loop._Trainer, "_run_step", signalled)
-        with pytest.raises(KeyboardInterrupt):
-            run_pretraining(**settings)
-
-
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 def test_mixed_bucketed_mlm_records_train_on_two_replicas(mlm_shards, dropout_config, tmp_path,
                                                           monkeypatch, caplog):
@@ -101,7 +76,7 @@ def test_mixed_bucketed_mlm_records_train_on_two_replicas(mlm_shards, dropout_co
 
     caplog.set_level(logging.INFO, logger="absl")
     groups = "a=%s,b=%s" % tuple(mlm_shards)
-    results = _pretrain(groups, dropout_config, tmp_path / "run", monkeypatch, num_train_steps=3,
+    results = pretrain_stopping_at(groups, dropout_config, tmp_path / "run", monkeypatch, num_train_steps=3,
                         do_eval=True, eval_input_file=groups, max_eval_steps=2,
                         distribution=TWO_CPUS)
     plan = [r.getMessage() for r in caplog.records]
@@ -127,7 +102,7 @@ def test_a_stopped_mlm_run_resumes_exactly(mlm_shards, dropout_config, tmp_path,
     flags = dict(sampling_weights="a=0.7,b=0.3")
     if replicas == 2:
         flags["distribution"] = TWO_CPUS
-    _pretrain(groups, dropout_config, tmp_path / "straight", monkeypatch, **flags)
-    _pretrain(groups, dropout_config, tmp_path / "stopped", monkeypatch, 4, **flags)
-    _pretrain(groups, dropout_config, tmp_path / "stopped", monkeypatch, **flags)
+    pretrain_stopping_at(groups, dropout_config, tmp_path / "straight", monkeypatch, **flags)
+    pretrain_stopping_at(groups, dropout_config, tmp_path / "stopped", monkeypatch, 4, **flags)
+    pretrain_stopping_at(groups, dropout_config, tmp_path / "stopped", monkeypatch, **flags)
     assert_same_run(tmp_path / "straight", tmp_path / "stopped")
