@@ -1,6 +1,6 @@
 """Records of ``--objective=mlm`` through the paths that do not depend on the objective: length
-buckets (auto), the data position (exact resumption), mixed groups (``--input_file=a=..,b=..``)
-and mirrored replicas (2 logical CPU devices).
+buckets (auto), the data position (exact resumption), mixed groups (``--input_file=a=..,b=..``),
+mirrored replicas (2 logical CPU devices) and two worker processes on 127.0.0.1.
 
 Cheap in the default suite: the input stream's position saved and restored with buckets and
 with mixed groups, and one short mirrored run of mixed, bucketed masked-LM-only records. Whole
@@ -8,6 +8,7 @@ runs stopped and resumed (one device and mirrored), compared step by step with a
 stopped, are in the slow suite, as the same tests of Google's records are.
 """
 
+import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow").compat.v1
@@ -23,6 +24,7 @@ from norbert.training import length_buckets as buckets_lib  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.input_pipeline import InputConfig  # noqa: E402
 from norbert.training.mixing import Group  # noqa: E402
+from worker_processes import Workers, script  # noqa: E402
 
 S, P = 32, 5
 TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
@@ -106,3 +108,36 @@ def test_a_stopped_mlm_run_resumes_exactly(mlm_shards, dropout_config, tmp_path,
     pretrain_stopping_at(groups, dropout_config, tmp_path / "stopped", monkeypatch, 4, **flags)
     pretrain_stopping_at(groups, dropout_config, tmp_path / "stopped", monkeypatch, **flags)
     assert_same_run(tmp_path / "straight", tmp_path / "stopped")
+
+
+def test_two_workers_train_mlm_records_and_keep_the_next_sentence_head(
+        mlm_shards, dropout_free_run, tmp_path):
+    """Two worker processes (each reading its own shard, cut to agreed bucket lengths) train
+    the masked-LM loss alone: the next-sentence head and the pooler stay the initial
+    checkpoint's bit for bit while the encoder moves, and no next-sentence scalar is logged."""
+    root, init = dropout_free_run
+    output = tmp_path / "run"
+    flags = dict(input_file=",".join(mlm_shards), bert_config_file=root / "c.json",
+                 init_checkpoint=init, output_dir=output, do_train="true", train_batch_size=8,
+                 max_seq_length=S, max_predictions_per_seq=P, num_train_steps=3,
+                 num_warmup_steps=0, learning_rate=1e-3, save_checkpoints_steps=3,
+                 log_every_steps=1, distribution="multi_worker", worker_timeout_secs=60)
+    with Workers(tmp_path) as workers:
+        workers.start_cluster(script("run_pretraining.py")
+                              + ["--%s=%s" % kv for kv in flags.items()])
+        assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+        for worker in range(2):
+            assert "objective: masked LM alone" in workers.log(worker)
+    final, start = tf.train.load_checkpoint(str(output / "model.ckpt-3")), \
+        tf.train.load_checkpoint(init)
+    kept = [n for n, _ in tf.train.list_variables(init) if "/adam_" not in n
+            and n.startswith(("cls/seq_relationship/", "bert/pooler/"))]
+    assert len(kept) == 4, kept
+    for name in kept:  # not trained: not one bit changed
+        assert np.array_equal(final.get_tensor(name), start.get_tensor(name)), name
+    word = "bert/embeddings/word_embeddings"
+    assert np.max(np.abs(final.get_tensor(word) - start.get_tensor(word))) > 1e-5
+    tags = {v.tag for path in tf.io.gfile.glob(str(output / "events.out.tfevents.*"))
+            for event in tf.train.summary_iterator(path) for v in event.summary.value}
+    assert "masked_lm_loss" in tags and not [t for t in tags if "next_sentence" in t], tags
+    assert objective_record.read(str(output)) == ["mlm"]
