@@ -70,3 +70,30 @@ def test_workers_log_warnings_only_unless_told():
 
     assert level("") == "WARNING"
     assert level("default_sdk_harness_log_level=DEBUG,direct_num_workers=2") == "DEBUG"
+
+
+def test_processes_started_inside_write_their_stderr_to_the_file_and_this_one_does_not(capfd):
+    # The DirectRunner's worker processes inherit the launcher's stderr: inside, theirs goes to
+    # the file, while this process's own writes and log lines stay on its stderr.
+    import logging
+
+    from norbert.beam_runner import _child_stderr_to_file
+
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger().addHandler(handler)
+    try:
+        with _child_stderr_to_file() as path:
+            subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('child\\n')"],
+                           check=True)
+            sys.stderr.write("own write\n")
+            logging.getLogger("norbert.test").warning("own log line")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    sys.stderr.write("after\n")
+    with open(path) as f:
+        assert f.read() == "child\n"
+    os.remove(path)
+    err = capfd.readouterr().err
+    assert "own write\n" in err and "own log line" in err and "after\n" in err
+    assert "child" not in err
+    assert handler.stream is sys.stderr

@@ -4,6 +4,7 @@ flags. Runs where Beam is installed (`make test-beam`)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -242,6 +243,26 @@ def test_two_processes_on_beam_and_locally_write_the_same_bytes_on_hard_inputs(
     # The workers' INFO lines are off, and the log says so.
     assert "default_sdk_harness_log_level=INFO shows their INFO lines" in result.stderr
     assert "Control channel established" not in result.stderr
+
+
+def test_a_default_build_prints_none_of_the_workers_info_lines(uncased_vocab_path, tmp_path):
+    """Two worker processes on the shipped sample: their INFO lines (Beam's worker start-up
+    logs one before it reads the level) go to the log file the launcher names, not here."""
+    settings = dict(input_file=os.path.join(REPO, "examples", "sample_text.txt"),
+                    vocab_file=uncased_vocab_path, num_output_shards=2, progress=False,
+                    output_file=str(tmp_path / "out" / "train.tfrecord"))
+    result = _script_on_two_processes(settings)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    info = [line for line in lines if line.startswith("INFO:") or "severity: INFO" in line]
+    assert not info, info
+    named = re.search(r"what the worker processes print themselves goes to (\S+\.log)\)",
+                      result.stderr)
+    assert named, result.stderr[-2000:]
+    worker_log = open(named.group(1), encoding="utf-8").read()
+    os.remove(named.group(1))
+    assert worker_log.count("INFO:__main__:Logging handler created.") == 2  # one per process
+    assert "default_sdk_harness_log_level=INFO shows their INFO lines" in result.stderr
 
 
 def test_beam_rebuilds_the_first_planners_shards(corpus_paths, uncased_vocab_path, tmp_path,
