@@ -35,14 +35,14 @@ def _settings(inputs, vocab, **changes):
     return settings
 
 
-def _script_on_two_processes(settings):
+def _script_on_two_processes(settings, tmp_path):
     """create_pretraining_data.py with ``settings`` as flags, on the DirectRunner's two worker
-    processes."""
+    processes, with ``tmp_path`` as its temporary folder (where the workers' output goes)."""
     flags = ["--%s=%s" % kv for kv in settings.items()]
     return subprocess.run(
         [sys.executable, SCRIPT, "--runner=DirectRunner",
          "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, TMPDIR=str(tmp_path)))
 
 
 def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path, tmp_path):
@@ -56,7 +56,7 @@ def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path
     assert build_output(out) == expected
     os.rename(str(out), str(tmp_path / "in_process"))
     # The command line, with two worker processes.
-    result = _script_on_two_processes(settings)
+    result = _script_on_two_processes(settings, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert build_output(out) == expected
     assert len(expected) == 4 + 4 + 1  # shards, their sidecars, the set's sidecar
@@ -236,7 +236,7 @@ def test_two_processes_on_beam_and_locally_write_the_same_bytes_on_hard_inputs(
     local = create_pretraining_data(num_workers=2, **settings)
     expected = build_output(out)
     os.rename(str(out), str(tmp_path / "local"))
-    result = _script_on_two_processes(settings)
+    result = _script_on_two_processes(settings, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert build_output(out) == expected and len(expected) == 7 + 7 + 1
     assert local.corpus.documents > 300 and min(local.records_per_file) > 0
@@ -251,7 +251,7 @@ def test_a_default_build_prints_none_of_the_workers_info_lines(uncased_vocab_pat
     settings = dict(input_file=os.path.join(REPO, "examples", "sample_text.txt"),
                     vocab_file=uncased_vocab_path, num_output_shards=2, progress=False,
                     output_file=str(tmp_path / "out" / "train.tfrecord"))
-    result = _script_on_two_processes(settings)
+    result = _script_on_two_processes(settings, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stderr.splitlines()
     info = [line for line in lines if line.startswith("INFO:") or "severity: INFO" in line]
@@ -259,8 +259,8 @@ def test_a_default_build_prints_none_of_the_workers_info_lines(uncased_vocab_pat
     named = re.search(r"what the worker processes print themselves goes to (\S+\.log)\)",
                       result.stderr)
     assert named, result.stderr[-2000:]
+    assert os.path.dirname(named.group(1)) == str(tmp_path)
     worker_log = open(named.group(1), encoding="utf-8").read()
-    os.remove(named.group(1))
     assert worker_log.count("INFO:__main__:Logging handler created.") == 2  # one per process
     assert "default_sdk_harness_log_level=INFO shows their INFO lines" in result.stderr
 
