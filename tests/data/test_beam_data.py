@@ -121,6 +121,43 @@ def test_beam_keeps_complete_shards_and_rebuilds_the_rest(corpus_paths, uncased_
     assert build_output(tmp_path) == expected
 
 
+def test_a_failed_pipeline_leaves_none_of_its_shards(uncased_vocab_path, tmp_path, monkeypatch):
+    """Bad input met in one bundle fails the pipeline after another bundle finished its shard:
+    the launcher removes that shard, as the local mode does."""
+    import gzip
+    import threading
+
+    sample = os.path.join(REPO, "examples", "sample_text.txt")
+    packed = gzip.compress(open(sample, "rb").read())
+    (tmp_path / "cut.txt.gz").write_bytes(packed[:len(packed) // 2])  # its own slice: shard 1
+    out = tmp_path / "out"
+    settings = dict(input_file=sample + "," + str(tmp_path / "cut.txt.gz"),
+                    vocab_file=uncased_vocab_path, num_output_shards=2, progress=False,
+                    output_file=str(out / "train.tfrecord"), runner="DirectRunner",
+                    beam_pipeline_options="direct_num_workers=2,"
+                                          "direct_running_mode=multi_threading")
+    good = str(out / "train.tfrecord-00000-of-00002")
+    build_shard = sharded.build_shard
+    finished = threading.Event()
+    seen = {}
+
+    def the_good_shard_first(job, progress=None):
+        # The bad shard starts once the good one, in another bundle (thread), is complete.
+        if job.index == 1:
+            finished.wait(timeout=120)
+            seen["complete before the error"] = os.path.exists(good) and os.path.exists(
+                good + ".meta.json")
+        meta = build_shard(job, progress)
+        finished.set()
+        return meta
+
+    monkeypatch.setattr(sharded, "build_shard", the_good_shard_first)
+    with pytest.raises(Exception, match="cut.txt.gz is truncated"):
+        create_pretraining_data(**settings)
+    assert seen == {"complete before the error": True}
+    assert not out.exists() or os.listdir(str(out)) == []
+
+
 def test_dataflows_options_reach_the_pipeline(corpus_paths, uncased_vocab_path, tmp_path,
                                               monkeypatch):
     from apache_beam.options.pipeline_options import (GoogleCloudOptions, SetupOptions,
