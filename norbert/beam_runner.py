@@ -176,9 +176,10 @@ def _child_stderr_to_file() -> Iterator[str]:
     a new log file in the temporary folder, yielding its path; this process's own stderr
     writes (``sys.stderr`` and the logging handlers on it) go to the terminal as before."""
     fd, log_path = tempfile.mkstemp(prefix="norbert-beam-workers-", suffix=".log")
-    sys.stderr.flush()
-    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding,
-                         errors="backslashreplace")
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    terminal = os.fdopen(os.dup(2), "w", buffering=1,
+                         encoding=getattr(sys.stderr, "encoding", None), errors="backslashreplace")
     handlers = [h for h in _root_stream_handlers() if h.stream is sys.stderr]
     own_stderr = sys.stderr
     os.dup2(fd, 2)
