@@ -14,11 +14,19 @@ that asks for a runner without it gets a one-line error saying what to install.
 The workers' INFO logs are off by default (``default_sdk_harness_log_level=WARNING``, unless
 the options name a level), and so are Beam's own INFO lines on the launching machine while the
 pipeline runs: dozens of lines per worker that would bury the tool's log, which says so once.
+The DirectRunner's worker processes (``direct_running_mode=multi_processing``) share this
+machine's terminal and print a line or two of their own before that level applies (Beam's
+worker start-up logs at INFO before it reads the options); what they print themselves goes to
+a log file instead, which the tool's log names: their warnings and errors still reach the
+tool's log through the runner.
 """
 
 import contextlib
 import dataclasses
 import logging as std_logging
+import os
+import sys
+import tempfile
 from typing import ClassVar, Iterator, List, Optional
 
 from absl import logging
@@ -137,19 +145,64 @@ QUIET_LEVEL = "WARNING"  # the workers' log level unless --beam_pipeline_options
 def pipeline(options) -> Iterator:
     """A Beam ``Pipeline`` with ``options`` (made by ``pipeline_options``), run when the
     ``with`` block ends; with the workers' INFO logs off, Beam's own INFO lines here are off
-    too while it runs (the log says where they went)."""
+    too while it runs, and local worker processes' own output goes to a file (the log says
+    where they went)."""
     beam = import_beam()
-    level = options.get_all_options().get(_HARNESS_LEVEL)
-    quiet = str(level).upper() == QUIET_LEVEL
+    all_options = options.get_all_options()
+    quiet = str(all_options.get(_HARNESS_LEVEL)).upper() == QUIET_LEVEL
     beam_logger = std_logging.getLogger("apache_beam")
     before = beam_logger.level
-    if quiet:
-        logging.info("Beam's workers log warnings and errors only (to the runner's worker "
-                     "logs; here on the DirectRunner): --beam_pipeline_options=%s=INFO shows "
-                     "their INFO lines", _HARNESS_LEVEL)
-        beam_logger.setLevel(std_logging.WARNING)
+    with contextlib.ExitStack() as stack:
+        if quiet:
+            where = "to the runner's worker logs; here on the DirectRunner"
+            if all_options.get("direct_running_mode") == "multi_processing":
+                log_path = stack.enter_context(_child_stderr_to_file())
+                where = ("here through the runner; what the worker processes print themselves "
+                         "goes to %s" % log_path)
+            logging.info("Beam's workers log warnings and errors only (%s): "
+                         "--beam_pipeline_options=%s=INFO shows their INFO lines", where,
+                         _HARNESS_LEVEL)
+            beam_logger.setLevel(std_logging.WARNING)
+        try:
+            with beam.Pipeline(options=options) as p:
+                yield p
+        finally:
+            beam_logger.setLevel(before)
+
+
+@contextlib.contextmanager
+def _child_stderr_to_file() -> Iterator[str]:
+    """Points this process's stderr file descriptor, which the processes it starts inherit, at
+    a new log file in the temporary folder, yielding its path; this process's own stderr
+    writes (``sys.stderr`` and the logging handlers on it) go to the terminal as before."""
+    fd, log_path = tempfile.mkstemp(prefix="norbert-beam-workers-", suffix=".log")
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    terminal = os.fdopen(os.dup(2), "w", buffering=1,
+                         encoding=getattr(sys.stderr, "encoding", None), errors="backslashreplace")
+    handlers = [h for h in _root_stream_handlers() if h.stream is sys.stderr]
+    own_stderr = sys.stderr
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = terminal
+    for handler in handlers:
+        handler.setStream(terminal)
     try:
-        with beam.Pipeline(options=options) as p:
-            yield p
+        yield log_path
     finally:
-        beam_logger.setLevel(before)
+        terminal.flush()
+        os.dup2(terminal.fileno(), 2)
+        sys.stderr = own_stderr
+        for handler in handlers:
+            handler.setStream(own_stderr)
+        terminal.close()
+
+
+def _root_stream_handlers() -> List[std_logging.StreamHandler]:
+    """The root logger's stream handlers, absl's among them (it wraps one)."""
+    out = []
+    for handler in std_logging.getLogger().handlers:
+        handler = getattr(handler, "python_handler", handler)  # absl's ABSLHandler
+        if isinstance(handler, std_logging.StreamHandler):
+            out.append(handler)
+    return out

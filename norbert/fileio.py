@@ -27,6 +27,16 @@ def exists(path: str) -> bool:
     return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
 
 
+def remove(path: str) -> None:
+    """Removes the file ``path`` if it is there (a missing one is no error)."""
+    if is_remote(path):
+        gfile = _gfile()
+        if gfile.exists(path):
+            gfile.remove(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
 def size(path: str) -> int:
     """The file's size in bytes; a missing one is a ``NorbertError`` naming it."""
     try:

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from helpers import REPO
-from norbert.beam_runner import BeamConfig, import_beam, option_flags
+from norbert.beam_runner import (BeamConfig, _child_stderr_to_file, import_beam,
+                                  option_flags)
 from norbert.errors import NorbertError
 
 
@@ -70,3 +71,31 @@ def test_workers_log_warnings_only_unless_told():
 
     assert level("") == "WARNING"
     assert level("default_sdk_harness_log_level=DEBUG,direct_num_workers=2") == "DEBUG"
+
+
+def test_processes_started_inside_write_their_stderr_to_the_file_and_this_one_does_not(
+        capfd, monkeypatch, tmp_path):
+    # The DirectRunner's worker processes inherit the launcher's stderr: inside, theirs goes to
+    # the file, while this process's own writes and log lines stay on its stderr.
+    import logging
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger().addHandler(handler)
+    try:
+        with _child_stderr_to_file() as path:
+            subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('child\\n')"],
+                           check=True)
+            sys.stderr.write("own write\n")
+            logging.getLogger("norbert.test").warning("own log line")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    sys.stderr.write("after\n")
+    assert os.path.dirname(path) == str(tmp_path)
+    with open(path) as f:
+        assert f.read() == "child\n"
+    err = capfd.readouterr().err
+    assert "own write\n" in err and "own log line" in err and "after\n" in err
+    assert "child" not in err
+    assert handler.stream is sys.stderr

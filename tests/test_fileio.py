@@ -62,6 +62,24 @@ def test_atomic_output_through_tf_gfile():
     assert fileio.glob("ram://norbert-fileio/*") == [path]
 
 
+def test_remove_takes_a_file_away_and_a_missing_one_is_no_error(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("x")
+    fileio.remove(str(path))
+    assert not path.exists()
+    fileio.remove(str(path))
+
+
+def test_remove_through_tf_gfile():
+    tf = pytest.importorskip("tensorflow")
+    path = "ram://norbert-fileio-remove/a.txt"
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("x")
+    fileio.remove(path)
+    assert not tf.io.gfile.exists(path)
+    fileio.remove(path)
+
+
 def test_glob_and_read_bytes(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"1")
     (tmp_path / "b.txt").write_bytes(b"2")

@@ -21,7 +21,11 @@ more for its held-out candidates (local processes, as the local sharded mode doe
 documents to leave out; the pipeline then builds the shards as usual.
 
 Shards complete from an earlier run (file and sidecar with the same settings) are kept, as in
-the local mode; the launcher then writes the set's sidecar from the shards' sidecars.
+the local mode; the launcher then writes the set's sidecar from the shards' sidecars. A pipeline
+that fails (bad input met in one bundle: the plan reads no text) leaves none of this run's
+shards behind, though other bundles finished theirs: the launcher removes them, as the local
+mode does after bad input. An interrupted launcher (Ctrl-C, a lost machine) keeps them, and a
+rerun continues.
 
 Workers need norbert installed (on Dataflow: ``--beam_pipeline_options=...,setup_file=./setup.py``
 or ``extra_packages=dist/norbert-<version>.tar.gz``) and read and write through
@@ -110,7 +114,13 @@ def build(config, options, beam_config: beam_runner.BeamConfig, input_paths: Lis
         jobs = [job for job in planned.jobs if deduplicate or job.index not in results]
         sharded.forget_set(config)
         began = time.perf_counter()
-        run_jobs(jobs, frozenset(results), pipeline_options, deduplicate)
+        try:
+            run_jobs(jobs, frozenset(results), pipeline_options, deduplicate)
+        except Exception:
+            # Bad input met in one bundle fails the pipeline after others finished their
+            # shards: remove what this run built, as the local mode does (Ctrl-C keeps them).
+            sharded.remove_built([job for job in planned.jobs if job.index not in results])
+            raise
         logging.info("the pipeline ran in %.1f s", time.perf_counter() - began)
         for job in planned.jobs:
             if job.index not in results:

@@ -200,13 +200,14 @@ def _remove_leftovers(path: str, temporary: bool = True) -> None:
             os.remove(stale)
 
 
-def _remove_built(todo: List[ShardJob]) -> None:
+def remove_built(todo: List[ShardJob]) -> None:
     """Removes the shards (and sidecars) this run built, after an error in the input met while
     building another: the plan reads no text, so bad input (a .gz file cut short, a line that
-    is not JSON) shows only here, and a failed build leaves nothing, as before any work."""
+    is not JSON) shows only here, and a failed build leaves nothing, as before any work. (Also
+    the Beam build's after a failed pipeline: ``norbert.data.beam``.)"""
     for job in todo:
-        if not fileio.is_remote(job.path) and os.path.exists(job.path):
-            os.remove(job.path)
+        fileio.remove(job.path)
+        fileio.remove(sidecar.path_for(job.path))
         _remove_leftovers(job.path)
 
 
@@ -436,7 +437,7 @@ def build(config, options, input_paths: List[str], start: float):
             else:
                 results.update(_run_pool(todo, workers, report))
         except NorbertError:
-            _remove_built(todo)
+            remove_built(todo)
             raise
     return finish(config, planned, results, len(todo), start, heldout_summary)
 

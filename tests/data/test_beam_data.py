@@ -4,6 +4,7 @@ flags. Runs where Beam is installed (`make test-beam`)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -34,14 +35,14 @@ def _settings(inputs, vocab, **changes):
     return settings
 
 
-def _script_on_two_processes(settings):
+def _script_on_two_processes(settings, tmp_path):
     """create_pretraining_data.py with ``settings`` as flags, on the DirectRunner's two worker
-    processes."""
+    processes, with ``tmp_path`` as its temporary folder (where the workers' output goes)."""
     flags = ["--%s=%s" % kv for kv in settings.items()]
     return subprocess.run(
         [sys.executable, SCRIPT, "--runner=DirectRunner",
          "--beam_pipeline_options=" + TWO_PROCESSES] + flags,
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, TMPDIR=str(tmp_path)))
 
 
 def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path, tmp_path):
@@ -55,7 +56,7 @@ def test_beam_writes_the_local_sharded_modes_records(planted, uncased_vocab_path
     assert build_output(out) == expected
     os.rename(str(out), str(tmp_path / "in_process"))
     # The command line, with two worker processes.
-    result = _script_on_two_processes(settings)
+    result = _script_on_two_processes(settings, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert build_output(out) == expected
     assert len(expected) == 4 + 4 + 1  # shards, their sidecars, the set's sidecar
@@ -118,6 +119,43 @@ def test_beam_keeps_complete_shards_and_rebuilds_the_rest(corpus_paths, uncased_
     summary = create_pretraining_data(runner="DirectRunner", **settings)
     assert summary.shards_skipped == 2
     assert build_output(tmp_path) == expected
+
+
+def test_a_failed_pipeline_leaves_none_of_its_shards(uncased_vocab_path, tmp_path, monkeypatch):
+    """Bad input met in one bundle fails the pipeline after another bundle finished its shard:
+    the launcher removes that shard, as the local mode does."""
+    import gzip
+    import threading
+
+    sample = os.path.join(REPO, "examples", "sample_text.txt")
+    packed = gzip.compress(open(sample, "rb").read())
+    (tmp_path / "cut.txt.gz").write_bytes(packed[:len(packed) // 2])  # its own slice: shard 1
+    out = tmp_path / "out"
+    settings = dict(input_file=sample + "," + str(tmp_path / "cut.txt.gz"),
+                    vocab_file=uncased_vocab_path, num_output_shards=2, progress=False,
+                    output_file=str(out / "train.tfrecord"), runner="DirectRunner",
+                    beam_pipeline_options="direct_num_workers=2,"
+                                          "direct_running_mode=multi_threading")
+    good = str(out / "train.tfrecord-00000-of-00002")
+    build_shard = sharded.build_shard
+    finished = threading.Event()
+    seen = {}
+
+    def the_good_shard_first(job, progress=None):
+        # The bad shard starts once the good one, in another bundle (thread), is complete.
+        if job.index == 1:
+            finished.wait(timeout=120)
+            seen["complete before the error"] = os.path.exists(good) and os.path.exists(
+                good + ".meta.json")
+        meta = build_shard(job, progress)
+        finished.set()
+        return meta
+
+    monkeypatch.setattr(sharded, "build_shard", the_good_shard_first)
+    with pytest.raises(Exception, match="cut.txt.gz is truncated"):
+        create_pretraining_data(**settings)
+    assert seen == {"complete before the error": True}
+    assert not out.exists() or os.listdir(str(out)) == []
 
 
 def test_dataflows_options_reach_the_pipeline(corpus_paths, uncased_vocab_path, tmp_path,
@@ -235,13 +273,33 @@ def test_two_processes_on_beam_and_locally_write_the_same_bytes_on_hard_inputs(
     local = create_pretraining_data(num_workers=2, **settings)
     expected = build_output(out)
     os.rename(str(out), str(tmp_path / "local"))
-    result = _script_on_two_processes(settings)
+    result = _script_on_two_processes(settings, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert build_output(out) == expected and len(expected) == 7 + 7 + 1
     assert local.corpus.documents > 300 and min(local.records_per_file) > 0
     # The workers' INFO lines are off, and the log says so.
     assert "default_sdk_harness_log_level=INFO shows their INFO lines" in result.stderr
     assert "Control channel established" not in result.stderr
+
+
+def test_a_default_build_prints_none_of_the_workers_info_lines(uncased_vocab_path, tmp_path):
+    """Two worker processes on the shipped sample: their INFO lines (Beam's worker start-up
+    logs one before it reads the level) go to the log file the launcher names, not here."""
+    settings = dict(input_file=os.path.join(REPO, "examples", "sample_text.txt"),
+                    vocab_file=uncased_vocab_path, num_output_shards=2, progress=False,
+                    output_file=str(tmp_path / "out" / "train.tfrecord"))
+    result = _script_on_two_processes(settings, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    info = [line for line in lines if line.startswith("INFO:") or "severity: INFO" in line]
+    assert not info, info
+    named = re.search(r"what the worker processes print themselves goes to (\S+\.log)\)",
+                      result.stderr)
+    assert named, result.stderr[-2000:]
+    assert os.path.dirname(named.group(1)) == str(tmp_path)
+    worker_log = open(named.group(1), encoding="utf-8").read()
+    assert worker_log.count("INFO:__main__:Logging handler created.") == 2  # one per process
+    assert "default_sdk_harness_log_level=INFO shows their INFO lines" in result.stderr
 
 
 def test_beam_rebuilds_the_first_planners_shards(corpus_paths, uncased_vocab_path, tmp_path,

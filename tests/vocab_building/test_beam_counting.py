@@ -3,6 +3,7 @@ so the same vocab.txt; settings that cannot work with a runner are one-line erro
 
 import gzip
 import os
+import tempfile
 
 import pytest
 
@@ -36,7 +37,10 @@ def test_escaping_undoes_itself():
         assert beam_counting._unescape(key) == word and n == "3"
 
 
-def test_direct_runner_counts_and_vocab_equal_the_local_ones(inputs, tmp_path):
+def test_direct_runner_counts_and_vocab_equal_the_local_ones(inputs, tmp_path, monkeypatch,
+                                                             tmp_path_factory):
+    # The worker processes' own output goes to a log file in the temporary folder: this test's.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("workers_log")))
     expected, read = word_counts.count_words(inputs, True)
     out = tmp_path / "out"
     # Ranges of 100 kB: 14 tasks instead of the local counter's 4; the counts are the same.
