@@ -9,7 +9,8 @@ reading rules (``norbert.data.documents``):
    weighed in units -- a plain or JSON-lines file as its size, cut anywhere; a Parquet file as
    its row groups, each weighing its text column's uncompressed bytes (the footer says); a
    ``.gz`` file, which cannot be entered in the middle, whole, weighing its decompressed size
-   (the gzip trailer says) -- and the ``K`` slices get contiguous runs of it of about equal
+   (the gzip trailer says; one that says more than the file can hold is a file cut short, an
+   error before any output) -- and the ``K`` slices get contiguous runs of it of about equal
    weight. The cuts (``Position``: file index and byte offset, or row in a Parquet file; small
    and picklable, so a job sent to another process carries only them) depend on the files'
    sizes and ``K`` alone: never on workers or runner.
@@ -40,6 +41,7 @@ from absl import logging
 from norbert import fileio
 from norbert.data.documents import (CorpusStats, Document, is_jsonl, is_parquet, jsonl_text,
                                     parquet_row_groups, parquet_texts, split_sentences)
+from norbert.errors import NorbertError
 
 # What the sidecars record of the planner (``settings.planner``): shards cut by another
 # version are other shards. 2: cuts from metadata, slices owning the documents that start in
@@ -52,6 +54,11 @@ Position = Tuple[int, int]
 TEXT, JSONL, GZIP, PARQUET = "text", "jsonl", "gzip", "parquet"  # how a file is planned
 _BACK = 4096  # bytes read at a time when looking back for the start of a line
 _WRAPPED = 1 << 20  # a .gz file at least this big whose trailer says less has wrapped 2**32
+# Deflate writes a match of at most 258 bytes in at least 2 bits: a gzip member holds at most
+# 1032 bytes per compressed byte (a trailer's size is modulo 2**32: only more is provably
+# wrong). The slack: the few bytes of a tiny file's headers, with room to spare.
+_DEFLATE_MOST = 1032
+_GZIP_SLACK = 1024
 
 
 def kind_of(path: str) -> str:
@@ -209,13 +216,25 @@ def cut_units(units: Sequence[Unit], num_files: int,
 
 def gzip_size(path: str) -> int:
     """A .gz file's decompressed size from its trailer (4 bytes read): the size modulo 2**32,
-    taken up to at least the compressed size for a file over 1 MiB (text compresses)."""
+    taken up to at least the compressed size for a file over 1 MiB (text compresses).
+
+    A trailer that says more than the file's bytes can hold (``_DEFLATE_MOST``) is no trailer:
+    the file is cut short or damaged, a ``NorbertError`` naming it (its real size is unknown).
+    Of a file of several gzip members the trailer is the last member's, which holds no more
+    than its own bytes can: the test stands (and the size is at least the file's, so a big file
+    is taken as text that compresses)."""
     size = fileio.size(path)
     if size < 4:
         return size
     with fileio.open_binary(path, decompress=False) as f:
         f.seek(size - 4)
         isize = int.from_bytes(f.read(4), "little")
+    most = _DEFLATE_MOST * size + _GZIP_SLACK
+    if isize > most:
+        raise NorbertError(
+            "%s is truncated or damaged, not a whole gzip file: its last 4 bytes, a gzip file's "
+            "uncompressed size, say %s bytes, more than its %s bytes can hold (at most %s): "
+            "copy or compress it again" % (path, _figure(isize), _figure(size), _figure(most)))
     if size >= _WRAPPED and isize < size:
         isize += ((size - isize + (1 << 32) - 1) >> 32) << 32
     return isize

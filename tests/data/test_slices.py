@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from norbert.data.documents import CorpusStats, read_documents
 from norbert.data.slices import SliceReader, documents, plan_shards
+from norbert.errors import NorbertError
 
 
 def encode(text):
@@ -226,6 +227,44 @@ def test_the_plan_reads_no_text_and_a_gz_trailer_only(tmp_path, monkeypatch):
     assert plan.total_bytes == 2 * len(big.encode("utf-8")) + len('{"text": "x"}\n')
     assert plan.cuts[1] == (0, plan.total_bytes // 4)  # anywhere in a plain file
     assert plan.cuts[3] in ((2, 0), (3, 0))  # a .gz file is one slice, whole
+
+
+def _cut_gzip(data):
+    """``data`` gzipped, then cut short where its last 4 bytes are compressed data that, read as
+    a gzip trailer, say more than the file can hold (the usual case: a trailer is a size)."""
+    packed = gzip.compress(data)
+    for end in range(len(packed) // 2, 0, -1):
+        if int.from_bytes(packed[end - 4:end], "little") > 1032 * end + 1024:
+            return packed[:end]
+    raise AssertionError("no such cut")
+
+
+def test_a_gz_file_cut_short_is_a_one_line_error_at_planning_naming_it(tmp_path):
+    text = "".join("doc %d\nline \u00e9 %d\n\n" % (i, i * i) for i in range(3000))
+    paths = _write_corpus(tmp_path, [("txt", "a b\n"), ("txt.gz", text), ("txt.gz", text)])
+    with open(paths[2], "r+b") as f:  # a download cut short: its last bytes compressed data
+        f.write(_cut_gzip(text.encode("utf-8")))
+        f.truncate()
+    assert plan_shards(paths[:2], 2).units[1].weight == len(text.encode("utf-8"))  # whole
+    with pytest.raises(NorbertError) as error:
+        plan_shards(paths, 2)
+    message = str(error.value)
+    assert message.startswith(paths[2] + " is truncated or damaged, not a whole gzip file: ")
+    assert message.endswith(": copy or compress it again") and "\n" not in message
+
+
+def test_gz_files_a_trailer_could_belong_to_are_planned_by_it(tmp_path):
+    """The most compressible gzip file deflate can write; one of several members (its trailer
+    the last one's, small); one over 1 MiB whose trailer says less (the size modulo 2**32)."""
+    runs = gzip.compress(b"\n" * 20000000, 9)  # about 1030 bytes per compressed byte
+    two = gzip.compress(b"x y\n" * 100000) + gzip.compress(b"z\n")
+    big = gzip.compress(os.urandom(1 << 20))  # incompressible: its trailer says less than it
+    for name, data in (("runs.txt.gz", runs), ("two.txt.gz", two), ("big.txt.gz", big)):
+        (tmp_path / name).write_bytes(data)
+    paths = [str(tmp_path / n) for n in ("runs.txt.gz", "two.txt.gz", "big.txt.gz")]
+    weights = [u.weight for u in plan_shards(paths, 2).units]
+    big_size = os.path.getsize(paths[2])
+    assert weights[:2] == [20000000, 2] and big_size <= weights[2] == (1 << 20) + (1 << 32)
 
 
 def test_a_big_gz_file_is_logged_once_with_the_advice(tmp_path, caplog):
