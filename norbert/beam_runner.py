@@ -19,12 +19,18 @@ machine's terminal and print a line or two of their own before that level applie
 worker start-up logs at INFO before it reads the options); what they print themselves goes to
 a log file instead, which the tool's log names: their warnings and errors still reach the
 tool's log through the runner.
+
+Bad input met in a worker (a ``NorbertError``: a damaged file, a malformed line) fails the
+pipeline with the one-line error it would be on this machine, whatever the runner: the runner
+reports the worker's traceback as text, from which ``worker_error`` takes the message, and the
+workers' error log records of it are left out (``--verbose`` shows the traceback).
 """
 
 import contextlib
 import dataclasses
 import logging as std_logging
 import os
+import re
 import sys
 import tempfile
 from typing import ClassVar, Iterator, List, Optional
@@ -146,7 +152,8 @@ def pipeline(options) -> Iterator:
     """A Beam ``Pipeline`` with ``options`` (made by ``pipeline_options``), run when the
     ``with`` block ends; with the workers' INFO logs off, Beam's own INFO lines here are off
     too while it runs, and local worker processes' own output goes to a file (the log says
-    where they went)."""
+    where they went). A ``NorbertError`` that failed it in a worker is raised as such
+    (``worker_error``), caused by the runner's error."""
     beam = import_beam()
     all_options = options.get_all_options()
     quiet = str(all_options.get(_HARNESS_LEVEL)).upper() == QUIET_LEVEL
@@ -163,11 +170,64 @@ def pipeline(options) -> Iterator:
                          "--beam_pipeline_options=%s=INFO shows their INFO lines", where,
                          _HARNESS_LEVEL)
             beam_logger.setLevel(std_logging.WARNING)
+        held = stack.enter_context(_errors_held_back())
         try:
             with beam.Pipeline(options=options) as p:
                 yield p
+        except Exception as e:
+            error = worker_error(e)
+            if error is None:
+                raise
+            held.clear()  # the error says it in one line; its cause holds their traceback
+            if error is e:
+                raise
+            raise error from e
         finally:
             beam_logger.setLevel(before)
+
+
+_ERROR_NAME = "%s.%s" % (NorbertError.__module__, NorbertError.__qualname__)
+# Beam's note at the end of a re-raised error's message: the step that failed.
+_STEP_NOTE = re.compile(r" \[while running '[^']*'\]$")
+# Where the DirectRunner's worker processes' log records reach this process.
+_WORKER_LOGGER = "apache_beam.runners.portability.local_job_service"
+
+
+def worker_error(error: Exception) -> Optional[NorbertError]:
+    """The ``NorbertError`` that failed a pipeline: ``error`` itself, or one raised in a worker
+    (a process, a machine) that the runner reports inside ``error``'s text, a traceback whose
+    first line ``norbert.errors.NorbertError: <message>`` gives it; None if neither."""
+    if isinstance(error, NorbertError):
+        return error
+    prefix = _ERROR_NAME + ": "
+    for line in str(error).splitlines():
+        if line.startswith(prefix) and line[len(prefix):].strip():
+            return NorbertError(_STEP_NOTE.sub("", line[len(prefix):].rstrip()))
+    return None
+
+
+@contextlib.contextmanager
+def _errors_held_back() -> Iterator[List[std_logging.LogRecord]]:
+    """Holds back the workers' error log records that report a ``NorbertError`` (each its
+    traceback, on one line) while the pipeline runs, yielding the list that keeps them; those
+    left in it when the pipeline is done are logged then. A failure that becomes the one-line
+    error empties it."""
+    held: List[std_logging.LogRecord] = []
+
+    def hold(record: std_logging.LogRecord) -> bool:
+        if record.levelno >= std_logging.ERROR and _ERROR_NAME in record.getMessage():
+            held.append(record)
+            return False
+        return True
+
+    logger = std_logging.getLogger(_WORKER_LOGGER)
+    logger.addFilter(hold)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(hold)
+        for record in held:
+            logger.handle(record)
 
 
 @contextlib.contextmanager

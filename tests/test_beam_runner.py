@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from helpers import REPO
-from norbert.beam_runner import (BeamConfig, _child_stderr_to_file, import_beam,
-                                  option_flags)
+from norbert.beam_runner import (_WORKER_LOGGER, BeamConfig, _child_stderr_to_file,
+                                  _errors_held_back, import_beam, option_flags, worker_error)
 from norbert.errors import NorbertError
 
 
@@ -99,3 +99,42 @@ def test_processes_started_inside_write_their_stderr_to_the_file_and_this_one_do
     assert "own write\n" in err and "own log line" in err and "after\n" in err
     assert "child" not in err
     assert handler.stream is sys.stderr
+
+
+def test_a_norbert_error_in_a_worker_is_taken_from_the_runners_error():
+    # The form of the DirectRunner's error for a worker process's failure (apache-beam 2.x):
+    # the worker's traceback as text, its first NorbertError line the original one.
+    text = ("Traceback (most recent call last):\n"
+            '  File "norbert/data/slices.py", line 398, in _jsonl\n'
+            "norbert.errors.NorbertError: a.jsonl: the line at byte 7 is bad: fix it\n\n"
+            "During handling of the above exception, another exception occurred:\n"
+            "norbert.errors.NorbertError: a.jsonl: the line at byte 7 is bad: fix it "
+            "[while running 'build']\n")
+    error = worker_error(RuntimeError(text))
+    assert isinstance(error, NorbertError)
+    assert str(error) == "a.jsonl: the line at byte 7 is bad: fix it"
+    assert str(worker_error(Exception(text.splitlines()[-1]))).endswith("fix it")
+    own = NorbertError("x")
+    assert worker_error(own) is own
+    for other in (RuntimeError("Traceback ...\nValueError: no"), KeyError("NorbertError: x"),
+                  RuntimeError("norbert.errors.NorbertError: ")):
+        assert worker_error(other) is None
+
+
+def test_workers_error_records_of_a_norbert_error_are_held_back_until_the_end(caplog):
+    import logging
+
+    logger = logging.getLogger(_WORKER_LOGGER)
+    with caplog.at_level("INFO"):
+        with _errors_held_back() as held:
+            logger.error("Worker: message: \"norbert.errors.NorbertError: a.txt is bad\"")
+            logger.warning("Worker: message: \"norbert.errors.NorbertError: a warning\"")
+            logger.error("Worker: message: \"ValueError: other\"")
+            assert [r.getMessage()[-10:] for r in caplog.records] == ["a warning\"", "or: other\""]
+            assert len(held) == 1
+        assert caplog.records[-1].getMessage().endswith("a.txt is bad\"")  # logged at the end
+        with _errors_held_back() as held:
+            logger.error("Worker: \"norbert.errors.NorbertError: b.txt is bad\"")
+            held.clear()  # as when the failure became the one-line error
+    assert not [r for r in caplog.records if "b.txt" in r.getMessage()]
+    assert not logger.filters

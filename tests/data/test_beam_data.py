@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, build_output
+from helpers import REPO, build_output, gzip_cut_unseen
 from norbert.data import sharded
 from norbert.data.builder import create_pretraining_data
 from norbert.errors import NorbertError
@@ -124,12 +124,11 @@ def test_beam_keeps_complete_shards_and_rebuilds_the_rest(corpus_paths, uncased_
 def test_a_failed_pipeline_leaves_none_of_its_shards(uncased_vocab_path, tmp_path, monkeypatch):
     """Bad input met in one bundle fails the pipeline after another bundle finished its shard:
     the launcher removes that shard, as the local mode does."""
-    import gzip
     import threading
 
     sample = os.path.join(REPO, "examples", "sample_text.txt")
-    packed = gzip.compress(open(sample, "rb").read())
-    (tmp_path / "cut.txt.gz").write_bytes(packed[:len(packed) // 2])  # its own slice: shard 1
+    # Cut where the plan cannot see it (its own slice: shard 1); the read meets it.
+    (tmp_path / "cut.txt.gz").write_bytes(gzip_cut_unseen(open(sample, "rb").read()))
     out = tmp_path / "out"
     settings = dict(input_file=sample + "," + str(tmp_path / "cut.txt.gz"),
                     vocab_file=uncased_vocab_path, num_output_shards=2, progress=False,
@@ -155,6 +154,36 @@ def test_a_failed_pipeline_leaves_none_of_its_shards(uncased_vocab_path, tmp_pat
     with pytest.raises(Exception, match="cut.txt.gz is truncated"):
         create_pretraining_data(**settings)
     assert seen == {"complete before the error": True}
+    assert not out.exists() or os.listdir(str(out)) == []
+
+
+@pytest.mark.parametrize("name, contents, message", [
+    ("cut.txt.gz", None, "cut.txt.gz is truncated (the gzip stream ends early): copy or"),
+    ("bad.jsonl", b'{"text": "w1 w2."}\n{"body": "w3"}\n',
+     'bad.jsonl: the line at byte 19 is not a JSON object with a "text" field: give one'),
+])
+def test_bad_input_met_in_a_worker_process_is_one_line(name, contents, message,
+                                                        uncased_vocab_path, tmp_path):
+    """Bad input that only reading meets, in one of two worker processes: exit 2 and one line
+    naming the file, as in one process; no traceback; none of the run's shards left."""
+    sample = os.path.join(REPO, "examples", "sample_text.txt")
+    if contents is None:
+        contents = gzip_cut_unseen(open(sample, "rb").read())
+    (tmp_path / name).write_bytes(contents)
+    out = tmp_path / "out"
+    settings = dict(input_file=sample + "," + str(tmp_path / name), num_output_shards=2,
+                    vocab_file=uncased_vocab_path, progress=False,
+                    output_file=str(out / "train.tfrecord"))
+    result = _script_on_two_processes(settings, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "NorbertError" not in result.stderr
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == lines[-1:], result.stderr[-2000:]
+    assert not [line for line in lines if re.match(r"E\d{4} ", line)]  # logged errors
+    assert errors[0].startswith("error: %s: " % (tmp_path / name)) or errors[0].startswith(
+        "error: %s is " % (tmp_path / name))
+    assert message in errors[0] and errors[0].endswith(("again", "--text_field"))
     assert not out.exists() or os.listdir(str(out)) == []
 
 
