@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from helpers import tiny_bert_config
+from helpers import gzip_cut_unseen, tiny_bert_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -38,6 +38,9 @@ def files(tmp_path_factory):
     (root / "vocab.txt").write_text("\n".join(SPECIALS + WORDS) + "\n")
     packed = gzip.compress(("\n\n".join(docs) + "\n").encode("utf-8"))
     (root / "cut.txt.gz").write_bytes(packed[:len(packed) // 2])  # a download cut short
+    # Cut short where its last bytes could be a trailer: the damage is met when read.
+    sample = os.path.join(REPO, "examples", "sample_text.txt")
+    (root / "cut_unseen.txt.gz").write_bytes(gzip_cut_unseen(open(sample, "rb").read()))
     (root / "vocab_binary.txt").write_bytes(b"\x00\x00\x00\x00")
     (root / "vocab_nomask.txt").write_text("\n".join(SPECIALS[:4] + WORDS) + "\n")
     (root / "vocab_unused.txt").write_text("\n".join(SPECIALS + ["[unused0]"] + WORDS) + "\n")
@@ -222,7 +225,13 @@ CASES = [
      lambda r: _data_args(r, input_file=r / "cut.txt.gz"), "cut.txt.gz is truncated"),
     ("data, sharded: truncated .gz", "create_pretraining_data",
      lambda r: _data_args(r, input_file=r / "cut.txt.gz", output_file=r / "out" / "shards",
-                          num_output_shards=2), "cut.txt.gz is truncated"),
+                          num_output_shards=2),
+     ("cut.txt.gz is truncated or damaged, not a whole gzip file: its last 4 bytes",
+      "copy or compress it again")),
+    ("data, sharded: truncated .gz, its trailer plausible", "create_pretraining_data",
+     lambda r: _data_args(r, input_file=r / "cut_unseen.txt.gz", output_file=r / "out" / "shards",
+                          num_output_shards=2),
+     "cut_unseen.txt.gz is truncated (the gzip stream ends early): copy or compress it again"),
     ("data: JSON line without text", "create_pretraining_data",
      lambda r: _data_args(r, input_file=r / "bad.jsonl"),
      'bad.jsonl line 2 is not a JSON object with a "text" field'),
