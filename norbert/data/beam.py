@@ -22,10 +22,11 @@ documents to leave out; the pipeline then builds the shards as usual.
 
 Shards complete from an earlier run (file and sidecar with the same settings) are kept, as in
 the local mode; the launcher then writes the set's sidecar from the shards' sidecars. A pipeline
-that fails (bad input met in one bundle: the plan reads no text) leaves none of this run's
-shards behind, though other bundles finished theirs: the launcher removes them, as the local
-mode does after bad input. An interrupted launcher (Ctrl-C, a lost machine) keeps them, and a
-rerun continues.
+that fails (bad input met in one bundle: the plan reads no text) ends in the one-line error the
+input gives on this machine, wherever its worker ran (``beam_runner.worker_error``), and leaves
+none of this run's shards behind, though other bundles finished theirs: the launcher removes
+them, as the local mode does after bad input. An interrupted launcher (Ctrl-C, a lost machine)
+keeps them, and a rerun continues.
 
 Workers need norbert installed (on Dataflow: ``--beam_pipeline_options=...,setup_file=./setup.py``
 or ``extra_packages=dist/norbert-<version>.tar.gz``) and read and write through
