@@ -85,13 +85,16 @@ class Stream:
                 for what in sorted(set(before) | set(now)) if before.get(what) != now.get(what)]
 
 
-def setup_of(input_config, worker_batch_size: int, workers: int) -> Tuple[Tuple[str, str], ...]:
+def setup_of(input_config, worker_batch_size: int, workers: int,
+             numbered: bool = False) -> Tuple[Tuple[str, str], ...]:
     """The stream's setup: what a saved position is only valid under.
 
     ``input_config``: the training ``InputConfig``; ``worker_batch_size``: the batch one
     worker's iterator yields (the global batch over the workers). The number of replicas on a
     worker is not part of it: a worker's iterator yields the worker's whole batch, and its
     replicas take their slices of it, so 1 device and 2 replicas read the same stream.
+    ``numbered``: the iterator numbers its batches for dropout (TPUEstimator's,
+    ``tpu.numbered``); its state then holds a count that a position saved without one lacks.
     """
     c = input_config
     files = [list(g.files) for g in c.groups] if c.groups else [list(c.input_files)]
@@ -110,6 +113,8 @@ def setup_of(input_config, worker_batch_size: int, workers: int) -> Tuple[Tuple[
     }
     if len(c.length_buckets) > 1:  # absent without buckets: positions saved before them hold
         setup["--length_buckets"] = ",".join(str(b) for b in c.length_buckets)
+    if numbered:  # absent on the loop: its positions hold as they were
+        setup["batches numbered for dropout"] = "yes (TPUEstimator)"
     return tuple(sorted(setup.items()))
 
 

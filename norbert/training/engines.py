@@ -17,7 +17,8 @@ from norbert.errors import NorbertError
 from norbert.training import loop
 from norbert.training.spec import RunConfig
 from norbert.training.stop import StopSignals
-from norbert.training.tpu import PositionHook, StopHook, make_estimator, point_at_intact
+from norbert.training.tpu import (PositionHook, StopHook, make_estimator, numbered,
+                                  point_at_intact)
 
 Results = Dict[str, object]
 
@@ -86,7 +87,7 @@ def on_estimator(plan, settings, model_fn: Callable, stop: StopSignals) -> Resul
                 positions = PositionHook(plan.position, run.output_dir, run.keep_checkpoint_max)
                 train_hooks.append(positions)
                 listeners.append(positions.listener())
-            input_fn = plan.train.input_fn
+            input_fn = numbered(plan.train.input_fn)  # dropout keyed by the batches' numbers
             estimator.train(input_fn=input_fn, max_steps=max_steps, hooks=train_hooks,
                             saving_listeners=listeners)
             if stop.received:

@@ -15,8 +15,12 @@ uninterrupted run's masks. The batch count is read from what every checkpoint al
 (``optimization.batches_trained``): no variable is added, and Google's checkpoints keep their
 names. The seed is ``ModelFnConfig.dropout_seed`` (the run plan passes --seed, or the seed drawn
 when the run began and kept with its data position, so that a resume without --seed draws the
-same masks), else the graph's seed (the loop sets --seed as that), else 0. On TPU dropout
-stays ``tf.nn.dropout`` (see ``dropout_key``).
+same masks), else the graph's seed (the loop sets --seed as that), else 0.
+
+On TPUEstimator the batch number comes from the input pipeline instead, as the feature
+``BATCH_NUMBER`` (``norbert.training.tpu.numbered``): a TPU's cores run the model_fn outside any
+replica context, and TF 1.15's API gives them no core number, but each core's batch is one of
+its host's numbered batches. The model_fn takes that feature out before the model sees it.
 """
 
 import dataclasses
@@ -32,6 +36,10 @@ from norbert.model.bert_config import BertConfig
 from norbert.training import replicas
 from norbert.training.optimization import OptimizerConfig, batches_trained, create_train_op
 from norbert.training.spec import EVAL, TRAIN, ModelSpec
+
+# The feature TPUEstimator's training input carries for dropout (``tpu.numbered``): int32
+# [B, 2], every row (the batch's number in its input host's stream, that host's number).
+BATCH_NUMBER = "batch_number"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,22 +81,29 @@ def _batch_masked_lm_accuracy(output, features):
                                   heads.MASKED_LM_LOSS_EPSILON)
 
 
-def dropout_key(config: ModelFnConfig) -> Optional[modeling.DropoutKey]:
-    """The training dropout's key: (seed, batches trained, replica); None when the model has
-    no dropout (its graph then has no op of it), or on TPU.
+def dropout_key(config: ModelFnConfig, numbered: Optional[tf.Tensor] = None,
+                hosts: int = 1) -> Optional[modeling.DropoutKey]:
+    """The training dropout's key: (seed, batch number, replica); None when the model has no
+    dropout (its graph then has no op of it), or on a TPU without ``numbered``.
 
-    The batches come from the checkpointed counters (``optimization.batches_trained``); the
-    replica from the tf.distribute replica context (0 of 1 outside one). TPUEstimator's cores
-    run the model_fn outside any replica context and TF 1.15's API gives them no core number:
-    one key would draw the same masks on every core, so on TPU dropout stays
-    ``tf.nn.dropout``, whose random state no checkpoint keeps: a resumed TPU run draws other
-    masks than an uninterrupted one would (its data is the same).
+    ``numbered`` (TPUEstimator: the ``BATCH_NUMBER`` feature, [B, 2]) keys the masks by the
+    batch's number in its input host's stream and the host's number among ``hosts``: a TPU
+    core's batch is one of its host's batches, so every core draws masks of its own, and the
+    numbers are part of the iterator's state that the data position saves. Without it, the
+    batches come from the checkpointed counters (``optimization.batches_trained``) and the
+    replica from the tf.distribute replica context (0 of 1 outside one): norbert's loop. A
+    TPU's cores run outside any replica context and TF 1.15's API gives them no core number, so
+    there, without ``numbered``, dropout stays ``tf.nn.dropout``, whose random state no
+    checkpoint keeps.
     """
-    if config.use_tpu or not config.bert_config.has_dropout:
+    if not config.bert_config.has_dropout or (config.use_tpu and numbered is None):
         return None
     seed = config.dropout_seed
     if seed is None:
         seed = tf.get_default_graph().seed or 0
+    if numbered is not None:
+        row = numbered[0]  # [2]: every row of the batch is the same
+        return modeling.DropoutKey(seed, row[0], row[1], hosts)
     context = tf.distribute.get_replica_context()
     replica, count = 0, 1
     if context is not None:
@@ -96,15 +111,24 @@ def dropout_key(config: ModelFnConfig) -> Optional[modeling.DropoutKey]:
     return modeling.DropoutKey(seed, batches_trained(config.optimizer), replica, count)
 
 
+def _input_hosts(config: ModelFnConfig, params: Optional[dict]) -> int:
+    """The input hosts feeding the cores: TPUEstimator's TPUContext says on a TPU; else 1."""
+    context = (params or {}).get("context")
+    return int(context.num_hosts) if config.use_tpu and context is not None else 1
+
+
 def build_model_fn(config: ModelFnConfig) -> Callable:
     def model_fn(features, labels, mode, params):
         del labels  # pretraining labels are features
         is_training = mode == TRAIN
+        features = dict(features)
+        numbered = features.pop(BATCH_NUMBER, None)  # dropout's alone: not the model's
         output = heads.pretraining_forward(
             config.bert_config, features, is_training, config.use_one_hot_embeddings,
             compute_dtype=precision.compute_dtype(config.precision),
             weighted_mean=replicas.weighted_mean,
-            dropout_key=dropout_key(config) if is_training else None,
+            dropout_key=(dropout_key(config, numbered, _input_hosts(config, params))
+                         if is_training else None),
             next_sentence_trained=config.next_sentence_trained,
         )
         train_op = learning_rate = None

@@ -245,10 +245,10 @@ class RunPlan:
             if self.position is not None:
                 lines.append(self.position.note)
             if settings.tpu.use_tpu and self.start.resume and self.bert_config.has_dropout:
-                # Said at every resume: the one part of a resume on a TPU that is not exact.
-                lines.append("dropout: on a TPU TensorFlow's stateful op, whose state no "
-                             "checkpoint keeps: the masks from here on are not those the run "
-                             "would have drawn without the stop (the data is)")
+                # Said at every resume on a TPU: what its exactness rests on, checked how.
+                lines.append("dropout: masks keyed by the batch numbers the input pipeline "
+                             "carries (restored with the data position); checked with "
+                             "TPUEstimator on the CPU, not on TPU hardware")
             lines += ["%s: %s" % (self.train.flag, note) for note in self.train.notes]
         if self.train is not None or self.evaluation is not None:
             lines.append("length buckets: %s" % buckets_lib.describe(self.length_buckets))
@@ -396,7 +396,7 @@ def make_plan(settings: Settings) -> RunPlan:
     position = None
     if train is not None:
         train = bucketed(train, boundaries)
-        position = _data_position(settings, start, train, cluster)
+        position = _data_position(settings, start, train, cluster, engine)
         train = reseeded(train, position.stream.stream_seed)
     return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster, position,
                    boundaries, objective)
@@ -415,13 +415,15 @@ def _length_buckets(config: PretrainingConfig, engine: str) -> Tuple[int, ...]:
         % config.length_buckets)
 
 
-def _data_position(settings: Settings, start: Start, train: Inputs, cluster) -> Position:
+def _data_position(settings: Settings, start: Start, train: Inputs, cluster,
+                   engine: str) -> Position:
     """The training data's stream: continued from the resumed checkpoint's position, or begun
     (with a seed drawn now when --seed is unset), and the line saying which and why."""
     run = settings.run
     workers = cluster.num_workers if cluster is not None else 1
+    # TPUEstimator's input numbers its batches for dropout (tpu.numbered): part of the stream.
     setup = data_position.setup_of(train.input_fn.config, run.train_batch_size // workers,
-                                   workers)
+                                   workers, numbered=engine == TPU_ESTIMATOR)
     saved = None
     if start.resume:
         saved = data_position.read_saved(run.output_dir, start.resume[0], workers)

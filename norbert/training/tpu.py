@@ -8,9 +8,17 @@ A resume goes on as the loop's does: the newest checkpoint that reads whole (``p
 a damaged one is passed over, with a warning), and the training data's position saved with it
 (``PositionHook``: worker 0's iterator, saved beside every model checkpoint, restored at the
 resumed step; ``norbert.training.data_position``).
+
+Training dropout is keyed by the batches' numbers (``numbered``): the training input numbers its
+batches and carries the number as a feature, which the model_fn keys the masks by
+(``norbert.training.model_fn.dropout_key``). Each core's batch has a number of its own, and the
+numbering is part of the iterator's state, so a resumed run draws the masks the uninterrupted
+run would have. Checked with TPUEstimator on the CPU (``use_tpu=False``, the same code path),
+not on TPU hardware.
 """
 
 import dataclasses
+import functools
 import os
 from typing import Callable, ClassVar, Optional, Sequence
 
@@ -21,6 +29,8 @@ from absl import logging
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.training.data_position import Position, PositionSaver
+from norbert.training.input_pipeline import RecordInput
+from norbert.training.model_fn import BATCH_NUMBER
 from norbert.training.spec import RunConfig
 from norbert.training.start import Start, initialise
 
@@ -151,6 +161,35 @@ def make_estimator(model_fn: Callable, run: RunConfig, tpu: TpuConfig,
         eval_batch_size=run.eval_batch_size,
         params=dict(params or {}),
     )
+
+
+def numbered(input_fn: RecordInput) -> RecordInput:
+    """``input_fn`` with its batches numbered for dropout: the feature ``BATCH_NUMBER``.
+
+    With PER_HOST_V2 input each host's input_fn yields per-core batches, which the host's
+    infeed hands to its cores in turn: the i-th batch of a host's stream goes to one core, so
+    (i, host) is each core's batch's own. The number is counted by the iterator itself
+    (``Dataset.enumerate``), so the data position saved with a checkpoint holds it and a resumed
+    run goes on counting from there.
+    """
+    return RecordInput(input_fn.config, functools.partial(_numbered_batches, input_fn))
+
+
+def _numbered_batches(input_fn: Callable, params: dict):
+    """The batches of ``input_fn(params)``, each with ``BATCH_NUMBER`` int32 [B, 2]: every row
+    (the batch's number in this host's stream, the host's number; 0 on the CPU)."""
+    context = params.get("context")  # the input_fn's TPUContext, on a TPU only
+    host = int(context.current_host) if context is not None else 0
+    batch_size = params["batch_size"]  # per core with PER_HOST_V2: infeed needs static shapes
+
+    @tf.autograph.experimental.do_not_convert
+    def add_number(number, features):
+        row = tf.stack([tf.cast(number, tf.int32), tf.constant(host, tf.int32)])  # [2]
+        features = dict(features)
+        features[BATCH_NUMBER] = tf.tile(row[None], [batch_size, 1])  # [B, 2]
+        return features
+
+    return input_fn(params).enumerate().map(add_number)
 
 
 class StopHook(tf.train.SessionRunHook):

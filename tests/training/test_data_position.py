@@ -78,6 +78,19 @@ def test_a_changed_setup_restarts_the_stream_in_a_new_order_and_says_why(seed, s
     assert says in position.note
 
 
+def test_a_tpu_position_saved_before_its_batches_were_numbered_restarts_the_stream():
+    config = InputConfig(["a.tfrecord"], S, P, is_training=True)
+    old = Stream(5, 5, data_position.setup_of(config, 8, 1))  # TPUEstimator's, unnumbered
+    numbered = data_position.setup_of(config, 8, 1, numbered=True)
+    position = decide(numbered, None, _saved(old), 0, True, random.Random(0))
+    assert not position.restore and position.stream.stream_seed == derived_seed(5, 40)
+    assert position.note.startswith("data: restarts at step 40 in a new order")
+    assert position.note.endswith("the setup changed since model.ckpt-40: batches numbered "
+                                  "for dropout unset -> yes (TPUEstimator)")
+    # The loop's streams are not numbered: their positions go on as they were saved.
+    assert data_position.setup_of(config, 8, 1) == old.setup
+
+
 def test_positions_missing_or_turned_off():
     missing = decide(SETUP, 3, _saved(None), 0, True, random.Random(0))
     assert not missing.restore and "model.ckpt-40 has no data position (saved" in missing.note

@@ -173,6 +173,30 @@ def test_the_key_holds_seed_batches_and_replica_and_only_when_there_is_dropout(w
         assert dropout_key(ModelFnConfig(config, optimizer)).seed == 0  # no graph seed
 
 
+def test_on_tpu_estimator_the_key_is_the_batch_number_its_input_carries(tmp_path):
+    """Two cores' batches (two numbers of one host, or one number on two hosts) draw masks of
+    their own; the same number draws the same masks, in any graph, with no counter read."""
+    path = tmp_path / "c.json"
+    path.write_text(tiny_bert_config())  # dropout 0.1
+    config = ModelFnConfig(BertConfig.from_json_file(str(path)), OptimizerConfig(),
+                           use_tpu=True)
+
+    def masks(number, host):
+        with tf.Graph().as_default():
+            numbered = tf.constant([[number, host]] * 4, tf.int32)  # [B, 2], as tpu.numbered
+            key = dropout_key(config, numbered, hosts=2)
+            dropped = [key.apply(tf.ones([4, 64]), 0.5) for _ in range(2)]  # two sites
+            assert tf.global_variables() == []  # the number is the key: no counter
+            with tf.Session() as sess:
+                return sess.run(dropped)
+
+    first = masks(3, 0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, masks(3, 0)))
+    for other in (masks(4, 0), masks(3, 1)):
+        assert not any(np.array_equal(a, b) for a, b in zip(first, other))
+    assert not np.array_equal(first[0], first[1])  # and each site its own
+
+
 def test_each_replica_keys_its_own_dropout(with_dropout):
     from norbert.training.distribution import make_strategy
 

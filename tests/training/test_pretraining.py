@@ -507,7 +507,7 @@ def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, tmp_path)
             distribution="mirrored", num_cpu_replicas=3)))
 
 
-def test_a_resume_on_a_tpu_says_that_its_dropout_masks_are_not_exact(data, trained, tmp_path):
+def test_a_resume_on_a_tpu_says_what_its_dropout_masks_are_keyed_by(data, trained, tmp_path):
     from norbert.training.distribution import DistributionConfig
     from norbert.training.mixing import MixingConfig
     from norbert.model.precision import PrecisionConfig
@@ -519,9 +519,9 @@ def test_a_resume_on_a_tpu_says_that_its_dropout_masks_are_not_exact(data, train
                         TpuConfig(use_tpu=True, tpu_name="my-tpu"), PrecisionConfig(),
                         DistributionConfig(), MixingConfig())
     said = [line for line in make_plan(settings).lines(settings) if line.startswith("dropout")]
-    assert said == ["dropout: on a TPU TensorFlow's stateful op, whose state no checkpoint "
-                    "keeps: the masks from here on are not those the run would have drawn "
-                    "without the stop (the data is)"]
+    assert said == ["dropout: masks keyed by the batch numbers the input pipeline carries "
+                    "(restored with the data position); checked with TPUEstimator on the CPU, "
+                    "not on TPU hardware"]
     on_cpu = dataclasses.replace(settings, tpu=TpuConfig())
     assert not [line for line in make_plan(on_cpu).lines(on_cpu) if line.startswith("dropout")]
 

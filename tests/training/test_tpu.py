@@ -1,6 +1,7 @@
 """TPUEstimator (on the CPU): a stopped run resumes on the batches an uninterrupted run trains
 on, with the data position saved beside every checkpoint, and past a damaged newest one."""
 
+import glob
 import os
 import shutil
 import signal
@@ -168,6 +169,51 @@ def test_each_checkpoint_has_its_data_position_beside_it(dynamic, uninterrupted,
     assert not [n for n in names if "data_stream" in n or "Iterator" in n]
 
 
+def test_the_batch_numbers_are_part_of_the_saved_data_position(tmp_path):
+    """The numbers dropout is keyed by go on after a restored position, not from 0 again."""
+    from types import SimpleNamespace
+
+    from norbert.training import data_position
+    from norbert.training.input_pipeline import RecordInput
+    from norbert.training.model_fn import BATCH_NUMBER
+    from norbert.training.tpu import numbered
+
+    def batches(params):  # batch i holds i: the stream's own order
+        return tf.data.Dataset.range(100).map(lambda i: {"x": tf.fill([params["batch_size"]], i)})
+
+    input_fn = numbered(RecordInput(None, batches))
+    position = data_position.Position(data_position.Stream(1, 1, ()), restore=True)
+
+    def read(count, save_at=None, restore_at=None):
+        with tf.Graph().as_default():
+            iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": 3}))
+            saver = data_position.PositionSaver(iterator, position, str(tmp_path), keep=2)
+            batch = iterator.get_next()
+            with tf.Session() as sess:
+                sess.run([iterator.initializer] + saver.initializers)
+                if restore_at is not None:
+                    assert saver.restore(sess, restore_at) == (
+                        "data: restored the position of step %d" % restore_at)
+                found = []
+                for number in range(1, count + 1):
+                    found.append(sess.run(batch))
+                    if number == save_at:
+                        saver.save(sess, number)
+        return found
+
+    first = read(4, save_at=2)
+    assert [b[BATCH_NUMBER].tolist() for b in first] == [[[n, 0]] * 3 for n in range(4)]
+    again = read(2, restore_at=2)
+    assert [b["x"][0] for b in again] == [2, 3]
+    assert [b[BATCH_NUMBER].tolist() for b in again] == [[[n, 0]] * 3 for n in (2, 3)]
+    # On a TPU each input host numbers its own batches, and says which host it is.
+    with tf.Graph().as_default():
+        on_host = input_fn({"batch_size": 2, "context": SimpleNamespace(current_host=1)})
+        first_batch = tf.data.make_one_shot_iterator(on_host).get_next()
+        with tf.Session() as sess:
+            assert sess.run(first_batch)[BATCH_NUMBER].tolist() == [[0, 1], [0, 1]]
+
+
 def _damage(prefix):
     """Flips one byte in the middle of ``prefix``'s data: only a full read sees it."""
     path = prefix + ".data-00000-of-00001"
@@ -195,6 +241,37 @@ def test_a_damaged_newest_checkpoint_is_passed_over(dynamic, uninterrupted, tmp_
     # positions go with them.
     assert _steps(str(out), "model.ckpt-") == [2, 4, 6]
     assert _steps(os.path.join(str(out), "data_position", "worker-0"), "position-") == [2, 4, 6]
+
+
+def test_a_position_saved_before_the_batches_were_numbered_restarts_the_stream(
+        dynamic, uninterrupted, tmp_path, caplog):
+    """An older TPUEstimator run's position (its stream without the batch numbers): the resume
+    says that the stream restarts and why, and trains on."""
+    from norbert.training import data_position
+
+    out = tmp_path / "run"
+    shutil.copytree(str(uninterrupted), str(out))
+    prefix = data_position.position_path(str(out), 0, 4)
+    saved = data_position.read_stream(prefix)
+    old = data_position.Stream(saved.run_seed, saved.stream_seed, tuple(
+        (what, value) for what, value in saved.setup if what != "batches numbered for dropout"))
+    assert old != saved
+    with tf.Graph().as_default():  # an iterator without the numbers, saved at step 4
+        iterator = tf.data.make_initializable_iterator(tf.data.Dataset.range(10))
+        saver = data_position.PositionSaver(iterator, data_position.Position(old), str(out), 5)
+        with tf.Session() as sess:
+            sess.run([iterator.initializer] + saver.initializers)
+            saver.save(sess, 4)
+    assert data_position.read_stream(prefix) == old
+    for path in glob.glob(os.path.join(str(out), "model.ckpt-%d.*" % STEPS)):
+        os.remove(path)  # the run resumes at step 4
+    tf.train.update_checkpoint_state(str(out), "model.ckpt-4", ["model.ckpt-2", "model.ckpt-4"])
+    caplog.set_level("INFO")
+    _run(dynamic, out)
+    assert "data: restarts at step 4 in a new order" in caplog.text
+    assert "the setup changed since model.ckpt-4: batches numbered for dropout unset -> yes " \
+        "(TPUEstimator)" in caplog.text
+    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-%d" % STEPS)
 
 
 def _saved_steps(folder, steps):
