@@ -108,6 +108,13 @@ def main():
               SETTINGS["warmup_proportion"], ", ".join(map(str, seeds())),
               shape["num_hidden_layers"], shape["hidden_size"]))
     print(table(["model", "UPOS accuracy (mean)", "std (points)", "per seed", "seconds"], rows))
+    print("\nFor scale: transformers' fine-tuning with the same learning rate, epochs and batch "
+          "(one seed, trained on the whole dev split and scored on other held-out Bokmål, so not "
+          "the same split) gave 77.9% from MiniLM and 68.0% from random weights. Not measured "
+          "here, but likely part of the difference: norbert's optimizer is BERT's "
+          "AdamWeightDecay, without the bias correction of PyTorch's AdamW, so its first updates "
+          "are about three times larger (on the tests' tiny task, 30 updates with torch's AdamW "
+          "stay at the majority tag where this rule reaches 98%).")
 
 
 if __name__ == "__main__":
