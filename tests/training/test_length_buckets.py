@@ -242,24 +242,63 @@ def _padding_logged(folder):
     return shares
 
 
-def test_training_logs_real_tokens_and_pays_less_padding(tiny, caplog):
+def _train_on_one_device(tiny, spec, name, steps, **run):
+    """``steps`` updates of batches of 8 on one device (seed 1) into ``name`` in the fixture's
+    folder, from the tiny model's initial weights; returns that folder."""
+    root, config, init, path = tiny
+    out = root / name
+    loop.train(_model_fn(config), _input_fn(path, spec, is_training=True), {},
+               RunConfig(output_dir=str(out), train_batch_size=8, seed=1, **run), steps,
+               start=find_start(str(out), init))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cut_on_one_device(tiny):
+    """(folder, log records): 8 updates on batches cut to their buckets (auto) on one device,
+    logged every 4, saved every 3 (model.ckpt-3 is what 3 updates give): trained once for
+    the logging test and the replicas' test."""
     import logging
 
-    root, config, init, path = tiny
+    class Kept(logging.Handler):  # what caplog keeps, for the module
+        def __init__(self):
+            super().__init__(logging.INFO)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    handler = Kept()
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        out = _train_on_one_device(tiny, "auto", "tokens-auto", 8, log_every_steps=4,
+                                   save_checkpoints_steps=3)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return out, handler.records
+
+
+def test_training_logs_real_tokens_and_pays_less_padding(tiny, cut_on_one_device, caplog):
+    import logging
+
     caplog.set_level(logging.INFO, logger="absl")
     shares = {}
     for spec in ("none", "auto"):
-        out = root / ("tokens-" + spec)
-        loop.train(_model_fn(config), _input_fn(path, spec, is_training=True), {},
-                   RunConfig(output_dir=str(out), train_batch_size=8, seed=1,
-                             log_every_steps=4), 8, start=find_start(str(out), init))
+        if spec == "auto":  # trained once for the module: its log records kept there
+            out, records = cut_on_one_device
+        else:
+            out = _train_on_one_device(tiny, spec, "tokens-" + spec, 8, log_every_steps=4)
         logged = _padding_logged(out)
         assert {tag for tag, _ in logged} == {"padding_share", "real_tokens_per_sec"}
         assert all(v > 0 for tag, v in logged if tag == "real_tokens_per_sec")
         shares[spec] = np.mean([v for tag, v in logged if tag == "padding_share"])
     assert shares["auto"] < shares["none"], shares
     assert any("real tokens/s" in r.getMessage() and "% padding" in r.getMessage()
-               for r in caplog.records)
+               for r in caplog.records + records)
 
 
 # -- replicas ------------------------------------------------------------------------------
@@ -291,18 +330,16 @@ def test_replicas_of_other_lengths_agree_on_the_longest():
     assert [list(k) for k in kepts] == [[2, P], [2, P]]
 
 
-def test_two_replicas_on_cut_batches_equal_one_device(tiny):
+def test_two_replicas_on_cut_batches_equal_one_device(tiny, cut_on_one_device):
     """Replicas slice their worker's cut batch: the same update as one device (dropout 0)."""
     root, config, init, path = tiny
-
-    def trained(name, distribution):
-        out = root / name
-        result = loop.train(_model_fn(config), _input_fn(path, "auto", is_training=True), {},
-                            RunConfig(output_dir=str(out), train_batch_size=8, seed=1), 3,
-                            distribution, start=find_start(str(out), init))
-        return tf.train.load_checkpoint(result.checkpoint)
-
-    one, two = trained("cut-one", None), trained("cut-two", TWO_CPUS)
+    out = root / "cut-two"
+    result = loop.train(_model_fn(config), _input_fn(path, "auto", is_training=True), {},
+                        RunConfig(output_dir=str(out), train_batch_size=8, seed=1), 3,
+                        TWO_CPUS, start=find_start(str(out), init))
+    two = tf.train.load_checkpoint(result.checkpoint)
+    assert result.checkpoint.endswith("model.ckpt-3")
+    one = tf.train.load_checkpoint(str(cut_on_one_device[0] / "model.ckpt-3"))  # 3 updates
     for name in ("bert/embeddings/word_embeddings", "cls/predictions/output_bias"):
         np.testing.assert_allclose(two.get_tensor(name), one.get_tensor(name), rtol=0,
                                    atol=2e-5, err_msg=name)

@@ -147,11 +147,12 @@ def test_the_chief_evaluates_and_both_resume(shards, tmp_path):
     assert len([n for n in os.listdir(str(output)) if n.startswith("events.out")]) == 2
 
 
-@pytest.mark.parametrize("signalled", [[1], pytest.param([0, 1], marks=pytest.mark.slow)],
-                         ids=["one worker", "every worker"])
+@pytest.mark.parametrize("signalled", [pytest.param([0, 1], marks=pytest.mark.slow)],
+                         ids=["every worker"])
 def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, signalled):
-    """SIGTERM to one worker (a lost allocation) or to all (SLURM at its time limit): all stop
-    after the same step, the chief saves, and all exit 143 for the scheduler to restart."""
+    """SIGTERM to all (SLURM at its time limit): all stop after the same step, the chief
+    saves, and all exit 143 for the scheduler to restart. (SIGTERM to one worker: in
+    test_a_stop_signal_to_one_worker_stops_both_and_each_resumes_its_own_data_position.)"""
     output = tmp_path / "run"
     with Workers(tmp_path) as workers:
         workers.start_cluster(_pretraining(shards, output, 100000, save_checkpoints_steps=1000))
@@ -168,13 +169,27 @@ def test_a_stop_signal_stops_every_worker_after_the_same_step(shards, tmp_path, 
     assert os.path.exists(str(output / ("model.ckpt-%d.index" % stops[0])))
 
 
+def _slurm_job_step(workers, command):
+    """``command`` as the two tasks of a SLURM job step on this node (srun --ntasks=2)."""
+    base = consecutive_free_ports(2)
+    for i in range(2):
+        workers.start(command, {"SLURM_PROCID": str(i), "SLURM_STEP_NUM_TASKS": "2",
+                                "SLURM_STEP_NODELIST": "localhost",
+                                "SLURM_STEP_TASKS_PER_NODE": "2",
+                                "NORBERT_SLURM_PORT": str(base), "CUDA_VISIBLE_DEVICES": ""})
+
+
 @pytest.mark.parametrize("masking", ["static", pytest.param("dynamic",
                                                             marks=pytest.mark.slow)])
-def test_every_worker_resumes_its_own_data_position_exactly(shards, dropout_free_run,
-                                                            dropout_config, tmp_path, masking):
-    """Each worker saves its own data position (data_position/worker-K) at each of the chief's
-    checkpoints: stopped by SIGTERM to one worker and started again, the two workers (dropout
-    on) log the uninterrupted run's loss at every step and end with its variables."""
+def test_a_stop_signal_to_one_worker_stops_both_and_each_resumes_its_own_data_position(
+        shards, dropout_free_run, dropout_config, tmp_path, masking):
+    """Three runs of two workers (dropout on), each point of which is checked:
+    - uninterrupted, as a SLURM job step's two tasks (the cluster from SLURM's variables);
+    - stopped by SIGTERM to one worker (a lost allocation): both stop after the same step, the
+      chief saves, both exit 143 for the scheduler to restart, and each worker saves its own
+      data position (data_position/worker-K) there;
+    - started again (TF_CONFIG): each worker restores its position; the two log the
+      uninterrupted run's loss at every step and end with its variables."""
     steps = 24
     folder = shards[0]
     if masking == "dynamic":
@@ -184,9 +199,13 @@ def test_every_worker_resumes_its_own_data_position_exactly(shards, dropout_free
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     (tmp_path / "a").mkdir()
     with Workers(tmp_path / "a") as workers:
-        workers.start_cluster(_pretraining(shards, straight, steps, save_checkpoints_steps=5,
-                                           seed=1))
+        _slurm_job_step(workers, _pretraining(shards, straight, steps, save_checkpoints_steps=5,
+                                              seed=1, cluster_resolver="slurm",
+                                              all_reduce="ring"))
         assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
+        assert "worker 0 of 2 (the chief)" in workers.log(0)
+        assert "worker 1 of 2" in workers.log(1)
+    assert os.path.exists(str(straight / ("model.ckpt-%d.index" % steps)))
     (tmp_path / "b").mkdir()
     with Workers(tmp_path / "b") as workers:
         workers.start_cluster(_pretraining(shards, stopped, steps, save_checkpoints_steps=5,
@@ -194,8 +213,13 @@ def test_every_worker_resumes_its_own_data_position_exactly(shards, dropout_free
         assert workers.wait_for(1, "step 7/%d" % steps, 180), workers.log(1)[-3000:]
         workers.signal(1, signal.SIGTERM)
         assert workers.wait(120) == [143, 143], workers.log(0)[-3000:]
-        stop = int(workers.log(0).split(" at step ")[1].split(":")[0])
-    assert 7 <= stop < steps
+        logs = [workers.log(i) for i in range(2)]
+    assert "SIGTERM received at step" in logs[1]
+    assert "another worker was told to stop at step" in logs[0]
+    stops = [int(log.split(" at step ")[1].split(":")[0]) for log in logs]
+    stop = stops[0]
+    assert stops[1] == stop and 7 <= stop < steps
+    assert os.path.exists(str(stopped / ("model.ckpt-%d.index" % stop)))
     for worker in range(2):  # saved at the stop by each worker, not only by the chief
         assert (stopped / "data_position" / ("worker-%d" % worker)
                 / ("position-%d.index" % stop)).exists()
@@ -230,23 +254,6 @@ def test_a_lost_worker_ends_the_other_with_an_error_and_a_restart_resumes(shards
         assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
         assert all("restored %s" % last in workers.log(i) for i in range(2))
     assert tf.train.latest_checkpoint(str(output)).endswith("model.ckpt-%d" % (step + 2))
-
-
-def test_a_slurm_job_step_runs_two_tasks(shards, tmp_path):
-    base = consecutive_free_ports(2)
-    output = tmp_path / "run"
-    with Workers(tmp_path) as workers:
-        for i in range(2):  # two tasks on this node, as srun --ntasks=2 would start them
-            workers.start(_pretraining(shards, output, 2, cluster_resolver="slurm",
-                                       all_reduce="ring"),
-                          {"SLURM_PROCID": str(i), "SLURM_STEP_NUM_TASKS": "2",
-                           "SLURM_STEP_NODELIST": "localhost",
-                           "SLURM_STEP_TASKS_PER_NODE": "2", "NORBERT_SLURM_PORT": str(base),
-                           "CUDA_VISIBLE_DEVICES": ""})
-        assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
-        assert "worker 0 of 2 (the chief)" in workers.log(0)
-        assert "worker 1 of 2" in workers.log(1)
-    assert os.path.exists(str(output / "model.ckpt-2.index"))
 
 
 # -- the cluster from the environment ----------------------------------------------------

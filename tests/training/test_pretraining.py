@@ -1,10 +1,12 @@
 """Pretraining end to end on real text: our loop, TPUEstimator on the CPU, and the reference."""
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -41,16 +43,27 @@ def data(tmp_path_factory, corpus_paths, uncased_vocab_path):
 
 
 @pytest.fixture(scope="module")
-def trained(data, tmp_path_factory):
-    """A folder of 20 steps of training on ``data`` (checkpoint model.ckpt-20), trained once
-    for the tests that start from a trained model; they copy it before writing into it."""
+def trained_run(data, tmp_path_factory):
+    """(folder, results): 20 steps of training on ``data`` (checkpoint model.ckpt-20), then
+    its evaluation (eval_results.txt), run once for the tests that check that run or start
+    from its trained model; they copy the folder before writing into it."""
     out = tmp_path_factory.mktemp("trained20") / "run"
-    run_pretraining(*_configs(data, out, 20, do_eval=False))
-    return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingWarning)  # evaluating on the training data
+        result = run_pretraining(*_configs(data, out, 20))
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def trained(trained_run):
+    """The folder of ``trained_run`` (read only)."""
+    return trained_run[0]
 
 
 def _copy(folder, target):
-    shutil.copytree(str(folder), str(target))
+    """``folder`` copied to ``target`` without its eval_results.txt: a run into the copy
+    that should write one cannot pass on the one already there."""
+    shutil.copytree(str(folder), str(target), ignore=shutil.ignore_patterns("eval_results.txt"))
     return target
 
 
@@ -76,12 +89,12 @@ def _read_results(path):
 
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-def test_loop_trains_evaluates_and_resumes(data, tmp_path):
-    out = tmp_path / "run"
-    result = run_pretraining(*_configs(data, out, 20))
+def test_loop_trains_evaluates_and_resumes(data, trained_run, tmp_path):
+    trained, result = trained_run  # 20 steps, then evaluated
     assert set(result) == METRICS and result["global_step"] == 20
-    written = _read_results(out / "eval_results.txt")
+    written = _read_results(trained / "eval_results.txt")
     assert written["masked_lm_loss"] == pytest.approx(float(result["masked_lm_loss"]), rel=1e-6)
+    out = _copy(trained, tmp_path / "run")
     again = run_pretraining(*_configs(data, out, 30))
     assert again["global_step"] == 30
     assert again["masked_lm_loss"] < result["masked_lm_loss"]
@@ -100,15 +113,32 @@ def test_tpu_estimator_path_runs_on_cpu(data, tmp_path):
     assert (out / "eval_results.txt").exists()
 
 
+@pytest.fixture(scope="module")
+def googles_evals(data, trained, tmp_path_factory):
+    """Google's run_pretraining.py evaluating the 20 trained steps twice, in one process:
+    {"output_dir": the numbers of a copy of ``trained`` evaluated in its folder,
+    "init_checkpoint": those of --init_checkpoint=its model.ckpt-20 into an --output_dir two
+    levels from existing}; None on TF >= 2.16 (no tf.estimator)."""
+    if not reference_shim.has_estimator():
+        return None
+    root = tmp_path_factory.mktemp("googles")
+    in_folder = _copy(trained, root / "reference")
+    new = root / "init" / "new" / "eval"
+    _reference_run_pretraining(
+        _eval_flags(data) + ["--output_dir=%s" % in_folder],
+        _eval_flags(data) + ["--init_checkpoint=%s" % (trained / "model.ckpt-20"),
+                             "--output_dir=%s" % new])
+    return {"output_dir": _read_results(in_folder / "eval_results.txt"),
+            "init_checkpoint": _read_results(new / "eval_results.txt")}
+
+
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-def test_eval_numbers_equal_googles_run_pretraining(data, trained, tmp_path):
+def test_eval_numbers_equal_googles_run_pretraining(data, trained, googles_evals, tmp_path):
     if not reference_shim.has_estimator():
         pytest.skip("the reference's run_pretraining needs tf.estimator (TensorFlow <= 2.15)")
     ours = _copy(trained, tmp_path / "ours")  # 20 steps of our training
-    ref_dir = _copy(trained, tmp_path / "reference")
     run_pretraining(*_configs(data, ours, 20, do_train=False))
-    _reference_run_pretraining(_eval_flags(data) + ["--output_dir=%s" % ref_dir])
-    expected = _read_results(ref_dir / "eval_results.txt")
+    expected = googles_evals["output_dir"]
     got = _read_results(ours / "eval_results.txt")
     assert set(got) == set(expected) == METRICS
     for key in METRICS:
@@ -123,19 +153,26 @@ def _eval_flags(data):
             "--eval_batch_size=8", "--max_eval_steps=10"]
 
 
-def _reference_run_pretraining(flags):
-    """Google's run_pretraining.py (TF <= 2.15, through reference_shim) in a subprocess."""
+def _reference_run_pretraining(*runs):
+    """Google's run_pretraining.py (TF <= 2.15, through reference_shim) in a subprocess: its
+    main once per list of flags in ``runs``, in turn, each from the flags' defaults (one
+    process start-up for all)."""
     code = (
-        "import sys; sys.path.insert(0, %r); import reference_shim; reference_shim.install(); "
-        "from absl import app; from bert import run_pretraining as r; app.run(r.main)" % HERE
+        "import json, sys; sys.path.insert(0, %r); import reference_shim; "
+        "reference_shim.install(); from absl import app, flags; "
+        "from bert import run_pretraining as r\n"
+        "def main(_):\n"
+        "    for argv in json.loads(sys.argv[1]):\n"
+        "        flags.FLAGS.unparse_flags(); flags.FLAGS(sys.argv[:1] + argv); r.main(None)\n"
+        "app.run(main, argv=sys.argv[:1])" % HERE
     )
-    done = subprocess.run([sys.executable, "-c", code] + flags, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(runs)], capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-def test_eval_only_into_a_new_folder_equals_googles(data, trained, tmp_path):
+def test_eval_only_into_a_new_folder_equals_googles(data, trained, googles_evals, tmp_path):
     """--do_eval alone, from --init_checkpoint, into an --output_dir two levels from existing:
     the folders are made first, as Google's script does, and the numbers are Google's."""
     trained = _copy(trained, tmp_path / "trained")  # 20 steps of training
@@ -149,10 +186,8 @@ def test_eval_only_into_a_new_folder_equals_googles(data, trained, tmp_path):
     got = _read_results(ours / "eval_results.txt")
     assert set(got) == METRICS
     assert got["global_step"] == 0  # as Google's: the init checkpoint's variables, not its step
-    if reference_shim.has_estimator():
-        reference = tmp_path / "reference" / "new" / "eval"
-        _reference_run_pretraining(flags + ["--output_dir=%s" % reference])
-        expected = _read_results(reference / "eval_results.txt")
+    if googles_evals is not None:  # the same checkpoint, flags and folder depth in Google's
+        expected = googles_evals["init_checkpoint"]
     else:  # TF >= 2.16: the same checkpoint evaluated in its own folder instead
         expected = {k: float(v) for k, v in
                     run_pretraining(*_configs(data, trained, 20, do_train=False)).items()}
@@ -219,8 +254,6 @@ def test_guidance_warnings(data, tmp_path):
 def test_records_of_another_vocab_or_casing_than_the_model_warn(data, tmp_path,
                                                                uncased_vocab_path):
     """The records' sidecar against the vocab.txt beside --init_checkpoint."""
-    import warnings
-
     from norbert.data.builder import create_pretraining_data
     from norbert.training.pretraining import check_records_fit_model
 
@@ -477,15 +510,14 @@ def test_the_run_plan_is_decided_once_and_logged_as_one_block(data, tmp_path, ca
     assert "  data: continues where model.ckpt-2 left it (seed 1)" in messages
 
 
-def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, tmp_path):
+def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, trained, tmp_path):
     from norbert.training.distribution import DistributionConfig
     from norbert.training.mixing import MixingConfig
     from norbert.model.precision import PrecisionConfig
     from norbert.training.pretraining import Settings, make_plan
     from norbert.training.tpu import TpuConfig
 
-    donor = tmp_path / "donor"
-    run_pretraining(*_configs(data, donor, 1, do_eval=False))
+    donor = trained  # read only: a plan creates nothing
     config, optimizer, run = _configs(data, tmp_path / "run", 2, do_eval=False,
                                       init_checkpoint=str(donor))
     config = dataclasses.replace(config, init_optimizer_state=True)
