@@ -151,16 +151,26 @@ def read_stream_batches(config, out, count, save_at=None, restore_at=None):
     """``count`` batches of 8 from the input pipeline of ``config`` (an ``InputConfig``),
     saving its data position in ``out`` after ``save_at`` of them, or first restoring the one
     saved at ``restore_at``."""
-    import tensorflow.compat.v1 as tf
-
     from norbert.training import data_position
     from norbert.training.input_pipeline import make_input_fn
 
     stream = data_position.Stream(11, 11, data_position.setup_of(config, 8, 1))
+    return read_positioned_batches(lambda: make_input_fn(config)({"batch_size": 8}),
+                                   data_position.Position(stream, restore=True), out, count,
+                                   save_at, restore_at)
+
+
+def read_positioned_batches(dataset, position, out, count, save_at=None, restore_at=None):
+    """``count`` batches of ``dataset()`` (built in a graph of its own), saving the iterator's
+    data position (a ``data_position.Position``) in ``out`` after ``save_at`` of them, or first
+    restoring the one saved at ``restore_at``."""
+    import tensorflow.compat.v1 as tf
+
+    from norbert.training import data_position
+
     with tf.Graph().as_default():
-        iterator = tf.data.make_initializable_iterator(make_input_fn(config)({"batch_size": 8}))
-        saver = data_position.PositionSaver(
-            iterator, data_position.Position(stream, restore=True), str(out), keep=3)
+        iterator = tf.data.make_initializable_iterator(dataset())
+        saver = data_position.PositionSaver(iterator, position, str(out), keep=3)
         batch = iterator.get_next()
         with tf.Session() as sess:
             sess.run([iterator.initializer] + saver.initializers)

@@ -12,7 +12,7 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 import reference_shim  # noqa: E402
-from helpers import english_records  # noqa: E402
+from helpers import english_records, read_positioned_batches  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not reference_shim.has_estimator(),
@@ -185,21 +185,8 @@ def test_the_batch_numbers_are_part_of_the_saved_data_position(tmp_path):
     position = data_position.Position(data_position.Stream(1, 1, ()), restore=True)
 
     def read(count, save_at=None, restore_at=None):
-        with tf.Graph().as_default():
-            iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": 3}))
-            saver = data_position.PositionSaver(iterator, position, str(tmp_path), keep=2)
-            batch = iterator.get_next()
-            with tf.Session() as sess:
-                sess.run([iterator.initializer] + saver.initializers)
-                if restore_at is not None:
-                    assert saver.restore(sess, restore_at) == (
-                        "data: restored the position of step %d" % restore_at)
-                found = []
-                for number in range(1, count + 1):
-                    found.append(sess.run(batch))
-                    if number == save_at:
-                        saver.save(sess, number)
-        return found
+        return read_positioned_batches(lambda: input_fn({"batch_size": 3}), position, tmp_path,
+                                       count, save_at, restore_at)
 
     first = read(4, save_at=2)
     assert [b[BATCH_NUMBER].tolist() for b in first] == [[[n, 0]] * 3 for n in range(4)]
