@@ -190,10 +190,13 @@ def _run_one(hidden_act, batch, out_dir):
     with tf.Session(graph=graph) as sess:
         sess.run(tf.variables_initializer(variables))
         # Every variable off its initial value (biases 0, gamma 1 would hide wiring mistakes).
+        # All read in one run and all written in another (what ``var.load`` does, fed at once).
         rng = np.random.RandomState(1)
-        for var in variables:
-            value = sess.run(var)
-            var.load(value + rng.normal(0.0, 0.05, value.shape).astype(np.float32), sess)
+        feed = {
+            var.initializer.inputs[1]: value + rng.normal(0.0, 0.05, value.shape).astype(np.float32)
+            for var, value in zip(variables, sess.run(variables))
+        }
+        sess.run([var.initializer for var in variables], feed)
         saver.save(sess, os.path.join(out_dir, "model.ckpt"))
 
         # Make half of the labels the model's own predictions, so accuracies are not all 0.

@@ -1,7 +1,8 @@
 """Reference parity of the data builder, and its command line.
 
 The oracle is Google's ``create_pretraining_data.py`` (bert-tensorflow 1.0.4), run in a
-subprocess per call (its absl flags clash with others). Records are compared by parsed values
+subprocess (its absl flags clash with others) that builds several settings in turn, so TensorFlow's
+import is paid once per batch rather than once per setting. Records are compared by parsed values
 (``tf.train.Example``), file by file and in order, never as bytes: the byte order of features
 depends on the protobuf backend.
 
@@ -11,7 +12,6 @@ its selection function replaced by the tests' own plain transcription of upstrea
 whole-word rule (``masking_oracle.naive_reference``, through ``_WWM_DRIVER``).
 """
 
-import concurrent.futures
 import json
 import os
 import subprocess
@@ -25,45 +25,64 @@ from norbert import create_pretraining_data
 
 SCRIPT = os.path.join(REPO, "scripts", "create_pretraining_data.py")
 
-_WWM_DRIVER = textwrap.dedent(
+_DRIVER = textwrap.dedent(
     '''
+    import json
     import sys
     sys.path.insert(0, %r)
-    from absl import flags
     import bert.create_pretraining_data as ref
     import masking_oracle
 
-    flags.DEFINE_bool("do_whole_word_mask", False, "Upstream's whole-word masking.")
+    upstream_predictions = ref.create_masked_lm_predictions
 
     def whole_word_predictions(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words, rng):
         return masking_oracle.naive_reference(tokens, masked_lm_prob, max_predictions_per_seq,
-                                              vocab_words, rng, ref.FLAGS.do_whole_word_mask)
+                                              vocab_words, rng, True)
 
-    ref.create_masked_lm_predictions = whole_word_predictions
-    ref.tf.app.run(ref.main)
+    # One job per setting, each from fresh flag defaults, as a command line of its own would be.
+    for job in json.load(open(sys.argv[1])):
+        ref.FLAGS.unparse_flags()
+        ref.FLAGS([sys.argv[0]] + job["args"])
+        ref.create_masked_lm_predictions = (
+            whole_word_predictions if job["whole_word"] else upstream_predictions)
+        ref.main(None)
     '''
     % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
 
 
-def run_reference(workdir, inputs, outputs, vocab, whole_word=False, **flags):
-    """Runs the reference builder in a subprocess; returns the output paths."""
+def reference_job(inputs, outputs, vocab, whole_word=False, **flags):
+    """One setting for ``run_references``: its command-line flags and whether it is whole-word."""
     args = [
         "--input_file=" + ",".join(inputs),
         "--output_file=" + ",".join(outputs),
         "--vocab_file=" + vocab,
     ] + ["--%s=%s" % kv for kv in sorted(flags.items())]
-    if whole_word:
-        driver = os.path.join(str(workdir), "wwm_driver.py")
-        with open(driver, "w") as f:
-            f.write(_WWM_DRIVER)
-        cmd = [sys.executable, driver, "--do_whole_word_mask=True"] + args
-    else:
-        cmd = [sys.executable, "-m", "bert.create_pretraining_data"] + args
+    return {"args": args, "whole_word": whole_word}
+
+
+def run_references(workdir, jobs):
+    """Runs the reference builder over ``jobs`` in turn, in one subprocess.
+
+    Plain jobs run Google's selection; whole-word ones swap in ``masking_oracle``'s
+    transcription of upstream's rule, the rest of the pipeline staying Google's.
+    """
+    driver = os.path.join(str(workdir), "reference_driver.py")
+    with open(driver, "w") as f:
+        f.write(_DRIVER)
+    job_file = os.path.join(str(workdir), "reference_jobs.json")
+    with open(job_file, "w") as f:
+        json.dump(jobs, f)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run(cmd, cwd=str(workdir), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+    done = subprocess.run([sys.executable, driver, job_file], cwd=str(workdir), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def run_reference(workdir, inputs, outputs, vocab, whole_word=False, **flags):
+    """Runs the reference builder on one setting in a subprocess; returns the output paths."""
+    run_references(workdir, [reference_job(inputs, outputs, vocab, whole_word, **flags)])
     return outputs
 
 
@@ -153,33 +172,34 @@ _CASES = {
 }
 
 
-@pytest.fixture(scope="session")
-def reference_outputs(small_corpus, uncased_vocab_path, tmp_path_factory):
-    """The reference's output paths per case, each run once per test session.
+# The one-document corpus: every 'random next' retries ten times, draws the reference makes.
+_ONE_DOCUMENT = "\n".join(
+    "Sentence number %d of the only document, told at length." % i for i in range(60))
+_ONE_DOCUMENT_FLAGS = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=3,
+                           random_seed=11, short_seq_prob=0.5)
 
-    The first request starts every case, two subprocesses at a time (TensorFlow's import is
-    most of each run's time); later requests wait for theirs.
-    """
+@pytest.fixture(scope="session")
+def one_document_corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("one_document") / "one.txt"
+    path.write_text(_ONE_DOCUMENT, encoding="utf-8")
+    return [str(path)]
+
+
+@pytest.fixture(scope="session")
+def reference_outputs(small_corpus, one_document_corpus, uncased_vocab_path, tmp_path_factory):
+    """The reference's output paths per case: every case built once per test session, all in
+    one subprocess (TensorFlow's import is most of a single case's time)."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("bert.create_pretraining_data")
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-    futures = {}
-
-    def run(name):
-        flags, whole_word, n_files = _CASES[name]
-        work = tmp_path_factory.mktemp("ref_" + name)
-        outputs = [str(work / ("ref-%d.tfrecord" % i)) for i in range(n_files)]
-        return run_reference(work, small_corpus, outputs, uncased_vocab_path,
-                             whole_word=whole_word, **flags)
-
-    def get(name):
-        if not futures:
-            for case in sorted(_CASES, key=lambda c: c != name):
-                futures[case] = pool.submit(run, case)
-        return futures[name].result()
-
-    yield get
-    pool.shutdown(wait=True)
+    cases = dict(_CASES, one_document=(_ONE_DOCUMENT_FLAGS, False, 1))
+    work = tmp_path_factory.mktemp("reference")
+    outputs, jobs = {}, []
+    for name, (flags, whole_word, n_files) in sorted(cases.items()):
+        inputs = one_document_corpus if name == "one_document" else small_corpus
+        outputs[name] = [str(work / ("%s-%d.tfrecord" % (name, i))) for i in range(n_files)]
+        jobs.append(reference_job(inputs, outputs[name], uncased_vocab_path, whole_word, **flags))
+    run_references(work, jobs)
+    return outputs.__getitem__
 
 
 @pytest.mark.parametrize("name", sorted(_CASES))
@@ -223,21 +243,12 @@ def test_the_script_matches_the_reference_and_never_imports_tensorflow(
     assert meta["counts"]["instances"] == sum(len(parsed_records(p)) for p in ours)
 
 
-def test_one_document_corpus_matches_the_reference(uncased_vocab_path, tmp_path):
+def test_one_document_corpus_matches_the_reference(reference_outputs, one_document_corpus,
+                                                   uncased_vocab_path, tmp_path):
     """With one document every 'random next' retries ten times: draws the reference makes."""
-    pytest.importorskip("bert.create_pretraining_data")
-    corpus = tmp_path / "one.txt"
-    corpus.write_text(
-        "\n".join("Sentence number %d of the only document, told at length." % i
-                  for i in range(60)),
-        encoding="utf-8",
-    )
-    flags = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=3, random_seed=11,
-                 short_seq_prob=0.5)
-    ref = run_reference(tmp_path, [str(corpus)], [str(tmp_path / "ref.tfrecord")],
-                        uncased_vocab_path, **flags)
+    ref = reference_outputs("one_document")
     ours = [str(tmp_path / "ours.tfrecord")]
-    run_norbert([str(corpus)], ours, uncased_vocab_path, **flags)
+    run_norbert(one_document_corpus, ours, uncased_vocab_path, **_ONE_DOCUMENT_FLAGS)
     assert_same_records(ref, ours)
 
 

@@ -1,11 +1,13 @@
 """Pretraining end to end on real text: our loop, TPUEstimator on the CPU, and the reference."""
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
+import types
 import warnings
 
 import numpy as np
@@ -20,6 +22,7 @@ from helpers import (  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.training.optimization import OptimizerConfig  # noqa: E402
 from norbert.training.spec import RunConfig  # noqa: E402
+from norbert.training.start import Start  # noqa: E402
 from norbert.training.pretraining import (  # noqa: E402
     LOOP, TPU_ESTIMATOR, PretrainingConfig, TrainingWarning, run_pretraining,
 )
@@ -42,16 +45,61 @@ def data(tmp_path_factory, corpus_paths, uncased_vocab_path):
     return root
 
 
+@contextlib.contextmanager
+def _recorded():
+    """([absl log messages], [folders scanned for checkpoints]) of the runs made inside."""
+    import logging
+
+    from norbert.model import checkpoints
+
+    messages, scans = [], []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    scan = checkpoints.intact_checkpoints
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(checkpoints, "intact_checkpoints",
+                          lambda folder: scans.append(folder) or scan(folder))
+            yield messages, scans
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
-def trained_run(data, tmp_path_factory):
-    """(folder, results): 20 steps of training on ``data`` (checkpoint model.ckpt-20), then
-    its evaluation (eval_results.txt), run once for the tests that check that run or start
-    from its trained model; they copy the folder before writing into it."""
+def recorded_trained_run(data, tmp_path_factory):
+    """(folder, results, absl log messages, folders scanned for checkpoints): 20 steps of
+    training on ``data`` from fresh weights (checkpoint model.ckpt-20), then its evaluation
+    (eval_results.txt), run once for the tests that check that run or start from its trained
+    model; they copy the folder before writing into it."""
     out = tmp_path_factory.mktemp("trained20") / "run"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _recorded() as (messages, scans):
         warnings.simplefilter("ignore", TrainingWarning)  # evaluating on the training data
         result = run_pretraining(*_configs(data, out, 20))
-    return out, result
+    return out, result, messages, scans
+
+
+@pytest.fixture(scope="module")
+def trained_run(recorded_trained_run):
+    """(folder, results) of ``recorded_trained_run``."""
+    return recorded_trained_run[:2]
+
+
+@pytest.fixture(scope="module")
+def resumed_run(data, trained, tmp_path_factory):
+    """A copy of ``trained`` resumed to step 30 and evaluated: its folder, results, absl log
+    messages, folders scanned for checkpoints, and the checkpoint it resumed from."""
+    out = _copy(trained, tmp_path_factory.mktemp("resumed30") / "run")
+    first = tf.train.latest_checkpoint(str(out))  # step 20
+    with warnings.catch_warnings(), _recorded() as (messages, scans):
+        warnings.simplefilter("ignore", TrainingWarning)  # evaluating on the training data
+        result = run_pretraining(*_configs(data, out, 30))
+    return types.SimpleNamespace(folder=out, result=result, messages=messages, scans=scans,
+                                 resumed_from=first)
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +136,12 @@ def _read_results(path):
     return {k: float(v) for k, v in pairs}
 
 
-@pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
-def test_loop_trains_evaluates_and_resumes(data, trained_run, tmp_path):
+def test_loop_trains_evaluates_and_resumes(trained_run, resumed_run):
     trained, result = trained_run  # 20 steps, then evaluated
     assert set(result) == METRICS and result["global_step"] == 20
     written = _read_results(trained / "eval_results.txt")
     assert written["masked_lm_loss"] == pytest.approx(float(result["masked_lm_loss"]), rel=1e-6)
-    out = _copy(trained, tmp_path / "run")
-    again = run_pretraining(*_configs(data, out, 30))
+    again = resumed_run.result  # a copy of it resumed to step 30
     assert again["global_step"] == 30
     assert again["masked_lm_loss"] < result["masked_lm_loss"]
 
@@ -476,38 +522,26 @@ def test_resuming_says_once_that_init_checkpoint_is_not_used(data, trained, tmp_
     assert "resuming from %s: --init_checkpoint=%s is not used" % (first, first) in caplog.text
 
 
-def test_the_run_plan_is_decided_once_and_logged_as_one_block(data, tmp_path, caplog,
-                                                              monkeypatch):
-    import logging
-
-    from norbert.model import checkpoints
-
-    caplog.set_level(logging.INFO, logger="absl")
-    scans = []
-    scan = checkpoints.intact_checkpoints
-    monkeypatch.setattr(checkpoints, "intact_checkpoints",
-                        lambda folder: scans.append(folder) or scan(folder))
-    config, optimizer, run = _configs(data, tmp_path / "run", 2)
-    run_pretraining(config, optimizer, run)
-    first = tf.train.latest_checkpoint(str(tmp_path / "run"))
-    assert scans == [str(tmp_path / "run")]  # the checkpoint folder scanned once per run
-    messages = [r.getMessage() for r in caplog.records]
+def test_the_run_plan_is_decided_once_and_logged_as_one_block(recorded_trained_run,
+                                                              resumed_run):
+    out, _, messages, scans = recorded_trained_run  # 20 steps from fresh weights, evaluated
+    assert scans == [str(out)]  # the checkpoint folder scanned once per run
     block = messages[messages.index("run plan:") + 1:][:6]
     assert block == [
         "  engine: loop on one device",
         "  start: fresh weights (no checkpoint in --output_dir, no --init_checkpoint)",
-        "  train: to step 2, batches of 16",
+        "  train: to step 20, batches of 16",
         "  data: a new stream, seed 1 (--seed=1)",
         "  length buckets: batches cut to the shortest of 8,16,24,32,40,48,56,64 that holds "
         "their longest example",
         "  evaluate: 10 batches of 8 from --input_file"], messages
-    caplog.clear()
-    del scans[:]
-    run_pretraining(*_configs(data, tmp_path / "run", 3))
-    assert scans == [str(tmp_path / "run")]
-    messages = [r.getMessage() for r in caplog.records]
-    assert "  start: resume %s" % first in messages
-    assert "  data: continues where model.ckpt-2 left it (seed 1)" in messages
+    assert resumed_run.scans == [str(resumed_run.folder)]
+    assert ("  start: resume %s (1 older intact checkpoint kept in reserve)"
+            % resumed_run.resumed_from) in resumed_run.messages  # model.ckpt-10 the older
+    # With nothing in reserve the line is the checkpoint alone.
+    assert Start(resume=[resumed_run.resumed_from]).describe() == (
+        "resume %s" % resumed_run.resumed_from)
+    assert "  data: continues where model.ckpt-20 left it (seed 1)" in resumed_run.messages
 
 
 def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, trained, tmp_path):
