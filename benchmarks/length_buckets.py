@@ -48,19 +48,22 @@ CASES = [
 ACCURACY = dict(seq=128, pred=20, batch=32, steps=2000, vocab=3000, lr=1e-3, seeds=(1, 2, 3))
 
 
-def padding_share(records_glob):
-    """Share of all positions of the records that are padding (input_mask 0)."""
+def real_lengths(records_glob):
+    """[real tokens of each example] of the records (the ones of their input_mask)."""
     import tensorflow.compat.v1 as tf
 
     tf.disable_eager_execution()
-    real = total = 0
+    lengths = []
     for path in tf.io.gfile.glob(records_glob):
         for record in tf.python_io.tf_record_iterator(path):
             mask = tf.train.Example.FromString(record).features.feature["input_mask"]
-            values = mask.int64_list.value
-            real += sum(values)
-            total += len(values)
-    return 1.0 - real / total
+            lengths.append(sum(mask.int64_list.value))
+    return np.array(lengths)
+
+
+def padding_share(records_glob, seq):
+    """Share of all positions of the records (``seq`` each) that are padding (input_mask 0)."""
+    return 1.0 - real_lengths(records_glob).mean() / seq
 
 
 def speed_rows(work, records, seq, pred, name, fields, steps, tokens):
@@ -173,7 +176,7 @@ def main():
             if seq not in shares:
                 build_records(",".join(corpus_files()), vocab, records, seq, pred,
                               dupe_factor=1)
-                shares[seq] = padding_share(records)
+                shares[seq] = padding_share(records, seq)
             tokens = (1 - shares[seq]) * seq  # real tokens per example
             rates, whole = speed_rows(work, records, seq, pred, name, fields, steps, tokens)
             ref, none = rates["Google's run_pretraining.py"], rates[

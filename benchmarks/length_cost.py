@@ -23,23 +23,12 @@ import tempfile
 import numpy as np
 
 from common import QUICK, build_records, corpus_files, table, uncased_vocab
-from length_buckets import TINY
+from length_buckets import TINY, real_lengths
+from pretraining import bert_config
 import pretraining_step
 
 CASES = ((128, 20, 40), (512, 76, 10))  # (length, predictions, timed steps)
 REPEATS = 1 if QUICK else 3
-
-
-def real_lengths(records_glob):
-    """[real tokens of each example] of the records (their input_mask's ones)."""
-    import tensorflow.compat.v1 as tf
-
-    lengths = []
-    for path in tf.io.gfile.glob(records_glob):
-        for record in tf.python_io.tf_record_iterator(path):
-            mask = tf.train.Example.FromString(record).features.feature["input_mask"]
-            lengths.append(sum(mask.int64_list.value))
-    return np.array(lengths)
 
 
 def step_seconds(config, length, predictions, steps):
@@ -53,9 +42,7 @@ def main():
     import tensorflow.compat.v1 as tf
 
     tf.disable_eager_execution()
-    config = dict(TINY, vocab_size=30522, hidden_act="gelu", hidden_dropout_prob=0.1,
-                  attention_probs_dropout_prob=0.1, max_position_embeddings=512,
-                  type_vocab_size=2, initializer_range=0.02)
+    config = bert_config(TINY)
     work = tempfile.mkdtemp(prefix="bench_length_cost_")
     rows = []
     try:

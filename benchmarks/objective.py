@@ -57,7 +57,7 @@ def prepare(work):
             work, "train-%s.tfrecord" % objective), SEQ, PRED, dupe_factor=2, **settings)
         heldout[objective] = build_records(heldout_text, vocab, os.path.join(
             work, "heldout-%s.tfrecord" % objective), SEQ, PRED, **settings)
-        tokens[objective] = (1 - padding_share(train[objective])) * SEQ
+        tokens[objective] = (1 - padding_share(train[objective], SEQ)) * SEQ
     config = os.path.join(work, "bert_config.json")
     with open(config, "w") as f:
         json.dump(dict(bert_config(TINY), vocab_size=VOCAB), f)
