@@ -16,7 +16,9 @@ import multi_worker_train  # noqa: E402
 from helpers import assert_same_run  # noqa: E402
 from norbert import NorbertError  # noqa: E402
 from norbert.training.distribution import Cluster, DistributionConfig  # noqa: E402
-from worker_processes import Workers, consecutive_free_ports, script, tf_config  # noqa: E402
+from worker_processes import (  # noqa: E402
+    Workers, consecutive_free_ports, pretraining_command, tf_config,
+)
 
 MULTI_WORKER = DistributionConfig(distribution="multi_worker")
 SLURM = DistributionConfig(distribution="multi_worker", cluster_resolver="slurm")
@@ -117,13 +119,7 @@ def _shards_of(folder, text, **settings):
 
 def _pretraining(shards, output, steps, **extra):
     folder, config = shards
-    flags = dict(input_file=folder / "part-*", bert_config_file=config, output_dir=output,
-                 do_train="true", train_batch_size=8, max_seq_length=32,
-                 max_predictions_per_seq=5, num_train_steps=steps, num_warmup_steps=0,
-                 learning_rate=1e-4, save_checkpoints_steps=2, log_every_steps=1,
-                 distribution="multi_worker", worker_timeout_secs=60)
-    flags.update(extra)
-    return script("run_pretraining.py") + ["--%s=%s" % kv for kv in flags.items()]
+    return pretraining_command(folder / "part-*", config, output, steps, **extra)
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from norbert.training import length_buckets as buckets_lib  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.input_pipeline import InputConfig  # noqa: E402
 from norbert.training.mixing import Group  # noqa: E402
-from worker_processes import Workers, script  # noqa: E402
+from worker_processes import Workers, pretraining_command  # noqa: E402
 
 S, P = 32, 5
 TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
@@ -117,14 +117,10 @@ def test_two_workers_train_mlm_records_and_keep_the_next_sentence_head(
     checkpoint's bit for bit while the encoder moves, and no next-sentence scalar is logged."""
     root, init = dropout_free_run
     output = tmp_path / "run"
-    flags = dict(input_file=",".join(mlm_shards), bert_config_file=root / "c.json",
-                 init_checkpoint=init, output_dir=output, do_train="true", train_batch_size=8,
-                 max_seq_length=S, max_predictions_per_seq=P, num_train_steps=3,
-                 num_warmup_steps=0, learning_rate=1e-3, save_checkpoints_steps=3,
-                 log_every_steps=1, distribution="multi_worker", worker_timeout_secs=60)
     with Workers(tmp_path) as workers:
-        workers.start_cluster(script("run_pretraining.py")
-                              + ["--%s=%s" % kv for kv in flags.items()])
+        workers.start_cluster(pretraining_command(
+            ",".join(mlm_shards), root / "c.json", output, 3, init_checkpoint=init,
+            learning_rate=1e-3, save_checkpoints_steps=3))
         assert workers.wait(240) == [0, 0], workers.log(0)[-3000:] + workers.log(1)[-3000:]
         for worker in range(2):
             assert "objective: masked LM alone" in workers.log(worker)

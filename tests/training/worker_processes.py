@@ -106,3 +106,16 @@ class Workers:
 
 def script(name):
     return [sys.executable, os.path.join(REPO, "scripts", name)]
+
+
+def pretraining_command(input_file, config, output, steps, **extra):
+    """run_pretraining.py as a worker of a multi-worker cluster: the records at length 32 (5
+    predictions), batch 8, a checkpoint every 2 steps, a log line every step; ``extra`` flags
+    over those."""
+    flags = dict(input_file=input_file, bert_config_file=config, output_dir=output,
+                 do_train="true", train_batch_size=8, max_seq_length=32,
+                 max_predictions_per_seq=5, num_train_steps=steps, num_warmup_steps=0,
+                 learning_rate=1e-4, save_checkpoints_steps=2, log_every_steps=1,
+                 distribution="multi_worker", worker_timeout_secs=60)
+    flags.update(extra)
+    return script("run_pretraining.py") + ["--%s=%s" % kv for kv in flags.items()]
