@@ -5,7 +5,8 @@ A pipeline of named steps, each a function from dataset to dataset::
     files ─► _file_records ─► _decoded ─► _paired ─┬─► batches ─► _masked ─► cut ─► prefetch
             (this pipeline's  (parsed,   (chunks    │   (grouped  (--masking  (to the
              share, shuffled,  int32)     to pairs, │    by length dynamic)   batch's
-             for ever)                    dynamic)  │    with buckets)        bucket)
+             for ever)                    dynamic)  │    with buckets)        bucket, or
+                                                    │                         tagged with it)
                                                     └─ _mixed: named groups, one stream
                                                        each, drawn by their shares
 
@@ -58,6 +59,9 @@ class InputConfig:
     # Length buckets' boundaries (length_buckets.parse; () or one: every batch full length):
     # training groups examples by length and cuts each batch to its bucket; evaluation cuts.
     length_buckets: Tuple[int, ...] = ()
+    # TPUEstimator: with buckets, batches keep --max_seq_length and carry their bucket's number
+    # instead of being cut (length_buckets.tagged), grouped in runs of length_buckets.TPU_RUN.
+    bucket_tags: bool = False
 
 
 class RecordInput:
@@ -136,7 +140,8 @@ def _input_fn(config: InputConfig, spec: dict, mask_seed: int, params: dict):
     bucketed = len(config.length_buckets) > 1
     if bucketed and config.is_training:
         d = length_buckets.grouped(d, params["batch_size"], functools.partial(
-            length_buckets.window_seed, place.mask_seed))
+            length_buckets.window_seed, place.mask_seed),
+            together=length_buckets.TPU_RUN if config.bucket_tags else 1)
     else:
         # TPUs need fixed shapes; the loop's step count assumes full batches too.
         d = d.batch(params["batch_size"], drop_remainder=True)
@@ -145,8 +150,9 @@ def _input_fn(config: InputConfig, spec: dict, mask_seed: int, params: dict):
     if bucketed:
         import tensorflow.compat.v1 as tf
 
+        step = length_buckets.tagged if config.bucket_tags else length_buckets.cut
         d = d.map(tf.autograph.experimental.do_not_convert(
-            functools.partial(length_buckets.cut, boundaries=config.length_buckets)))
+            functools.partial(step, boundaries=config.length_buckets)))
     return d.prefetch(2)
 
 

@@ -19,13 +19,20 @@ the same length at the same step, and the loop makes them agree exactly (``agree
 Evaluation reads its batches as they are and only cuts them: the same batches, so the same
 metrics (Google's mean ``loss`` over batches included).
 
+TPUEstimator feeds its cores through an infeed of one fixed shape, so there a batch is not cut:
+it keeps ``--max_seq_length`` and carries its bucket's number (``tagged``), and the model_fn
+runs one branch per bucket (``switch``), each with the static shape [B, L] of its bucket: XLA
+compiles every branch once, in the one program, and only the batch's branch runs. A step lasts
+as long as its slowest core, and a host's cores take its consecutive batches at one step, so
+there a window's batches come out in runs of ``TPU_RUN`` neighbours in length.
+
 Boundaries: ``auto`` is 8 equal steps up to ``--max_seq_length`` (64, 128, ..., 512 at 512;
 16, 32, ..., 128 at 128), so that at most 8 shapes are ever compiled (XLA compiles each once);
 ``none`` is today's one fixed shape; a list such as ``64,128,256`` gets ``--max_seq_length``
 added as its last bucket.
 """
 
-from typing import Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from norbert.errors import NorbertError
 
@@ -41,6 +48,13 @@ WINDOW_EXAMPLES = 1024
 WINDOW_BATCHES = 8
 # The features of one position each ([B, S]); every other feature keeps its shape.
 TOKEN_FEATURES = ("input_ids", "input_mask", "segment_ids")
+# TPUEstimator's feature of a batch's bucket (``tagged``): int32 [B], every row the number of
+# the batch's bucket among the boundaries.
+BUCKET = "length_bucket"
+# TPUEstimator: a window's batches (sorted by length) come out in runs of this many neighbours,
+# so that a host's cores, which take its consecutive batches at one step, get batches of about
+# one length. 8: the cores of a TPU v2/v3 host, a multiple of the 4 of a v4 or v5e host.
+TPU_RUN = 8
 
 Boundaries = Tuple[int, ...]  # ascending, the last one --max_seq_length; (): no buckets
 
@@ -83,14 +97,18 @@ def window_batches(batch_size: int) -> int:
     return max(WINDOW_BATCHES, -(-WINDOW_EXAMPLES // batch_size))
 
 
-def grouped(examples, batch_size: int, seed, batches_per_window: int = 0):
+def grouped(examples, batch_size: int, seed, batches_per_window: int = 0, together: int = 1):
     """Batches ``[batch_size, ...]`` of ``examples`` (a dataset of single examples, each
     ``input_mask`` [S]), grouped by real length a window at a time (see the module's text).
     ``seed``: int64 [2] tensor function of the window's number, the same on every worker;
-    ``batches_per_window``: 0 for ``window_batches(batch_size)``."""
+    ``batches_per_window``: 0 for ``window_batches(batch_size)``; ``together``: the batches
+    come out in runs of this many neighbours in length (the window rounded up to hold whole
+    runs; 1: the batches' order drawn one by one)."""
     import tensorflow.compat.v1 as tf
 
     window_batches_ = batches_per_window or window_batches(batch_size)
+    window_batches_ = -(-window_batches_ // together) * together
+    runs = window_batches_ // together
     window = batch_size * window_batches_
 
     # Plain TF ops, traced as written: autograph has nothing to convert.
@@ -98,8 +116,10 @@ def grouped(examples, batch_size: int, seed, batches_per_window: int = 0):
     def sort(number, batch):
         length = tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1)  # [W]
         order = tf.argsort(length, stable=True)  # [W], shortest first
-        draws = tf.random.stateless_uniform([window_batches_], seed=seed(number))
-        batches = tf.argsort(draws)  # [K]: the order the window's batches come out in
+        draws = tf.random.stateless_uniform([runs], seed=seed(number))
+        first = tf.argsort(draws) * together  # [K / T]: the order the runs come out in
+        # [K]: the order the window's batches come out in, each run's T in a row
+        batches = tf.reshape(first[:, None] + tf.range(together)[None, :], [-1])
 
         def arrange(value):  # [W, ...] -> [K, B, ...]
             value = tf.gather(value, order)
@@ -120,14 +140,59 @@ def cut(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object]:
 
     if len(boundaries) <= 1:
         return batch
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
-    edges = tf.constant(boundaries, tf.int32)  # [N]
-    length = edges[tf.searchsorted(edges, tf.reshape(longest, [1]), side="left")[0]]
+    length = tf.constant(boundaries, tf.int32)[_bucket(batch, boundaries)]
     out = dict(batch)
     for name in TOKEN_FEATURES:
         if name in batch:
             out[name] = batch[name][:, :length]  # [B, L]
     return out
+
+
+def _bucket(batch: Dict[str, object], boundaries: Boundaries):
+    """int32 []: the number of ``batch``'s bucket, the shortest that holds its longest example."""
+    import tensorflow.compat.v1 as tf
+
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
+    edges = tf.constant(boundaries, tf.int32)  # [N]
+    return tf.searchsorted(edges, tf.reshape(longest, [1]), side="left")[0]
+
+
+def tagged(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object]:
+    """``batch`` at its full length, with ``BUCKET`` [B]: its bucket's number on every row
+    (TPUEstimator: a batch dimension on every feature, for the infeed to split over cores)."""
+    import tensorflow.compat.v1 as tf
+
+    out = dict(batch)
+    rows = tf.shape(batch["input_mask"])[0]
+    out[BUCKET] = tf.fill([rows], tf.cast(_bucket(batch, boundaries), tf.int32))  # [B]
+    return out
+
+
+def switch(features: Dict[str, object], boundaries: Boundaries, branch: Callable) -> List:
+    """``branch(features)`` with the token features cut to the bucket that ``features[BUCKET]``
+    names (``tagged``), ``BUCKET`` left out: one branch per bucket, each built with the static
+    shape [B, L] of its bucket, of which only the batch's runs (``tf.switch_case``).
+
+    ``branch`` returns a list of tensors of the same dtypes and shapes in every bucket. It
+    builds the model once per bucket: the first creates the variables and the others reuse
+    them (``tf.AUTO_REUSE``), so that every bucket trains the same variables.
+    """
+    import tensorflow.compat.v1 as tf
+
+    features = dict(features)
+    number = features.pop(BUCKET)[0]  # every row the same
+
+    def cut_to(length: int) -> Callable:
+        def run():
+            short = dict(features)
+            for name in TOKEN_FEATURES:
+                if name in features:
+                    short[name] = features[name][:, :length]  # [B, L], L static
+            with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+                return branch(short)
+        return run
+
+    return tf.switch_case(number, [cut_to(length) for length in boundaries])
 
 
 def agreed_length(features: Dict[str, object], max_seq_length: int,

@@ -21,10 +21,16 @@ On TPUEstimator the batch number comes from the input pipeline instead, as the f
 ``BATCH_NUMBER`` (``norbert.training.tpu.numbered``): a TPU's cores run the model_fn outside any
 replica context, and TF 1.15's API gives them no core number, but each core's batch is one of
 its host's numbered batches. The model_fn takes that feature out before the model sees it.
+
+A TPUEstimator batch tagged with its length bucket (``length_buckets.tagged``: fixed shapes,
+``--length_buckets`` a list) runs the model in its bucket's branch (``length_buckets.switch``),
+which also takes the gradients, so that the optimizer's update (outside the branches, shared)
+sees the gradients of the batch cut to its bucket.
 """
 
 import dataclasses
-from typing import Callable, Optional
+import functools
+from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 from norbert.data.features import MLM_NSP, OBJECTIVES
@@ -33,8 +39,9 @@ from norbert.model import heads
 from norbert.model import modeling
 from norbert.model import precision
 from norbert.model.bert_config import BertConfig
-from norbert.training import replicas
-from norbert.training.optimization import OptimizerConfig, batches_trained, create_train_op
+from norbert.training import length_buckets, replicas
+from norbert.training.optimization import (Computed, LossGradients, OptimizerConfig,
+                                           batches_trained, create_train_op)
 from norbert.training.spec import EVAL, TRAIN, ModelSpec
 
 # The feature TPUEstimator's training input carries for dropout (``tpu.numbered``): int32
@@ -59,6 +66,9 @@ class ModelFnConfig:
     # (Google's); "mlm", masked LM alone: the next-sentence head is built but left out of the
     # loss (its variables keep their values) and out of the scalars and eval metrics.
     objective: str = MLM_NSP
+    # The length buckets' boundaries (length_buckets.parse) that TPUEstimator's batches name by
+    # their BUCKET feature (length_buckets.tagged): one branch of the model per bucket.
+    length_buckets: Tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -117,43 +127,90 @@ def _input_hosts(config: ModelFnConfig, params: Optional[dict]) -> int:
     return int(context.num_hosts) if config.use_tpu and context is not None else 1
 
 
+def _step_tensors(config: ModelFnConfig, output, features, mode: str) -> Dict[str, object]:
+    """What a step takes from the model's ``output``: ``loss`` and, training, the scalars it
+    logs; evaluating, ``metric_inputs``, the eval metrics' inputs (a list)."""
+    trained = config.next_sentence_trained
+    tensors = {"loss": output.total_loss}
+    if mode == EVAL:
+        tensors["metric_inputs"] = heads.metric_inputs(output, features, trained)
+        return tensors
+    tensors["masked_lm_loss"] = output.masked_lm.loss
+    tensors["masked_lm_accuracy"] = _batch_masked_lm_accuracy(output, features)
+    if trained:
+        tensors["next_sentence_loss"] = output.next_sentence.loss
+    return tensors
+
+
+def _bucketed_step(config: ModelFnConfig, features, mode: str, forward: Callable
+                   ) -> Tuple[Dict[str, object], Optional[Computed]]:
+    """(``_step_tensors``, training the gradients for ``create_train_op``, else None) of a
+    TPUEstimator batch tagged with its length bucket: the model runs in the bucket's branch
+    (``length_buckets.switch``), at the bucket's length, and, training, so do the gradients,
+    so that no activation of a bucket outlives its branch."""
+    gradients = LossGradients(config.loss_scale) if mode == TRAIN else None
+    layout = {}  # filled by the first branch: every branch returns its tensors in this order
+
+    def branch(short):
+        tensors = _step_tensors(config, forward(short), short, mode)
+        flat = tf.nest.flatten(tensors)
+        if gradients is None:
+            layout.setdefault("tensors", tensors)
+            return flat
+        variables = layout.setdefault("variables", tf.trainable_variables())
+        grads = gradients(tensors["loss"], variables)
+        # The same variables reach the loss in every bucket (None: the next-sentence head in
+        # masked-LM-only runs): those gradients are returned, dense ([V, H] for embeddings).
+        reached = layout.setdefault("reached", [g is not None for g in grads])
+        if reached != [g is not None for g in grads]:
+            raise ValueError("the buckets' models reach other variables")
+        layout.setdefault("tensors", tensors)
+        return flat + [tf.convert_to_tensor(g) for g in grads if g is not None]
+
+    out = length_buckets.switch(features, config.length_buckets, branch)
+    size = len(tf.nest.flatten(layout["tensors"]))
+    tensors = tf.nest.pack_sequence_as(layout["tensors"], out[:size])
+    if gradients is None:
+        return tensors, None
+    found = iter(out[size:])
+    grads = [next(found) if r else None for r in layout["reached"]]
+    return tensors, Computed(gradients, grads, layout["variables"])
+
+
 def build_model_fn(config: ModelFnConfig) -> Callable:
     def model_fn(features, labels, mode, params):
         del labels  # pretraining labels are features
         is_training = mode == TRAIN
         features = dict(features)
         numbered = features.pop(BATCH_NUMBER, None)  # dropout's alone: not the model's
-        output = heads.pretraining_forward(
-            config.bert_config, features, is_training, config.use_one_hot_embeddings,
+        forward = functools.partial(
+            heads.pretraining_forward, config.bert_config, is_training=is_training,
+            use_one_hot_embeddings=config.use_one_hot_embeddings,
             compute_dtype=precision.compute_dtype(config.precision),
             weighted_mean=replicas.weighted_mean,
             dropout_key=(dropout_key(config, numbered, _input_hosts(config, params))
                          if is_training else None),
             next_sentence_trained=config.next_sentence_trained,
         )
-        train_op = learning_rate = None
-        if mode == TRAIN:  # first: the optimizer's moments exist for a restore to fill
-            train_op, learning_rate = create_train_op(
-                output.total_loss, config.optimizer, config.use_tpu, loss_scale=config.loss_scale
-            )
-        if mode == TRAIN:
-            scalars = {
-                "learning_rate": learning_rate,
-                "masked_lm_loss": output.masked_lm.loss,
-                "next_sentence_loss": output.next_sentence.loss,
-                "masked_lm_accuracy": _batch_masked_lm_accuracy(output, features),
-            }
-            if not config.next_sentence_trained:
-                del scalars["next_sentence_loss"]
-            if isinstance(config.loss_scale, precision.DynamicLossScale):
-                # Logged so that a scale stuck low (many skipped steps) is visible.
-                scalars["loss_scale"] = tf.get_collection(precision.LOSS_SCALE_COLLECTION)[0]
-            return ModelSpec(mode=mode, loss=output.total_loss, train_op=train_op,
-                             scalars=scalars)
+        if mode not in (TRAIN, EVAL):
+            raise ValueError("pretraining has no %r mode: only train and eval" % mode)
+        computed = None
+        if length_buckets.BUCKET in features:
+            tensors, computed = _bucketed_step(config, features, mode, forward)
+        else:
+            tensors = _step_tensors(config, forward(features), features, mode)
+        loss = tensors.pop("loss")
         if mode == EVAL:
-            trained = config.next_sentence_trained
-            metrics = (heads.metrics_fn(trained), heads.metric_inputs(output, features, trained))
-            return ModelSpec(mode=mode, loss=output.total_loss, eval_metrics=metrics)
-        raise ValueError("pretraining has no %r mode: only train and eval" % mode)
+            metrics = (heads.metrics_fn(config.next_sentence_trained), tensors["metric_inputs"])
+            return ModelSpec(mode=mode, loss=loss, eval_metrics=metrics)
+        # The optimizer's moments exist before the engine's restore, for it to fill.
+        train_op, learning_rate = create_train_op(
+            loss, config.optimizer, config.use_tpu, loss_scale=config.loss_scale,
+            computed=computed)
+        scalars = dict(tensors, learning_rate=learning_rate)
+        if isinstance(config.loss_scale, precision.DynamicLossScale):
+            # Logged so that a scale stuck low (many skipped steps) is visible.
+            scalars["loss_scale"] = tf.get_collection(precision.LOSS_SCALE_COLLECTION)[0]
+        return ModelSpec(mode=mode, loss=loss, train_op=train_op, scalars=scalars)
 
     return model_fn

@@ -25,7 +25,7 @@ dropout's key: ``norbert.training.model_fn``).
 
 import dataclasses
 import re
-from typing import ClassVar, List, Optional, Sequence, Tuple
+from typing import ClassVar, List, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
@@ -244,32 +244,60 @@ def make_optimizer(config: OptimizerConfig, learning_rate, global_step, use_tpu:
     return optimizer
 
 
+class LossGradients:
+    """A loss's gradients, loss-scaled as ``loss_scale`` says: a float multiplies the loss
+    before differentiation and divides the gradients after (static loss scaling for float16;
+    1.0 changes nothing); a ``norbert.model.precision.DynamicLossScale`` scales by its variable
+    (made here), which the update then guards (``create_train_op``)."""
+
+    def __init__(self, loss_scale: precision.LossScale = 1.0):
+        self.loss_scale = loss_scale
+        self.scaler = None
+        if isinstance(loss_scale, precision.DynamicLossScale):
+            self.scaler = precision.DynamicLossScaler(loss_scale)
+
+    def __call__(self, loss, variables: Sequence) -> List:
+        """The gradients of ``loss`` for ``variables`` (None for those it does not reach)."""
+        if self.scaler is not None:
+            return self.scaler.scaled_gradients(loss, variables)
+        scale = self.loss_scale
+        grads = tf.gradients(loss * scale if scale != 1.0 else loss, list(variables))
+        return grads if scale == 1.0 else [None if g is None else g / scale for g in grads]
+
+
+class Computed(NamedTuple):
+    """Gradients computed before ``create_train_op`` (TPUEstimator's length buckets: inside
+    each bucket's branch)."""
+
+    gradients: LossGradients  # what computed them, with its loss scaling
+    grads: List  # [one per variable] (None: the loss does not reach it)
+    variables: List  # the trainable variables, in the gradients' order
+
+
 def create_train_op(
     loss,
     config: OptimizerConfig,
     use_tpu: bool = False,
     variables: Optional[Sequence] = None,
-    loss_scale: float = 1.0,
+    loss_scale: precision.LossScale = 1.0,
+    computed: Optional[Computed] = None,
 ):
     """The training op for ``loss``: gradients, accumulation, clipping, update, step + 1.
 
-    ``loss_scale`` multiplies the loss before differentiation and divides the gradients after
-    (static loss scaling for float16); 1.0 changes nothing. A
-    ``norbert.model.precision.DynamicLossScale`` scales dynamically instead: an update whose
-    gradients hold Inf or NaN is skipped (variables and ``global_step`` unchanged) and the
-    scale halved; the scale grows again after a run of good updates.
+    ``loss_scale``: see ``LossGradients``. With a dynamic scale, an update whose gradients hold
+    Inf or NaN is skipped (variables and ``global_step`` unchanged) and the scale halved; the
+    scale grows again after a run of good updates. ``computed``: the gradients, computed
+    elsewhere; its variables and loss scaling are then the ones used.
     """
     global_step = tf.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(global_step, config)
-    variables = list(variables if variables is not None else tf.trainable_variables())
-    scaler = None
-    if isinstance(loss_scale, precision.DynamicLossScale):
-        scaler = precision.DynamicLossScaler(loss_scale)
-        grads = scaler.scaled_gradients(loss, variables)
+    if computed is None:
+        variables = list(variables if variables is not None else tf.trainable_variables())
+        gradients = LossGradients(loss_scale)
+        grads = gradients(loss, variables)
     else:
-        grads = tf.gradients(loss * loss_scale if loss_scale != 1.0 else loss, variables)
-        if loss_scale != 1.0:
-            grads = [None if g is None else g / loss_scale for g in grads]
+        gradients, grads, variables = computed
+    scaler = gradients.scaler
     # Under a tf.distribute strategy: the replicas' mean, before anything reads the gradients
     # (clipping and the finite check must see the same numbers on every replica).
     grads = replicas.mean(grads)

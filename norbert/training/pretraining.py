@@ -102,7 +102,8 @@ class PretrainingConfig:
     # Batches cut to the length their examples need, grouped by length while training: auto
     # (8 equal steps up to max_seq_length: 64,128,...,512 at 512), none (every batch at
     # max_seq_length), or ascending lengths such as 64,128,256 (max_seq_length added last).
-    # TPUEstimator keeps fixed shapes: auto is none there.
+    # TPUEstimator keeps its fixed shape with auto; with a list it builds the model once per
+    # length (each compiled once).
     length_buckets: str = buckets_lib.AUTO
     # Without use_tpu: "loop" (norbert's own, CPU/GPU) or "tpu_estimator" (TPUEstimator on
     # the CPU). use_tpu always runs TPUEstimator.
@@ -251,7 +252,12 @@ class RunPlan:
                              "TPUEstimator on the CPU, not on TPU hardware")
             lines += ["%s: %s" % (self.train.flag, note) for note in self.train.notes]
         if self.train is not None or self.evaluation is not None:
-            lines.append("length buckets: %s" % buckets_lib.describe(self.length_buckets))
+            line = "length buckets: %s" % buckets_lib.describe(self.length_buckets)
+            if self.engine == TPU_ESTIMATOR:
+                line += (" (TPUEstimator: batches fed at --max_seq_length, the model built once "
+                         "per bucket, each compiled once)" if len(self.length_buckets) > 1 else
+                         " (TPUEstimator: one fixed shape unless --length_buckets names a list)")
+            lines.append(line)
         if self.evaluation is not None:
             lines.append("evaluate: %d batches of %d from %s%s"
                          % (settings.config.max_eval_steps, settings.run.eval_batch_size,
@@ -345,7 +351,7 @@ def _run(settings: Settings, stop: StopSignals) -> Dict[str, object]:
         loss_scale=settings.precision.loss_scaling(), precision=settings.precision.precision,
         # --seed, or the one drawn when the run began and kept with its data position.
         dropout_seed=plan.position.stream.run_seed if plan.position is not None else None,
-        objective=plan.objective))
+        objective=plan.objective, length_buckets=plan.length_buckets))
     engine = engines.on_estimator if plan.engine == TPU_ESTIMATOR else engines.on_loop
     output_dir = settings.run.output_dir
     # The output folder first (as Google's script does), so that an eval-only run into a new
@@ -391,11 +397,12 @@ def make_plan(settings: Settings) -> RunPlan:
     guidance(config, settings.optimizer)
     boundaries = _length_buckets(config, engine)
     train, evaluation, objective = _inputs(settings, bert_config, start)
+    tags = engine == TPU_ESTIMATOR  # fixed shapes there: batches tagged, not cut
     if evaluation is not None:
-        evaluation = bucketed(evaluation, boundaries)
+        evaluation = bucketed(evaluation, boundaries, tags)
     position = None
     if train is not None:
-        train = bucketed(train, boundaries)
+        train = bucketed(train, boundaries, tags)
         position = _data_position(settings, start, train, cluster, engine)
         train = reseeded(train, position.stream.stream_seed)
     return RunPlan(engine, bert_config, start, replicas, train, evaluation, cluster, position,
@@ -403,16 +410,13 @@ def make_plan(settings: Settings) -> RunPlan:
 
 
 def _length_buckets(config: PretrainingConfig, engine: str) -> Tuple[int, ...]:
-    """--length_buckets' boundaries on ``engine``: TPUEstimator compiles one fixed shape."""
+    """--length_buckets' boundaries on ``engine``. TPUEstimator keeps its one fixed shape with
+    ``auto``, and compiles one branch per bucket when the user names them (each bucket's
+    program is compiled and kept on the TPU: a list is a choice of what to compile)."""
     boundaries = buckets_lib.parse(config.length_buckets, config.max_seq_length)
-    if engine != TPU_ESTIMATOR or len(boundaries) <= 1:
-        return boundaries
-    if config.length_buckets.strip().lower() == buckets_lib.AUTO:
+    if engine == TPU_ESTIMATOR and config.length_buckets.strip().lower() == buckets_lib.AUTO:
         return ()
-    raise NorbertError(
-        "--length_buckets=%s: TPUEstimator compiles one fixed shape, so its batches keep "
-        "--max_seq_length; use --length_buckets=none or auto (none there)"
-        % config.length_buckets)
+    return boundaries
 
 
 def _data_position(settings: Settings, start: Start, train: Inputs, cluster,

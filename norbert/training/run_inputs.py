@@ -112,12 +112,13 @@ def reseeded(inputs: Inputs, seed: int) -> Inputs:
     return dataclasses.replace(inputs, input_fn=input_pipeline.make_input_fn(config))
 
 
-def bucketed(inputs: Inputs, boundaries: Tuple[int, ...]) -> Inputs:
+def bucketed(inputs: Inputs, boundaries: Tuple[int, ...], tags: bool = False) -> Inputs:
     """``inputs`` with their batches cut to length buckets (``length_buckets.parse``), the
-    named groups' own evaluation inputs too."""
+    named groups' own evaluation inputs too; ``tags``: tagged with their bucket instead
+    (TPUEstimator's fixed shapes: ``length_buckets.tagged``)."""
     def cut(input_fn: RecordInput) -> RecordInput:
-        return input_pipeline.make_input_fn(
-            dataclasses.replace(input_fn.config, length_buckets=tuple(boundaries)))
+        return input_pipeline.make_input_fn(dataclasses.replace(
+            input_fn.config, length_buckets=tuple(boundaries), bucket_tags=tags))
 
     return dataclasses.replace(inputs, input_fn=cut(inputs.input_fn),
                                groups=tuple((name, cut(fn)) for name, fn in inputs.groups))

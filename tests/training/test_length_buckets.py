@@ -55,12 +55,12 @@ def test_bad_boundaries_name_the_flag(spec, message):
                           length_buckets=spec)
 
 
-def test_tpu_estimator_keeps_fixed_shapes():
+def test_tpu_estimator_keeps_fixed_shapes_unless_buckets_are_named():
     config = PretrainingConfig(input_file="x", bert_config_file="y", max_seq_length=128)
     assert _length_buckets(config, "tpu_estimator") == ()  # auto: none there
     assert _length_buckets(config, "loop") == length_buckets.parse("auto", 128)
-    with pytest.raises(NorbertError, match="TPUEstimator compiles one fixed shape"):
-        _length_buckets(dataclasses.replace(config, length_buckets="64"), "tpu_estimator")
+    named = dataclasses.replace(config, length_buckets="64")
+    assert _length_buckets(named, "tpu_estimator") == (64, 128)
 
 
 # -- grouping ----------------------------------------------------------------------------
@@ -90,6 +90,25 @@ def _batches(lengths, seed, epochs, batch=4):
                 out.append(sess.run(element))
         except tf.errors.OutOfRangeError:
             return out
+
+
+def test_tpu_windows_come_out_in_runs_of_neighbouring_batches():
+    """TPUEstimator's grouping: a window's batches come out in runs of TPU_RUN that are
+    neighbours in length (a host's cores take one run's batches at one step), the runs in a
+    drawn order; the window holds whole runs (12 batches asked: 16)."""
+    lengths = np.random.RandomState(1).randint(3, S + 1, size=64)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        d = tf.data.Dataset.from_tensor_slices(_examples(lengths))
+        d = length_buckets.grouped(d, 4, lambda n: length_buckets.window_seed(5, n),
+                                   batches_per_window=12, together=length_buckets.TPU_RUN)
+        element = tf.data.make_one_shot_iterator(d).get_next()
+        batches = [sess.run(element) for _ in range(16)]
+    real = [b["input_mask"].sum(axis=1) for b in batches]
+    runs = [np.concatenate(real[i:i + 8]) for i in (0, 8)]
+    assert all((np.diff(run) >= 0).all() for run in runs)  # each run in length order
+    assert sorted(np.concatenate(runs)) == sorted(lengths)  # the window: all 64, once each
+    assert runs[0].min() > runs[1].max() or runs[1].min() > runs[0].max() or \
+        runs[0].max() == runs[1].min() or runs[1].max() == runs[0].min()
 
 
 @pytest.mark.parametrize("batch, batches", [(1, 1024), (8, 128), (100, 11), (128, 8), (512, 8)])
@@ -231,6 +250,77 @@ def test_evaluation_with_buckets_gives_the_same_metrics(tiny):
     for key, value in found["none"].items():
         np.testing.assert_allclose(found["auto"][key], value, rtol=1e-5, atol=1e-6,
                                    err_msg=key)
+
+
+def _step_on(config, init, batches, tags, objective, loss_scale):
+    """Per-step (loss, masked-LM accuracy) of training on ``batches`` (each a dict of arrays
+    at full length) in turn, and the variables after: each batch cut to its bucket, or
+    (``tags``) fed at full length with its bucket's number, as TPUEstimator's input feeds."""
+    from norbert.model import precision
+
+    boundaries = (16, 24, S)  # a branch each (three, for the test's time)
+    model_fn = build_model_fn(ModelFnConfig(
+        config, OptimizerConfig(learning_rate=1e-3, num_train_steps=10, num_warmup_steps=0),
+        objective=objective, length_buckets=boundaries,
+        loss_scale=precision.DynamicLossScale() if loss_scale else 1.0))
+    steps = []
+    with tf.Graph().as_default():
+        names = sorted(batches[0])
+        width = S if tags else None
+        features = {k: tf.placeholder(tf.as_dtype(batches[0][k].dtype),
+                                      [4, width if k in length_buckets.TOKEN_FEATURES else None])
+                    for k in names}
+        fed = dict(features)
+        if tags:
+            fed = length_buckets.tagged(features, boundaries)
+        spec = model_fn(fed, None, "train", {})
+        in_checkpoint = tf.train.load_checkpoint(init).get_variable_to_shape_map()
+        tf.train.init_from_checkpoint(init, {v.op.name: v.op.name for v in tf.global_variables()
+                                             if v.op.name in in_checkpoint})
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for batch in batches:
+                if not tags:
+                    batch = _cut_np(batch, boundaries)
+                loss, accuracy, _ = sess.run(
+                    [spec.loss, spec.scalars["masked_lm_accuracy"], spec.train_op],
+                    {features[k]: batch[k] for k in names})
+                steps.append((loss, accuracy))
+            variables = {v.op.name: sess.run(v) for v in tf.global_variables()}
+    return steps, variables
+
+
+def _cut_np(batch, boundaries):
+    """``batch`` (arrays) cut to its bucket, as ``length_buckets.cut`` cuts tensors."""
+    longest = batch["input_mask"].sum(axis=1).max()
+    width = min(b for b in boundaries if b >= longest)
+    return dict(batch, **{k: batch[k][:, :width] for k in length_buckets.TOKEN_FEATURES})
+
+
+def test_a_tagged_batch_trains_as_the_batch_cut_to_its_bucket(tiny):
+    """TPUEstimator's branches: training on full-length batches tagged with their bucket gives
+    the steps of the batches cut to it (three buckets here); with masked LM alone (the
+    next-sentence head reached by no gradient) and a dynamic loss scale, the two things a
+    branch's gradients must carry over besides the plain case."""
+    objective, loss_scale = "mlm", True
+    root, config, init, path = tiny
+    examples = _first_examples(path, 256)
+    real = examples["input_mask"].sum(1)
+    groups = [np.flatnonzero((real > low) & (real <= high))[:4]
+              for low, high in ((0, 16), (16, 24), (24, S))]  # buckets 16, 24 and 32
+    batches = [{k: v[group] for k, v in examples.items()} for group in groups]
+    widths = {_cut_np(b, (16, 24, S))["input_ids"].shape[1] for b in batches}
+    assert len(widths) == 3, widths
+    cut = _step_on(config, init, batches, False, objective, loss_scale)
+    tagged = _step_on(config, init, batches, True, objective, loss_scale)
+    np.testing.assert_allclose(tagged[0], cut[0], rtol=1e-5, atol=1e-6)
+    assert sorted(tagged[1]) == sorted(cut[1])
+    for name, value in cut[1].items():
+        np.testing.assert_allclose(tagged[1][name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    reader = tf.train.load_checkpoint(init)  # masked LM alone: the head as it was
+    np.testing.assert_array_equal(tagged[1]["cls/seq_relationship/output_weights"],
+                                  reader.get_tensor("cls/seq_relationship/output_weights"))
+    assert tagged[1]["loss_scale/scale"] == 2.0 ** 15  # three good steps: not halved
 
 
 def _padding_logged(folder):

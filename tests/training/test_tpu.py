@@ -38,7 +38,7 @@ def dynamic(tmp_path_factory, dropout_free_run, dropout_config, corpus_paths,
     return folder / "train.tfrecord", dropout_config, init
 
 
-def _settings(dynamic, out, keep=5):
+def _settings(dynamic, out, keep=5, eval_batch_size=8, **overrides):
     from norbert.training.optimization import OptimizerConfig
     from norbert.training.pretraining import TPU_ESTIMATOR, PretrainingConfig
     from norbert.training.spec import RunConfig
@@ -48,20 +48,20 @@ def _settings(dynamic, out, keep=5):
     return dict(
         config=PretrainingConfig(
             input_file=str(records), bert_config_file=str(config), max_seq_length=32,
-            max_predictions_per_seq=5, do_train=True, do_eval=False, engine=TPU_ESTIMATOR,
-            init_checkpoint=init),
+            max_predictions_per_seq=5, engine=TPU_ESTIMATOR, init_checkpoint=init,
+            **dict(dict(do_train=True, do_eval=False), **overrides)),
         # The same num_train_steps in every part of a run: the same learning-rate schedule.
         optimizer=OptimizerConfig(learning_rate=1e-3, num_train_steps=STEPS,
                                   num_warmup_steps=2),
         run=RunConfig(output_dir=str(out), save_checkpoints_steps=2, train_batch_size=8,
-                      seed=5, keep_checkpoint_max=keep),
+                      seed=5, keep_checkpoint_max=keep, eval_batch_size=eval_batch_size),
         tpu=TpuConfig(iterations_per_loop=1))
 
 
-def _run(dynamic, out, keep=5):
+def _run(dynamic, out, keep=5, **overrides):
     from norbert.training.pretraining import run_pretraining
 
-    return run_pretraining(**_settings(dynamic, out, keep))
+    return run_pretraining(**_settings(dynamic, out, keep, **overrides))
 
 
 def _stopped_at(step, monkeypatch):
@@ -143,6 +143,85 @@ def test_a_stopped_run_resumes_on_the_batches_of_an_uninterrupted_one(
                                    err_msg="step %d" % step)
     _assert_same_variables(os.path.join(out, "model.ckpt-%d" % STEPS),
                            os.path.join(uninterrupted, "model.ckpt-%d" % STEPS))
+
+
+# Named buckets: TPUEstimator feeds full-length batches tagged with their bucket, and the model
+# has a branch per bucket (whose steps equal the cut batches': test_model_fn.py).
+BUCKETS = "8,16,24"
+
+
+@pytest.fixture(scope="module")
+def short(dynamic, tmp_path_factory, corpus_paths, uncased_vocab_path):
+    """``dynamic`` with records of a corpus of short documents (short_seq_prob 0.7): their
+    batches fall in several buckets."""
+    records, config, init = dynamic
+    folder = tmp_path_factory.mktemp("tpu_short")
+    english_records(folder, corpus_paths, uncased_vocab_path, 40_000, max_seq_length=32,
+                    max_predictions_per_seq=5, do_lower_case=True, masking="dynamic",
+                    short_seq_prob=0.7)
+    return folder / "train.tfrecord", config, init
+
+
+@pytest.fixture(scope="module")
+def bucketed(short, tmp_path_factory):
+    """An uninterrupted run with named buckets, and its log."""
+    import logging
+
+    out = tmp_path_factory.mktemp("tpu_bucketed") / "run"
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        _run(short, out, length_buckets=BUCKETS)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return out, "\n".join(r.getMessage() for r in records)
+
+
+def test_named_buckets_train_and_resume_exactly(short, bucketed, tmp_path, monkeypatch,
+                                                caplog):
+    whole, log = bucketed
+    assert "the model built once per bucket" in log
+    assert "batches cut to the shortest of 8,16,24,32" in log
+    out = tmp_path / "run"
+    with monkeypatch.context() as patched:
+        _stopped_at(3, patched)
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            _run(short, out, length_buckets=BUCKETS)
+    caplog.set_level("INFO")
+    _run(short, out, length_buckets=BUCKETS)
+    assert "data: restored the position of step 3" in caplog.text
+    losses, resumed = _losses(str(whole)), _losses(str(out))
+    assert len(losses) == STEPS and sorted(losses) == sorted(resumed)
+    for step in sorted(losses):
+        np.testing.assert_allclose(resumed[step], losses[step], rtol=1e-6, atol=1e-6,
+                                   err_msg="step %d" % step)
+    _assert_same_variables(os.path.join(out, "model.ckpt-%d" % STEPS),
+                           os.path.join(whole, "model.ckpt-%d" % STEPS))
+
+
+def test_named_buckets_evaluate_as_full_length_batches(short, tmp_path):
+    """Evaluation reads the same batches with and without buckets (in the files' order, here
+    of several buckets' lengths): the same metrics."""
+    from norbert.training import length_buckets
+
+    lengths = [sum(tf.train.Example.FromString(r).features.feature["input_mask"]
+                   .int64_list.value) for r in tf.io.tf_record_iterator(str(short[0]))]
+    edges = length_buckets.parse(BUCKETS, 32)
+    used = {min(e for e in edges if e >= max(lengths[i:i + 2])) for i in range(0, 24, 2)}
+    assert len(used) > 1, used  # the 12 batches of 2 evaluated take several branches
+    found = {spec: _run(short, tmp_path / spec, do_train=False, do_eval=True, eval_batch_size=2,
+                        max_eval_steps=12, length_buckets=spec) for spec in ("none", BUCKETS)}
+    assert found["none"].keys() == found[BUCKETS].keys()
+    assert "masked_lm_accuracy" in found["none"]
+    for key, value in found["none"].items():
+        np.testing.assert_allclose(found[BUCKETS][key], value, rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
 
 
 def test_each_checkpoint_has_its_data_position_beside_it(dynamic, uninterrupted, tmp_path,
