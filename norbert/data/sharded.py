@@ -303,17 +303,23 @@ def records_per_byte(config, encode: Callable[[str], List[int]],
     """An estimate of the records a byte of input makes: the tokens per byte of a sample (the
     input's first 64 KB of text), times ``dupe_factor``, over a record's mean target length
     (``max_seq_length - 3``, halved on average for the ``short_seq_prob`` share; for
-    ``--objective=mlm`` ``max_seq_length - 2``, an upper bound without --cross_documents)."""
+    ``--objective=mlm`` ``max_seq_length - 2``, an upper bound without --cross_documents; with
+    --whole_sentences less half the sample's mean sentence, the padding a record takes on
+    average when the sentence that does not fit opens the next one)."""
     reader = slices.SliceReader(input_paths, (0, 0), (len(input_paths), 0), config.text_field)
-    tokens = nbytes = 0
+    tokens = nbytes = sentences = 0
     for line, n in reader:
-        tokens += len(encode(line)) if line.strip() else 0
+        if line.strip():
+            tokens += len(encode(line))
+            sentences += 1
         nbytes += n
         if nbytes >= _SAMPLE_BYTES:
             break
     per_record = (config.max_seq_length - 3) * (1 - config.short_seq_prob / 2)
     if config.objective == MLM:  # packed: records full but the last of each document
         per_record = config.max_seq_length - 2
+        if config.whole_sentences and sentences:
+            per_record -= min(tokens / sentences, per_record) / 2
     return tokens / nbytes * config.dupe_factor / per_record if nbytes else 0.0
 
 

@@ -1,6 +1,7 @@
 """Packed records of the masked-LM-only objective (``--objective=mlm``): every sentence once per
-pass and in order, records full (with --cross_documents) or within one document (without),
-Google's schema with one segment, and the objective in the sidecar."""
+pass and in order, records full (with --cross_documents) or within one document (without), or
+with --whole_sentences made of whole sentences, Google's schema with one segment, and the
+objective in the sidecar."""
 
 import collections
 import glob
@@ -56,6 +57,61 @@ def test_runs_fill_records_split_long_sentences_and_respect_documents():
     assert tokens == [CLS, 3, 3, SEP, 4, SEP] and candidates == [1, 2, 4]
 
 
+def test_whole_sentences_move_the_sentence_that_does_not_fit_to_the_next_record():
+    documents = [[[1] * 3, [2] * 9, [6] * 2], [[3] * 2], [[4, 5]]]
+    within = list(packed_runs(documents, 4, False, whole_sentences=True))
+    # [2]*9 does not fit after [1]*3: it opens a fresh record, split as it is longer than a
+    # body; [6]*2 joins its last piece whole.
+    assert within == [[[1, 1, 1]], [[2, 2, 2, 2]], [[2, 2, 2, 2]], [[2, 6, 6]], [[3, 3]],
+                      [[4, 5]]]
+    across = list(packed_runs(documents, 4, True, whole_sentences=True))
+    # After [3, 3]'s [SEP] one place is left: [4, 5] does not fit whole, and that [SEP]
+    # closes the record (the split default gave [[3, 3], [4]], [[5]]).
+    assert across == within
+    fits = [[[1]], [[2]], [[3] * 3]]
+    assert list(packed_runs(fits, 4, True, whole_sentences=True)) == [[[1], [2]], [[3] * 3]]
+    assert list(packed_runs(fits, 4, True)) == [[[1], [2]], [[3, 3, 3]]]
+    for runs in (within, across):
+        _assert_whole_sentences(runs, documents, 4, cross_documents=True)
+
+
+def _assert_whole_sentences(runs, documents, body_length, cross_documents):
+    """``runs`` hold every sentence of ``documents`` once, in order, each part within one
+    document (a part but the last ending its document; one part a run without
+    ``cross_documents``); a sentence is cut only when longer than a body, and then starts a
+    record; a record closes only when the next sentence does not fit in the room left."""
+    sentences = [(d, s) for d, document in enumerate(documents) for s in document if s]
+    i = offset = 0  # the sentence being read, and its tokens read so far
+    room = None  # the room the last record left for the next sentence
+    for run in runs:
+        assert sum(map(len, run)) + len(run) - 1 <= body_length and all(run)
+        assert cross_documents or len(run) == 1
+        if offset:  # a long sentence's rest opens the record
+            assert len(sentences[i][1]) > body_length
+        elif room is not None:  # the record before closed for want of room
+            assert len(sentences[i][1]) > room
+        for k, part in enumerate(run):
+            document, at = sentences[i][0], 0
+            while at < len(part):
+                d, sentence = sentences[i]
+                assert d == document  # a part lies within one document
+                if not offset and len(sentence) > body_length:
+                    assert k == 0 and at == 0  # a long sentence starts a record
+                take = part[at:at + len(sentence) - offset]
+                assert take == sentence[offset:offset + len(take)]
+                at, offset = at + len(take), offset + len(take)
+                if offset == len(sentence):
+                    i, offset = i + 1, 0
+                else:  # cut: only a long sentence, at the record's end
+                    assert len(sentence) > body_length and k == len(run) - 1
+            if k < len(run) - 1:  # a [SEP] inside the record: its document ended
+                assert not offset and (i == len(sentences) or sentences[i][0] != document)
+        used = sum(map(len, run)) + len(run) - 1
+        ended = not offset and (i == len(sentences) or sentences[i][0] != sentences[i - 1][0])
+        room = None if ended and not cross_documents else body_length - used - ended
+    assert i == len(sentences) and not offset
+
+
 def test_marks_never_mask_a_separator_nor_join_a_word_across_it():
     tokens = [CLS, 7, 8, SEP, 8, 7, SEP]
     continuation = bytes(1 if t == 8 else 0 for t in range(110))
@@ -93,6 +149,22 @@ def test_every_sentence_once_per_pass_in_order(shipped, cross_documents):
                 assert len(body) == 126 or len(got) + len(body) == len(flat)
                 got.extend(body)
             assert got == flat
+
+
+@pytest.mark.parametrize("max_seq_length", [16, 128])
+@pytest.mark.parametrize("cross_documents", [False, True])
+def test_whole_sentences_on_the_shipped_text(shipped, cross_documents, max_seq_length):
+    documents = shipped[1]
+    runs = list(packed_runs(documents, max_seq_length - 2, cross_documents,
+                            whole_sentences=True))
+    _assert_whole_sentences(runs, documents, max_seq_length - 2, cross_documents)
+    split = list(packed_runs(documents, max_seq_length - 2, cross_documents))
+    if cross_documents:  # more records than the full ones: the padding whole sentences cost
+        assert len(runs) > len(split)
+    records = list(packed_instances(documents, max_seq_length, cross_documents,
+                                    leave_unmasked, Draws(random.Random(1)), CLS, SEP,
+                                    dupe_factor=2, whole_sentences=True))
+    assert [_body_parts(r.tokens) for r in records] == runs + runs  # the same cuts each pass
 
 
 def _decoded(path):
@@ -159,6 +231,12 @@ def test_settings_that_cannot_work_are_one_line_errors():
         DataConfig(objective="mlm", pairing="dynamic", **base)
     with pytest.raises(NorbertError, match="--cross_documents.*--objective=mlm"):
         DataConfig(cross_documents=True, **base)
+    with pytest.raises(NorbertError, match=r"^--whole_sentences packs records of "
+                                           r"--objective=mlm: add --objective=mlm or drop "
+                                           r"--whole_sentences$"):
+        DataConfig(whole_sentences=True, **base)
+    assert DataConfig(objective="mlm", whole_sentences=True, cross_documents=True,
+                      **base).mode == "mlm-cross-documents-whole-sentences"
     with pytest.raises(NorbertError, match="--objective=nsp"):
         DataConfig(objective="nsp", **base)
     assert DataConfig(objective="mlm", **base).mode == "mlm"
