@@ -19,6 +19,7 @@ from norbert.data.draws import Draws
 from norbert.data.features import NOT_MASKABLE, WORD_PIECE, WORD_START, candidate_marks
 from norbert.data.masking import leave_unmasked
 from norbert.data.packing import packed_instances, packed_runs, record_of
+from norbert.data.sharded import records_per_byte
 from norbert.errors import NorbertError
 from norbert.tokenization.options import TokenizerOptions
 
@@ -167,6 +168,21 @@ def test_whole_sentences_on_the_shipped_text(shipped, cross_documents, max_seq_l
     assert [_body_parts(r.tokens) for r in records] == runs + runs  # the same cuts each pass
 
 
+def test_record_estimate_counts_the_padding_of_whole_sentences(shipped, uncased_vocab_path):
+    paths, documents = shipped  # all of it within the estimate's sample
+    nbytes = sum(os.path.getsize(p) for p in paths)
+    estimates = {}
+    for whole in (False, True):
+        config = DataConfig(input_file=",".join(paths), output_file="x", objective="mlm",
+                            vocab_file=uncased_vocab_path, cross_documents=True,
+                            whole_sentences=whole, dupe_factor=1)
+        encode = load_tokenizer(config, TokenizerOptions(do_lower_case=True))[1].encode
+        estimates[whole] = records_per_byte(config, encode, paths) * nbytes
+        built = len(list(packed_runs(documents, 126, True, whole_sentences=whole)))
+        assert abs(estimates[whole] - built) <= 0.05 * built, (whole, estimates[whole], built)
+    assert estimates[True] > 1.05 * estimates[False]
+
+
 def _decoded(path):
     return [tfrecord.decode_example(r) for r in tfrecord.read_records(path)]
 
@@ -198,6 +214,45 @@ def test_built_records_are_full_one_segment_and_hold_every_token(tmp_path, shipp
     meta = sidecar.read(out)
     assert sidecar.objective_of(meta) == "mlm" and meta["settings"]["cross_documents"] is True
     assert sidecar.objective_of({"settings": {}}) == "mlm_nsp"  # sidecars before the setting
+
+
+def _of_whole_sentences(part, documents, lengths, where):
+    """Whether ``part`` is consecutive whole sentences of one document; ``where`` maps a
+    sentence's tokens to its places ``(document, index)``, ``lengths`` the sentences' lengths."""
+    for n in lengths:
+        for d, k in where.get(tuple(part[:n]), ()):
+            at = 0
+            for sentence in documents[d][k:]:
+                if part[at:at + len(sentence)] != sentence:
+                    break
+                at += len(sentence)
+                if at == len(part):
+                    return True
+    return False
+
+
+def test_built_records_with_whole_sentences(tmp_path, shipped, uncased_vocab_path):
+    paths, documents = shipped
+    built = {}
+    for whole in (False, True):
+        out, built[whole] = _build(tmp_path, paths, uncased_vocab_path, "w%d" % whole,
+                                   cross_documents=True, masking="dynamic", dupe_factor=1,
+                                   whole_sentences=whole)
+    where = collections.defaultdict(list)
+    for d, document in enumerate(documents):
+        for k, sentence in enumerate(document):
+            where[tuple(sentence)].append((d, k))
+    lengths = sorted({len(sentence) for sentence in where})
+    parts = [part for e in _decoded(out) for part in _body_parts(
+        [t for t in e["input_ids"] if t])]
+    assert all(_of_whole_sentences(part, documents, lengths, where) for part in parts)
+    assert sorted(t for part in parts for t in part) == sorted(
+        t for d in documents for t in _flat(d))
+    assert built[True].instances > built[False].instances  # the padding whole sentences cost
+    meta = sidecar.read(out)
+    assert meta["settings"]["whole_sentences"] is True
+    assert meta["settings"]["mode"] == "dynamic-masking+mlm-cross-documents-whole-sentences"
+    assert "whole_sentences" not in sidecar.read(str(tmp_path / "w0"))["settings"]
 
 
 def test_static_masks_and_sharded_mode(tmp_path, shipped, uncased_vocab_path):
@@ -255,17 +310,24 @@ def test_padding_on_the_shared_corpora(tmp_path, uncased_vocab_path, max_seq_len
     if not paths:
         pytest.skip("the shared corpora are absent")
     shares = {}
-    for cross in (True, False):
-        _, summary = _build(tmp_path, paths, uncased_vocab_path, "p%d" % cross,
-                            cross_documents=cross, max_seq_length=max_seq_length,
-                            dupe_factor=1, masking="dynamic")
-        shares[cross] = 1 - summary.instance_tokens / (max_seq_length * summary.instances)
-    print("padding share at %d: cross_documents=true %.4f, false %.4f"
-          % (max_seq_length, shares[True], shares[False]))
-    assert shares[True] <= 0.02 < shares[False]
+    for whole in (False, True):
+        for cross in (True, False):
+            _, summary = _build(tmp_path, paths, uncased_vocab_path, "p%d%d" % (whole, cross),
+                                cross_documents=cross, max_seq_length=max_seq_length,
+                                dupe_factor=1, masking="dynamic", whole_sentences=whole)
+            shares[whole, cross] = 1 - summary.instance_tokens / (max_seq_length
+                                                                  * summary.instances)
+        print("padding share at %d, %s: cross_documents=true %.4f, false %.4f"
+              % (max_seq_length, "whole sentences" if whole else "split (default)",
+                 shares[whole, True], shares[whole, False]))
+    assert shares[False, True] <= 0.02 < shares[False, False]
+    # Whole sentences cost padding (about half a sentence a record): not held to 2%.
+    assert shares[True, True] > shares[False, True] and shares[True, False] > shares[False, False]
 
 
-def test_heldout_sharded_and_beam_builds_pack_alike(tmp_path, shipped, uncased_vocab_path):
+@pytest.mark.parametrize("whole_sentences", [False, True])
+def test_heldout_sharded_and_beam_builds_pack_alike(tmp_path, shipped, uncased_vocab_path,
+                                                    whole_sentences):
     paths = shipped[0]
     built = {}
     out = tmp_path / "out"  # one path for both: the sidecars name the output files
@@ -273,8 +335,11 @@ def test_heldout_sharded_and_beam_builds_pack_alike(tmp_path, shipped, uncased_v
         if name == "beam":
             pytest.importorskip("apache_beam")
         _build(out, paths, uncased_vocab_path, "train", num_output_shards=2,
-               cross_documents=True, heldout_documents=2,
+               cross_documents=True, heldout_documents=2, whole_sentences=whole_sentences,
                heldout_output_file=str(out / "heldout"), **how)
+        for f in ("train-00000-of-00002", "heldout"):
+            settings = sidecar.read(str(out / f))["settings"]
+            assert settings.get("whole_sentences", False) is whole_sentences
         built[name] = {f: open(os.path.join(str(out), f), "rb").read()
                        for f in os.listdir(str(out)) if not f.endswith(".meta.json")}
         os.rename(str(out), str(tmp_path / name))
