@@ -70,8 +70,8 @@ class DataConfig:
     pairing: str = dataclasses.field(default=STATIC, metadata={"choices": PAIRINGS})
     # "mlm_nsp": sentence pairs for masked LM and next-sentence prediction (Google's records).
     # "mlm": masked LM only, each record [CLS] + consecutive sentences packed up to
-    # --max_seq_length + [SEP], the sentence that does not fit split into the next record
-    # (moved to it whole with --whole_sentences) (RoBERTa's inputs; segment ids all 0,
+    # --max_seq_length + [SEP], the sentence that does not fit split into the next record, or
+    # with --whole_sentences moved to it whole (RoBERTa's inputs; segment ids all 0,
     # next_sentence_labels 0 as a placeholder);
     # run_pretraining.py then trains the masked-LM loss alone.
     objective: str = dataclasses.field(default=MLM_NSP, metadata={"choices": OBJECTIVES})
