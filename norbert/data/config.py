@@ -70,14 +70,21 @@ class DataConfig:
     pairing: str = dataclasses.field(default=STATIC, metadata={"choices": PAIRINGS})
     # "mlm_nsp": sentence pairs for masked LM and next-sentence prediction (Google's records).
     # "mlm": masked LM only, each record [CLS] + consecutive sentences packed up to
-    # --max_seq_length + [SEP], the sentence that does not fit split into the next record
-    # (RoBERTa's inputs; segment ids all 0, next_sentence_labels 0 as a placeholder);
+    # --max_seq_length + [SEP], the sentence that does not fit split into the next record, or
+    # with --whole_sentences moved to it whole (RoBERTa's inputs; segment ids all 0,
+    # next_sentence_labels 0 as a placeholder);
     # run_pretraining.py then trains the masked-LM loss alone.
     objective: str = dataclasses.field(default=MLM_NSP, metadata={"choices": OBJECTIVES})
     # With --objective=mlm: false, a record never spans two documents (a document's last one
     # may be short); true, a document's end is marked by [SEP] and the next document continues
-    # the record (records full but the last of each pass, or of each --block_mb block).
+    # the record (records full but the last of each pass, or of each --block_mb block, unless
+    # --whole_sentences).
     cross_documents: bool = False
+    # With --objective=mlm: a sentence that does not fit in the room left closes the record
+    # (padded) and opens the next one whole, as in RoBERTa's inputs: no sentence is cut unless
+    # it alone is longer than a record (then split over several). More padding than the
+    # default, which splits the sentence that does not fit and so fills every record.
+    whole_sentences: bool = False
     # Share of tokens to predict.
     masked_lm_prob: float = defaults.MASKED_LM_PROB
     # Share of documents cut into shorter sequences (--objective=mlm_nsp's pairs; with
@@ -147,7 +154,8 @@ class DataConfig:
         if self.pairs_dynamic:
             parts.append("dynamic-pairing")
         if self.objective == MLM:
-            parts.append("mlm-cross-documents" if self.cross_documents else "mlm")
+            packed = "mlm-cross-documents" if self.cross_documents else "mlm"
+            parts.append(packed + "-whole-sentences" if self.whole_sentences else packed)
         return "+".join(parts) or "reference-exact"
 
     @property
@@ -261,6 +269,9 @@ class DataConfig:
         if self.cross_documents and self.objective != MLM:
             raise NorbertError("--cross_documents packs records of --objective=mlm: add "
                                "--objective=mlm or drop --cross_documents")
+        if self.whole_sentences and self.objective != MLM:
+            raise NorbertError("--whole_sentences packs records of --objective=mlm: add "
+                               "--objective=mlm or drop --whole_sentences")
 
     def _check_heldout(self) -> None:
         """--heldout_documents and --heldout_output_file: a count, and a file of their own."""

@@ -53,6 +53,7 @@ def encoded_records(documents: Sequence[Document], config: DataConfig, mask_pair
         for tokens, candidates, positions, labels in packed_instances(
             documents, config.max_seq_length, config.cross_documents, mask_pair, draws,
             cls_id, sep_id, dupe_factor=config.dupe_factor,
+            whole_sentences=config.whole_sentences,
         ):
             yield (encoder.encode_packed(tokens, candidates, positions, labels), len(tokens),
                    len(positions), False)

@@ -303,17 +303,27 @@ def records_per_byte(config, encode: Callable[[str], List[int]],
     """An estimate of the records a byte of input makes: the tokens per byte of a sample (the
     input's first 64 KB of text), times ``dupe_factor``, over a record's mean target length
     (``max_seq_length - 3``, halved on average for the ``short_seq_prob`` share; for
-    ``--objective=mlm`` ``max_seq_length - 2``, an upper bound without --cross_documents)."""
+    ``--objective=mlm`` ``max_seq_length - 2``, an upper bound without --cross_documents; with
+    --whole_sentences less the padding a record takes on average when the sentence that does
+    not fit opens the next one: the part of a sentence that crosses the record's end, half a
+    sentence drawn by its length, ``E[n^2] / 2 E[n]`` over the sample's sentence lengths ``n``
+    (each at most a body))."""
+    body = config.max_seq_length - 2
     reader = slices.SliceReader(input_paths, (0, 0), (len(input_paths), 0), config.text_field)
-    tokens = nbytes = 0
+    tokens = nbytes = clipped = squares = 0
     for line, n in reader:
-        tokens += len(encode(line)) if line.strip() else 0
+        if line.strip():
+            length = len(encode(line))
+            tokens += length
+            clipped, squares = clipped + min(length, body), squares + min(length, body) ** 2
         nbytes += n
         if nbytes >= _SAMPLE_BYTES:
             break
     per_record = (config.max_seq_length - 3) * (1 - config.short_seq_prob / 2)
     if config.objective == MLM:  # packed: records full but the last of each document
-        per_record = config.max_seq_length - 2
+        per_record = body
+        if config.whole_sentences and clipped:
+            per_record -= squares / (2 * clipped)
     return tokens / nbytes * config.dupe_factor / per_record if nbytes else 0.0
 
 

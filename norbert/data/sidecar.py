@@ -11,7 +11,8 @@ one. Layout::
                   "tokenize_chinese_chars", "never_split", ..., "vocab_sha256", "vocab_size",
                   with --masking=dynamic "masking": "dynamic", "mask_id",
                   with --pairing=dynamic "pairing": "dynamic", "cls_id", "sep_id",
-                  with --objective=mlm "objective": "mlm", "cross_documents",
+                  with --objective=mlm "objective": "mlm", "cross_documents" (and
+                  with --whole_sentences "whole_sentences": true),
                   with --dedup=exact "dedup": "exact", with another --text_field
                   "text_field", with --heldout_documents "heldout_documents",
                   "heldout_output_file"},
@@ -135,6 +136,8 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
     if config.objective != MLM_NSP:
         meta["settings"].update(objective=config.objective,
                                 cross_documents=config.cross_documents)
+        if config.whole_sentences:  # absent: sentences split to fill records (older sidecars)
+            meta["settings"]["whole_sentences"] = True
     if config.dedup != "none":
         meta["settings"]["dedup"] = config.dedup
     if config.text_field != "text":
