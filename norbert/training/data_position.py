@@ -228,18 +228,22 @@ def decide(setup: Tuple[Tuple[str, str], ...], seed: Optional[int], saved: Optio
 
 
 class PositionSaver:
-    """Saves and restores one worker's iterator with its stream (graph-building time)."""
+    """Saves and restores one worker's iterator with its stream (graph-building time);
+    ``iterator`` may be a list: the iterators of one graph (a TPU pod's input hosts), saved
+    together."""
 
     def __init__(self, iterator, position: Position, output_dir: str, keep: int):
         import tensorflow.compat.v1 as tf
 
         self._position, self._output_dir = position, output_dir
-        saveable = tf.data.experimental.make_saveable_from_iterator(iterator)
+        iterators = iterator if isinstance(iterator, (list, tuple)) else [iterator]
+        saveables = [tf.data.experimental.make_saveable_from_iterator(i) for i in iterators]
         # Kept out of every collection: the model's Saver must not see it (Google's names).
         self._stream = tf.Variable(position.stream.to_json(), trainable=False, collections=[],
                                    name=_STREAM_KEY)
-        self._saver = tf.train.Saver([saveable, self._stream], max_to_keep=keep,
+        self._saver = tf.train.Saver(saveables + [self._stream], max_to_keep=keep,
                                      save_relative_paths=True)
+        self._iterators = len(iterators)
         self.initializers = [self._stream.initializer]
 
     def save(self, sess, step: int) -> str:
@@ -266,6 +270,11 @@ class PositionSaver:
                     "stream starts at its beginning"
                     % ("no data position was saved" if saved is None else
                        "the data position saved is another stream's", step))
+        saved_iterators = len(tf.train.list_variables(prefix)) - 1  # all but the stream
+        if saved_iterators != self._iterators:
+            return ("data: the position saved at step %d holds %d input iterators, this run has "
+                    "%d (another number of TPU input hosts): the stream starts at its beginning"
+                    % (step, saved_iterators, self._iterators))
         try:
             self._saver.restore(sess, prefix)
         except tf.errors.OpError as e:

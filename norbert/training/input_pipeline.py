@@ -119,8 +119,7 @@ def _mask_seed(config: InputConfig) -> int:
 class _Place:
     """Where one input pipeline stands among all: what its share and its seeds are made of."""
 
-    context: Optional[object]  # tf.distribute.InputContext; None: the only pipeline
-    pipelines: int  # input pipelines in all (one per worker)
+    pipelines: int  # input pipelines in all (one per worker, or per TPU input host)
     pipeline_id: int  # this pipeline's number among them
     streams: int  # streams mixed (named groups, while training), else 1
     mask_seed: int  # the run's seed of masks and pairs (_mask_seed)
@@ -128,12 +127,12 @@ class _Place:
 
 def _input_fn(config: InputConfig, spec: dict, mask_seed: int, params: dict):
     """The batches of one input pipeline: ``params["batch_size"]`` is per replica under a
-    strategy (the global batch / replicas), ``params["input_context"]`` its place."""
-    context = params.get("input_context")
+    strategy (the global batch / replicas), ``params["input_context"]`` its place (or, on
+    TPUEstimator, ``params["context"]``: ``_pipeline_of``)."""
+    pipelines, pipeline_id = _pipeline_of(params)
     place = _Place(
-        context=context,
-        pipelines=context.num_input_pipelines if context is not None else 1,
-        pipeline_id=context.input_pipeline_id if context is not None else 0,
+        pipelines=pipelines,
+        pipeline_id=pipeline_id,
         streams=len(config.groups) if config.is_training and config.groups else 1,
         mask_seed=mask_seed)
     d = _records(config, spec, place)
@@ -156,6 +155,19 @@ def _input_fn(config: InputConfig, spec: dict, mask_seed: int, params: dict):
     return d.prefetch(2)
 
 
+def _pipeline_of(params: dict) -> Tuple[int, int]:
+    """(input pipelines in all, this one's number): tf.distribute's input context (a pipeline
+    per worker), or on a TPU pod TPUEstimator's context (a pipeline per input host, each
+    reading its share as a worker does); else (1, 0)."""
+    context = params.get("input_context")
+    if context is not None:
+        return context.num_input_pipelines, context.input_pipeline_id
+    tpu = params.get("context")  # TPUEstimator's TPUContext, on a TPU only
+    if tpu is not None and int(tpu.num_hosts) > 1:
+        return int(tpu.num_hosts), int(tpu.current_host)
+    return 1, 0
+
+
 def _records(config: InputConfig, spec: dict, place: _Place):
     """Decoded records (pairs, for chunks): training's for ever, shuffled, this pipeline's
     share, mixed from the named groups; evaluation's one ordered pass."""
@@ -168,14 +180,18 @@ def _records(config: InputConfig, spec: dict, place: _Place):
         streams = [_decoded(_file_records(list(g.files), config, place, "group %s: " % g.name),
                             config, spec, place, k) for k, g in enumerate(config.groups)]
         seed = config.seed
-        if seed is not None and place.context is not None:
+        if seed is not None:
             seed = seed * place.pipelines + place.pipeline_id
         return _mixed(streams, [g.share for g in config.groups], seed)
     if config.is_training:
         return _decoded(_file_records(list(config.input_files), config, place),
                         config, spec, place)
-    # One ordered pass: the same batches, in the same order, at every evaluation.
-    return _decoded(tf.data.TFRecordDataset(list(config.input_files)), config, spec, place)
+    # One ordered pass: the same batches, in the same order, at every evaluation (on a pod,
+    # each input host's share of them).
+    d = tf.data.TFRecordDataset(list(config.input_files))
+    if place.pipelines > 1:
+        d = d.shard(place.pipelines, place.pipeline_id)
+    return _decoded(d, config, spec, place)
 
 
 def _file_records(files: List[str], config: InputConfig, place: _Place, what: str = ""):

@@ -6,8 +6,8 @@ name through ``TPUClusterResolver`` (Cloud TPU VMs ship ``cloud-tpu-client`` for
 
 A resume goes on as the loop's does: the newest checkpoint that reads whole (``point_at_intact``:
 a damaged one is passed over, with a warning), and the training data's position saved with it
-(``PositionHook``: worker 0's iterator, saved beside every model checkpoint, restored at the
-resumed step; ``norbert.training.data_position``).
+(``PositionHook``: the input hosts' iterators, saved beside every model checkpoint, restored
+at the resumed step; ``norbert.training.data_position``).
 
 Training dropout is keyed by the batches' numbers (``numbered``): the training input numbers its
 batches and carries the number as a feature, which the model_fn keys the masks by
@@ -262,10 +262,10 @@ class _IteratorResource:
 
 
 class PositionHook(tf.train.SessionRunHook):
-    """Worker 0's data position on TPUEstimator: saved before each model checkpoint (through
-    ``listener()``, TPUEstimator's saving listener, which is told of every checkpoint: the one
-    when a session starts, those every ``save_checkpoints_steps``, and the last), restored at
-    the resumed step when ``position.restore`` says so.
+    """The data position on TPUEstimator (every input host's iterator): saved before each model
+    checkpoint (through ``listener()``, TPUEstimator's saving listener, which is told of every
+    checkpoint: the one when a session starts, those every ``save_checkpoints_steps``, and the
+    last), restored at the resumed step when ``position.restore`` says so.
 
     The estimator's session calls its checkpoint saver's hook (a chief's hook) before the
     input's: the checkpoint written when a session starts comes before the iterator is
@@ -278,8 +278,9 @@ class PositionHook(tf.train.SessionRunHook):
     infeed runs ``iterations_per_loop`` batches per session call, and the checkpoints (with
     the positions) fall between calls; that the infeed has then read exactly the batches the
     steps took, and that the restore comes before the first call's infeed, could not be checked
-    without a TPU. A pod with several input hosts has an iterator per host: its positions are
-    not kept (a warning says so).
+    without a TPU. A pod with several input hosts has an iterator per host (each reading its
+    share of the data): they are saved together, in one position file, and restored together;
+    checked with the hosts' input pipelines built in one graph on the CPU, not on a pod.
     """
 
     def __init__(self, position: Position, output_dir: str, keep: int):
@@ -289,16 +290,15 @@ class PositionHook(tf.train.SessionRunHook):
         self._session, self._ran = None, False  # the session prepared; its first run done
 
     def begin(self):
-        resources = tf.get_collection(_ITERATORS)
+        resources = tf.get_collection(_ITERATORS)  # one per input host, in the one graph
         self._saver, self._session = None, None
-        if len(resources) != 1:
-            logging.warning("data: %d input iterators (one per input host): their positions "
-                            "are not kept, a resume starts the stream at its beginning",
-                            len(resources))
+        if not resources:
+            logging.warning("data: no input iterator found: the position is not kept, a "
+                            "resume starts the stream at its beginning")
             return
-        self._saver = PositionSaver(_IteratorResource(resources[0]), self._position,
+        self._saver = PositionSaver([_IteratorResource(r) for r in resources], self._position,
                                     self._output_dir, self._keep)
-        self._initializers = [op for op in resources[0].consumers()
+        self._initializers = [op for r in resources for op in r.consumers()
                               if op.type == "MakeIterator"] + self._saver.initializers
         self._global_step = tf.train.get_global_step()
 

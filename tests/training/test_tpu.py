@@ -280,6 +280,63 @@ def test_the_batch_numbers_are_part_of_the_saved_data_position(tmp_path):
             assert sess.run(first_batch)[BATCH_NUMBER].tolist() == [[0, 1], [0, 1]]
 
 
+def _hosts_batches(records, out, count, save_at=None, restore_at=None, hosts=2):
+    """``count`` batches from each of ``hosts`` input hosts' pipelines, built in one graph as
+    TPUEstimator builds them on a pod, under ``PositionHook``: saved after ``save_at`` batches,
+    or restored at the step ``restore_at`` first, as a resumed session restores."""
+    from types import SimpleNamespace
+
+    from norbert.training import data_position, input_pipeline
+    from norbert.training.tpu import PositionHook
+
+    config = input_pipeline.InputConfig(input_files=[str(records)], max_seq_length=32,
+                                        max_predictions_per_seq=5, is_training=True, seed=3)
+    input_fn = input_pipeline.make_input_fn(config)
+    position = data_position.Position(data_position.Stream(
+        3, 3, data_position.setup_of(config, 4, 1)), restore=True)
+    with tf.Graph().as_default():
+        step = tf.train.get_or_create_global_step()
+        batches = [tf.data.make_initializable_iterator(input_fn(
+            {"batch_size": 2, "context": SimpleNamespace(current_host=host, num_hosts=hosts)}))
+            .get_next()["input_ids"] for host in range(hosts)]
+        hook = PositionHook(position, str(out), keep=3)
+        hook.begin()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            if restore_at is not None:
+                step.load(restore_at, sess)
+            hook.before_run(SimpleNamespace(session=sess))  # initialises, restores
+            read = []
+            for number in range(1, count + 1):
+                read.append(sess.run(batches))
+                if number == save_at:
+                    hook.save(sess, number)
+    return read
+
+
+def test_a_pods_input_hosts_read_their_shares_and_resume_together(dropout_free_run, tmp_path,
+                                                                  caplog):
+    """On a pod each input host reads its own share of the records, and the positions of all
+    of them are saved together beside a checkpoint and restored together."""
+    from norbert.training import data_position
+
+    records = dropout_free_run[0] / "train.tfrecord"  # static masks
+    first = _hosts_batches(records, tmp_path, 6, save_at=3)
+    host0 = np.concatenate([b[0] for b in first])
+    host1 = np.concatenate([b[1] for b in first])
+    assert not any((row == other).all() for row in host0 for other in host1)  # other records
+    assert os.path.exists(data_position.position_path(str(tmp_path), 0, 3) + ".index")
+    again = _hosts_batches(records, tmp_path, 3, restore_at=3)
+    for got, expected in zip(again, first[3:]):
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    # A pod of another size: the saved position is not taken for its hosts' (said, not raised).
+    caplog.set_level("INFO")
+    _hosts_batches(records, tmp_path, 1, restore_at=3, hosts=3)
+    assert "data: the position saved at step 3 holds 2 input iterators, this run has 3 " \
+        "(another number of TPU input hosts): the stream starts at its beginning" in caplog.text
+
+
 def _damage(prefix):
     """Flips one byte in the middle of ``prefix``'s data: only a full read sees it."""
     path = prefix + ".data-00000-of-00001"
