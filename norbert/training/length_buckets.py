@@ -163,8 +163,9 @@ def tagged(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object
     import tensorflow.compat.v1 as tf
 
     out = dict(batch)
-    rows = tf.shape(batch["input_mask"])[0]
-    out[BUCKET] = tf.fill([rows], tf.cast(_bucket(batch, boundaries), tf.int32))  # [B]
+    # [B], B static where the batch's is: a TPU's infeed takes fully defined shapes only.
+    out[BUCKET] = tf.zeros_like(batch["input_mask"][:, 0], tf.int32) + tf.cast(
+        _bucket(batch, boundaries), tf.int32)
     return out
 
 

@@ -199,6 +199,18 @@ def _input_fn(path, spec, is_training=False, seed=3):
         is_training=is_training, seed=seed, length_buckets=length_buckets.parse(spec, S)))
 
 
+@pytest.mark.parametrize("is_training", [True, False])
+def test_tagged_batches_keep_the_static_shapes_a_tpu_infeed_needs(tiny, is_training):
+    path = tiny[3]
+    config = dataclasses.replace(_input_fn(path, "16,24", is_training).config, bucket_tags=True)
+    with tf.Graph().as_default():
+        d = input_pipeline.make_input_fn(config)({"batch_size": 4})
+        shapes = tf.data.get_output_shapes(d)
+    assert shapes[length_buckets.BUCKET].as_list() == [4]
+    assert shapes["input_ids"].as_list() == [4, S]  # not cut
+    assert all(shape.is_fully_defined() for shape in shapes.values()), shapes
+
+
 def _first_examples(path, count):
     with tf.Graph().as_default(), tf.Session() as sess:
         batch = tf.data.make_one_shot_iterator(_input_fn(path, "none")(
@@ -273,6 +285,7 @@ def _step_on(config, init, batches, tags, objective, loss_scale):
         fed = dict(features)
         if tags:
             fed = length_buckets.tagged(features, boundaries)
+            assert fed[length_buckets.BUCKET].shape.as_list() == [4]  # static, for the infeed
         spec = model_fn(fed, None, "train", {})
         in_checkpoint = tf.train.load_checkpoint(init).get_variable_to_shape_map()
         tf.train.init_from_checkpoint(init, {v.op.name: v.op.name for v in tf.global_variables()
