@@ -16,6 +16,8 @@ they were. The goal the buckets are held to: a steady-state speed-up over none o
 1 + 0.8 x (1 / (1 - padding share) - 1).
 
 ``NORBERT_BENCH_QUICK=1``: the tiny config at 128 only, and one accuracy seed.
+``NORBERT_BENCH_PART=speed`` or ``accuracy``: that part alone; ``NORBERT_BENCH_SEEDS=4,5,6``:
+the accuracy's seeds (default 1, 2, 3).
 """
 
 import json
@@ -130,13 +132,21 @@ def logged_rate(log):
     return sum(t * s for (_, t), s in zip(lines, seconds)) / sum(seconds)
 
 
+def accuracy_seeds():
+    """The seeds the accuracy runs: NORBERT_BENCH_SEEDS, else ACCURACY's (one when QUICK)."""
+    named = os.environ.get("NORBERT_BENCH_SEEDS", "")
+    if named:
+        return tuple(int(s) for s in named.split(","))
+    return ACCURACY["seeds"][:1] if QUICK else ACCURACY["seeds"]
+
+
 def accuracy(work):
     """Held-out masked-LM accuracy after the same examples: auto against none, per seed."""
     from common import corpus_split, evaluate
     from norbert import build_vocab, run_pretraining
 
     a = ACCURACY
-    seeds = a["seeds"][:1] if QUICK else a["seeds"]
+    seeds = accuracy_seeds()
     train_text, heldout_text = corpus_split(work)
     vocab = os.path.join(work, "acc_vocab.txt")
     build_vocab(input_file=train_text, output_file=vocab, vocab_size=a["vocab"],
@@ -218,7 +228,7 @@ def main():
           "steps, learning rate %g; 90%% of the documents to train (dupe factor 2), 10%% held "
           "out), one run per seed %s:\n"
           % (a["vocab"], a["seq"], a["batch"], a["steps"], a["lr"],
-             ", ".join(str(s) for s in a["seeds"])))
+             ", ".join(str(s) for s in accuracy_seeds())))
     rows = [(b, " ".join("%.4f" % v for v in values), "%.4f" % np.mean(values),
              "%.4f" % np.std(values)) for b, values in found.items()]
     print(table(["--length_buckets", "accuracy per seed", "mean", "spread (std)"], rows))
