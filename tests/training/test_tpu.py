@@ -183,26 +183,17 @@ def bucketed(short, tmp_path_factory):
     return out, "\n".join(r.getMessage() for r in records)
 
 
-def test_named_buckets_train_and_resume_exactly(short, bucketed, tmp_path, monkeypatch,
-                                                caplog):
+def test_named_buckets_train(bucketed, uninterrupted):
+    """A run with named buckets trains every step (its resume rests on the data position, as
+    without buckets: the grouping window is part of the iterator's state, tested on the loop)."""
     whole, log = bucketed
     assert "the model built once per bucket" in log
     assert "batches cut to the shortest of 8,16,24,32" in log
-    out = tmp_path / "run"
-    with monkeypatch.context() as patched:
-        _stopped_at(3, patched)
-        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-            _run(short, out, length_buckets=BUCKETS)
-    caplog.set_level("INFO")
-    _run(short, out, length_buckets=BUCKETS)
-    assert "data: restored the position of step 3" in caplog.text
-    losses, resumed = _losses(str(whole)), _losses(str(out))
-    assert len(losses) == STEPS and sorted(losses) == sorted(resumed)
-    for step in sorted(losses):
-        np.testing.assert_allclose(resumed[step], losses[step], rtol=1e-6, atol=1e-6,
-                                   err_msg="step %d" % step)
-    _assert_same_variables(os.path.join(out, "model.ckpt-%d" % STEPS),
-                           os.path.join(whole, "model.ckpt-%d" % STEPS))
+    losses, plain = _losses(str(whole)), _losses(str(uninterrupted))
+    assert sorted(losses) == sorted(plain) and len(losses) == STEPS
+    assert all(np.isfinite(v).all() for v in losses.values())
+    # Other records, grouped by length: other batches than the run without buckets.
+    assert any(not np.allclose(plain[s], losses[s], rtol=1e-4) for s in plain)
 
 
 def test_named_buckets_evaluate_as_full_length_batches(short, tmp_path):
