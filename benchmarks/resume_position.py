@@ -72,7 +72,7 @@ def _move_to(records, out, step, reached):
     with tf.Graph().as_default():
         with tf.name_scope("data_position"):  # the loop's name for its iterator
             iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": BATCH}))
-        saver = PositionSaver(iterator, Position(stream, restore=True), out, keep=100)
+        saver = PositionSaver([iterator], Position(stream, restore=True), out, keep=100)
         batch = iterator.get_next()["input_ids"]
         with tf.Session() as sess:
             sess.run([iterator.initializer] + saver.initializers)

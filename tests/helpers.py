@@ -170,7 +170,7 @@ def read_positioned_batches(dataset, position, out, count, save_at=None, restore
 
     with tf.Graph().as_default():
         iterator = tf.data.make_initializable_iterator(dataset())
-        saver = data_position.PositionSaver(iterator, position, str(out), keep=3)
+        saver = data_position.PositionSaver([iterator], position, str(out), keep=3)
         batch = iterator.get_next()
         with tf.Session() as sess:
             sess.run([iterator.initializer] + saver.initializers)

@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import random
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 FOLDER = "data_position"
 _PREFIX = "position"
@@ -228,15 +228,13 @@ def decide(setup: Tuple[Tuple[str, str], ...], seed: Optional[int], saved: Optio
 
 
 class PositionSaver:
-    """Saves and restores one worker's iterator with its stream (graph-building time);
-    ``iterator`` may be a list: the iterators of one graph (a TPU pod's input hosts), saved
-    together."""
+    """Saves and restores one worker's iterators with its stream (graph-building time): its
+    input iterator, or those of a TPU pod's input hosts (all in the one graph), together."""
 
-    def __init__(self, iterator, position: Position, output_dir: str, keep: int):
+    def __init__(self, iterators: Sequence, position: Position, output_dir: str, keep: int):
         import tensorflow.compat.v1 as tf
 
         self._position, self._output_dir = position, output_dir
-        iterators = iterator if isinstance(iterator, (list, tuple)) else [iterator]
         saveables = [tf.data.experimental.make_saveable_from_iterator(i) for i in iterators]
         # Kept out of every collection: the model's Saver must not see it (Google's names).
         self._stream = tf.Variable(position.stream.to_json(), trainable=False, collections=[],

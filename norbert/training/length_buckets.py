@@ -32,7 +32,7 @@ Boundaries: ``auto`` is 8 equal steps up to ``--max_seq_length`` (64, 128, ..., 
 added as its last bucket.
 """
 
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Tuple
 
 from norbert.errors import NorbertError
 
@@ -169,14 +169,15 @@ def tagged(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object
     return out
 
 
-def switch(features: Dict[str, object], boundaries: Boundaries, branch: Callable) -> List:
+def switch(features: Dict[str, object], boundaries: Boundaries, branch: Callable):
     """``branch(features)`` with the token features cut to the bucket that ``features[BUCKET]``
     names (``tagged``), ``BUCKET`` left out: one branch per bucket, each built with the static
     shape [B, L] of its bucket, of which only the batch's runs (``tf.switch_case``).
 
-    ``branch`` returns a list of tensors of the same dtypes and shapes in every bucket. It
-    builds the model once per bucket: the first creates the variables and the others reuse
-    them (``tf.AUTO_REUSE``), so that every bucket trains the same variables.
+    ``branch`` returns a structure of tensors (dicts, lists, tuples), the same structure,
+    dtypes and shapes in every bucket; so does ``switch``. It builds the model once per
+    bucket: the first creates the variables and the others reuse them (``tf.AUTO_REUSE``), so
+    that every bucket trains the same variables.
     """
     import tensorflow.compat.v1 as tf
 

@@ -290,7 +290,7 @@ def _build_train_graph(model_fn, input_fn, params, config: RunConfig, start: Sta
         saver = tf.train.Saver(max_to_keep=config.keep_checkpoint_max, save_relative_paths=True)
         positions = None
         if position is not None:  # after the model's Saver, which must not see it
-            positions = PositionSaver(step.iterator, position, config.output_dir,
+            positions = PositionSaver([step.iterator], position, config.output_dir,
                                       config.keep_checkpoint_max)
         init = [tf.global_variables_initializer(), tf.local_variables_initializer()]
         if positions is not None:

@@ -149,32 +149,28 @@ def _bucketed_step(config: ModelFnConfig, features, mode: str, forward: Callable
     (``length_buckets.switch``), at the bucket's length, and, training, so do the gradients,
     so that no activation of a bucket outlives its branch."""
     gradients = LossGradients(config.loss_scale) if mode == TRAIN else None
-    layout = {}  # filled by the first branch: every branch returns its tensors in this order
+    first = {}  # the first branch's variables, and which of them its loss reaches
 
     def branch(short):
         tensors = _step_tensors(config, forward(short), short, mode)
-        flat = tf.nest.flatten(tensors)
         if gradients is None:
-            layout.setdefault("tensors", tensors)
-            return flat
-        variables = layout.setdefault("variables", tf.trainable_variables())
+            return tensors
+        variables = first.setdefault("variables", tf.trainable_variables())
         grads = gradients(tensors["loss"], variables)
         # The same variables reach the loss in every bucket (None: the next-sentence head in
         # masked-LM-only runs): those gradients are returned, dense ([V, H] for embeddings).
-        reached = layout.setdefault("reached", [g is not None for g in grads])
+        reached = first.setdefault("reached", [g is not None for g in grads])
         if reached != [g is not None for g in grads]:
             raise ValueError("the buckets' models reach other variables")
-        layout.setdefault("tensors", tensors)
-        return flat + [tf.convert_to_tensor(g) for g in grads if g is not None]
+        return tensors, [tf.convert_to_tensor(g) for g in grads if g is not None]
 
     out = length_buckets.switch(features, config.length_buckets, branch)
-    size = len(tf.nest.flatten(layout["tensors"]))
-    tensors = tf.nest.pack_sequence_as(layout["tensors"], out[:size])
     if gradients is None:
-        return tensors, None
-    found = iter(out[size:])
-    grads = [next(found) if r else None for r in layout["reached"]]
-    return tensors, Computed(gradients, grads, layout["variables"])
+        return out, None
+    tensors, dense = out
+    dense = iter(dense)
+    grads = [next(dense) if r else None for r in first["reached"]]
+    return tensors, Computed(gradients, grads, first["variables"])
 
 
 def build_model_fn(config: ModelFnConfig) -> Callable:

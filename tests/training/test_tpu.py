@@ -372,7 +372,7 @@ def test_a_position_saved_before_the_batches_were_numbered_restarts_the_stream(
     assert old != saved
     with tf.Graph().as_default():  # an iterator without the numbers, saved at step 4
         iterator = tf.data.make_initializable_iterator(tf.data.Dataset.range(10))
-        saver = data_position.PositionSaver(iterator, data_position.Position(old), str(out), 5)
+        saver = data_position.PositionSaver([iterator], data_position.Position(old), str(out), 5)
         with tf.Session() as sess:
             sess.run([iterator.initializer] + saver.initializers)
             saver.save(sess, 4)
