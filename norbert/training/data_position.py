@@ -30,6 +30,12 @@ FOLDER = "data_position"
 _PREFIX = "position"
 _STREAM_KEY = "data_stream"  # the identity's name inside a position checkpoint
 _FORMAT = 1
+# TPUEstimator's batch per input call (per TPU core on a TPU: --train_batch_size over
+# --num_tpu_cores): part of its setup.
+CORE_BATCH = "examples per TPU core batch"
+# Parts of the setup recorded later than the positions' format: a position saved before one
+# was recorded continues as it did then (its run's TPU positions are not all restarted once).
+ADDED_LATER = (CORE_BATCH,)
 
 
 def position_dir(output_dir: str, worker: int) -> str:
@@ -79,14 +85,18 @@ class Stream:
             return None
 
     def changes_from(self, saved: "Stream") -> List[str]:
-        """What differs in this setup from ``saved``'s, one phrase each."""
+        """What differs in this setup from ``saved``'s, one phrase each (a part recorded only
+        since ``ADDED_LATER`` counts as unchanged when ``saved`` predates it)."""
         before, now = dict(saved.setup), dict(self.setup)
+        for what in ADDED_LATER:
+            if what not in before:
+                now.pop(what, None)
         return ["%s %s -> %s" % (what, before.get(what, "unset"), now.get(what, "unset"))
                 for what in sorted(set(before) | set(now)) if before.get(what) != now.get(what)]
 
 
-def setup_of(input_config, worker_batch_size: int, workers: int,
-             numbered: bool = False) -> Tuple[Tuple[str, str], ...]:
+def setup_of(input_config, worker_batch_size: int, workers: int, numbered: bool = False,
+             core_batch_size: Optional[int] = None) -> Tuple[Tuple[str, str], ...]:
     """The stream's setup: what a saved position is only valid under.
 
     ``input_config``: the training ``InputConfig``; ``worker_batch_size``: the batch one
@@ -95,6 +105,9 @@ def setup_of(input_config, worker_batch_size: int, workers: int,
     replicas take their slices of it, so 1 device and 2 replicas read the same stream.
     ``numbered``: the iterator numbers its batches for dropout (TPUEstimator's,
     ``tpu.numbered``); its state then holds a count that a position saved without one lacks.
+    ``core_batch_size``: TPUEstimator's, the batch its input yields (per TPU core on a TPU):
+    the iterator's prefetched batches are saved with that shape, so another number of cores
+    cannot take them.
     """
     c = input_config
     files = [list(g.files) for g in c.groups] if c.groups else [list(c.input_files)]
@@ -115,6 +128,8 @@ def setup_of(input_config, worker_batch_size: int, workers: int,
         setup["--length_buckets"] = ",".join(str(b) for b in c.length_buckets)
     if numbered:  # absent on the loop: its positions hold as they were
         setup["batches numbered for dropout"] = "yes (TPUEstimator)"
+    if core_batch_size is not None:
+        setup[CORE_BATCH] = str(core_batch_size)
     return tuple(sorted(setup.items()))
 
 

@@ -91,6 +91,21 @@ def test_a_tpu_position_saved_before_its_batches_were_numbered_restarts_the_stre
     assert data_position.setup_of(config, 8, 1) == old.setup
 
 
+def test_tpu_positions_hold_only_for_the_batch_per_core_they_were_saved_with():
+    config = InputConfig(["a.tfrecord"], S, P, is_training=True)
+    saved = Stream(5, 5, data_position.setup_of(config, 64, 1, numbered=True, core_batch_size=8))
+    fewer_cores = data_position.setup_of(config, 64, 1, numbered=True, core_batch_size=16)
+    position = decide(fewer_cores, None, _saved(saved), 0, True, random.Random(0))
+    assert not position.restore
+    assert position.note.endswith("the setup changed since model.ckpt-40: examples per TPU "
+                                  "core batch 8 -> 16")
+    # A position saved before the batch per core was recorded continues as it did then.
+    older = Stream(5, 5, data_position.setup_of(config, 64, 1, numbered=True))
+    assert decide(fewer_cores, None, _saved(older), 0, True, random.Random(0)).restore
+    # Nor do the loop's streams record it.
+    assert data_position.CORE_BATCH not in dict(data_position.setup_of(config, 64, 1))
+
+
 def test_positions_missing_or_turned_off():
     missing = decide(SETUP, 3, _saved(None), 0, True, random.Random(0))
     assert not missing.restore and "model.ckpt-40 has no data position (saved" in missing.note

@@ -363,14 +363,47 @@ def test_a_position_saved_before_the_batches_were_numbered_restarts_the_stream(
     says that the stream restarts and why, and trains on."""
     from norbert.training import data_position
 
+    out = _resumed_at_4_from_another_setup(
+        uninterrupted, tmp_path, lambda setup: {w: v for w, v in setup.items()
+                                                if w != "batches numbered for dropout"})
+    caplog.set_level("INFO")
+    _run(dynamic, out)
+    assert "data: restarts at step 4 in a new order" in caplog.text
+    assert "the setup changed since model.ckpt-4: batches numbered for dropout unset -> yes " \
+        "(TPUEstimator)" in caplog.text
+    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-%d" % STEPS)
+
+
+def test_another_number_of_tpu_cores_restarts_the_stream(dynamic, uninterrupted, tmp_path,
+                                                         caplog):
+    """A position saved with another batch per core (the same --train_batch_size over
+    another --num_tpu_cores): its iterator's prefetched batches have that batch's shape, which
+    this run's input cannot yield, so the stream restarts, and the resume says why."""
+    from norbert.training import data_position
+
+    out = _resumed_at_4_from_another_setup(
+        uninterrupted, tmp_path, lambda setup: dict(setup, **{data_position.CORE_BATCH: "4"}))
+    caplog.set_level("INFO")
+    _run(dynamic, out)
+    assert "data: restarts at step 4 in a new order" in caplog.text
+    assert "the setup changed since model.ckpt-4: examples per TPU core batch 4 -> 8" \
+        in caplog.text
+    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-%d" % STEPS)
+
+
+def _resumed_at_4_from_another_setup(uninterrupted, tmp_path, changed):
+    """A copy of the uninterrupted run that resumes at step 4 from a position saved with the
+    setup ``changed(setup)`` (its iterator a stand-in, never restored: the setup differs)."""
+    from norbert.training import data_position
+
     out = tmp_path / "run"
     shutil.copytree(str(uninterrupted), str(out))
     prefix = data_position.position_path(str(out), 0, 4)
     saved = data_position.read_stream(prefix)
-    old = data_position.Stream(saved.run_seed, saved.stream_seed, tuple(
-        (what, value) for what, value in saved.setup if what != "batches numbered for dropout"))
+    old = data_position.Stream(saved.run_seed, saved.stream_seed,
+                               tuple(sorted(changed(dict(saved.setup)).items())))
     assert old != saved
-    with tf.Graph().as_default():  # an iterator without the numbers, saved at step 4
+    with tf.Graph().as_default():
         iterator = tf.data.make_initializable_iterator(tf.data.Dataset.range(10))
         saver = data_position.PositionSaver([iterator], data_position.Position(old), str(out), 5)
         with tf.Session() as sess:
@@ -380,12 +413,7 @@ def test_a_position_saved_before_the_batches_were_numbered_restarts_the_stream(
     for path in glob.glob(os.path.join(str(out), "model.ckpt-%d.*" % STEPS)):
         os.remove(path)  # the run resumes at step 4
     tf.train.update_checkpoint_state(str(out), "model.ckpt-4", ["model.ckpt-2", "model.ckpt-4"])
-    caplog.set_level("INFO")
-    _run(dynamic, out)
-    assert "data: restarts at step 4 in a new order" in caplog.text
-    assert "the setup changed since model.ckpt-4: batches numbered for dropout unset -> yes " \
-        "(TPUEstimator)" in caplog.text
-    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-%d" % STEPS)
+    return out
 
 
 def _saved_steps(folder, steps):
