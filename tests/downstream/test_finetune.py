@@ -38,7 +38,7 @@ def test_the_encoder_starts_from_the_checkpoint(tagged, tiny_checkpoint, task):
         finetune._restore(prefix)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            values = {v.op.name: sess.run(v) for v in tf.global_variables()}
+            values = sess.run({v.op.name: v for v in tf.global_variables()})  # one call
     for name in ("bert/embeddings/word_embeddings", "bert/encoder/layer_1/output/dense/kernel"):
         np.testing.assert_array_equal(values[name], stored.get_tensor(name))
     assert values["output_weights"].shape == (5, 32)

@@ -299,7 +299,7 @@ def _step_on(config, init, batches, tags, objective, loss_scale):
                     [spec.loss, spec.scalars["masked_lm_accuracy"], spec.train_op],
                     {features[k]: batch[k] for k in names})
                 steps.append((loss, accuracy))
-            variables = {v.op.name: sess.run(v) for v in tf.global_variables()}
+            variables = sess.run({v.op.name: v for v in tf.global_variables()})  # one call
     return steps, variables
 
 
