@@ -17,7 +17,8 @@ they were. The goal the buckets are held to: a steady-state speed-up over none o
 
 ``NORBERT_BENCH_QUICK=1``: the tiny config at 128 only, and one accuracy seed.
 ``NORBERT_BENCH_PART=speed`` or ``accuracy``: that part alone; ``NORBERT_BENCH_SEEDS=4,5,6``:
-the accuracy's seeds (default 1, 2, 3).
+the accuracy's seeds (default 1, 2, 3); ``NORBERT_BENCH_STEPS=30,810``: every speed case's
+(short, long) steps (longer runs span several grouping windows of 1,024 examples).
 """
 
 import json
@@ -35,6 +36,8 @@ import pretraining
 
 # NORBERT_BENCH_PART=speed or accuracy: one part only (while tuning it); run_all runs both.
 PART = os.environ.get("NORBERT_BENCH_PART", "")
+# NORBERT_BENCH_STEPS=short,long: the speed runs' steps instead of each case's own.
+STEPS = tuple(int(n) for n in os.environ.get("NORBERT_BENCH_STEPS", "").split(",") if n)
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072)
@@ -188,7 +191,8 @@ def main():
                               dupe_factor=1)
                 shares[seq] = padding_share(records, seq)
             tokens = (1 - shares[seq]) * seq  # real tokens per example
-            rates, whole = speed_rows(work, records, seq, pred, name, fields, steps, tokens)
+            rates, whole = speed_rows(work, records, seq, pred, name, fields, STEPS or steps,
+                                      tokens)
             ref, none = rates["Google's run_pretraining.py"], rates[
                 "norbert, --length_buckets=none"]
             goal = 1 + 0.8 * (1 / (1 - shares[seq]) - 1)

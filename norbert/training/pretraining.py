@@ -427,12 +427,13 @@ def _data_position(settings: Settings, start: Start, train: Inputs, cluster,
     workers = cluster.num_workers if cluster is not None else 1
     # TPUEstimator's input numbers its batches for dropout (tpu.numbered): part of the stream;
     # so is the batch each call of its input yields (per core on a TPU: PER_HOST_V2).
-    on_tpu = engine == TPU_ESTIMATOR
-    core_batch = run.train_batch_size // (settings.tpu.num_tpu_cores if settings.tpu.use_tpu
-                                          else 1)
+    estimator = engine == TPU_ESTIMATOR
+    core_batch = None
+    if estimator:
+        core_batch = run.train_batch_size // (settings.tpu.num_tpu_cores
+                                              if settings.tpu.use_tpu else 1)
     setup = data_position.setup_of(train.input_fn.config, run.train_batch_size // workers,
-                                   workers, numbered=on_tpu,
-                                   core_batch_size=core_batch if on_tpu else None)
+                                   workers, numbered=estimator, core_batch_size=core_batch)
     saved = None
     if start.resume:
         saved = data_position.read_saved(run.output_dir, start.resume[0], workers)
