@@ -361,8 +361,6 @@ def test_a_position_saved_before_the_batches_were_numbered_restarts_the_stream(
         dynamic, uninterrupted, tmp_path, caplog):
     """An older TPUEstimator run's position (its stream without the batch numbers): the resume
     says that the stream restarts and why, and trains on."""
-    from norbert.training import data_position
-
     out = _resumed_at_4_from_another_setup(
         uninterrupted, tmp_path, lambda setup: {w: v for w, v in setup.items()
                                                 if w != "batches numbered for dropout"})
