@@ -426,14 +426,12 @@ def _data_position(settings: Settings, start: Start, train: Inputs, cluster,
     run = settings.run
     workers = cluster.num_workers if cluster is not None else 1
     # TPUEstimator's input numbers its batches for dropout (tpu.numbered): part of the stream;
-    # so is the batch each call of its input yields (per core on a TPU: PER_HOST_V2).
+    # so is the batch each call of its input yields.
     estimator = engine == TPU_ESTIMATOR
-    core_batch = None
-    if estimator:
-        core_batch = run.train_batch_size // (settings.tpu.num_tpu_cores
-                                              if settings.tpu.use_tpu else 1)
-    setup = data_position.setup_of(train.input_fn.config, run.train_batch_size // workers,
-                                   workers, numbered=estimator, core_batch_size=core_batch)
+    setup = data_position.setup_of(
+        train.input_fn.config, run.train_batch_size // workers, workers, numbered=estimator,
+        core_batch_size=settings.tpu.input_batch_size(run.train_batch_size) if estimator
+        else None)
     saved = None
     if start.resume:
         saved = data_position.read_saved(run.output_dir, start.resume[0], workers)

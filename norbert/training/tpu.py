@@ -63,6 +63,11 @@ class TpuConfig:
     # Steps per call to the TPU before control returns to the host.
     iterations_per_loop: int = 1000
 
+    def input_batch_size(self, batch_size: int) -> int:
+        """The batch each call of TPUEstimator's input yields for the global ``batch_size``:
+        one core's on a TPU (PER_HOST_V2 input, ``make_estimator``), the whole on the CPU."""
+        return batch_size // self.num_tpu_cores if self.use_tpu else batch_size
+
 
 def estimator_module():
     """``tf.compat.v1.estimator``, or ``NorbertError`` saying how to get it."""
