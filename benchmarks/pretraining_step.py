@@ -62,15 +62,16 @@ def _feed():
     )
 
 
-def _build(which, config):
+def _build(which, config, features=None):
     """(graph, initializer, train op, loss, session options) of the "reference" graph or of a
-    norbert variant (a ``VARIANTS`` key)."""
+    norbert variant (a ``VARIANTS`` key); ``features()`` makes the batch in the new graph
+    (default: the one fixed batch of ``_feed``, as constants)."""
     import tensorflow.compat.v1 as tf
 
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(0)
-        f = {k: tf.constant(v) for k, v in _feed().items()}
+        f = features() if features else {k: tf.constant(v) for k, v in _feed().items()}
         if which == "reference":
             from bert import modeling, optimization, run_pretraining
 
