@@ -14,6 +14,10 @@ BEAM_VENV ?= .venv-beam
 PY_MINOR := $(shell $(PYTHON) -c 'import sys; print(sys.version_info[1])')
 REQS := $(if $(filter 9 10 11,$(PY_MINOR)),requirements/tf2.15.txt,requirements/newest.in)
 PYTEST_ARGS ?= --durations=20
+# The TensorFlow suites run in this many processes (pytest-xdist; a module's tests stay in one, so
+# its shared fixtures are built once): most tests keep one core busy at a time. 1: one process.
+TEST_PROCESSES ?= 2
+XDIST = $(if $(filter 1,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist loadfile)
 
 .PHONY: demo demo-scratch test test-all test-newest-tf test-beam bench venv lock lock-beam clean
 
@@ -57,14 +61,14 @@ demo-scratch: $(VENV)/.installed
 
 # The default suite: everything but tests marked slow. Under 15 minutes on 2 cores.
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
+	$(VENV)/bin/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS) tests
 
 test-all: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests
+	$(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS) tests
 
 test-newest-tf: $(NEWEST_VENV)/.installed
 	$(NEWEST_VENV)/bin/python -c 'import tensorflow as tf; print("TensorFlow", tf.__version__)'
-	$(NEWEST_VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
+	$(NEWEST_VENV)/bin/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS) tests
 
 # The Beam tests (data builder and vocab counting as pipelines, on the DirectRunner with worker
 # processes and on a local Dask cluster), in Beam's environment; elsewhere they skip.

@@ -203,8 +203,10 @@ def test_keyword_errors_rewrites_warnings_of_keyword_calls_as_they_are_shown():
     assert [str(w.message) for w in shown] == ["size=9 is large; see path= and --other",
                                                "nothing to rewrite"]
     assert all(isinstance(w.message, SizeWarning) for w in shown)
-    with pytest.warns(SizeWarning, match=r"^--size=9 is large; see --path and --other$"):
+    with pytest.warns(SizeWarning) as shown:  # a config, not keywords: flags' words stay
         step(Checked(size=9))
+    assert [str(w.message) for w in shown] == ["--size=9 is large; see --path and --other",
+                                               "nothing to rewrite"]
     # Ignored warnings stay ignored, and the hook is the caller's again after the call.
     hook = warnings.showwarning
     with warnings.catch_warnings(record=True) as seen:
