@@ -1,26 +1,30 @@
-"""What padding costs the tiny model's step, and so the most any length bucketing can gain.
+"""What padding costs the tiny model's step, the most any length bucketing can gain, and what
+auto gains, all in one interleaved run.
 
-The step time of norbert's training graph (``pretraining_step.py``'s build: forward, backward
-and the default update on one fixed batch of 8, after two warm-up steps, the best of 3) on
-batches of each of ``--length_buckets=auto``'s lengths, at ``--max_seq_length`` 128 (20
-predictions) and 512 (76). With those times (linear between them), the records' own real lengths
-give the step time of a batching that computed no padding at all: the mean over the examples of
-t(real length). ``t(max length) / that mean`` is the speed-up no bucketing can pass; the goal of
-``length_buckets.py`` (1 + 0.8 x (1 / (1 - padding share) - 1)) assumes a step's cost
-proportional to its positions, which a model whose step is mostly length-independent work (the
-masked-LM output over the vocab for every prediction, the embedding table's update) is not.
+In one process: norbert's training graph (``pretraining_step.py``'s build: forward, backward and
+the default update) on one fixed batch of 8 at each of ``--length_buckets=auto``'s lengths, and
+on the records as norbert's input pipeline reads them (``--seed=1``, batch 8) with
+``--length_buckets=none`` and ``auto``. Every graph runs in turns (``FIXED_BLOCK`` steps of a
+fixed batch, ``BLOCK`` of the records), the order of the graphs rotating every turn, so that the
+machine's drift (on a shared 2-core machine, a third between stretches of a few seconds) falls
+on all alike. From the turns, at ``--max_seq_length`` 128 (20 predictions) and 512 (76):
 
-Then what auto gains in fact, on the same records read by norbert's own input pipeline
-(``--seed=1``): the training graphs of ``--length_buckets=none`` and ``auto`` in one process,
-run in turns of ``BLOCK`` steps (the order of the two rotating every turn) over several grouping
-windows, so that the machine's drift (on a shared 2-core machine, a third between stretches of a
-few seconds) falls on both alike; auto's real tokens/s over none's, over the whole and each half
-of the turns (their gap shows the noise left). The goal the speed-up is held to here: 80% of what
-padding costs this model, ``1 + 0.8 x (no padding at all - 1)``.
+- the step time at each length, and with those times (linear between them) the records' own
+  real lengths give the step time of a batching that computed no padding at all: the mean over
+  the examples of t(real length). ``t(max length) / that mean`` is the speed-up no bucketing can
+  pass. The goal of ``length_buckets.py`` (1 + 0.8 x (1 / (1 - padding share) - 1)) assumes a
+  step's cost proportional to its positions, which a model whose step is mostly
+  length-independent work (the masked-LM output over the vocab for every prediction, the
+  embedding table's update) is not; the goal held here is 80% of what padding costs this
+  model, ``1 + 0.8 x (no padding at all - 1)``;
+- what auto's own batches would gain at those step times (the lengths it cut its batches to),
+  and what it gains in fact: auto's real tokens/s over none's. The gap between the two is what
+  auto's batching costs beyond the shapes it runs (grouping, unknown lengths in the graph).
 
-Records: ``length_buckets.py``'s (``../shared/data/*.txt``, norbert's reference-exact builder,
-the uncased 30,522-token vocab, dupe factor 1). ``NORBERT_BENCH_QUICK=1``: length 128 only, one
-measurement per length, fewer turns.
+Each figure is given for all the turns and for each half of them (their gap shows the noise
+left). Records: ``length_buckets.py``'s (``../shared/data/*.txt``, norbert's reference-exact
+builder, the uncased 30,522-token vocab, dupe factor 1). ``NORBERT_BENCH_QUICK=1``: length 128
+only, fewer turns.
 """
 
 import os
@@ -36,25 +40,37 @@ from length_buckets import TINY, goal, real_lengths
 from pretraining import bert_config
 import pretraining_step
 
-CASES = ((128, 20, 40), (512, 76, 10))  # (length, predictions, timed steps)
-REPEATS = 1 if QUICK else 3
-# Turns of the interleaved runs: steps per turn, and turns of each run per length (40 x 32
-# steps of batch 8 at 128: 10 grouping windows of 1,024 examples; 12 x 32 at 512: 3).
+CASES = ((128, 20), (512, 76))  # (length, predictions)
+# Steps per turn: of a graph on the records (32 batches of 8: a quarter of a grouping window of
+# 1,024 examples), and of a graph on one fixed batch (the same every step, so fewer are enough).
 BLOCK = 32
+FIXED_BLOCK = 8
+# Turns of every graph per length (40 x 32 steps of batch 8 at 128: 10 grouping windows; 12 x 32
+# at 512: 3).
 TURNS = {128: 12 if QUICK else 40, 512: 12}
+# Steps before the turns of a graph on the records: a whole grouping window (1,024 examples), so
+# that auto has run each of its shapes before it is timed (the steady state, not first uses).
+WARM_UP = 128
 
 
-def step_seconds(config, length, predictions, steps):
-    """Best seconds per step of norbert's default graph on batches of ``length`` positions."""
+def fixed_session(config, length, predictions):
+    """(session, fetches) of norbert's default training graph on one fixed batch of 8 examples
+    of ``length`` positions (``pretraining_step``'s), warmed up."""
+    import tensorflow.compat.v1 as tf
+
     pretraining_step.S, pretraining_step.P = length, predictions  # its batch's shape
-    return min(pretraining_step._seconds_per_step("adamw", config, steps)
-               for _ in range(REPEATS))
+    graph, init, train_op, loss, options = pretraining_step._build("adamw", config)
+    sess = tf.Session(graph=graph, config=options)
+    sess.run(init)
+    for _ in range(2):
+        sess.run([train_op, loss])
+    return sess, [train_op, loss]
 
 
 def training_session(records, seq, pred, buckets):
     """(session, fetches) of norbert's default training graph (``pretraining_step``'s) on
     ``records`` as its input pipeline reads them with ``--length_buckets=buckets`` (batch 8,
-    seed 1), warmed up; the fetches' last is the batch's real tokens."""
+    seed 1), warmed up (``WARM_UP`` steps); the fetches' last two are the batch's real tokens and its length."""
     import tensorflow.compat.v1 as tf
 
     from norbert.training import length_buckets
@@ -73,93 +89,116 @@ def training_session(records, seq, pred, buckets):
     graph, init, train_op, loss, options = pretraining_step._build(
         "adamw", bert_config(TINY), features)
     with graph.as_default():
-        fetches = [train_op, loss, tf.reduce_sum(batch["input_mask"])]
+        fetches = [train_op, loss, tf.reduce_sum(batch["input_mask"]),
+                   tf.shape(batch["input_ids"])[1]]
     sess = tf.Session(graph=graph, config=options)
     sess.run(init)
-    for _ in range(3):
+    for _ in range(WARM_UP):
         sess.run(fetches)
     return sess, fetches
 
 
-def interleaved(records, seq, pred):
-    """Auto's real tokens/s over none's: (all the turns, first half, second half)."""
-    runs = {b: training_session(records, seq, pred, b) for b in ("none", "auto")}
-    tokens = {b: [] for b in runs}
-    seconds = {b: [] for b in runs}
+def interleaved(records, seq, pred, points):
+    """Every graph's turns: {name: [(seconds, real tokens, [batch lengths]) per turn]}, names
+    the lengths of ``points`` (a fixed batch each) and "none" and "auto" (the records)."""
+    config = bert_config(TINY)
+    runs = {str(n): fixed_session(config, n, pred) for n in points}
+    runs.update((b, training_session(records, seq, pred, b)) for b in ("none", "auto"))
+    turns = {name: [] for name in runs}
     order = list(runs)
     try:
         for turn in range(TURNS[seq]):
-            for name in order[turn % 2:] + order[:turn % 2]:
+            k = turn % len(order)
+            for name in order[k:] + order[:k]:
                 sess, fetches = runs[name]
-                start, count = time.perf_counter(), 0
-                for _ in range(BLOCK):
-                    count += int(sess.run(fetches)[-1])
-                seconds[name].append(time.perf_counter() - start)
-                tokens[name].append(count)
+                fixed = name not in ("none", "auto")
+                tokens, lengths = 0, []
+                start = time.perf_counter()
+                for _ in range(FIXED_BLOCK if fixed else BLOCK):
+                    out = sess.run(fetches)
+                    real, length = (pretraining_step.B * int(name), name) if fixed else out[-2:]
+                    tokens += int(real)
+                    lengths.append(int(length))
+                turns[name].append((time.perf_counter() - start, tokens, lengths))
     finally:
         for sess, _ in runs.values():
             sess.close()
+    return turns
 
-    def ratio(part):
-        rate = {b: sum(tokens[b][part]) / sum(seconds[b][part]) for b in runs}
-        return rate["auto"] / rate["none"]
 
-    half = TURNS[seq] // 2
-    return ratio(slice(None)), ratio(slice(None, half)), ratio(slice(half, None))
+def figures(turns, part, points, lengths):
+    """From the turns of ``part`` (a slice): (seconds per step at each of ``points``, no padding
+    at all, what auto's batches would gain at those times, what auto gains over none)."""
+    def total(name, i):
+        return sum(turn[i] for turn in turns[name][part])
+
+    seconds = [total(str(n), 0) / sum(len(t[2]) for t in turns[str(n)][part]) for n in points]
+    bound = seconds[-1] / np.interp(lengths, points, seconds).mean()
+    rate = {b: total(b, 1) / total(b, 0) for b in ("none", "auto")}
+    auto_lengths = [n for turn in turns["auto"][part] for n in turn[2]]
+    none_steps = sum(len(turn[2]) for turn in turns["none"][part])
+    predicted = ((total("auto", 1) / np.interp(auto_lengths, points, seconds).sum())
+                 / (total("none", 1) / (none_steps * seconds[-1])))
+    return seconds, bound, predicted, rate["auto"] / rate["none"]
 
 
 def main():
     import tensorflow.compat.v1 as tf
 
     tf.disable_eager_execution()
-    config = bert_config(TINY)
     work = tempfile.mkdtemp(prefix="bench_length_cost_")
-    rows, gains = [], []
+    costs, gains = [], []
     try:
-        for seq, pred, steps in CASES[:1] if QUICK else CASES:
+        for seq, pred in CASES[:1] if QUICK else CASES:
             records = os.path.join(work, "train-%d.tfrecord" % seq)
             build_records(",".join(corpus_files()), uncased_vocab(), records, seq, pred,
                           dupe_factor=1)
             lengths = real_lengths(records)
             points = [seq * (i + 1) // 8 for i in range(8)]  # auto's bucket lengths
-            seconds = [step_seconds(config, n, pred, steps) for n in points]
-            print("  %d: %s" % (seq, seconds), file=sys.stderr, flush=True)
+            turns = interleaved(records, seq, pred, points)
+            half = TURNS[seq] // 2
+            whole, first, second = (figures(turns, part, points, lengths) for part in
+                                    (slice(None), slice(None, half), slice(half, None)))
+            print("  %d: %s %s %s" % (seq, whole, first, second), file=sys.stderr, flush=True)
+            seconds, bound, predicted, gain = whole
             slope = (seconds[-1] - seconds[0]) / (points[-1] - points[0])
-            fixed = seconds[-1] - slope * points[-1]  # the line through the ends, at length 0
+            flat = seconds[-1] - slope * points[-1]  # the line through the ends, at length 0
             padding = 1 - lengths.mean() / seq
-            bound = seconds[-1] / np.interp(lengths, points, seconds).mean()
-            rows.append((str(seq), "%.1f%%" % (100 * padding),
-                         " ".join("%d: %.1f" % (n, 1000 * s) for n, s in zip(points, seconds)),
-                         "%.0f%%" % (100 * fixed / seconds[-1]), "%.2fx" % bound,
-                         "%.2fx" % goal(1 / (1 - padding))))
-            whole, first, second = interleaved(records, seq, pred)
-            print("  %d: auto %.3f %.3f %.3f" % (seq, whole, first, second), file=sys.stderr,
-                  flush=True)
-            gains.append((str(seq), "%.3fx" % bound, "%.3fx" % goal(bound),
-                          "%.3fx (%.3fx, %.3fx)" % (whole, first, second),
-                          "%.0f%%" % (100 * (whole - 1) / (bound - 1))))
+            costs.append((str(seq), "%.1f%%" % (100 * padding),
+                          " ".join("%d: %.1f" % (n, 1000 * t) for n, t in zip(points, seconds)),
+                          "%.0f%%" % (100 * flat / seconds[-1]),
+                          "%.2fx" % goal(1 / (1 - padding))))
+
+            def cell(i):  # the figure over all the turns (and each half)
+                return "%.3fx (%.3fx, %.3fx)" % tuple(f[i] for f in (whole, first, second))
+
+            gains.append((str(seq), cell(1), "%.3fx" % goal(bound), cell(2), cell(3),
+                          "%.0f%%" % (100 * (gain - 1) / (bound - 1))))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("## Length buckets: what padding costs the tiny model\n")
-    print("The tiny model's (L=2, H=128) training step on batches of 8 cut to each of "
-          "`--length_buckets=auto`'s lengths (norbert's default graph, in-process, the best of "
-          "%d), and the speed-up a batching that computed no padding at all would reach on "
-          "`length_buckets.py`'s records: the step time at full length over the mean, over the "
-          "examples, of the step time at each one's real length (linear between the measured "
-          "lengths). The length-independent share is where the line through the shortest and "
-          "the full length meets length 0. Command: `python benchmarks/run_all.py "
-          "length_cost`.\n" % REPEATS)
+    print("The tiny model's (L=2, H=128) training step (norbert's default graph) on a fixed batch "
+          "of 8 cut to each of `--length_buckets=auto`'s lengths, in turns of %d steps, "
+          "interleaved with the runs below; the length-independent share is where the line "
+          "through the shortest and the full length meets length 0, and the goal is "
+          "`length_buckets.py`'s, 1 + 0.8 x (1 / (1 - padding share) - 1). Command: "
+          "`python benchmarks/run_all.py length_cost`.\n" % FIXED_BLOCK)
     print(table(["length", "padding", "ms per step at each bucket length",
-                 "length-independent share", "no padding at all", "goal"], rows))
-    print("\nWhat auto gains over none in fact: the two training graphs in one process, reading "
-          "the records through norbert's input pipeline (`--seed=1`, batch %d), in turns of %d "
-          "steps (the order rotating every turn; %s turns of each), real tokens/s of auto over "
-          "none, over all the turns and (in brackets) each half of them; and the share of what "
-          "padding costs (no padding at all) that auto recovers. The goal here: 80%% of it.\n"
+                 "length-independent share", "goal"], costs))
+    print("\nWhat padding costs this model, and what auto recovers of it, measured in the same "
+          "turns: no padding at all is the step time at full length over the mean, over the "
+          "records' examples, of the step time at each one's real length (linear between the "
+          "lengths above); the goal here is 80%% of it. Auto's batches predict what the lengths "
+          "auto cut its batches to would gain at those step times; auto over none is what it "
+          "gained: the training graphs of none and auto reading the records through norbert's "
+          "input pipeline (`--seed=1`, batch %d), in turns of %d steps (%s turns of each graph, "
+          "the order rotating every turn), real tokens/s of auto over none. Each figure over all "
+          "the turns and (in brackets) each half of them; recovered: auto over none's share of "
+          "no padding at all.\n"
           % (pretraining_step.B, BLOCK,
              " and ".join("%d at %d" % (TURNS[int(r[0])], int(r[0])) for r in gains)))
-    print(table(["length", "no padding at all", "goal: 80% of it", "auto over none",
-                 "recovered"], gains))
+    print(table(["length", "no padding at all", "goal: 80% of it", "auto's batches predict",
+                 "auto over none", "recovered"], gains))
 
 
 if __name__ == "__main__":
