@@ -56,21 +56,15 @@ WARM_UP = 128
 def fixed_session(config, length, predictions):
     """(session, fetches) of norbert's default training graph on one fixed batch of 8 examples
     of ``length`` positions (``pretraining_step``'s), warmed up."""
-    import tensorflow.compat.v1 as tf
-
     pretraining_step.S, pretraining_step.P = length, predictions  # its batch's shape
-    graph, init, train_op, loss, options = pretraining_step._build("adamw", config)
-    sess = tf.Session(graph=graph, config=options)
-    sess.run(init)
-    for _ in range(2):
-        sess.run([train_op, loss])
-    return sess, [train_op, loss]
+    return pretraining_step.warm_session("adamw", config)
 
 
 def training_session(records, seq, pred, buckets):
     """(session, fetches) of norbert's default training graph (``pretraining_step``'s) on
     ``records`` as its input pipeline reads them with ``--length_buckets=buckets`` (batch 8,
-    seed 1), warmed up (``WARM_UP`` steps); the fetches' last two are the batch's real tokens and its length."""
+    seed 1), warmed up (``WARM_UP`` steps); the fetches' last two are the batch's real tokens
+    and its length."""
     import tensorflow.compat.v1 as tf
 
     from norbert.training import length_buckets
@@ -160,7 +154,7 @@ def main():
             whole, first, second = (figures(turns, part, points, lengths) for part in
                                     (slice(None), slice(None, half), slice(half, None)))
             print("  %d: %s %s %s" % (seq, whole, first, second), file=sys.stderr, flush=True)
-            seconds, bound, predicted, gain = whole
+            seconds, bound, _, gain = whole
             slope = (seconds[-1] - seconds[0]) / (points[-1] - points[0])
             flat = seconds[-1] - slope * points[-1]  # the line through the ends, at length 0
             padding = 1 - lengths.mean() / seq

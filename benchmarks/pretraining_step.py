@@ -106,18 +106,26 @@ def _build(which, config, features=None):
     return graph, init, op, loss, options
 
 
-def _seconds_per_step(which, config, steps):
-    """Seconds per step, after two warm-up steps."""
+def warm_session(which, config):
+    """(session, [train op, loss]) of ``_build``'s graph on its fixed batch, after two warm-up
+    steps; the caller closes the session."""
     import tensorflow.compat.v1 as tf
 
     graph, init, op, loss, options = _build(which, config)
-    with tf.Session(graph=graph, config=options) as sess:
-        sess.run(init)
-        for _ in range(2):
-            sess.run([op, loss])
+    sess = tf.Session(graph=graph, config=options)
+    sess.run(init)
+    for _ in range(2):
+        sess.run([op, loss])
+    return sess, [op, loss]
+
+
+def _seconds_per_step(which, config, steps):
+    """Seconds per step, after two warm-up steps."""
+    sess, fetches = warm_session(which, config)
+    with sess:
         start = time.perf_counter()
         for _ in range(steps):
-            sess.run([op, loss])
+            sess.run(fetches)
         return (time.perf_counter() - start) / steps
 
 
