@@ -22,12 +22,17 @@ on all alike. From the turns, at ``--max_seq_length`` 128 (20 predictions) and 5
   auto's batching costs beyond the shapes it runs (grouping, unknown lengths in the graph).
 
 Each figure is given for all the turns and for each half of them (their gap shows the noise
-left). Records: ``length_buckets.py``'s (``../shared/data/*.txt``, norbert's reference-exact
-builder, the uncased 30,522-token vocab, dupe factor 1). ``NORBERT_BENCH_QUICK=1``: length 128
-only, fewer turns.
+left), with each run's seconds over what its steps' shapes take in the fixed graphs. Then, apart,
+at length 128 (``path_costs``): what an unknown length in the graph, a new length every step and
+the input pipeline each cost a step (``NORBERT_BENCH_PART=turns`` or ``path``: one part).
+
+Records: ``length_buckets.py``'s (``../shared/data/*.txt``, norbert's reference-exact builder,
+the uncased 30,522-token vocab, dupe factor 1). ``NORBERT_BENCH_QUICK=1``: length 128 only,
+fewer turns.
 """
 
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -45,12 +50,19 @@ CASES = ((128, 20), (512, 76))  # (length, predictions)
 # 1,024 examples), and of a graph on one fixed batch (the same every step, so fewer are enough).
 BLOCK = 32
 FIXED_BLOCK = 8
-# Turns of every graph per length (40 x 32 steps of batch 8 at 128: 10 grouping windows; 12 x 32
-# at 512: 3).
-TURNS = {128: 12 if QUICK else 40, 512: 12}
+# Turns of every graph per length (40 x 32 steps of batch 8 at 128: 10 grouping windows; 24 x 32
+# at 512: 6).
+TURNS = {128: 12 if QUICK else 40, 512: 24}
 # Steps before the turns of a graph on the records: a whole grouping window (1,024 examples), so
 # that auto has run each of its shapes before it is timed (the steady state, not first uses).
 WARM_UP = 128
+# The paired measurements of what auto's path could add to a step (``path_costs``): turns of
+# two blocks of FIXED_BLOCK steps each, and batches read to time the input pipeline alone.
+PAIRED_TURNS = 16 if QUICK else 64
+PIPELINE_BATCHES = 1024
+PATH_LENGTH = 128  # the length they are measured at, where auto's gain is smallest
+# NORBERT_BENCH_PART=turns or path: one part only (each its own section of BENCHMARKS.md).
+PART = os.environ.get("NORBERT_BENCH_PART", "")
 
 
 def fixed_session(config, length, predictions):
@@ -92,6 +104,98 @@ def training_session(records, seq, pred, buckets):
     return sess, fetches
 
 
+def hidden_session(config, seq, pred):
+    """(session, fetches, length) of norbert's default training graph on ``pretraining_step``'s
+    fixed batch of ``seq`` positions (its masked positions moved into the shortest bucket),
+    the token features cut to ``length`` (a placeholder, ``seq`` by default): the graph does
+    not know its length, as auto's does not."""
+    import tensorflow.compat.v1 as tf
+
+    pretraining_step.S, pretraining_step.P = seq, pred
+    feed = pretraining_step._feed()
+    feed["masked_lm_positions"] %= seq // 8
+    length = {}
+
+    def features():
+        f = {k: tf.constant(v) for k, v in feed.items()}
+        length["n"] = tf.placeholder_with_default(tf.constant(seq), [])
+        for name in ("input_ids", "input_mask", "segment_ids"):
+            f[name] = f[name][:, :length["n"]]  # [B, n], n unknown to the graph
+        return f
+
+    graph, init, op, loss, options = pretraining_step._build("adamw", config, features)
+    sess = tf.Session(graph=graph, config=options)
+    sess.run(init)
+    for n in range(2 * 8):  # every bucket length, twice
+        sess.run([op, loss], {length["n"]: seq * (n % 8 + 1) // 8})
+    return sess, [op, loss], length["n"]
+
+
+def paired(blocks, turns):
+    """Mean and standard error of the per-step difference of two ways of running steps, and
+    B's mean step (ms): ``blocks(turn)`` gives two functions, each running ``FIXED_BLOCK``
+    steps (A and B; which runs first alternates every turn)."""
+    diffs, base = [], []
+    for turn in range(turns):
+        a, b = blocks(turn)
+        spent = {}
+        for name, run in ((("a", a), ("b", b)) if turn % 2 else (("b", b), ("a", a))):
+            start = time.perf_counter()
+            run()
+            spent[name] = (time.perf_counter() - start) / FIXED_BLOCK
+        diffs.append(spent["a"] - spent["b"])
+        base.append(spent["b"])
+    diffs = 1000 * np.array(diffs)
+    return diffs.mean(), diffs.std() / len(diffs) ** 0.5, 1000 * np.mean(base)
+
+
+def path_costs(records, seq, pred):
+    """What auto's path could add to a step beyond its shapes, each measured apart (ms per step,
+    mean and standard error): an unknown length in the graph (the same batch, static graph
+    against hidden), a new length every step (the eight bucket lengths shuffled against one
+    length per block) and the input pipeline's CPU time per batch, none's and auto's."""
+    import tensorflow.compat.v1 as tf
+
+    from norbert.training import length_buckets
+    from norbert.training.input_pipeline import InputConfig, make_input_fn
+
+    config = bert_config(TINY)
+    static, static_fetches = fixed_session(config, seq, pred)
+    hidden, fetches, length = hidden_session(config, seq, pred)
+    lengths = [seq * (i + 1) // 8 for i in range(8)]
+    rng = random.Random(0)
+
+    def steps(sess, fetches, feeds):
+        return lambda: [sess.run(fetches, f) for f in feeds]
+
+    try:
+        unknown = paired(lambda turn: (steps(hidden, fetches, [{}] * FIXED_BLOCK),
+                                       steps(static, static_fetches, [{}] * FIXED_BLOCK)),
+                         PAIRED_TURNS)
+        shuffled = paired(lambda turn: (
+            steps(hidden, fetches, [{length: n} for n in rng.sample(lengths, FIXED_BLOCK)]),
+            steps(hidden, fetches, [{length: lengths[turn % 8]}] * FIXED_BLOCK)),
+            PAIRED_TURNS)
+    finally:
+        static.close()
+        hidden.close()
+    cpu = {}
+    for buckets in ("none", "auto"):
+        inputs = InputConfig(input_files=[records], max_seq_length=seq,
+                             max_predictions_per_seq=pred, is_training=True, seed=1,
+                             length_buckets=length_buckets.parse(buckets, seq))
+        with tf.Graph().as_default(), tf.Session() as sess:
+            batch = tf.data.make_one_shot_iterator(
+                make_input_fn(inputs)({"batch_size": pretraining_step.B})).get_next()
+            for _ in range(WARM_UP):
+                sess.run(batch)
+            start = time.process_time()
+            for _ in range(PIPELINE_BATCHES):
+                sess.run(batch)
+            cpu[buckets] = 1000 * (time.process_time() - start) / PIPELINE_BATCHES
+    return unknown, shuffled, cpu
+
+
 def interleaved(records, seq, pred, points):
     """Every graph's turns: {name: [(seconds, real tokens, [batch lengths]) per turn]}, names
     the lengths of ``points`` (a fixed batch each) and "none" and "auto" (the records)."""
@@ -122,18 +226,20 @@ def interleaved(records, seq, pred, points):
 
 def figures(turns, part, points, lengths):
     """From the turns of ``part`` (a slice): (seconds per step at each of ``points``, no padding
-    at all, what auto's batches would gain at those times, what auto gains over none)."""
+    at all, what auto's batches would gain at those times, what auto gains over none, and
+    auto's and none's seconds over what their batches' shapes take in the fixed graphs)."""
     def total(name, i):
         return sum(turn[i] for turn in turns[name][part])
 
     seconds = [total(str(n), 0) / sum(len(t[2]) for t in turns[str(n)][part]) for n in points]
     bound = seconds[-1] / np.interp(lengths, points, seconds).mean()
     rate = {b: total(b, 1) / total(b, 0) for b in ("none", "auto")}
-    auto_lengths = [n for turn in turns["auto"][part] for n in turn[2]]
-    none_steps = sum(len(turn[2]) for turn in turns["none"][part])
-    predicted = ((total("auto", 1) / np.interp(auto_lengths, points, seconds).sum())
-                 / (total("none", 1) / (none_steps * seconds[-1])))
-    return seconds, bound, predicted, rate["auto"] / rate["none"]
+    # What each run's steps would take at the fixed graphs' times for their lengths
+    shapes = {b: np.interp([n for turn in turns[b][part] for n in turn[2]], points,
+                           seconds).sum() for b in ("none", "auto")}
+    predicted = (total("auto", 1) / shapes["auto"]) / (total("none", 1) / shapes["none"])
+    over = {b: total(b, 0) / shapes[b] for b in ("none", "auto")}
+    return seconds, bound, predicted, rate["auto"] / rate["none"], over["auto"], over["none"]
 
 
 def main():
@@ -141,12 +247,20 @@ def main():
 
     tf.disable_eager_execution()
     work = tempfile.mkdtemp(prefix="bench_length_cost_")
-    costs, gains = [], []
+    costs, gains, shapes, paths = [], [], [], []
+    cases = [c for c in CASES if c[0] == PATH_LENGTH] if PART == "path" else CASES
     try:
-        for seq, pred in CASES[:1] if QUICK else CASES:
+        for seq, pred in cases[:1] if QUICK else cases:
             records = os.path.join(work, "train-%d.tfrecord" % seq)
             build_records(",".join(corpus_files()), uncased_vocab(), records, seq, pred,
                           dupe_factor=1)
+            if seq == PATH_LENGTH and PART in ("", "path"):
+                unknown, shuffled, cpu = path_costs(records, seq, pred)
+                paths.append((str(seq), "%+.1f ± %.1f ms of %.1f" % unknown,
+                              "%+.1f ± %.1f ms of %.1f" % shuffled,
+                              "%.2f ms, %.2f ms" % (cpu["none"], cpu["auto"])))
+            if PART not in ("", "turns"):
+                continue
             lengths = real_lengths(records)
             points = [seq * (i + 1) // 8 for i in range(8)]  # auto's bucket lengths
             turns = interleaved(records, seq, pred, points)
@@ -154,7 +268,7 @@ def main():
             whole, first, second = (figures(turns, part, points, lengths) for part in
                                     (slice(None), slice(None, half), slice(half, None)))
             print("  %d: %s %s %s" % (seq, whole, first, second), file=sys.stderr, flush=True)
-            seconds, bound, _, gain = whole
+            seconds, bound, _, gain = whole[:4]
             slope = (seconds[-1] - seconds[0]) / (points[-1] - points[0])
             flat = seconds[-1] - slope * points[-1]  # the line through the ends, at length 0
             padding = 1 - lengths.mean() / seq
@@ -168,8 +282,30 @@ def main():
 
             gains.append((str(seq), cell(1), "%.3fx" % goal(bound), cell(2), cell(3),
                           "%.0f%%" % (100 * (gain - 1) / (bound - 1))))
+            shapes.append((str(seq), cell(4), cell(5)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if gains:
+        print_turns(costs, gains, shapes)
+    if paths:
+        print("\n## Length buckets: what auto's path could add to a step\n")
+        print("The tiny model's training step (norbert's default graph) at length %d, batch %d, "
+              "what each thing auto's path does beyond cutting its batches costs apart, per "
+              "step: the graph not knowing its length (the same fixed batch, its length hidden "
+              "behind a placeholder, against the static graph), a new length every step (that "
+              "graph at auto's eight lengths shuffled, against one length per block, the blocks "
+              "rotating over the same lengths), each the mean and standard error of %d paired "
+              "blocks of %d steps (which runs first alternating), beside the mean step it is "
+              "compared with; and the input pipeline's CPU time per batch read alone (%d batches, "
+              "after a grouping window), none's and auto's. Command: `NORBERT_BENCH_PART=path "
+              "python benchmarks/run_all.py length_cost`.\n"
+              % (PATH_LENGTH, pretraining_step.B, PAIRED_TURNS, FIXED_BLOCK, PIPELINE_BATCHES))
+        print(table(["length", "unknown length", "a new length every step",
+                     "input pipeline's CPU per batch (none, auto)"], paths))
+
+
+def print_turns(costs, gains, shapes):
+    """The interleaved turns' section (``main``'s figures)."""
     print("## Length buckets: what padding costs the tiny model\n")
     print("The tiny model's (L=2, H=128) training step (norbert's default graph) on a fixed batch "
           "of 8 cut to each of `--length_buckets=auto`'s lengths, in turns of %d steps, "
@@ -193,6 +329,12 @@ def main():
              " and ".join("%d at %d" % (TURNS[int(r[0])], int(r[0])) for r in gains)))
     print(table(["length", "no padding at all", "goal: 80% of it", "auto's batches predict",
                  "auto over none", "recovered"], gains))
+    print("\nWhere auto's gain and its batches' prediction part: each run's seconds over what its "
+          "steps would take at the fixed-batch graphs' times for their lengths (1.000x: its "
+          "steps cost what their shapes cost; the input pipeline, unknown lengths and changing "
+          "shapes are what is over).\n")
+    print(table(["length", "auto's steps over their shapes'", "none's steps over the full "
+                 "length's"], shapes))
 
 
 if __name__ == "__main__":
