@@ -72,11 +72,9 @@ def fixed_session(config, length, predictions):
     return pretraining_step.warm_session("adamw", config)
 
 
-def training_session(records, seq, pred, buckets):
-    """(session, fetches) of norbert's default training graph (``pretraining_step``'s) on
-    ``records`` as its input pipeline reads them with ``--length_buckets=buckets`` (batch 8,
-    seed 1), warmed up (``WARM_UP`` steps); the fetches' last two are the batch's real tokens
-    and its length."""
+def next_batch(records, seq, pred, buckets):
+    """In the current graph, the next batch of ``records`` as norbert's input pipeline reads
+    them while training with ``--length_buckets=buckets`` (batch 8, seed 1)."""
     import tensorflow.compat.v1 as tf
 
     from norbert.training import length_buckets
@@ -85,11 +83,20 @@ def training_session(records, seq, pred, buckets):
     inputs = InputConfig(input_files=[records], max_seq_length=seq, max_predictions_per_seq=pred,
                          is_training=True, seed=1,
                          length_buckets=length_buckets.parse(buckets, seq))
+    return tf.data.make_one_shot_iterator(
+        make_input_fn(inputs)({"batch_size": pretraining_step.B})).get_next()
+
+
+def training_session(records, seq, pred, buckets):
+    """(session, fetches) of norbert's default training graph (``pretraining_step``'s) on
+    ``next_batch``'s batches, warmed up (``WARM_UP`` steps); the fetches' last two are the
+    batch's real tokens and its length."""
+    import tensorflow.compat.v1 as tf
+
     batch = {}
 
     def features():
-        batch.update(tf.data.make_one_shot_iterator(
-            make_input_fn(inputs)({"batch_size": pretraining_step.B})).get_next())
+        batch.update(next_batch(records, seq, pred, buckets))
         return batch
 
     graph, init, train_op, loss, options = pretraining_step._build(
@@ -156,9 +163,6 @@ def path_costs(records, seq, pred):
     length per block) and the input pipeline's CPU time per batch, none's and auto's."""
     import tensorflow.compat.v1 as tf
 
-    from norbert.training import length_buckets
-    from norbert.training.input_pipeline import InputConfig, make_input_fn
-
     config = bert_config(TINY)
     static, static_fetches = fixed_session(config, seq, pred)
     hidden, fetches, length = hidden_session(config, seq, pred)
@@ -181,12 +185,8 @@ def path_costs(records, seq, pred):
         hidden.close()
     cpu = {}
     for buckets in ("none", "auto"):
-        inputs = InputConfig(input_files=[records], max_seq_length=seq,
-                             max_predictions_per_seq=pred, is_training=True, seed=1,
-                             length_buckets=length_buckets.parse(buckets, seq))
         with tf.Graph().as_default(), tf.Session() as sess:
-            batch = tf.data.make_one_shot_iterator(
-                make_input_fn(inputs)({"batch_size": pretraining_step.B})).get_next()
+            batch = next_batch(records, seq, pred, buckets)
             for _ in range(WARM_UP):
                 sess.run(batch)
             start = time.process_time()
