@@ -72,6 +72,13 @@ def fixed_session(config, length, predictions):
     return pretraining_step.warm_session("adamw", config)
 
 
+def auto_lengths(seq):
+    """``--length_buckets=auto``'s lengths at ``--max_seq_length=seq`` (eight)."""
+    from norbert.training import length_buckets
+
+    return list(length_buckets.parse(length_buckets.AUTO, seq))
+
+
 def next_batch(records, seq, pred, buckets):
     """In the current graph, the next batch of ``records`` as norbert's input pipeline reads
     them while training with ``--length_buckets=buckets`` (batch 8, seed 1)."""
@@ -118,23 +125,25 @@ def hidden_session(config, seq, pred):
     not know its length, as auto's does not."""
     import tensorflow.compat.v1 as tf
 
+    from norbert.training import length_buckets
+
     pretraining_step.S, pretraining_step.P = seq, pred
     feed = pretraining_step._feed()
-    feed["masked_lm_positions"] %= seq // 8
+    feed["masked_lm_positions"] %= auto_lengths(seq)[0]
     length = {}
 
     def features():
         f = {k: tf.constant(v) for k, v in feed.items()}
         length["n"] = tf.placeholder_with_default(tf.constant(seq), [])
-        for name in ("input_ids", "input_mask", "segment_ids"):
+        for name in length_buckets.TOKEN_FEATURES:
             f[name] = f[name][:, :length["n"]]  # [B, n], n unknown to the graph
         return f
 
     graph, init, op, loss, options = pretraining_step._build("adamw", config, features)
     sess = tf.Session(graph=graph, config=options)
     sess.run(init)
-    for n in range(2 * 8):  # every bucket length, twice
-        sess.run([op, loss], {length["n"]: seq * (n % 8 + 1) // 8})
+    for n in auto_lengths(seq) * 2:  # every bucket length, twice
+        sess.run([op, loss], {length["n"]: n})
     return sess, [op, loss], length["n"]
 
 
@@ -166,7 +175,7 @@ def path_costs(records, seq, pred):
     config = bert_config(TINY)
     static, static_fetches = fixed_session(config, seq, pred)
     hidden, fetches, length = hidden_session(config, seq, pred)
-    lengths = [seq * (i + 1) // 8 for i in range(8)]
+    lengths = auto_lengths(seq)
     rng = random.Random(0)
 
     def steps(sess, fetches, feeds):
@@ -262,7 +271,7 @@ def main():
             if PART not in ("", "turns"):
                 continue
             lengths = real_lengths(records)
-            points = [seq * (i + 1) // 8 for i in range(8)]  # auto's bucket lengths
+            points = auto_lengths(seq)
             turns = interleaved(records, seq, pred, points)
             half = TURNS[seq] // 2
             whole, first, second = (figures(turns, part, points, lengths) for part in
