@@ -1,13 +1,14 @@
 """What padding costs the tiny model's step, the most any length bucketing can gain, and what
 auto gains, all in one interleaved run.
 
-In one process: norbert's training graph (``pretraining_step.py``'s build: forward, backward and
-the default update) on one fixed batch of 8 at each of ``--length_buckets=auto``'s lengths, and
-on the records as norbert's input pipeline reads them (``--seed=1``, batch 8) with
-``--length_buckets=none`` and ``auto``. Every graph runs in turns (``FIXED_BLOCK`` steps of a
-fixed batch, ``BLOCK`` of the records), the order of the graphs rotating every turn, so that the
-machine's drift (on a shared 2-core machine, a third between stretches of a few seconds) falls
-on all alike. From the turns, at ``--max_seq_length`` 128 (20 predictions) and 512 (76):
+In one process: norbert's training graph (``model_fn.build_model_fn``'s, as the loop runs it:
+forward, backward and the default update, the dropout keyed) on one fixed batch of 8 at each
+of ``--length_buckets=auto``'s lengths, and on the records as norbert's input pipeline reads
+them (``--seed=1``, batch 8) with ``--length_buckets=none`` and ``auto``. Every graph runs in
+turns (``FIXED_BLOCK`` steps of a fixed batch, ``BLOCK`` of the records), the order of the
+graphs rotating every turn, so that the machine's drift (on a shared 2-core machine, a third
+between stretches of a few seconds) falls on all alike. From the turns, at
+``--max_seq_length`` 128 (20 predictions) and 512 (76):
 
 - the step time at each length, and with those times (linear between them) the records' own
   real lengths give the step time of a batching that computed no padding at all: the mean over
@@ -22,7 +23,8 @@ on all alike. From the turns, at ``--max_seq_length`` 128 (20 predictions) and 5
   auto's batching costs beyond the shapes it runs (grouping, unknown lengths in the graph).
 
 Each figure is given for all the turns and for each half of them (their gap shows the noise
-left), with each run's seconds over what its steps' shapes take in the fixed graphs. Then, apart,
+left), auto's gain with the standard error of its grouping windows' ratios (both runs read the
+same examples in a window), with each run's seconds over what its steps' shapes take in the fixed graphs. Then, apart,
 at length 128 (``path_costs``): what an unknown length in the graph, a new length every step and
 the input pipeline each cost a step (``NORBERT_BENCH_PART=turns`` or ``path``: one part).
 
@@ -53,6 +55,7 @@ FIXED_BLOCK = 8
 # Turns of every graph per length (40 x 32 steps of batch 8 at 128: 10 grouping windows; 24 x 32
 # at 512: 6).
 TURNS = {128: 12 if QUICK else 40, 512: 24}
+WINDOW_TURNS = 4  # turns of a graph on the records in a grouping window (4 x 32 batches of 8)
 # Steps before the turns of a graph on the records: a whole grouping window (1,024 examples), so
 # that auto has run each of its shapes before it is timed (the steady state, not first uses).
 WARM_UP = 128
@@ -65,11 +68,64 @@ PATH_LENGTH = 128  # the length they are measured at, where auto's gain is small
 PART = os.environ.get("NORBERT_BENCH_PART", "")
 
 
+def model_session(config, features, warm_feeds):
+    """(session, fetches) of norbert's training graph (``model_fn.build_model_fn``'s, training:
+    forward, backward and the default update, the training dropout keyed as the loop runs it),
+    with the loop's session options, on the batch ``features()`` makes in the new graph, after
+    a step with each of ``warm_feeds``; the fetches: train op, loss, the batch's real tokens
+    and its length."""
+    import tensorflow.compat.v1 as tf
+
+    from norbert.model.bert_config import BertConfig
+    from norbert.training import loop
+    from norbert.training.model_fn import ModelFnConfig, build_model_fn
+    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.spec import TRAIN, RunConfig
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(0)
+        batch = features()
+        model = ModelFnConfig(bert_config=BertConfig(**config), optimizer=OptimizerConfig(
+            learning_rate=1e-4, num_train_steps=100000, num_warmup_steps=10))
+        spec = build_model_fn(model)(batch, None, TRAIN, {"batch_size": pretraining_step.B})
+        fetches = [spec.train_op, spec.loss, tf.reduce_sum(batch["input_mask"]),
+                   tf.shape(batch["input_ids"])[1]]
+        init = tf.global_variables_initializer()
+    sess = tf.Session(graph=graph, config=loop.session_config(RunConfig(output_dir="unused")))
+    sess.run(init)
+    for feed in warm_feeds:
+        sess.run(fetches, feed)
+    return sess, fetches
+
+
+def fixed_batch(seq, pred, length=None):
+    """``features()`` for ``model_session``: ``pretraining_step``'s fixed batch of 8 examples of
+    ``seq`` positions (its masked positions moved into auto's shortest bucket) as constants, the
+    token features cut to ``length`` (a tensor: the graph does not know its length, as auto's
+    does not; None: left at ``seq``)."""
+    import tensorflow.compat.v1 as tf
+
+    from norbert.training import length_buckets
+
+    pretraining_step.S, pretraining_step.P = seq, pred  # its batch's shape
+    feed = pretraining_step._feed()
+    feed["masked_lm_positions"] %= auto_lengths(seq)[0]
+
+    def features():
+        f = {k: tf.constant(v) for k, v in feed.items()}
+        if length is not None:
+            n = length()
+            for name in length_buckets.TOKEN_FEATURES:
+                f[name] = f[name][:, :n]  # [B, n], n unknown to the graph
+        return f
+    return features
+
+
 def fixed_session(config, length, predictions):
-    """(session, fetches) of norbert's default training graph on one fixed batch of 8 examples
-    of ``length`` positions (``pretraining_step``'s), warmed up."""
-    pretraining_step.S, pretraining_step.P = length, predictions  # its batch's shape
-    return pretraining_step.warm_session("adamw", config)
+    """(session, fetches) of ``model_session`` on ``fixed_batch``'s batch of ``length``
+    positions, warmed up."""
+    return model_session(config, fixed_batch(length, predictions), [{}] * 2)
 
 
 def auto_lengths(seq):
@@ -95,56 +151,28 @@ def next_batch(records, seq, pred, buckets):
 
 
 def training_session(records, seq, pred, buckets):
-    """(session, fetches) of norbert's default training graph (``pretraining_step``'s) on
-    ``next_batch``'s batches, warmed up (``WARM_UP`` steps); the fetches' last two are the
-    batch's real tokens and its length."""
-    import tensorflow.compat.v1 as tf
-
-    batch = {}
-
-    def features():
-        batch.update(next_batch(records, seq, pred, buckets))
-        return batch
-
-    graph, init, train_op, loss, options = pretraining_step._build(
-        "adamw", bert_config(TINY), features)
-    with graph.as_default():
-        fetches = [train_op, loss, tf.reduce_sum(batch["input_mask"]),
-                   tf.shape(batch["input_ids"])[1]]
-    sess = tf.Session(graph=graph, config=options)
-    sess.run(init)
-    for _ in range(WARM_UP):
-        sess.run(fetches)
-    return sess, fetches
+    """(session, fetches) of ``model_session`` on ``next_batch``'s batches, warmed up
+    (``WARM_UP`` steps)."""
+    return model_session(bert_config(TINY), lambda: next_batch(records, seq, pred, buckets),
+                         [{}] * WARM_UP)
 
 
 def hidden_session(config, seq, pred):
-    """(session, fetches, length) of norbert's default training graph on ``pretraining_step``'s
-    fixed batch of ``seq`` positions (its masked positions moved into the shortest bucket),
-    the token features cut to ``length`` (a placeholder, ``seq`` by default): the graph does
-    not know its length, as auto's does not."""
+    """(session, fetches, length) of ``model_session`` on ``fixed_batch``'s batch of ``seq``
+    positions cut to ``length`` (a placeholder, ``seq`` by default), warmed up at every bucket
+    length twice."""
     import tensorflow.compat.v1 as tf
 
-    from norbert.training import length_buckets
-
-    pretraining_step.S, pretraining_step.P = seq, pred
-    feed = pretraining_step._feed()
-    feed["masked_lm_positions"] %= auto_lengths(seq)[0]
     length = {}
 
-    def features():
-        f = {k: tf.constant(v) for k, v in feed.items()}
+    def hidden():
         length["n"] = tf.placeholder_with_default(tf.constant(seq), [])
-        for name in length_buckets.TOKEN_FEATURES:
-            f[name] = f[name][:, :length["n"]]  # [B, n], n unknown to the graph
-        return f
+        return length["n"]
 
-    graph, init, op, loss, options = pretraining_step._build("adamw", config, features)
-    sess = tf.Session(graph=graph, config=options)
-    sess.run(init)
-    for n in auto_lengths(seq) * 2:  # every bucket length, twice
-        sess.run([op, loss], {length["n"]: n})
-    return sess, [op, loss], length["n"]
+    sess, fetches = model_session(config, fixed_batch(seq, pred, hidden), [])
+    for n in auto_lengths(seq) * 2:
+        sess.run(fetches, {length["n"]: n})
+    return sess, fetches, length["n"]
 
 
 def paired(blocks, turns):
@@ -223,7 +251,7 @@ def interleaved(records, seq, pred, points):
                 start = time.perf_counter()
                 for _ in range(FIXED_BLOCK if fixed else BLOCK):
                     out = sess.run(fetches)
-                    real, length = (pretraining_step.B * int(name), name) if fixed else out[-2:]
+                    real, length = out[-2:]
                     tokens += int(real)
                     lengths.append(int(length))
                 turns[name].append((time.perf_counter() - start, tokens, lengths))
@@ -235,8 +263,9 @@ def interleaved(records, seq, pred, points):
 
 def figures(turns, part, points, lengths):
     """From the turns of ``part`` (a slice): (seconds per step at each of ``points``, no padding
-    at all, what auto's batches would gain at those times, what auto gains over none, and
-    auto's and none's seconds over what their batches' shapes take in the fixed graphs)."""
+    at all, what auto's batches would gain at those times, what auto gains over none and its
+    standard error, and auto's and none's seconds over what their batches' shapes take in the
+    fixed graphs)."""
     def total(name, i):
         return sum(turn[i] for turn in turns[name][part])
 
@@ -248,7 +277,16 @@ def figures(turns, part, points, lengths):
                            seconds).sum() for b in ("none", "auto")}
     predicted = (total("auto", 1) / shapes["auto"]) / (total("none", 1) / shapes["none"])
     over = {b: total(b, 0) / shapes[b] for b in ("none", "auto")}
-    return seconds, bound, predicted, rate["auto"] / rate["none"], over["auto"], over["none"]
+    # Auto over none in each grouping window (WINDOW_TURNS turns of each): both read the same
+    # examples in it, so its real tokens/s ratio is none's seconds over auto's; the spread of
+    # the windows' ratios is the gain's noise (the machine's drift between turns included).
+    none, auto = (turns[b][part] for b in ("none", "auto"))
+    windows = [sum(t[0] for t in none[i:i + WINDOW_TURNS])
+               / sum(t[0] for t in auto[i:i + WINDOW_TURNS])
+               for i in range(0, len(auto) - WINDOW_TURNS + 1, WINDOW_TURNS)]
+    error = np.std(windows) / len(windows) ** 0.5
+    return (seconds, bound, predicted, rate["auto"] / rate["none"], error, over["auto"],
+            over["none"])
 
 
 def main():
@@ -277,7 +315,7 @@ def main():
             whole, first, second = (figures(turns, part, points, lengths) for part in
                                     (slice(None), slice(None, half), slice(half, None)))
             print("  %d: %s %s %s" % (seq, whole, first, second), file=sys.stderr, flush=True)
-            seconds, bound, _, gain = whole[:4]
+            seconds, bound, _, gain, error = whole[:5]
             slope = (seconds[-1] - seconds[0]) / (points[-1] - points[0])
             flat = seconds[-1] - slope * points[-1]  # the line through the ends, at length 0
             padding = 1 - lengths.mean() / seq
@@ -289,16 +327,18 @@ def main():
             def cell(i):  # the figure over all the turns (and each half)
                 return "%.3fx (%.3fx, %.3fx)" % tuple(f[i] for f in (whole, first, second))
 
-            gains.append((str(seq), cell(1), "%.3fx" % goal(bound), cell(2), cell(3),
-                          "%.0f%%" % (100 * (gain - 1) / (bound - 1))))
-            shapes.append((str(seq), cell(4), cell(5)))
+            gains.append((str(seq), cell(1), "%.3fx" % goal(bound), cell(2),
+                           "%s, ± %.3f" % (cell(3), error),
+                           "%.0f%% ± %.0f" % (100 * (gain - 1) / (bound - 1),
+                                              100 * error / (bound - 1))))
+            shapes.append((str(seq), cell(5), cell(6)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if gains:
         print_turns(costs, gains, shapes)
     if paths:
         print("\n## Length buckets: what auto's path could add to a step\n")
-        print("The tiny model's training step (norbert's default graph) at length %d, batch %d, "
+        print("The tiny model's training step (norbert's training graph) at length %d, batch %d, "
               "what each thing auto's path does beyond cutting its batches costs apart, per "
               "step: the graph not knowing its length (the same fixed batch, its length hidden "
               "behind a placeholder, against the static graph), a new length every step (that "
@@ -316,7 +356,7 @@ def main():
 def print_turns(costs, gains, shapes):
     """The interleaved turns' section (``main``'s figures)."""
     print("## Length buckets: what padding costs the tiny model\n")
-    print("The tiny model's (L=2, H=128) training step (norbert's default graph) on a fixed batch "
+    print("The tiny model's (L=2, H=128) training step (norbert's training graph) on a fixed batch "
           "of 8 cut to each of `--length_buckets=auto`'s lengths, in turns of %d steps, "
           "interleaved with the runs below; the length-independent share is where the line "
           "through the shortest and the full length meets length 0, and the goal is "
@@ -332,10 +372,12 @@ def print_turns(costs, gains, shapes):
           "gained: the training graphs of none and auto reading the records through norbert's "
           "input pipeline (`--seed=1`, batch %d), in turns of %d steps (%s turns of each graph, "
           "the order rotating every turn), real tokens/s of auto over none. Each figure over all "
-          "the turns and (in brackets) each half of them; recovered: auto over none's share of "
-          "no padding at all.\n"
+          "the turns and (in brackets) each half of them, auto over none with the standard error "
+          "of its grouping windows' ratios (both runs read the same examples in each window of "
+          "%d turns); recovered: auto over none's share of no padding at all.\n"
           % (pretraining_step.B, BLOCK,
-             " and ".join("%d at %d" % (TURNS[int(r[0])], int(r[0])) for r in gains)))
+             " and ".join("%d at %d" % (TURNS[int(r[0])], int(r[0])) for r in gains),
+             WINDOW_TURNS))
     print(table(["length", "no padding at all", "goal: 80% of it", "auto's batches predict",
                  "auto over none", "recovered"], gains))
     print("\nWhere auto's gain and its batches' prediction part: each run's seconds over what its "
