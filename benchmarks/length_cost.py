@@ -24,9 +24,10 @@ between stretches of a few seconds) falls on all alike. From the turns, at
 
 Each figure is given for all the turns and for each half of them (their gap shows the noise
 left), auto's gain with the standard error of its grouping windows' ratios (both runs read the
-same examples in a window), with each run's seconds over what its steps' shapes take in the fixed graphs. Then, apart,
-at length 128 (``path_costs``): what an unknown length in the graph, a new length every step and
-the input pipeline each cost a step (``NORBERT_BENCH_PART=turns`` or ``path``: one part).
+same examples in a window), with each run's seconds over what its steps' shapes take in the
+fixed graphs. Then, apart, at length 128 (``path_costs``): what an unknown length in the graph,
+a new length every step and the input pipeline each cost a step (``NORBERT_BENCH_PART=turns``
+or ``path``: one part).
 
 Records: ``length_buckets.py``'s (``../shared/data/*.txt``, norbert's reference-exact builder,
 the uncased 30,522-token vocab, dupe factor 1). ``NORBERT_BENCH_QUICK=1``: length 128 only,
