@@ -62,16 +62,15 @@ def _feed():
     )
 
 
-def _build(which, config, features=None):
+def _build(which, config):
     """(graph, initializer, train op, loss, session options) of the "reference" graph or of a
-    norbert variant (a ``VARIANTS`` key); ``features()`` makes the batch in the new graph
-    (default: the one fixed batch of ``_feed``, as constants)."""
+    norbert variant (a ``VARIANTS`` key) on the one fixed batch of ``_feed``, as constants."""
     import tensorflow.compat.v1 as tf
 
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(0)
-        f = features() if features else {k: tf.constant(v) for k, v in _feed().items()}
+        f = {k: tf.constant(v) for k, v in _feed().items()}
         if which == "reference":
             from bert import modeling, optimization, run_pretraining
 
