@@ -1,14 +1,17 @@
 """What padding costs the tiny model's step, the most any length bucketing can gain, and what
-auto gains, all in one interleaved run.
+auto gains, all in interleaved runs.
 
 In one process: norbert's training graph (``model_fn.build_model_fn``'s, as the loop runs it:
 forward, backward and the default update, the dropout keyed) on one fixed batch of 8 at each
-of ``--length_buckets=auto``'s lengths, and on the records as norbert's input pipeline reads
-them (``--seed=1``, batch 8) with ``--length_buckets=none`` and ``auto``. Every graph runs in
-turns (``FIXED_BLOCK`` steps of a fixed batch, ``BLOCK`` of the records), the order of the
-graphs rotating every turn, so that the machine's drift (on a shared 2-core machine, a third
-between stretches of a few seconds) falls on all alike. From the turns, at
-``--max_seq_length`` 128 (20 predictions) and 512 (76):
+of ``--length_buckets=auto``'s lengths (read from a dataset, as the records are), and on the
+records as norbert's input pipeline reads them (``--seed=1``, batch 8) with
+``--length_buckets=none`` and ``auto``. Every graph runs in turns (``FIXED_BLOCK`` steps of a
+fixed batch, ``BLOCK`` of the records), the order of the graphs rotating every turn, so that
+the machine's drift (on a shared 2-core machine, a third between stretches of a few seconds)
+falls on all alike. Such a process is one run; the figures move between runs more than within
+one (auto's gain at 128 by several times its error within a run), so each length has ``RUNS``
+of them, each a fresh process, and every figure is given for each run and as their mean. From
+the turns, at ``--max_seq_length`` 128 (20 predictions) and 512 (76):
 
 - the step time at each length, and with those times (linear between them) the records' own
   real lengths give the step time of a batching that computed no padding at all: the mean over
@@ -22,21 +25,23 @@ between stretches of a few seconds) falls on all alike. From the turns, at
   and what it gains in fact: auto's real tokens/s over none's. The gap between the two is what
   auto's batching costs beyond the shapes it runs (grouping, unknown lengths in the graph).
 
-Each figure is given for all the turns and for each half of them (their gap shows the noise
-left), auto's gain with the standard error of its grouping windows' ratios (both runs read the
-same examples in a window), with each run's seconds over what its steps' shapes take in the
-fixed graphs. Then, apart, at length 128 (``path_costs``): what an unknown length in the graph,
-a new length every step and the input pipeline each cost a step (``NORBERT_BENCH_PART=turns``
-or ``path``: one part).
+Auto's gain and the share of no padding at all it recovers are given with the standard error
+of the runs' mean, with each run's seconds over what its steps' shapes take in the fixed
+graphs. Then, apart, at length 128 (``path_costs``): what an unknown length in the graph, a
+new length every step and the input pipeline each cost a step (``NORBERT_BENCH_PART=turns`` or
+``path``: one part).
 
 Records: ``length_buckets.py``'s (``../shared/data/*.txt``, norbert's reference-exact builder,
 the uncased 30,522-token vocab, dupe factor 1). ``NORBERT_BENCH_QUICK=1``: length 128 only,
-fewer turns.
+fewer turns and runs. ``python benchmarks/length_cost.py --turns RECORDS LENGTH PREDICTIONS``:
+one run's turns, as JSON (what each run's process does).
 """
 
+import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,10 +58,10 @@ CASES = ((128, 20), (512, 76))  # (length, predictions)
 # 1,024 examples), and of a graph on one fixed batch (the same every step, so fewer are enough).
 BLOCK = 32
 FIXED_BLOCK = 8
-# Turns of every graph per length (40 x 32 steps of batch 8 at 128: 10 grouping windows; 24 x 32
-# at 512: 6).
-TURNS = {128: 12 if QUICK else 40, 512: 24}
-WINDOW_TURNS = 4  # turns of a graph on the records in a grouping window (4 x 32 batches of 8)
+# Runs per length (each a process of its own) and turns of every graph in each run (20 x 32
+# steps of batch 8 at 128: 5 grouping windows of 1,024 examples; 12 x 32 at 512: 3).
+RUNS = {128: 2 if QUICK else 4, 512: 2}
+TURNS = {128: 6 if QUICK else 20, 512: 12}
 # Steps before the turns of a graph on the records: a whole grouping window (1,024 examples), so
 # that auto has run each of its shapes before it is timed (the steady state, not first uses).
 WARM_UP = 128
@@ -102,9 +107,10 @@ def model_session(config, features, warm_feeds):
 
 def fixed_batch(seq, pred, length=None):
     """``features()`` for ``model_session``: ``pretraining_step``'s fixed batch of 8 examples of
-    ``seq`` positions (its masked positions moved into auto's shortest bucket) as constants, the
-    token features cut to ``length`` (a tensor: the graph does not know its length, as auto's
-    does not; None: left at ``seq``)."""
+    ``seq`` positions (its masked positions moved into auto's shortest bucket), read from a
+    dataset every step (as the records are: a batch of constants in the graph would let the
+    graph optimizer fold what is computed from it alone), the token features cut to ``length``
+    (a tensor: the graph does not know its length, as auto's does not; None: left at ``seq``)."""
     import tensorflow.compat.v1 as tf
 
     from norbert.training import length_buckets
@@ -114,7 +120,8 @@ def fixed_batch(seq, pred, length=None):
     feed["masked_lm_positions"] %= auto_lengths(seq)[0]
 
     def features():
-        f = {k: tf.constant(v) for k, v in feed.items()}
+        f = tf.data.make_one_shot_iterator(
+            tf.data.Dataset.from_tensors(feed).repeat()).get_next()  # shapes static: [B, seq]
         if length is not None:
             n = length()
             for name in length_buckets.TOKEN_FEATURES:
@@ -234,11 +241,11 @@ def path_costs(records, seq, pred):
     return unknown, shuffled, cpu
 
 
-def interleaved(records, seq, pred, points):
-    """Every graph's turns: {name: [(seconds, real tokens, [batch lengths]) per turn]}, names
-    the lengths of ``points`` (a fixed batch each) and "none" and "auto" (the records)."""
+def interleaved(records, seq, pred):
+    """One run's turns of every graph: {name: [[seconds, real tokens, [batch lengths]] per
+    turn]}, names auto's lengths (a fixed batch each) and "none" and "auto" (the records)."""
     config = bert_config(TINY)
-    runs = {str(n): fixed_session(config, n, pred) for n in points}
+    runs = {str(n): fixed_session(config, n, pred) for n in auto_lengths(seq)}
     runs.update((b, training_session(records, seq, pred, b)) for b in ("none", "auto"))
     turns = {name: [] for name in runs}
     order = list(runs)
@@ -255,45 +262,53 @@ def interleaved(records, seq, pred, points):
                     real, length = out[-2:]
                     tokens += int(real)
                     lengths.append(int(length))
-                turns[name].append((time.perf_counter() - start, tokens, lengths))
+                turns[name].append([time.perf_counter() - start, tokens, lengths])
     finally:
         for sess, _ in runs.values():
             sess.close()
     return turns
 
 
-def figures(turns, part, points, lengths):
-    """From the turns of ``part`` (a slice): (seconds per step at each of ``points``, no padding
-    at all, what auto's batches would gain at those times, what auto gains over none and its
-    standard error, and auto's and none's seconds over what their batches' shapes take in the
-    fixed graphs)."""
-    def total(name, i):
-        return sum(turn[i] for turn in turns[name][part])
+def run(records, seq, pred):
+    """``interleaved``'s turns, run in a fresh process (``--turns``)."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--turns", records,
+                          str(seq), str(pred)], stdout=subprocess.PIPE, check=True,
+                         universal_newlines=True).stdout
+    return json.loads(out.splitlines()[-1])
 
-    seconds = [total(str(n), 0) / sum(len(t[2]) for t in turns[str(n)][part]) for n in points]
+
+def figures(turns, lengths):
+    """From one run's turns: (seconds per step at each of auto's lengths, no padding at all,
+    what auto's batches would gain at those times, what auto gains over none, and auto's and
+    none's seconds over what their batches' shapes take in the fixed graphs)."""
+    def total(name, i):
+        return sum(turn[i] for turn in turns[name])
+
+    points = [int(n) for n in turns if n not in ("none", "auto")]
+    seconds = [total(str(n), 0) / sum(len(t[2]) for t in turns[str(n)]) for n in points]
     bound = seconds[-1] / np.interp(lengths, points, seconds).mean()
     rate = {b: total(b, 1) / total(b, 0) for b in ("none", "auto")}
     # What each run's steps would take at the fixed graphs' times for their lengths
-    shapes = {b: np.interp([n for turn in turns[b][part] for n in turn[2]], points,
-                           seconds).sum() for b in ("none", "auto")}
+    shapes = {b: np.interp([n for turn in turns[b] for n in turn[2]], points, seconds).sum()
+              for b in ("none", "auto")}
     predicted = (total("auto", 1) / shapes["auto"]) / (total("none", 1) / shapes["none"])
     over = {b: total(b, 0) / shapes[b] for b in ("none", "auto")}
-    # Auto over none in each grouping window (WINDOW_TURNS turns of each): both read the same
-    # examples in it, so its real tokens/s ratio is none's seconds over auto's; the spread of
-    # the windows' ratios is the gain's noise (the machine's drift between turns included).
-    none, auto = (turns[b][part] for b in ("none", "auto"))
-    windows = [sum(t[0] for t in none[i:i + WINDOW_TURNS])
-               / sum(t[0] for t in auto[i:i + WINDOW_TURNS])
-               for i in range(0, len(auto) - WINDOW_TURNS + 1, WINDOW_TURNS)]
-    error = np.std(windows) / len(windows) ** 0.5
-    return (seconds, bound, predicted, rate["auto"] / rate["none"], error, over["auto"],
-            over["none"])
+    return seconds, bound, predicted, rate["auto"] / rate["none"], over["auto"], over["none"]
+
+
+def mean_error(values):
+    """The mean of the runs' ``values`` and its standard error."""
+    return np.mean(values), np.std(values, ddof=1) / len(values) ** 0.5
 
 
 def main():
     import tensorflow.compat.v1 as tf
 
     tf.disable_eager_execution()
+    if sys.argv[1:2] == ["--turns"]:  # one run, in its own process (``run``)
+        records, seq, pred = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        print(json.dumps(interleaved(records, seq, pred)), flush=True)
+        return
     work = tempfile.mkdtemp(prefix="bench_length_cost_")
     costs, gains, shapes, paths = [], [], [], []
     cases = [c for c in CASES if c[0] == PATH_LENGTH] if PART == "path" else CASES
@@ -311,12 +326,9 @@ def main():
                 continue
             lengths = real_lengths(records)
             points = auto_lengths(seq)
-            turns = interleaved(records, seq, pred, points)
-            half = TURNS[seq] // 2
-            whole, first, second = (figures(turns, part, points, lengths) for part in
-                                    (slice(None), slice(None, half), slice(half, None)))
-            print("  %d: %s %s %s" % (seq, whole, first, second), file=sys.stderr, flush=True)
-            seconds, bound, _, gain, error = whole[:5]
+            runs = [figures(run(records, seq, pred), lengths) for _ in range(RUNS[seq])]
+            print("  %d: %s" % (seq, runs), file=sys.stderr, flush=True)
+            seconds = np.mean([r[0] for r in runs], axis=0)
             slope = (seconds[-1] - seconds[0]) / (points[-1] - points[0])
             flat = seconds[-1] - slope * points[-1]  # the line through the ends, at length 0
             padding = 1 - lengths.mean() / seq
@@ -325,14 +337,17 @@ def main():
                           "%.0f%%" % (100 * flat / seconds[-1]),
                           "%.2fx" % goal(1 / (1 - padding))))
 
-            def cell(i):  # the figure over all the turns (and each half)
-                return "%.3fx (%.3fx, %.3fx)" % tuple(f[i] for f in (whole, first, second))
+            def cell(i, error=False):  # the runs' mean (± its standard error) and each run's
+                mean, err = mean_error([r[i] for r in runs])
+                return "%.3fx%s (%s)" % (mean, " ± %.3f" % err if error else "",
+                                         ", ".join("%.3fx" % r[i] for r in runs))
 
-            gains.append((str(seq), cell(1), "%.3fx" % goal(bound), cell(2),
-                           "%s, ± %.3f" % (cell(3), error),
-                           "%.0f%% ± %.0f" % (100 * (gain - 1) / (bound - 1),
-                                              100 * error / (bound - 1))))
-            shapes.append((str(seq), cell(5), cell(6)))
+            recovered = [100 * (r[3] - 1) / (r[1] - 1) for r in runs]
+            gains.append((str(seq), cell(1), "%.3fx" % goal(np.mean([r[1] for r in runs])),
+                          cell(2), cell(3, error=True),
+                          "%.0f%% ± %.0f (%s)" % (mean_error(recovered) + (
+                              ", ".join("%.0f%%" % r for r in recovered),))))
+            shapes.append((str(seq), cell(4), cell(5)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if gains:
@@ -355,14 +370,15 @@ def main():
 
 
 def print_turns(costs, gains, shapes):
-    """The interleaved turns' section (``main``'s figures)."""
+    """The interleaved runs' section (``main``'s figures)."""
     print("## Length buckets: what padding costs the tiny model\n")
     print("The tiny model's (L=2, H=128) training step (norbert's training graph) on a fixed batch "
-          "of 8 cut to each of `--length_buckets=auto`'s lengths, in turns of %d steps, "
-          "interleaved with the runs below; the length-independent share is where the line "
-          "through the shortest and the full length meets length 0, and the goal is "
-          "`length_buckets.py`'s, 1 + 0.8 x (1 / (1 - padding share) - 1). Command: "
-          "`python benchmarks/run_all.py length_cost`.\n" % FIXED_BLOCK)
+          "of 8 (read from a dataset every step) cut to each of `--length_buckets=auto`'s "
+          "lengths, in turns of %d steps, interleaved with the runs below, the mean of the "
+          "runs; the length-independent share is where the line through the shortest and the "
+          "full length meets length 0, and the goal is `length_buckets.py`'s, 1 + 0.8 x (1 / "
+          "(1 - padding share) - 1). Command: `python benchmarks/run_all.py length_cost`.\n"
+          % FIXED_BLOCK)
     print(table(["length", "padding", "ms per step at each bucket length",
                  "length-independent share", "goal"], costs))
     print("\nWhat padding costs this model, and what auto recovers of it, measured in the same "
@@ -371,14 +387,14 @@ def print_turns(costs, gains, shapes):
           "lengths above); the goal here is 80%% of it. Auto's batches predict what the lengths "
           "auto cut its batches to would gain at those step times; auto over none is what it "
           "gained: the training graphs of none and auto reading the records through norbert's "
-          "input pipeline (`--seed=1`, batch %d), in turns of %d steps (%s turns of each graph, "
-          "the order rotating every turn), real tokens/s of auto over none. Each figure over all "
-          "the turns and (in brackets) each half of them, auto over none with the standard error "
-          "of its grouping windows' ratios (both runs read the same examples in each window of "
-          "%d turns); recovered: auto over none's share of no padding at all.\n"
+          "input pipeline (`--seed=1`, batch %d), in turns of %d steps (the order of all the "
+          "graphs rotating every turn), real tokens/s of auto over none; recovered: auto over "
+          "none's share of no padding at all. Runs, each a process of its own: %s; each figure is "
+          "the runs' mean, with (in brackets) each run's, auto's gain and share with the "
+          "standard error of the mean.\n"
           % (pretraining_step.B, BLOCK,
-             " and ".join("%d at %d" % (TURNS[int(r[0])], int(r[0])) for r in gains),
-             WINDOW_TURNS))
+             ", ".join("%d at %s (%d turns of every graph)" % (RUNS[int(r[0])], r[0],
+                                                               TURNS[int(r[0])]) for r in gains)))
     print(table(["length", "no padding at all", "goal: 80% of it", "auto's batches predict",
                  "auto over none", "recovered"], gains))
     print("\nWhere auto's gain and its batches' prediction part: each run's seconds over what its "
