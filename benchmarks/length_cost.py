@@ -37,6 +37,7 @@ fewer turns and runs. ``python benchmarks/length_cost.py --turns RECORDS LENGTH 
 one run's turns, as JSON (what each run's process does).
 """
 
+import collections
 import json
 import os
 import random
@@ -72,6 +73,13 @@ PIPELINE_BATCHES = 1024
 PATH_LENGTH = 128  # the length they are measured at, where auto's gain is smallest
 # NORBERT_BENCH_PART=turns or path: one part only (each its own section of BENCHMARKS.md).
 PART = os.environ.get("NORBERT_BENCH_PART", "")
+# The graphs on the records (--length_buckets), beside the fixed batches' (named by length).
+ON_RECORDS = ("none", "auto")
+# One run's figures (``figures``): seconds per step at each of auto's lengths; the speed-up of
+# no padding at all; what auto's batches would gain at those times; what auto gains over none;
+# auto's and none's seconds over what their batches' shapes take in the fixed graphs.
+RunFigures = collections.namedtuple(
+    "RunFigures", "seconds bound predicted gain auto_over_shapes none_over_shapes")
 
 
 def model_session(config, features, warm_feeds):
@@ -229,7 +237,7 @@ def path_costs(records, seq, pred):
         static.close()
         hidden.close()
     cpu = {}
-    for buckets in ("none", "auto"):
+    for buckets in ON_RECORDS:
         with tf.Graph().as_default(), tf.Session() as sess:
             batch = next_batch(records, seq, pred, buckets)
             for _ in range(WARM_UP):
@@ -246,7 +254,7 @@ def interleaved(records, seq, pred):
     turn]}, names auto's lengths (a fixed batch each) and "none" and "auto" (the records)."""
     config = bert_config(TINY)
     runs = {str(n): fixed_session(config, n, pred) for n in auto_lengths(seq)}
-    runs.update((b, training_session(records, seq, pred, b)) for b in ("none", "auto"))
+    runs.update((b, training_session(records, seq, pred, b)) for b in ON_RECORDS)
     turns = {name: [] for name in runs}
     order = list(runs)
     try:
@@ -254,7 +262,7 @@ def interleaved(records, seq, pred):
             k = turn % len(order)
             for name in order[k:] + order[:k]:
                 sess, fetches = runs[name]
-                fixed = name not in ("none", "auto")
+                fixed = name not in ON_RECORDS
                 tokens, lengths = 0, []
                 start = time.perf_counter()
                 for _ in range(FIXED_BLOCK if fixed else BLOCK):
@@ -277,23 +285,23 @@ def run(records, seq, pred):
     return json.loads(out.splitlines()[-1])
 
 
-def figures(turns, lengths):
-    """From one run's turns: (seconds per step at each of auto's lengths, no padding at all,
-    what auto's batches would gain at those times, what auto gains over none, and auto's and
-    none's seconds over what their batches' shapes take in the fixed graphs)."""
+def figures(turns, lengths) -> RunFigures:
+    """One run's ``RunFigures``, from its turns (``interleaved``'s) and the records' real
+    lengths."""
     def total(name, i):
         return sum(turn[i] for turn in turns[name])
 
-    points = [int(n) for n in turns if n not in ("none", "auto")]
+    points = [int(n) for n in turns if n not in ON_RECORDS]
     seconds = [total(str(n), 0) / sum(len(t[2]) for t in turns[str(n)]) for n in points]
     bound = seconds[-1] / np.interp(lengths, points, seconds).mean()
-    rate = {b: total(b, 1) / total(b, 0) for b in ("none", "auto")}
+    rate = {b: total(b, 1) / total(b, 0) for b in ON_RECORDS}
     # What each run's steps would take at the fixed graphs' times for their lengths
     shapes = {b: np.interp([n for turn in turns[b] for n in turn[2]], points, seconds).sum()
-              for b in ("none", "auto")}
+              for b in ON_RECORDS}
     predicted = (total("auto", 1) / shapes["auto"]) / (total("none", 1) / shapes["none"])
-    over = {b: total(b, 0) / shapes[b] for b in ("none", "auto")}
-    return seconds, bound, predicted, rate["auto"] / rate["none"], over["auto"], over["none"]
+    over = {b: total(b, 0) / shapes[b] for b in ON_RECORDS}
+    return RunFigures(seconds, bound, predicted, rate["auto"] / rate["none"], over["auto"],
+                      over["none"])
 
 
 def mean_error(values):
@@ -328,7 +336,7 @@ def main():
             points = auto_lengths(seq)
             runs = [figures(run(records, seq, pred), lengths) for _ in range(RUNS[seq])]
             print("  %d: %s" % (seq, runs), file=sys.stderr, flush=True)
-            seconds = np.mean([r[0] for r in runs], axis=0)
+            seconds = np.mean([r.seconds for r in runs], axis=0)
             slope = (seconds[-1] - seconds[0]) / (points[-1] - points[0])
             flat = seconds[-1] - slope * points[-1]  # the line through the ends, at length 0
             padding = 1 - lengths.mean() / seq
@@ -337,17 +345,19 @@ def main():
                           "%.0f%%" % (100 * flat / seconds[-1]),
                           "%.2fx" % goal(1 / (1 - padding))))
 
-            def cell(i, error=False):  # the runs' mean (± its standard error) and each run's
-                mean, err = mean_error([r[i] for r in runs])
+            def cell(field, error=False):  # the runs' mean (± its standard error), each run's
+                values = [getattr(r, field) for r in runs]
+                mean, err = mean_error(values)
                 return "%.3fx%s (%s)" % (mean, " ± %.3f" % err if error else "",
-                                         ", ".join("%.3fx" % r[i] for r in runs))
+                                         ", ".join("%.3fx" % v for v in values))
 
-            recovered = [100 * (r[3] - 1) / (r[1] - 1) for r in runs]
-            gains.append((str(seq), cell(1), "%.3fx" % goal(np.mean([r[1] for r in runs])),
-                          cell(2), cell(3, error=True),
+            recovered = [100 * (r.gain - 1) / (r.bound - 1) for r in runs]
+            gains.append((str(seq), cell("bound"),
+                          "%.3fx" % goal(np.mean([r.bound for r in runs])),
+                          cell("predicted"), cell("gain", error=True),
                           "%.0f%% ± %.0f (%s)" % (mean_error(recovered) + (
                               ", ".join("%.0f%%" % r for r in recovered),))))
-            shapes.append((str(seq), cell(4), cell(5)))
+            shapes.append((str(seq), cell("auto_over_shapes"), cell("none_over_shapes")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if gains:
