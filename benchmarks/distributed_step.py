@@ -62,7 +62,7 @@ def measure(sizes, distribution, global_batch, steps):
     from norbert.training import loop
     from norbert.training.distribution import make_strategy
     from norbert.training.model_fn import ModelFnConfig, build_model_fn
-    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.config import OptimizerConfig
     from norbert.training.spec import RunConfig
     from norbert.training.start import Start
 

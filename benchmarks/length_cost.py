@@ -93,7 +93,7 @@ def model_session(config, features, warm_feeds):
     from norbert.model.bert_config import BertConfig
     from norbert.training import loop
     from norbert.training.model_fn import ModelFnConfig, build_model_fn
-    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.config import OptimizerConfig
     from norbert.training.spec import TRAIN, RunConfig
 
     graph = tf.Graph()

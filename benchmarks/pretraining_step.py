@@ -88,9 +88,10 @@ def _build(which, config):
         else:
             from norbert.model import heads
             from norbert.model.bert_config import BertConfig
-            from norbert.model.precision import PrecisionConfig
+            from norbert.model.precision_config import PrecisionConfig
             from norbert.training import loop
-            from norbert.training.optimization import OptimizerConfig, create_train_op
+            from norbert.training.config import OptimizerConfig
+            from norbert.training.optimization import create_train_op
             from norbert.training.spec import RunConfig
 
             flags = dict(VARIANTS_BY_KEY[which][2])

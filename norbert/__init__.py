@@ -37,8 +37,8 @@ one line naming the setting (as the keyword, when given as one) and the fix. For
                             bert_config_file="bert_config.json", do_train=True,
                             num_train_steps=1000)
 
-Only run_pretraining, the conversions, evaluate_downstream and BertModel import TensorFlow,
-on first use.
+Only run_pretraining (once it has checked its settings and files), the conversions,
+evaluate_downstream and BertModel import TensorFlow, on first use.
 """
 
 import sys
@@ -103,11 +103,11 @@ _LAZY = {
     "export_to_hf": "norbert.conversion.export",
     "import_from_hf": "norbert.conversion.importing",
     "MixingConfig": "norbert.training.mixing",
-    "OptimizerConfig": "norbert.training.optimization",
-    "PrecisionConfig": "norbert.model.precision",
-    "PretrainingConfig": "norbert.training.pretraining",
+    "OptimizerConfig": "norbert.training.config",
+    "PrecisionConfig": "norbert.model.precision_config",
+    "PretrainingConfig": "norbert.training.config",
     "RunConfig": "norbert.training.spec",
-    "TpuConfig": "norbert.training.tpu",
+    "TpuConfig": "norbert.training.config",
     "run_pretraining": "norbert.training.pretraining",
     # No TensorFlow, but not needed by the other tools: loaded when asked for.
     "VocabReportConfig": "norbert.vocab_building.report",

@@ -198,7 +198,7 @@ def expand_inputs(spec: str, flag: str = "--input_file") -> List[str]:
         raise NorbertError("%s is empty: give one or more files or globs, comma-separated" % flag)
     paths = []
     for pattern in patterns:
-        matches = [m for m in glob(pattern) if not _is_dir(m)]
+        matches = [m for m in glob(pattern) if not is_dir(m)]
         if not matches:
             raise NorbertError(
                 "%s: no files match %r (check the path; quote globs so the shell leaves them)"
@@ -208,7 +208,7 @@ def expand_inputs(spec: str, flag: str = "--input_file") -> List[str]:
     return paths
 
 
-def _is_dir(path: str) -> bool:
+def is_dir(path: str) -> bool:
     return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
 
 

@@ -93,7 +93,7 @@ def dropout_free_run(tmp_path_factory, corpus_paths, uncased_vocab_path):
     from norbert.model.bert_config import BertConfig
     from norbert.training import input_pipeline, loop
     from norbert.training.model_fn import ModelFnConfig, build_model_fn
-    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.config import OptimizerConfig
     from norbert.training.spec import RunConfig
 
     root = tmp_path_factory.mktemp("dropout_free")

@@ -11,6 +11,8 @@ stage; the tools that assemble the stages (norbert/__init__.py, norbert/commands
 machinery included) may use them all.
 tokenization/, vocab_building/ and data/ import no TensorFlow when imported (the data tools
 run without it, and start fast): checked from the source and by importing them.
+The commands, and run_pretraining's module with its configs, load no TensorFlow either: its
+plan checks flags and files first.
 
 Inside the rooms: no function over 80 lines; ``do_lower_case`` declared by one config (the
 tokenizer options); the TFRecord framing parsed only in ``data/tfrecord.py``; no module-level
@@ -167,9 +169,9 @@ def test_data_stages_import_no_tensorflow_at_import_time(stage):
         assert not tf, "%s imports %s at import time" % (module, tf[0])
 
 
-def test_data_stages_load_without_tensorflow():
-    """Importing every module of the data stages (and norbert itself) loads no TensorFlow."""
-    names = sorted(m for m in MODULES if _part(m) in NO_TENSORFLOW_AT_IMPORT + ("ground",))
+def _tensorflow_loaded_by(names):
+    """The TensorFlow modules that importing ``names`` (and norbert itself) loads, in a fresh
+    process."""
     code = ("import sys, importlib\n"
             "for name in %r: importlib.import_module(name)\n"
             "import norbert\n"
@@ -177,7 +179,22 @@ def test_data_stages_load_without_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]", done.stdout
+    return done.stdout.strip()
+
+
+def test_data_stages_load_without_tensorflow():
+    """Importing every module of the data stages (and norbert itself) loads no TensorFlow."""
+    names = sorted(m for m in MODULES if _part(m) in NO_TENSORFLOW_AT_IMPORT + ("ground",))
+    assert _tensorflow_loaded_by(names) == "[]"
+
+
+def test_commands_and_the_run_plan_load_without_tensorflow():
+    """The commands, and run_pretraining's module with its configs, load no TensorFlow: --help,
+    a bad flag and the run plan's checks answer before TensorFlow is imported."""
+    names = sorted(m for m in MODULES if m.startswith("norbert.commands")) + [
+        "norbert.training.pretraining", "norbert.training.config",
+        "norbert.model.precision_config", "norbert.model.checkpoints"]
+    assert _tensorflow_loaded_by(names) == "[]"
 
 
 def test_the_rules_catch_a_wrong_import(tmp_path, monkeypatch):

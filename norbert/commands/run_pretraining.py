@@ -12,13 +12,13 @@ loop; with --use_tpu, Google's TPUEstimator (TF 2.15 or 1.15).
 
 from norbert.commands import flags
 
-# Named, not imported: their modules import TensorFlow, which main() alone pays for.
+# Named, not imported: --help and a flag's parse read them without importing their modules.
 CONFIGS = (
-    "norbert.training.pretraining:PretrainingConfig",
-    "norbert.training.optimization:OptimizerConfig",
+    "norbert.training.config:PretrainingConfig",
+    "norbert.training.config:OptimizerConfig",
     "norbert.training.spec:RunConfig",
-    "norbert.training.tpu:TpuConfig",
-    "norbert.model.precision:PrecisionConfig",
+    "norbert.training.config:TpuConfig",
+    "norbert.model.precision_config:PrecisionConfig",
     "norbert.training.distribution:DistributionConfig",
     "norbert.training.mixing:MixingConfig",
 )
@@ -28,13 +28,13 @@ def main(argv):
     del argv  # flags.run refuses positional arguments
     from absl import logging
 
-    from norbert.model.precision import PrecisionConfig
+    # No TensorFlow yet: run_pretraining loads it once its plan has checked every flag and file.
+    from norbert.model.precision_config import PrecisionConfig
+    from norbert.training.config import OptimizerConfig, PretrainingConfig, TpuConfig
     from norbert.training.distribution import DistributionConfig
     from norbert.training.mixing import MixingConfig
-    from norbert.training.optimization import OptimizerConfig
-    from norbert.training.pretraining import PretrainingConfig, run_pretraining
+    from norbert.training.pretraining import run_pretraining
     from norbert.training.spec import RunConfig
-    from norbert.training.tpu import TpuConfig
 
     logging.set_verbosity(logging.INFO)
     run_pretraining(

@@ -37,9 +37,9 @@ from norbert.model import checkpoints
 from norbert.model.bert_config import BertConfig
 from norbert.model.modeling import BertModel
 from norbert.training import replicas
-from norbert.training.distribution import DistributionConfig, make_strategy
-from norbert.training.loop import check_batch_divides
-from norbert.training.optimization import OptimizerConfig, create_train_op
+from norbert.training.config import OptimizerConfig
+from norbert.training.distribution import DistributionConfig, check_batch_divides, make_strategy
+from norbert.training.optimization import create_train_op
 
 INPUTS = ("input_ids", "input_mask", "segment_ids", "label_ids", "label_weights")
 # Dropout on the encoder's output before the classification layer, as run_classifier.py.

@@ -13,11 +13,11 @@ Whole checkpoints as numpy, for the conversion tools: ``checkpoint_shapes``, ``r
 """
 
 import dataclasses
+import os
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert import fileio
@@ -35,6 +35,15 @@ _MOMENT_RE = re.compile(r"/(adam|lamb)_[mv]$")
 _OPTIMIZERS = {"adam": "adamw or adamw_exact", "lamb": "lamb"}  # slot prefix -> --optimizer
 
 
+def _tf():
+    """TensorFlow (compat.v1), imported by the functions that read a checkpoint or touch the
+    graph: finding that there is none to read (a new run's folder, a wrong path) needs none,
+    so that a run's plan answers a wrong flag before TensorFlow loads."""
+    import tensorflow.compat.v1 as tf
+
+    return tf
+
+
 def is_run_state(name: str) -> bool:
     """True for optimizer slots, accumulators and the step counter."""
     return bool(_RUN_STATE_RE.search(name))
@@ -46,7 +55,7 @@ def resolve(path: str, flag: str = "--init_checkpoint") -> str:
     A folder's damaged checkpoints are passed over (with a warning) for its newest intact one;
     a damaged prefix is an error naming the file.
     """
-    if fileio.exists(path) and tf.io.gfile.isdir(path):
+    if fileio.is_dir(path):
         latest = latest_intact(path, flag=flag)
         if latest is None:
             raise NorbertError(
@@ -74,6 +83,7 @@ def damage(prefix: str) -> Optional[str]:
     ``.data-*`` files' sizes with the bytes its tensors need (a save or copy cut short leaves
     them shorter). Flipped bytes inside the data show only when restoring (checksums).
     """
+    tf = _tf()
     try:
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
@@ -124,8 +134,9 @@ def intact_checkpoints(folder: str) -> Tuple[List[str], List[Tuple[str, str]]]:
     ``tf.train.latest_checkpoint`` reads it; that function would return the newest even when
     its files were cut short.
     """
-    if not tf.io.gfile.isdir(folder):
+    if not fileio.exists(os.path.join(folder, "checkpoint")):  # no folder, or no run's
         return [], []
+    tf = _tf()
     state = tf.train.get_checkpoint_state(folder)
     if state is None:
         return [], []
@@ -167,6 +178,7 @@ def latest_intact(folder: str, flag: str = "--output_dir") -> Optional[str]:
 
 
 def variables_in(checkpoint: str) -> Dict[str, List[int]]:
+    tf = _tf()
     return dict(tf.train.list_variables(checkpoint))
 
 
@@ -222,6 +234,7 @@ def assignment_map(
     A variable present under the same name with another shape is a ``NorbertError`` naming it:
     a config that does not match the checkpoint must stop the run, not train a hybrid.
     """
+    tf = _tf()
     variables = list(variables if variables is not None else tf.trainable_variables())
     stored = variables_in(checkpoint)
     mismatch = shape_mismatch(stored, variables)
@@ -248,6 +261,7 @@ def carried_state(checkpoint: str, moments: bool, step: bool) -> List:
     """The graph's optimizer moments (``moments``) and ``global_step`` (``step``) to take from
     ``checkpoint`` too, once the train op has made them; a ``NorbertError`` naming the flag
     when the checkpoint cannot give them (none there, or another optimizer's)."""
+    tf = _tf()
     stored = variables_in(checkpoint)
     out = []
     if moments:
@@ -279,6 +293,7 @@ def init_from_checkpoint(checkpoint: str, variables: Optional[Sequence] = None,
     """Makes the variables' initializers read ``checkpoint`` (before the session starts):
     the trainable ones, and with ``optimizer_state`` / ``keep_global_step`` the optimizer's
     moments / the step too (call it after the train op is built)."""
+    tf = _tf()
     if optimizer_state or keep_global_step:
         variables = list(variables if variables is not None else tf.trainable_variables())
         variables += carried_state(checkpoint, optimizer_state, keep_global_step)
@@ -294,6 +309,7 @@ def init_from_checkpoint(checkpoint: str, variables: Optional[Sequence] = None,
 def _open_reader(checkpoint: str):
     """TensorFlow's reader of the checkpoint at prefix ``checkpoint``; ``NorbertError`` naming
     it when its index does not parse (a copy cut short, or not a checkpoint)."""
+    tf = _tf()
     try:
         reader = tf.train.load_checkpoint(checkpoint)
         reader.get_variable_to_shape_map()
@@ -339,6 +355,7 @@ def save_checkpoint(values: Mapping[str, np.ndarray], prefix: str) -> str:
     ``tf.train.init_from_checkpoint`` and Google's code; returns the prefix written. Values are
     fed through placeholders so that a large model does not become constants inside the graph
     (GraphDef's 2 GB limit)."""
+    tf = _tf()
     with tf.Graph().as_default():
         variables, assigns, feed = [], [], {}
         for name, value in values.items():

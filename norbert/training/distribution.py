@@ -109,6 +109,15 @@ def local_devices(config: DistributionConfig) -> List[str]:
     return ["/gpu:%d" % i for i in range(count)] or ["/cpu:0"]
 
 
+def check_batch_divides(batch_size: int, replicas: int) -> None:
+    """``--train_batch_size`` is the global batch: each replica must get the same share."""
+    if batch_size % replicas:
+        raise NorbertError(
+            "--train_batch_size=%d does not divide among %d replicas: use a multiple of %d "
+            "(each replica gets train_batch_size / replicas examples)"
+            % (batch_size, replicas, replicas))
+
+
 class Cluster:
     """A multi-worker job: the cluster's spec, this worker's index, and its server.
 

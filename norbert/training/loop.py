@@ -39,7 +39,8 @@ from norbert.errors import NorbertError
 from norbert.model import checkpoints
 from norbert.training import length_buckets, replicas
 from norbert.training.data_position import Position, PositionSaver
-from norbert.training.distribution import MULTI_WORKER, Cluster, DistributionConfig, make_strategy
+from norbert.training.distribution import (MULTI_WORKER, Cluster, DistributionConfig,
+                                           check_batch_divides, make_strategy)
 from norbert.training.spec import EVAL, TRAIN, RunConfig
 from norbert.training.start import Start, find_start, initialise
 from norbert.training.stop import StopSignals
@@ -257,15 +258,6 @@ def _replica_slice(batch: Dict[str, tf.Tensor], local_replicas: int) -> Dict[str
         return tf.reshape(value, [local_replicas, shape[0] // local_replicas] + rest)[index]
 
     return {name: share(value) for name, value in batch.items()}
-
-
-def check_batch_divides(batch_size: int, replicas: int) -> None:
-    """``--train_batch_size`` is the global batch: each replica must get the same share."""
-    if batch_size % replicas:
-        raise NorbertError(
-            "--train_batch_size=%d does not divide among %d replicas: use a multiple of %d "
-            "(each replica gets train_batch_size / replicas examples)"
-            % (batch_size, replicas, replicas))
 
 
 # The training graph, finalised: one update (``step``), the saver, the initializers, and the

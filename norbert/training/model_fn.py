@@ -39,9 +39,11 @@ from norbert.model import heads
 from norbert.model import modeling
 from norbert.model import precision
 from norbert.model.bert_config import BertConfig
+from norbert.model.precision_config import FP32, DynamicLossScale, LossScale
 from norbert.training import length_buckets, replicas
-from norbert.training.optimization import (Computed, LossGradients, OptimizerConfig,
-                                           batches_trained, create_train_op)
+from norbert.training.config import OptimizerConfig
+from norbert.training.optimization import (Computed, LossGradients, batches_trained,
+                                           create_train_op)
 from norbert.training.spec import EVAL, TRAIN, ModelSpec
 
 # The feature TPUEstimator's training input carries for dropout (``tpu.numbered``): int32
@@ -55,10 +57,10 @@ class ModelFnConfig:
     optimizer: OptimizerConfig
     use_tpu: bool = False  # CrossShardOptimizer
     use_one_hot_embeddings: bool = False  # faster embedding lookups on TPU
-    # Static loss scaling (a float; 1.0: none) or a precision.DynamicLossScale, for float16.
-    loss_scale: precision.LossScale = 1.0
+    # Static loss scaling (a float; 1.0: none) or a DynamicLossScale, for float16.
+    loss_scale: LossScale = 1.0
     # "fp32", "bf16" or "fp16": the activations' dtype (variables are float32 in all three).
-    precision: str = precision.FP32
+    precision: str = FP32
     # Seed of the training dropout's masks; None: the graph's seed (the loop sets --seed as
     # the graph's), or 0 when the graph has none.
     dropout_seed: Optional[int] = None
@@ -204,7 +206,7 @@ def build_model_fn(config: ModelFnConfig) -> Callable:
             loss, config.optimizer, config.use_tpu, loss_scale=config.loss_scale,
             computed=computed)
         scalars = dict(tensors, learning_rate=learning_rate)
-        if isinstance(config.loss_scale, precision.DynamicLossScale):
+        if isinstance(config.loss_scale, DynamicLossScale):
             # Logged so that a scale stuck low (many skipped steps) is visible.
             scalars["loss_scale"] = tf.get_collection(precision.LOSS_SCALE_COLLECTION)[0]
         return ModelSpec(mode=mode, loss=loss, train_op=train_op, scalars=scalars)

@@ -23,70 +23,15 @@ schedule, ``num_train_steps`` and checkpoints all speak of updates of the effect
 dropout's key: ``norbert.training.model_fn``).
 """
 
-import dataclasses
 import re
-from typing import ClassVar, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence
 
 import tensorflow.compat.v1 as tf
 
-from norbert.errors import NorbertError
 from norbert.model import precision
+from norbert.model.precision_config import DynamicLossScale, LossScale
 from norbert.training import replicas
-
-OPTIMIZERS = ("adamw", "adamw_exact", "lamb")
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-    """How the weights are updated: the optimizer, its learning-rate schedule and clipping."""
-
-    # The heading of its flags in --help and docs/flags.md.
-    HEADING: ClassVar[str] = "Optimizer"
-
-    # Peak learning rate, reached at the end of warm-up (Google's default; 2e-5 suits
-    # continuing from a trained checkpoint, 1e-4 training from scratch).
-    learning_rate: float = 5e-5
-    # Optimizer updates in all; the learning rate decays to zero at this step.
-    num_train_steps: int = 100000
-    # Updates of linear warm-up from zero to the peak learning rate (Google's default: a tenth
-    # of its default num_train_steps; 0 for none).
-    num_warmup_steps: int = 10000
-    # "adamw": Google's AdamWeightDecay on TensorFlow's fused Adam kernel (faster);
-    # "adamw_exact": the same rule op by op, as Google's code computes it; "lamb": LAMB.
-    optimizer: str = dataclasses.field(default="adamw", metadata={"choices": OPTIMIZERS})
-    # Decoupled weight decay, applied to every variable but those in exclude_from_weight_decay.
-    weight_decay_rate: float = 0.01
-    # Decay rate of the first-moment (mean) estimates.
-    beta_1: float = 0.9
-    # Decay rate of the second-moment (variance) estimates.
-    beta_2: float = 0.999
-    # Added to the root of the second moment, for numerical stability.
-    epsilon: float = 1e-6
-    # Global-norm clipping of the (accumulated) gradients; 0 disables it.
-    clip_norm: float = 1.0
-    # Variables whose names match any of these get no weight decay (nor LAMB's trust ratio).
-    exclude_from_weight_decay: Tuple[str, ...] = ("LayerNorm", "layer_norm", "bias")
-    # Micro-batches whose gradients are summed into one update: a larger batch in the same
-    # memory.
-    gradient_accumulation_steps: int = 1
-    # Power of the polynomial decay after warm-up; 1.0 is linear, as Google's.
-    poly_power: float = 1.0
-
-    def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise NorbertError(
-                "--optimizer=%s is not known: use one of %s"
-                % (self.optimizer, ", ".join(OPTIMIZERS))
-            )
-        if self.learning_rate <= 0:
-            raise NorbertError("--learning_rate must be positive, not %g" % self.learning_rate)
-        if self.num_train_steps <= 0:
-            raise NorbertError("--num_train_steps must be positive, not %d" % self.num_train_steps)
-        if self.num_warmup_steps < 0:
-            raise NorbertError("--num_warmup_steps must not be negative")
-        if self.gradient_accumulation_steps < 1:
-            raise NorbertError("--gradient_accumulation_steps must be 1 or more")
-
+from norbert.training.config import OptimizerConfig
 
 def learning_rate_schedule(global_step, config: OptimizerConfig):
     """Linear warm-up to ``learning_rate``, then polynomial decay to zero at the last step.
@@ -247,13 +192,13 @@ def make_optimizer(config: OptimizerConfig, learning_rate, global_step, use_tpu:
 class LossGradients:
     """A loss's gradients, loss-scaled as ``loss_scale`` says: a float multiplies the loss
     before differentiation and divides the gradients after (static loss scaling for float16;
-    1.0 changes nothing); a ``norbert.model.precision.DynamicLossScale`` scales by its variable
-    (made here), which the update then guards (``create_train_op``)."""
+    1.0 changes nothing); a ``DynamicLossScale`` scales by its variable (made here), which
+    the update then guards (``create_train_op``)."""
 
-    def __init__(self, loss_scale: precision.LossScale = 1.0):
+    def __init__(self, loss_scale: LossScale = 1.0):
         self.loss_scale = loss_scale
         self.scaler = None
-        if isinstance(loss_scale, precision.DynamicLossScale):
+        if isinstance(loss_scale, DynamicLossScale):
             self.scaler = precision.DynamicLossScaler(loss_scale)
 
     def __call__(self, loss, variables: Sequence) -> List:
@@ -279,7 +224,7 @@ def create_train_op(
     config: OptimizerConfig,
     use_tpu: bool = False,
     variables: Optional[Sequence] = None,
-    loss_scale: precision.LossScale = 1.0,
+    loss_scale: LossScale = 1.0,
     computed: Optional[Computed] = None,
 ):
     """The training op for ``loss``: gradients, accumulation, clipping, update, step + 1.

@@ -2,7 +2,7 @@
 
 ``run_pretraining`` is what ``scripts/run_pretraining.py`` calls, and what a notebook calls.
 ``make_plan`` takes every decision before a graph exists, so that a wrong flag costs a second,
-not a TPU-hour: the engine (the loop on one device, mirrored or multi-worker replicas, or
+not a TPU-hour (its checks of flags and files come before TensorFlow is imported): the engine (the loop on one device, mirrored or multi-worker replicas, or
 TPUEstimator), this worker's place and whether it is the chief, where the variables start from
 (``norbert.training.start``: the checkpoint folder scanned once), the records checked against
 the flags and the model (each file's sidecar read once, ``norbert.training.run_inputs``), and
@@ -24,109 +24,36 @@ import os
 import random
 import shutil
 import warnings
-from typing import ClassVar, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import tensorflow.compat.v1 as tf
 from absl import logging
 
 from norbert import fileio
-from norbert.data import defaults
 from norbert.data.features import MLM, MLM_NSP
 from norbert.errors import NorbertError
-from norbert.model import checkpoints, objective_record
+from norbert.model import objective_record
 from norbert.model.bert_config import BertConfig
-from norbert.model.precision import FP16, PrecisionConfig
+from norbert.model.precision_config import FP16, PrecisionConfig
 from norbert.settings import keyword_errors, make_configs
 from norbert.tokenization import vocab as vocablib
 from norbert.training import distribution as distribution_lib
-from norbert.training import data_position, engines, loop, record_checks, run_lock
+from norbert.training import data_position, record_checks, run_lock
 from norbert.training import length_buckets as buckets_lib
+from norbert.training.config import (TPU_ESTIMATOR, OptimizerConfig, PretrainingConfig,
+                                     TpuConfig)
 from norbert.training.data_position import Position
 from norbert.training.distribution import DistributionConfig
-from norbert.training.mixing import MixingConfig, parse_groups
-from norbert.training.model_fn import ModelFnConfig, build_model_fn
-from norbert.training.optimization import OptimizerConfig
+from norbert.training.mixing import MixingConfig
 from norbert.training.run_inputs import (
     Inputs, RecordShape, bucketed, evaluation_inputs, reseeded, sources_of, training_inputs,
 )
 from norbert.training.spec import RunConfig
 from norbert.training.start import Start, find_start
 from norbert.training.stop import StopSignals
-from norbert.training.tpu import TpuConfig
-
-LOOP, TPU_ESTIMATOR = "loop", "tpu_estimator"
-ENGINES = (LOOP, TPU_ESTIMATOR)
 
 
 class TrainingWarning(UserWarning):
     """A setting that experience says is probably a mistake."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PretrainingConfig:
-    """What a run trains and evaluates on, and with which engine."""
-
-    # The heading of its flags in --help and docs/flags.md.
-    HEADING: ClassVar[str] = "Data and run"
-
-    # TFRecord files to train on (and evaluate on without eval_input_file): comma-separated
-    # paths or globs, as create_pretraining_data.py writes them; or named groups to mix,
-    # name=glob,... (nb=data/nb-*,en=data/en-*), with shares from --sampling_exponent or
-    # --sampling_weights.
-    input_file: str
-    # The bert_config.json of the model to train (Google's keys).
-    bert_config_file: str
-    # Tokens per record; must match the records.
-    max_seq_length: int = defaults.MAX_SEQ_LENGTH
-    # Masked-LM predictions per record; must match the records.
-    max_predictions_per_seq: int = defaults.MAX_PREDICTIONS_PER_SEQ
-    # Checkpoint (prefix or folder) to start from, for example Google's bert_model.ckpt; a
-    # checkpoint already in output_dir takes precedence, so that a rerun resumes.
-    init_checkpoint: Optional[str] = None
-    # With init_checkpoint from an earlier phase of the same training (sequence length 512
-    # after 128, another batch size): take its optimizer moments as well as its weights (the
-    # same optimizer's). Warm-up and decay start again from step 0 unless keep_global_step.
-    init_optimizer_state: bool = False
-    # With init_checkpoint: go on counting from its global_step, so that the schedule continues
-    # where it stopped; num_train_steps is then the total of all phases.
-    keep_global_step: bool = False
-    # Train for num_train_steps updates (resuming from output_dir's latest checkpoint).
-    do_train: bool = False
-    # Evaluate the latest checkpoint; the numbers go to output_dir/eval_results.txt.
-    do_eval: bool = False
-    # Held-out records to evaluate on; unset: input_file. Named groups (name=glob,...) add
-    # each group's metrics (masked_lm_accuracy/nb) to the overall ones.
-    eval_input_file: Optional[str] = None
-    # Batches to evaluate.
-    max_eval_steps: int = 100
-    # Batches cut to the length their examples need, grouped by length while training: auto
-    # (8 equal steps up to max_seq_length: 64,128,...,512 at 512), none (every batch at
-    # max_seq_length), or ascending lengths such as 64,128,256 (max_seq_length added last).
-    # TPUEstimator keeps its fixed shape with auto; with a list it builds the model once per
-    # length (each compiled once).
-    length_buckets: str = buckets_lib.AUTO
-    # Without use_tpu: "loop" (norbert's own, CPU/GPU) or "tpu_estimator" (TPUEstimator on
-    # the CPU). use_tpu always runs TPUEstimator.
-    engine: str = dataclasses.field(default=LOOP, metadata={"choices": ENGINES})
-
-    def __post_init__(self) -> None:
-        """Raises ``NorbertError`` naming the flag for settings that cannot work."""
-        for flag in ("input_file", "bert_config_file"):
-            if not getattr(self, flag):
-                raise NorbertError("--%s is required" % flag)
-        if self.engine not in ENGINES:
-            raise NorbertError("--engine=%s is not known: use one of %s"
-                               % (self.engine, ", ".join(ENGINES)))
-        for flag in ("init_optimizer_state", "keep_global_step"):
-            if getattr(self, flag) and not self.init_checkpoint:
-                raise NorbertError("--%s needs --init_checkpoint: the earlier phase's run "
-                                   "folder or checkpoint" % flag)
-        if self.max_eval_steps < 1:
-            raise NorbertError("--max_eval_steps=%d must be at least 1" % self.max_eval_steps)
-        buckets_lib.parse(self.length_buckets, self.max_seq_length)
-        parse_groups(self.input_file, "--input_file")  # named groups well formed, if any
-        if self.eval_input_file:
-            parse_groups(self.eval_input_file, "--eval_input_file")
 
 
 def _warn(message: str) -> None:
@@ -141,7 +68,7 @@ def check_records_fit_model(record_files, init_checkpoint: str, sidecars=None) -
     a checkpoint without a vocab.txt beside it, are not judged.
     """
     model_vocab = os.path.join(os.path.dirname(init_checkpoint), "vocab.txt")
-    if not tf.io.gfile.exists(model_vocab):
+    if not fileio.exists(model_vocab):
         return
     vocab_bytes = fileio.read_bytes(model_vocab, what="vocab file")
     digest = hashlib.sha256(vocab_bytes).hexdigest()
@@ -345,6 +272,12 @@ def _run(settings: Settings, stop: StopSignals) -> Dict[str, object]:
         # initialisers and dropout too, as --seed would be.
         settings = dataclasses.replace(settings, run=dataclasses.replace(
             settings.run, seed=plan.position.stream.run_seed))
+    # TensorFlow is imported only now: the plan checked the flags and files without it (up to
+    # the input pipeline's first graph object), so that a wrong one is answered at once rather
+    # than after TensorFlow's import (seconds).
+    from norbert.training import engines
+    from norbert.training.model_fn import ModelFnConfig, build_model_fn
+
     model_fn = build_model_fn(ModelFnConfig(
         bert_config=plan.bert_config, optimizer=settings.optimizer,
         use_tpu=settings.tpu.use_tpu, use_one_hot_embeddings=settings.tpu.use_tpu,
@@ -500,7 +433,7 @@ def _replicas(settings: Settings, cluster) -> int:
     replicas = len(distribution_lib.local_devices(settings.distribution)) * (
         cluster.num_workers if cluster else 1)
     if settings.config.do_train:
-        loop.check_batch_divides(settings.run.train_batch_size, replicas)
+        distribution_lib.check_batch_divides(settings.run.train_batch_size, replicas)
     return replicas
 
 

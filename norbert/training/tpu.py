@@ -17,10 +17,9 @@ run would have. Checked with TPUEstimator on the CPU (``use_tpu=False``, the sam
 not on TPU hardware.
 """
 
-import dataclasses
 import functools
 import os
-from typing import Callable, ClassVar, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf_root
 import tensorflow.compat.v1 as tf
@@ -28,6 +27,7 @@ from absl import logging
 
 from norbert.errors import NorbertError
 from norbert.model import checkpoints
+from norbert.training.config import TpuConfig
 from norbert.training.data_position import Position, PositionSaver
 from norbert.training.input_pipeline import RecordInput
 from norbert.training.model_fn import BATCH_NUMBER
@@ -38,35 +38,6 @@ from norbert.training.start import Start, initialise
 # makes the training iterator itself and keeps only its resource, found there as TensorFlow's
 # own CheckpointInputPipelineHook finds it.
 _ITERATORS = "iterators"
-
-
-@dataclasses.dataclass(frozen=True)
-class TpuConfig:
-    """Where a TPUEstimator run goes: Google's TPU flags."""
-
-    # The heading of its flags in --help and docs/flags.md.
-    HEADING: ClassVar[str] = "TPU"
-
-    # Train on a Cloud TPU through TPUEstimator; without it, --engine=tpu_estimator runs
-    # TPUEstimator on the CPU.
-    use_tpu: bool = False
-    # The Cloud TPU's name, or a grpc:// address.
-    tpu_name: Optional[str] = None
-    # The TPU's GCE zone; looked up from the metadata server when unset.
-    tpu_zone: Optional[str] = None
-    # The TPU's GCP project; looked up from the metadata server when unset.
-    gcp_project: Optional[str] = None
-    # A TPU master address, instead of tpu_name.
-    master: Optional[str] = None
-    # TPU cores the batch is split over (8 for a v2-8 or v3-8); used with use_tpu only.
-    num_tpu_cores: int = 8
-    # Steps per call to the TPU before control returns to the host.
-    iterations_per_loop: int = 1000
-
-    def input_batch_size(self, batch_size: int) -> int:
-        """The batch each call of TPUEstimator's input yields for the global ``batch_size``:
-        one core's on a TPU (PER_HOST_V2 input, ``make_estimator``), the whole on the CPU."""
-        return batch_size // self.num_tpu_cores if self.use_tpu else batch_size
 
 
 def estimator_module():

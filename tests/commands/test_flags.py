@@ -216,16 +216,16 @@ def test_choices_are_the_modules_constants():
     from norbert.conversion import export
     from norbert.conversion.extend_vocab import ExtendConfig
     from norbert.data import features
-    from norbert.model import precision
-    from norbert.training import optimization, pretraining
+    from norbert.model import precision_config
+    from norbert.training import config
     from norbert.vocab_building import builder, extend, learner
 
     def choices(cls, name):
         return [f for f in dataclasses.fields(cls) if f.name == name][0].metadata["choices"]
 
-    assert choices(optimization.OptimizerConfig, "optimizer") == optimization.OPTIMIZERS
-    assert choices(precision.PrecisionConfig, "precision") == precision.PRECISIONS
-    assert choices(pretraining.PretrainingConfig, "engine") == pretraining.ENGINES
+    assert choices(config.OptimizerConfig, "optimizer") == config.OPTIMIZERS
+    assert choices(precision_config.PrecisionConfig, "precision") == precision_config.PRECISIONS
+    assert choices(config.PretrainingConfig, "engine") == config.ENGINES
     assert choices(builder.VocabConfig, "merge_score") == learner.MERGE_SCORES
     assert choices(export.ExportConfig, "format") == export.FORMATS
     assert choices(DataConfig, "masking") == features.MASKINGS
@@ -236,8 +236,7 @@ def test_choices_are_the_modules_constants():
 
 
 def test_config_from_flags_builds_the_configs():
-    from norbert.training.optimization import OptimizerConfig
-    from norbert.training.pretraining import PretrainingConfig
+    from norbert.training.config import OptimizerConfig, PretrainingConfig
     from norbert.training.spec import RunConfig
 
     values, settings = _defined("run_pretraining")
@@ -508,7 +507,7 @@ def test_helpshort_is_grouped_and_helpfull_stays_absls():
 
 def test_help_text_renders_each_kind_of_flag():
     def setting(**changes):
-        values = dict(name="x", owner="norbert.training.tpu:TpuConfig", kind="str",
+        values = dict(name="x", owner="norbert.training.config:TpuConfig", kind="str",
                       default=None, required=False, choices=None, help="Help of x.")
         values.update(changes)
         return command_flags.Setting(**values)

@@ -12,12 +12,12 @@ tf = pytest.importorskip("tensorflow").compat.v1
 import reference_shim  # noqa: E402  (tests/ is on sys.path)
 from helpers import english_records, tiny_bert_config  # noqa: E402
 from norbert import BertConfig, NorbertError
-from norbert.model import heads
-from norbert.model import precision  # noqa: E402
-from norbert.model.precision import DynamicLossScale, PrecisionConfig  # noqa: E402
+from norbert.model import heads, precision
+from norbert.model.precision_config import DynamicLossScale, PrecisionConfig  # noqa: E402
 from norbert.training.loop import train
 from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
-from norbert.training.optimization import OptimizerConfig, create_train_op  # noqa: E402
+from norbert.training.config import OptimizerConfig  # noqa: E402
+from norbert.training.optimization import create_train_op  # noqa: E402
 from norbert.training.spec import TRAIN, RunConfig  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
@@ -175,7 +175,10 @@ def test_loss_scale_is_checkpointed_and_logged(tmp_path):
 
 
 def test_precision_config_checks():
-    assert PrecisionConfig().compute_dtype == tf.float32
+    assert [precision.compute_dtype(p) for p in ("fp32", "bf16", "fp16")] == [
+        tf.float32, tf.bfloat16, tf.float16]
+    with pytest.raises(NorbertError, match="--precision=fp8 is not known"):
+        precision.compute_dtype("fp8")
     assert PrecisionConfig("bf16").loss_scaling() == 1.0
     assert PrecisionConfig("fp16").loss_scaling() == DynamicLossScale()
     assert PrecisionConfig("fp16", loss_scale=512).loss_scaling() == 512.0
@@ -227,8 +230,8 @@ def test_script_trains_with_bf16_and_xla_and_evaluates_in_fp32(data, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 def test_fp16_with_xla_through_run_pretraining(data, tmp_path):
-    from norbert.training.pretraining import PretrainingConfig, run_pretraining
-    from norbert.training.tpu import TpuConfig
+    from norbert.training.config import PretrainingConfig, TpuConfig
+    from norbert.training.pretraining import run_pretraining
 
     config = PretrainingConfig(
         input_file=str(data / "train.tfrecord"), bert_config_file=str(data / "bert_config.json"),

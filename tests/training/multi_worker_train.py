@@ -49,7 +49,7 @@ def make_input_fn(root, records=None):
 def make_model_fn(root, optimizer, accumulation):
     from norbert.model.bert_config import BertConfig
     from norbert.training.model_fn import ModelFnConfig, build_model_fn
-    from norbert.training.optimization import OptimizerConfig
+    from norbert.training.config import OptimizerConfig
 
     config = BertConfig.from_json_file(os.path.join(root, "c.json"))
     return build_model_fn(ModelFnConfig(config, OptimizerConfig(

@@ -8,11 +8,11 @@ tf = pytest.importorskip("tensorflow").compat.v1
 from norbert import NorbertError  # noqa: E402
 from norbert.model import heads  # noqa: E402
 from norbert.model.bert_config import BertConfig  # noqa: E402
-from norbert.training import input_pipeline, loop, replicas  # noqa: E402
-from norbert.model.precision import DynamicLossScale  # noqa: E402
+from norbert.training import distribution, input_pipeline, loop, replicas  # noqa: E402
+from norbert.model.precision_config import DynamicLossScale  # noqa: E402
 from norbert.training.distribution import DistributionConfig, make_strategy  # noqa: E402
 from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
-from norbert.training.optimization import OptimizerConfig  # noqa: E402
+from norbert.training.config import OptimizerConfig  # noqa: E402
 from norbert.training.spec import RunConfig  # noqa: E402
 from norbert.training.start import Start, find_start  # noqa: E402
 
@@ -162,7 +162,7 @@ def test_per_replica_mean_loss_would_drift(setup, monkeypatch):
 
 def test_batch_must_divide_among_replicas():
     with pytest.raises(NorbertError, match="--train_batch_size=7 does not divide among 2"):
-        loop.check_batch_divides(7, 2)
+        distribution.check_batch_divides(7, 2)
 
 
 @pytest.mark.parametrize("settings,message", [
@@ -201,7 +201,8 @@ def test_a_mirrored_run_resumes_on_one_device_and_back(setup, tmp_path):
 def test_a_mirrored_checkpoint_converts_and_evaluates_on_tpu_estimator(setup, tmp_path,
                                                                        uncased_vocab_path):
     from norbert.conversion.export import ExportConfig, export_to_hf
-    from norbert.training.pretraining import TPU_ESTIMATOR, PretrainingConfig, run_pretraining
+    from norbert.training.config import TPU_ESTIMATOR, PretrainingConfig
+    from norbert.training.pretraining import run_pretraining
     from norbert.training.tpu import estimator_module
 
     root, config, input_fn, init = setup

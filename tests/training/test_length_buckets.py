@@ -15,8 +15,8 @@ from norbert.model.bert_config import BertConfig  # noqa: E402
 from norbert.training import input_pipeline, length_buckets, loop, replicas  # noqa: E402
 from norbert.training.distribution import DistributionConfig, make_strategy  # noqa: E402
 from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
-from norbert.training.optimization import OptimizerConfig  # noqa: E402
-from norbert.training.pretraining import PretrainingConfig, _length_buckets  # noqa: E402
+from norbert.training.config import OptimizerConfig, PretrainingConfig  # noqa: E402
+from norbert.training.pretraining import _length_buckets  # noqa: E402
 from norbert.training.spec import RunConfig  # noqa: E402
 from norbert.training.start import find_start  # noqa: E402
 

@@ -16,8 +16,8 @@ from norbert.errors import NorbertError  # noqa: E402
 from norbert.model.bert_config import BertConfig  # noqa: E402
 from norbert.training import record_checks  # noqa: E402
 from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
-from norbert.training.optimization import OptimizerConfig  # noqa: E402
-from norbert.training.pretraining import PretrainingConfig, run_pretraining  # noqa: E402
+from norbert.training.config import OptimizerConfig, PretrainingConfig  # noqa: E402
+from norbert.training.pretraining import run_pretraining  # noqa: E402
 from norbert.training.spec import EVAL, TRAIN, RunConfig  # noqa: E402
 
 SEQ, PRED = 64, 10

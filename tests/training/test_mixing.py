@@ -365,7 +365,7 @@ def test_groups_train_and_evaluate_on_the_other_engines(sources, bert_config, tm
 
 
 def test_pretraining_config_checks_the_groups_syntax():
-    from norbert.training.pretraining import PretrainingConfig
+    from norbert.training.config import PretrainingConfig
 
     with pytest.raises(NorbertError, match=r"^--input_file: group nb is named twice"):
         PretrainingConfig(input_file="nb=a,nb=b", bert_config_file="c")

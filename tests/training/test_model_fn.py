@@ -15,7 +15,7 @@ from norbert.training import input_pipeline, loop  # noqa: E402
 from norbert.training.data_position import Position, Stream  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.model_fn import ModelFnConfig, build_model_fn, dropout_key  # noqa: E402
-from norbert.training.optimization import OptimizerConfig  # noqa: E402
+from norbert.training.config import OptimizerConfig  # noqa: E402
 from norbert.training.spec import EVAL, RunConfig  # noqa: E402
 from norbert.training.start import find_start  # noqa: E402
 from norbert.training.stop import StopSignals  # noqa: E402

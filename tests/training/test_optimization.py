@@ -6,7 +6,8 @@ import pytest
 tf = pytest.importorskip("tensorflow").compat.v1
 
 from norbert import NorbertError  # noqa: E402
-from norbert.training.optimization import OptimizerConfig, create_train_op  # noqa: E402
+from norbert.training.config import OptimizerConfig  # noqa: E402
+from norbert.training.optimization import create_train_op  # noqa: E402
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(4, 3).astype(np.float32)

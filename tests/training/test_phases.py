@@ -15,8 +15,8 @@ from norbert.model.bert_config import BertConfig  # noqa: E402
 from norbert.training import input_pipeline  # noqa: E402
 from norbert.training.distribution import DistributionConfig  # noqa: E402
 from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
-from norbert.training.optimization import OptimizerConfig  # noqa: E402
-from norbert.training.pretraining import PretrainingConfig, run_pretraining  # noqa: E402
+from norbert.training.config import OptimizerConfig, PretrainingConfig  # noqa: E402
+from norbert.training.pretraining import run_pretraining  # noqa: E402
 from norbert.training.spec import TRAIN, RunConfig  # noqa: E402
 from norbert.training.start import Start, initialise  # noqa: E402
 

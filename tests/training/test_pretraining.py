@@ -20,7 +20,7 @@ from helpers import (  # noqa: E402
     corpus_file, english_records, has_shared_corpora, tiny_bert_config,
 )
 from norbert import NorbertError  # noqa: E402
-from norbert.training.optimization import OptimizerConfig  # noqa: E402
+from norbert.training.config import OptimizerConfig  # noqa: E402
 from norbert.training.spec import RunConfig  # noqa: E402
 from norbert.training.start import Start  # noqa: E402
 from norbert.training.pretraining import (  # noqa: E402
@@ -547,9 +547,9 @@ def test_the_run_plan_is_decided_once_and_logged_as_one_block(recorded_trained_r
 def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, trained, tmp_path):
     from norbert.training.distribution import DistributionConfig
     from norbert.training.mixing import MixingConfig
-    from norbert.model.precision import PrecisionConfig
+    from norbert.model.precision_config import PrecisionConfig
     from norbert.training.pretraining import Settings, make_plan
-    from norbert.training.tpu import TpuConfig
+    from norbert.training.config import TpuConfig
 
     donor = trained  # read only: a plan creates nothing
     config, optimizer, run = _configs(data, tmp_path / "run", 2, do_eval=False,
@@ -576,9 +576,9 @@ def test_the_plan_is_typed_and_names_the_engine_start_and_inputs(data, trained, 
 def test_a_resume_on_a_tpu_says_what_its_dropout_masks_are_keyed_by(data, trained, tmp_path):
     from norbert.training.distribution import DistributionConfig
     from norbert.training.mixing import MixingConfig
-    from norbert.model.precision import PrecisionConfig
+    from norbert.model.precision_config import PrecisionConfig
     from norbert.training.pretraining import Settings, make_plan
-    from norbert.training.tpu import TpuConfig
+    from norbert.training.config import TpuConfig
 
     out = _copy(trained, tmp_path / "run")
     settings = Settings(*_configs(data, out, 30, do_eval=False),
@@ -618,11 +618,11 @@ def test_a_stop_signal_ends_tpu_estimator_training_after_saving(data, tmp_path):
     from norbert.training import engines
     from norbert.training.distribution import DistributionConfig
     from norbert.training.mixing import MixingConfig
-    from norbert.model.precision import PrecisionConfig
+    from norbert.model.precision_config import PrecisionConfig
     from norbert.training.model_fn import ModelFnConfig, build_model_fn
     from norbert.training.pretraining import Settings, make_plan
     from norbert.training.stop import StopSignals
-    from norbert.training.tpu import TpuConfig
+    from norbert.training.config import TpuConfig
 
     config, optimizer, run = _configs(data, tmp_path / "tpu", 1000, engine=TPU_ESTIMATOR)
     settings = Settings(config, optimizer, run, TpuConfig(),

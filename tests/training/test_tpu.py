@@ -39,10 +39,9 @@ def dynamic(tmp_path_factory, dropout_free_run, dropout_config, corpus_paths,
 
 
 def _settings(dynamic, out, keep=5, eval_batch_size=8, **overrides):
-    from norbert.training.optimization import OptimizerConfig
-    from norbert.training.pretraining import TPU_ESTIMATOR, PretrainingConfig
+    from norbert.training.config import (TPU_ESTIMATOR, OptimizerConfig, PretrainingConfig,
+                                         TpuConfig)
     from norbert.training.spec import RunConfig
-    from norbert.training.tpu import TpuConfig
 
     records, config, init = dynamic
     return dict(
@@ -390,7 +389,7 @@ def test_another_number_of_tpu_cores_restarts_the_stream(dynamic, uninterrupted,
 
 
 def test_the_input_batch_is_one_cores_on_a_tpu():
-    from norbert.training.tpu import TpuConfig
+    from norbert.training.config import TpuConfig
 
     assert TpuConfig(use_tpu=True, num_tpu_cores=8).input_batch_size(64) == 8
     assert TpuConfig(num_tpu_cores=8).input_batch_size(64) == 64  # TPUEstimator on the CPU
