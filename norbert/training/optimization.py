@@ -33,6 +33,7 @@ from norbert.model.precision_config import DynamicLossScale, LossScale
 from norbert.training import replicas
 from norbert.training.config import OptimizerConfig
 
+
 def learning_rate_schedule(global_step, config: OptimizerConfig):
     """Linear warm-up to ``learning_rate``, then polynomial decay to zero at the last step.
 

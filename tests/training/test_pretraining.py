@@ -20,12 +20,12 @@ from helpers import (  # noqa: E402
     corpus_file, english_records, has_shared_corpora, tiny_bert_config,
 )
 from norbert import NorbertError  # noqa: E402
-from norbert.training.config import OptimizerConfig  # noqa: E402
+from norbert.training.config import (  # noqa: E402
+    LOOP, TPU_ESTIMATOR, OptimizerConfig, PretrainingConfig,
+)
 from norbert.training.spec import RunConfig  # noqa: E402
 from norbert.training.start import Start  # noqa: E402
-from norbert.training.pretraining import (  # noqa: E402
-    LOOP, TPU_ESTIMATOR, PretrainingConfig, TrainingWarning, run_pretraining,
-)
+from norbert.training.pretraining import TrainingWarning, run_pretraining  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
 REPO = os.path.dirname(HERE)
@@ -641,16 +641,16 @@ def test_a_stop_signal_ends_tpu_estimator_training_after_saving(data, tmp_path):
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 def test_without_seed_the_dropout_seed_is_the_one_kept_with_the_data_position(
         data, tmp_path, monkeypatch):
-    from norbert.training import data_position, pretraining
+    from norbert.training import data_position, model_fn
 
     seeds = []
-    real = pretraining.build_model_fn
+    real = model_fn.build_model_fn
 
     def recording(config):
         seeds.append(config.dropout_seed)
         return real(config)
 
-    monkeypatch.setattr(pretraining, "build_model_fn", recording)
+    monkeypatch.setattr(model_fn, "build_model_fn", recording)  # imported by the run from here
     out = tmp_path / "unseeded"
     for steps in (1, 2):  # a new run, then its resume
         config, optimizer, run = _configs(data, out, steps, do_eval=False)
