@@ -18,7 +18,8 @@ biases) simply asks for float32 and gets the variable itself.
 
 The numerically sensitive parts stay in float32 wherever they are: layer-norm statistics, the
 attention mask bias and softmax, the output log-softmax and the losses (see ``modeling`` and
-``heads``). Only ``tensorflow.compat.v1`` symbols that TF 1.15 has are used.
+``heads``). Only ``tensorflow.compat.v1`` symbols that TF 1.15 has are used. The settings
+(``PrecisionConfig``, ``DynamicLossScale``) are in ``precision_config``, without TensorFlow.
 """
 
 import contextlib
