@@ -388,13 +388,6 @@ def test_another_number_of_tpu_cores_restarts_the_stream(dynamic, uninterrupted,
     assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-%d" % STEPS)
 
 
-def test_the_input_batch_is_one_cores_on_a_tpu():
-    from norbert.training.config import TpuConfig
-
-    assert TpuConfig(use_tpu=True, num_tpu_cores=8).input_batch_size(64) == 8
-    assert TpuConfig(num_tpu_cores=8).input_batch_size(64) == 64  # TPUEstimator on the CPU
-
-
 def _resumed_at_4_from_another_setup(uninterrupted, tmp_path, changed):
     """A copy of the uninterrupted run that resumes at step 4 from a position saved with the
     setup ``changed(setup)`` (its iterator a stand-in, never restored: the setup differs)."""
