@@ -1,14 +1,15 @@
 """Pretraining end to end: a run plan, decided once, then the engine it names.
 
 ``run_pretraining`` is what ``scripts/run_pretraining.py`` calls, and what a notebook calls.
-``make_plan`` takes every decision before a graph exists, so that a wrong flag costs a second,
-not a TPU-hour (its checks of flags and files come before TensorFlow is imported): the engine (the loop on one device, mirrored or multi-worker replicas, or
-TPUEstimator), this worker's place and whether it is the chief, where the variables start from
-(``norbert.training.start``: the checkpoint folder scanned once), the records checked against
-the flags and the model (each file's sidecar read once, ``norbert.training.run_inputs``), and
-whether the training data goes on from the resumed checkpoint's saved position or starts a
-stream, with which seed (``norbert.training.data_position``). The
-``RunPlan`` is logged as one block and handed to the engine (``norbert.training.engines``).
+``make_plan`` takes every decision before a graph exists (and checks the flags and files before
+TensorFlow is imported), so that a wrong flag costs a second, not a TPU-hour: the engine (the
+loop on one device, mirrored or multi-worker replicas, or TPUEstimator), this worker's place and
+whether it is the chief, where the variables start from (``norbert.training.start``: the
+checkpoint folder scanned once), the records checked against the flags and the model (each
+file's sidecar read once, ``norbert.training.run_inputs``), and whether the training data goes
+on from the resumed checkpoint's saved position or starts a stream, with which seed
+(``norbert.training.data_position``). The ``RunPlan`` is logged as one block and handed to the
+engine (``norbert.training.engines``).
 
 Only then is ``--output_dir`` created (``mkdir -p``, as Google's script does), and a training
 run takes its lock (``run_lock.exclusive_folder``): a second run into the same folder stops at
