@@ -91,17 +91,20 @@ __all__ = [
     "vocab_report",
 ]
 
-# Names whose modules import TensorFlow: loaded on first use, so that `import norbert` (and the
-# data tools) stay fast and work without TensorFlow.
+# Names loaded on first use, so that `import norbert` (and the data tools) stay fast and work
+# without TensorFlow.
 _LAZY = {
+    # Their modules import TensorFlow.
     "BertModel": "norbert.model.modeling",
-    "DistributionConfig": "norbert.training.distribution",
     "ExportConfig": "norbert.conversion.export",
     "ExtendConfig": "norbert.conversion.extend_vocab",
     "extend_vocab": "norbert.conversion.extend_vocab",
     "ImportConfig": "norbert.conversion.importing",
     "export_to_hf": "norbert.conversion.export",
     "import_from_hf": "norbert.conversion.importing",
+    # The pretraining run's settings and entry: TensorFlow is imported only once the run has
+    # checked its settings and files.
+    "DistributionConfig": "norbert.training.distribution",
     "MixingConfig": "norbert.training.mixing",
     "OptimizerConfig": "norbert.training.config",
     "PrecisionConfig": "norbert.model.precision_config",

@@ -12,7 +12,7 @@ tf = pytest.importorskip("tensorflow").compat.v1
 import reference_shim  # noqa: E402  (tests/ is on sys.path)
 from helpers import english_records, tiny_bert_config  # noqa: E402
 from norbert import BertConfig, NorbertError
-from norbert.model import heads, precision
+from norbert.model import heads, precision  # noqa: E402
 from norbert.model.precision_config import DynamicLossScale, PrecisionConfig  # noqa: E402
 from norbert.training.loop import train
 from norbert.training.model_fn import ModelFnConfig, build_model_fn  # noqa: E402
