@@ -43,10 +43,10 @@ def main():
             os.makedirs(out_dir)
             loads.append("%.2f %.2f %.2f" % os.getloadavg())
             # A glob, not the list: a thousand paths would pass the kernel's limit on one argument.
-            seconds, peak, cpu = run_measured([sys.executable, SCRIPT,
-                                      "--input_file=" + os.path.join(text_dir, "*.txt"),
-                                      "--output_file=" + os.path.join(out_dir, "data.tfrecord"),
-                                      "--vocab_file=" + uncased_vocab()] + FLAGS)
+            seconds, peak, cpu = run_measured(
+                [sys.executable, SCRIPT, "--input_file=" + os.path.join(text_dir, "*.txt"),
+                 "--output_file=" + os.path.join(out_dir, "data.tfrecord"),
+                 "--vocab_file=" + uncased_vocab()] + FLAGS)
             out_mb = sum(os.path.getsize(os.path.join(out_dir, f))
                          for f in os.listdir(out_dir)) / 1e6
             first = first or (real_mb, seconds, peak)

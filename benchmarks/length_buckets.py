@@ -31,7 +31,7 @@ import tempfile
 import numpy as np
 
 from common import QUICK, build_records, corpus_files, table, uncased_vocab
-from pretraining import BATCH, REFERENCE_CODE, SCRIPT, bert_config, run_process
+from pretraining import BATCH, REFERENCE_CODE, SCRIPT, bert_config
 import pretraining
 
 # NORBERT_BENCH_PART=speed or accuracy: one part only (while tuning it); run_all runs both.
@@ -222,8 +222,9 @@ def main():
           "one long run with `--seed=1` logging every short run's steps, the real tokens it "
           "counted after its first log line over the time they took (the batches of a few "
           "steps are a sample of a window's short and long ones, so the tokens actually run "
-          "are counted); and the whole process of the long run. The goal for auto is a steady-state speed-up over none of 1 + 0.8 x (1 / (1 - "
-          "padding share) - 1). Command: `python benchmarks/run_all.py length_buckets`.\n"
+          "are counted); and the whole process of the long run. The goal for auto is a "
+          "steady-state speed-up over none of 1 + 0.8 x (1 / (1 - padding share) - 1). "
+          "Command: `python benchmarks/run_all.py length_buckets`.\n"
           % (" and ".join("%.1f%% at length %d" % (100 * p, s) for s, p in sorted(shares.items())),
              BATCH, pretraining.REPEATS))
     if speed:

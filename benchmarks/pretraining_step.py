@@ -54,7 +54,8 @@ def _feed():
     return dict(
         input_ids=rng.randint(5, 30000, [B, S]).astype(np.int32),
         input_mask=np.ones([B, S], np.int32),
-        segment_ids=np.concatenate([np.zeros([B, S // 2]), np.ones([B, S // 2])], 1).astype(np.int32),
+        segment_ids=np.concatenate([np.zeros([B, S // 2]), np.ones([B, S // 2])],
+                                   1).astype(np.int32),
         masked_lm_positions=np.sort(rng.randint(1, S, [B, P])).astype(np.int32),
         masked_lm_ids=rng.randint(5, 30000, [B, P]).astype(np.int32),
         masked_lm_weights=np.ones([B, P], np.float32),

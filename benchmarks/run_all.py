@@ -48,7 +48,8 @@ def _machine() -> str:
 def main(argv):
     wanted = set(argv[1:])
     names = sorted(
-        f[:-3] for f in os.listdir(HERE) if f.endswith(".py") and f not in ("run_all.py", "common.py")
+        f[:-3] for f in os.listdir(HERE)
+        if f.endswith(".py") and f not in ("run_all.py", "common.py")
     )
     sections = []
     for name in names:

@@ -41,7 +41,7 @@ def tool(name, **flags):
     done = subprocess.run(cmd, cwd=os.getcwd())
     if done.returncode:
         raise SystemExit("demo: %s failed (exit %d); see its message above" % (name,
-                                                                              done.returncode))
+                                                                               done.returncode))
     return time.perf_counter() - start
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import REPO
 from norbert.beam_runner import (_WORKER_LOGGER, BeamConfig, _child_stderr_to_file,
-                                  _errors_held_back, import_beam, option_flags, worker_error)
+                                 _errors_held_back, import_beam, option_flags, worker_error)
 from norbert.errors import NorbertError
 
 

@@ -32,7 +32,8 @@ def setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("crash")
     words = ["w%d" % i for i in range(100)]
-    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (root / "vocab.txt").write_text("\n".join(specials + words))
     rng = random.Random(0)
     docs = ["\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(6))
             for _ in range(60)]
@@ -168,7 +169,7 @@ def corrupt_records(setup):
 
 
 def test_a_corrupted_record_stops_the_run_and_keeps_its_checkpoints(setup, corrupt_records,
-                                                                     tmp_path):
+                                                                    tmp_path):
     path, start = corrupt_records
     out = tmp_path / "run"
     # Without length buckets: they read a window of 1,024 examples ahead, so in a file this

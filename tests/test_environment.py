@@ -20,7 +20,8 @@ def test_protobuf_uses_a_compiled_backend():
 
 def test_every_runtime_requirement_is_installed():
     pytest.importorskip("tensorflow")
-    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in metadata.distributions()}
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower()
+                 for d in metadata.distributions()}
     for requirement in metadata.requires("norbert") or []:
         if "extra ==" in requirement:
             continue

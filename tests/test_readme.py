@@ -29,7 +29,8 @@ SAMPLE_TEXT = os.path.join(REPO, "examples", "sample_text.txt")
 GOOGLE_MODEL_URL = ("https://storage.googleapis.com/bert_models/2018_11_23/"
                     "multi_cased_L-12_H-768_A-12.zip")
 # The settings block's variables, pointed at small things (the PATHS are made by the test; the
-# treebank is a small tagged text it writes). The checks below hold the README's block to exactly these names.
+# treebank is a small tagged text it writes). The checks below hold the README's block to
+# exactly these names.
 STAND_INS = dict(LOWER_CASE="true",  # MiniLM is uncased
                  NEW_TOKENS="40", HELDOUT="4", SEQ="32", PREDICTIONS="5", BATCH="8", STEPS="2",
                  WARMUP="1")
@@ -233,7 +234,7 @@ def test_links_between_the_readme_and_the_docs_resolve():
             assert os.path.exists(path), "%s links to %s, which does not exist" % (page, target)
             if anchor:
                 assert anchor in _anchors(path), "%s links to %s: no such heading" % (page,
-                                                                                     target)
+                                                                                      target)
             checked += 1
     assert checked > 30
     assert _anchor("Growing a trained model's vocabulary (`extend_vocab`)") == \

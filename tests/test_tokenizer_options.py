@@ -33,8 +33,9 @@ SETTINGS = [
 
 
 def _corpus(name, tmp_path, markers=False):
-    """The first 120 KB of the corpus file in ``name``'s language (whole lines); with ``markers``, every third
-    sentence gets a never-split marker between spaces, in the case written."""
+    """The first 120 KB of the corpus file in ``name``'s language (whole lines); with
+    ``markers``, every third sentence gets a never-split marker between spaces, in the case
+    written."""
     with open(corpus_file(name), encoding="utf-8") as f:
         lines = f.read(120000).split("\n")[:-1]
     if markers:
@@ -221,7 +222,7 @@ def test_flags_of_the_three_commands(tmp_path):
         "--max_predictions_per_seq=10", "--progress=false")
     meta = sidecar.read(str(tmp_path / "train.tfrecord"))
     assert (meta["settings"]["strip_accents"], meta["settings"]["never_split"]) == (False,
-                                                                                  ["<url>"])
+                                                                                    ["<url>"])
     assert vocab["på"] in _record_ids([str(tmp_path / "train.tfrecord")])
     helped = run("convert_to_pytorch.py", "--helpfull")
     for flag in ("--[no]strip_accents:", "--[no]tokenize_chinese_chars:", "--never_split:"):

@@ -75,7 +75,7 @@ def _table(settings: Sequence[flags.Setting]) -> List[str]:
     lines = ["| Flag | Takes | Default | What it sets |", "| --- | --- | --- | --- |"]
     for s in settings:
         lines.append("| `--%s` | %s | %s | %s |" % (s.name, _takes(s), _default(s),
-                                                   _cell(s.help)))
+                                                    _cell(s.help)))
     return lines
 
 

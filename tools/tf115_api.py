@@ -70,7 +70,8 @@ def main(argv):
         raise SystemExit(__doc__)
     modules, symbols = listing(argv[1], argv[2])
     with open(OUT + ".tmp", "w", encoding="utf-8") as f:
-        f.write("# TensorFlow 1.15.0 + tensorflow-estimator 1.15.1 public API; tools/tf115_api.py\n")
+        f.write("# TensorFlow 1.15.0 + tensorflow-estimator 1.15.1 public API; "
+                "tools/tf115_api.py\n")
         f.writelines("M %s\n" % m for m in modules)
         f.writelines("S %s\n" % s for s in symbols)
     os.replace(OUT + ".tmp", OUT)

@@ -9,8 +9,8 @@ Token classification from CoNLL-U (--label_column=UPOS, XPOS, DEPREL or MISC:key
 --task=sequence_classification from JSONL or TSV (--text_field, --label_field). Without
 --checkpoint, random weights: a baseline. --watch=RUN_FOLDER evaluates each checkpoint of a
 run_pretraining folder as it appears. --distribution=mirrored fine-tunes on this machine's GPUs
-(or --num_cpu_replicas CPU devices), the global batch split over them. ``python scripts/evaluate_downstream.py`` takes the same
-flags; docs/downstream.md says more.
+(or --num_cpu_replicas CPU devices), the global batch split over them.
+``python scripts/evaluate_downstream.py`` takes the same flags; docs/downstream.md says more.
 """
 
 from norbert.commands import flags

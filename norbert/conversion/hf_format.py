@@ -369,9 +369,7 @@ def json_bytes(values: Mapping[str, Any]) -> bytes:
     return (json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-
 # ---- the model card: which objective trained the heads ----------------------------------
-
 # The card's second part, after its metadata: an export replaces a card that has it, and
 # leaves any other README.md in the folder (the user's own) as it is.
 CARD_MARK = "<!-- model card written by norbert's export: replaced at the next export -->"

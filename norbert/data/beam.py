@@ -7,13 +7,13 @@ the input cut into K slices from its files' sizes and metadata, a few bytes read
 then runs the shards' work as a pipeline: the runner spreads the K jobs over its workers, and
 each worker builds a shard whole with the sharded mode's own code (``sharded.build_shard``: its
 slice read, tokenised, paired, masked, written under a temporary name and renamed when
-complete, then its sidecar). So the records are those of the local sharded mode, byte for byte, for the same
-input, settings, seed and K: they depend on none of the runner, its number of workers, or its
-retries of failed bundles (a retried shard is rebuilt identically and replaces the first
-attempt's file only when complete). With ``--dedup=exact`` the pipeline first digests every
-slice's documents, groups the digests, and sends each shard the ordinals of its documents that
-repeat an earlier one (``norbert.data.dedup``): the local mode's answer, without one machine's
-memory.
+complete, then its sidecar). So the records are those of the local sharded mode, byte for
+byte, for the same input, settings, seed and K: they depend on none of the runner, its number
+of workers, or its retries of failed bundles (a retried shard is rebuilt identically and
+replaces the first attempt's file only when complete). With ``--dedup=exact`` the pipeline
+first digests every slice's documents, groups the digests, and sends each shard the ordinals of
+its documents that repeat an earlier one (``norbert.data.dedup``): the local mode's answer,
+without one machine's memory.
 
 With ``--heldout_documents`` the launching machine, after the plan, reads every slice once
 more for its held-out candidates (local processes, as the local sharded mode does:

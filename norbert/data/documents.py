@@ -252,8 +252,8 @@ def _parquet_footer(f, path: str) -> bytes:
 
 def _checked_parquet(f, path: str, field: str):
     """A ``pyarrow.parquet.ParquetFile`` of the open file ``f`` (or the bytes of a Parquet
-    file) whose column ``field`` holds text; a missing pyarrow, a file that is not Parquet, or a wrong column is a
-    ``NorbertError`` naming the file (and the flag)."""
+    file) whose column ``field`` holds text; a missing pyarrow, a file that is not Parquet, or a
+    wrong column is a ``NorbertError`` naming the file (and the flag)."""
     try:
         import pyarrow
         import pyarrow.parquet

@@ -21,8 +21,9 @@ from norbert.progress import Progress
 
 def record_writers(config: DataConfig, vocab_words: List[str], exact: bool = True):
     """(``mask_pair(tokens, len_a, draws)``, the record encoder) of a build: the masker and
-    Google's records (for ``--objective=mlm`` ``mask(tokens, candidates, draws)``), with ``--masking=dynamic`` no masks and the unmasked records, with
-    ``--pairing=dynamic`` no masker (no pairs) and the chunk records."""
+    Google's records (for ``--objective=mlm`` ``mask(tokens, candidates, draws)``), with
+    ``--masking=dynamic`` no masks and the unmasked records, with ``--pairing=dynamic`` no
+    masker (no pairs) and the chunk records."""
     s, p, n = config.max_seq_length, config.max_predictions_per_seq, len(vocab_words)
     continuation = [w.startswith("##") for w in vocab_words]  # id -> a "##" piece
     if config.pairs_dynamic:

@@ -163,7 +163,7 @@ def describe(plan: Plan, paths: Sequence[str], records_per_byte: float) -> List[
         for index, start, stop in plan.pieces(k):
             unit = "rows " if plan.kinds[index] == PARQUET else ""
             pieces.append("%s %s[%s, %s)" % (names[index], unit, _figure(start),
-                                            "end" if stop is None else _figure(stop)))
+                                             "end" if stop is None else _figure(stop)))
         lines.append("  shard %05d: %s byte(s), about %s record(s): %s"
                      % (k, _figure(nbytes), _figure(round(nbytes * records_per_byte)),
                         ", ".join(pieces) or "no slice (too few bytes for this many shards)"))

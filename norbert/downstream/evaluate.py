@@ -193,4 +193,3 @@ def _checkpoint(path: Optional[str]) -> Optional[str]:
     from norbert.model import checkpoints  # TensorFlow
 
     return checkpoints.resolve(path, flag="--checkpoint")
-

@@ -194,4 +194,3 @@ def basic_tokenize(text: str, do_lower_case: bool = True, strip: Optional[bool] 
 def chunks(text: str) -> List[str]:
     """Cleaned whitespace-separated chunks: the unit the tokenizer caches on."""
     return clean_text(text).split()
-

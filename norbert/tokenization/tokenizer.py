@@ -207,4 +207,3 @@ def tokens_to_text(tokens: Iterable[str], skip_special_tokens: bool = True) -> s
 
 
 _SKIPPED = frozenset((vocablib.PAD, vocablib.CLS, vocablib.SEP))
-

@@ -233,4 +233,3 @@ def window_seed(run_seed: int, number) -> object:
     import tensorflow.compat.v1 as tf
 
     return tf.stack([tf.constant(run_seed + (1 << 31), tf.int64), number])
-

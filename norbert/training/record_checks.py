@@ -383,7 +383,7 @@ def _one_kind(kinds: Kinds, flag: str, key_of, marker: str, words: Tuple[str, st
         kind = lambda key: dynamic if key is not None else static
         raise NorbertError("%s mixes records built differently: %s (%s) and %s (%s); give "
                            "records of one build's %s" % (flag, path_a, kind(a), path_b,
-                                                         kind(b), setting))
+                                                          kind(b), setting))
     return next(iter(found), None)
 
 

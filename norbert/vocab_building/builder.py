@@ -237,7 +237,7 @@ def _stats(read, counts, tokens, n_tokens, unk, start, **mode_fields) -> VocabSt
 
 
 def _fill_unused(config: VocabConfig, corpus: CorpusConfig, options: TokenizerOptions, start: float,
-            beam_config: Optional[BeamConfig] = None) -> VocabStats:
+                 beam_config: Optional[BeamConfig] = None) -> VocabStats:
     old = vocablib.load_vocab(config.fill_unused_of, required=vocablib.SPECIAL_TOKENS)
     reason = vocablib.casing_mismatch(old, options.do_lower_case)
     if reason:

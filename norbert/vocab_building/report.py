@@ -186,7 +186,6 @@ def figures(counts: Mapping[str, int], vocab: Mapping[str, int],
     return figures_of(counts, piece_counts(counts, vocab), vocab, top_words)
 
 
-
 def output_lines(written: Optional[VocabFigures]) -> str:
     """What build_vocab and extend_vocab print of the vocab they wrote, on the text they read:
     the vocab report's figures ("" when there are none)."""
@@ -194,6 +193,7 @@ def output_lines(written: Optional[VocabFigures]) -> str:
         return ""
     return "vocab report of the vocab written, on the text read: " + "\n  ".join(
         written.lines())
+
 
 @dataclasses.dataclass(frozen=True)
 class GrowthStep:

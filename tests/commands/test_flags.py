@@ -241,8 +241,8 @@ def test_config_from_flags_builds_the_configs():
 
     values, settings = _defined("run_pretraining")
     command_flags.parse_flags(["prog", "--input_file=a", "--bert_config_file=b", "--output_dir=c",
-                     "--exclude_from_weight_decay=bias,LayerNorm", "--optimizer=lamb",
-                     "--seed=3", "--do_train"], settings, flag_values=values)
+                               "--exclude_from_weight_decay=bias,LayerNorm", "--optimizer=lamb",
+                               "--seed=3", "--do_train"], settings, flag_values=values)
     optimizer = command_flags.config_from_flags(OptimizerConfig, values)
     assert optimizer == OptimizerConfig(
         optimizer="lamb", exclude_from_weight_decay=("bias", "LayerNorm"))

@@ -271,7 +271,7 @@ def test_export_with_a_vocab_of_another_size(exported, tmp_path, change):
     """More tokens than the model's embedding rows: an error, nothing written. Fewer: a
     warning (right only for a padded table), and the export goes on."""
     pytest.importorskip("tensorflow")
-    from norbert.conversion.export import ExportConfig, VocabSizeWarning, export_to_hf
+    from norbert.conversion.export import VocabSizeWarning, export_to_hf
 
     run = exported("gelu")
     tokens = open(os.path.join(run["hf"], "vocab.txt"), encoding="utf-8").read().split("\n")[:-1]

@@ -83,7 +83,7 @@ def test_beam_writes_the_local_modes_chunk_records(corpus_paths, uncased_vocab_p
 
 
 def test_beam_holds_out_the_documents_the_other_modes_hold_out(planted, uncased_vocab_path,
-                                                                tmp_path):
+                                                               tmp_path):
     """--heldout_documents on Beam: the local sharded mode's files (held-out ones too), the
     reference-exact mode's held-out records, and no held-out text in the training records."""
     inputs = planted[0]
@@ -163,7 +163,7 @@ def test_a_failed_pipeline_leaves_none_of_its_shards(uncased_vocab_path, tmp_pat
      'bad.jsonl: the line at byte 19 is not a JSON object with a "text" field: give one'),
 ])
 def test_bad_input_met_in_a_worker_process_is_one_line(name, contents, message,
-                                                        uncased_vocab_path, tmp_path):
+                                                       uncased_vocab_path, tmp_path):
     """Bad input that only reading meets, in one of two worker processes: exit 2 and one line
     naming the file, as in one process; no traceback; none of the run's shards left."""
     sample = os.path.join(REPO, "examples", "sample_text.txt")
@@ -278,7 +278,7 @@ def hard_inputs(folder, corpus_paths):
              "c.txt": documents(1, "\n").encode("utf-8"),  # no blank line: one long document
              "d.txt.gz": gzip.compress(documents(50).encode("utf-8")),
              "e.jsonl": "".join(json.dumps({"text": " ".join(rng.choice(words)
-                                                              for _ in range(80))}) + "\n"
+                                                             for _ in range(80))}) + "\n"
                                 for _ in range(40)).encode("utf-8")}
     paths = []
     for name, data in files.items():
@@ -347,8 +347,8 @@ def test_beam_rebuilds_the_first_planners_shards(corpus_paths, uncased_vocab_pat
 
 
 def test_plan_only_on_beam_prints_the_local_plan_and_runs_nothing(corpus_paths,
-                                                                   uncased_vocab_path, tmp_path,
-                                                                   monkeypatch):
+                                                                  uncased_vocab_path, tmp_path,
+                                                                  monkeypatch):
     settings = _settings(corpus_paths, uncased_vocab_path, num_output_shards=5, plan_only=True,
                          output_file=str(tmp_path / "out" / "train.tfrecord"))
     local = create_pretraining_data(**settings)

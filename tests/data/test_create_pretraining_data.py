@@ -178,6 +178,7 @@ _ONE_DOCUMENT = "\n".join(
 _ONE_DOCUMENT_FLAGS = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=3,
                            random_seed=11, short_seq_prob=0.5)
 
+
 @pytest.fixture(scope="session")
 def one_document_corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("one_document") / "one.txt"

@@ -28,7 +28,7 @@ def test_shuffle_is_random_shuffle(seed, lengths):
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32), bounds=st.lists(st.tuples(st.integers(-5, 40000),
-                                                              st.integers(0, 40000)), max_size=20))
+                                                             st.integers(0, 40000)), max_size=20))
 def test_randint_and_random_interleave_like_random(seed, bounds):
     ours, theirs = random.Random(seed), random.Random(seed)
     draws = Draws(ours)

@@ -46,7 +46,7 @@ def test_the_draw_from_slices_is_the_draw_over_the_whole_input():
     # Every copy is skipped, in whichever slice it is; ordinals are the slice's own.
     chosen = {tuple(d) for d in whole.documents}
     assert {o for o in whole.skip[0]} == {i for i, d in enumerate(documents)
-                                         if tuple(d) in chosen}
+                                          if tuple(d) in chosen}
     assert {o + 17 for o in merged.skip[1]} | set(merged.skip[0]) == set(whole.skip[0])
     # Another seed, another draw.
     other = heldout.choose([heldout.slice_candidates(lines, 5, 2, _encode)], 5, "in")
@@ -196,7 +196,7 @@ def test_every_mode_holds_out_the_same_documents_and_sidecars_record_the_split(b
 
 
 def test_reference_mode_trains_on_the_rest_as_the_reference_would(builds, split, tmp_path,
-                                                                   uncased_vocab_path):
+                                                                  uncased_vocab_path):
     """With held-out documents, the reference-exact mode's training records are those of the
     input without them: the reference's records of the rest."""
     paths, out = builds

@@ -89,7 +89,7 @@ def test_shards_sidecars_and_counts(corpus_paths, uncased_vocab_path, tmp_path):
 
 
 def test_the_number_of_workers_does_not_change_the_records(corpus_paths, uncased_vocab_path,
-                                                          tmp_path):
+                                                           tmp_path):
     outs = []
     for workers in (1, 2):
         folder = tmp_path / ("w%d" % workers)
@@ -116,7 +116,7 @@ def test_the_number_of_workers_does_not_change_the_records(corpus_paths, uncased
 
 
 def test_a_rerun_keeps_complete_shards_and_rebuilds_changed_ones(corpus_paths,
-                                                                uncased_vocab_path, tmp_path):
+                                                                 uncased_vocab_path, tmp_path):
     out = str(tmp_path / "t.tfrecord")
     config = _config(corpus_paths[:1], out, uncased_vocab_path, num_output_shards=2,
                      num_workers=1)
@@ -318,7 +318,7 @@ def as_first_planner(folder):
 
 
 def test_shards_of_the_first_planner_are_rebuilt_saying_why(corpus_paths, uncased_vocab_path,
-                                                             tmp_path, caplog):
+                                                            tmp_path, caplog):
     for shards in (2, 1):
         folder = tmp_path / ("k%d" % shards)
         config = _config(corpus_paths[:1], str(folder / "t.tfrecord"), uncased_vocab_path,

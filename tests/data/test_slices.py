@@ -305,7 +305,7 @@ def test_lines_longer_than_the_look_back(tmp_path, pad):
     size = os.path.getsize(paths[0])
     newlines = [i for i, b in enumerate(open(paths[0], "rb").read()) if b == 10]
     for offset in sorted(set(range(0, size + 1, 997)) | {n + d for n in newlines
-                                                        for d in (-1, 0, 1, 2)}):
+                                                         for d in (-1, 0, 1, 2)}):
         assert cut_documents(paths, [(0, offset)])[0] == want, offset
 
 

@@ -118,7 +118,8 @@ def test_batches_as_run_classifier_draws_them():
 
 
 def test_batches_trimmed_to_their_longest_row(tokenizer):
-    sentences = [Sentence(("a", "b"), ("A", "B"), 1), Sentence(("a", "bx", "c"), ("A", "B", "A"), 1)]
+    sentences = [Sentence(("a", "b"), ("A", "B"), 1),
+                 Sentence(("a", "bx", "c"), ("A", "B", "A"), 1)]
     arrays = tasks.token_inputs(sentences, tokenizer, ["A", "B"], 16).arrays
     short = tasks.trimmed(tasks.select(arrays, [0]))
     assert {k: v.shape for k, v in short.items()} == {k: (1, 4) for k in arrays}  # [CLS] a b [SEP]

@@ -48,7 +48,8 @@ def test_shape_mismatch_names_the_variable(tmp_path):
     ckpt = _save(str(tmp_path / "model.ckpt"), {"bert/embeddings/word_embeddings": [10, 4]})
     with tf.Graph().as_default():
         tf.get_variable("bert/embeddings/word_embeddings", [12, 4])
-        with pytest.raises(NorbertError, match=r"bert/embeddings/word_embeddings has shape \[10, 4\] there but \[12, 4\]"):
+        with pytest.raises(NorbertError, match=r"bert/embeddings/word_embeddings has shape "
+                                               r"\[10, 4\] there but \[12, 4\]"):
             init_from_checkpoint(ckpt)
 
 
@@ -135,4 +136,3 @@ def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_fix(tmp_path, harm, 
     if not file.endswith(".index"):
         with pytest.raises(NorbertError, match=": copy it again, or export an earlier one$"):
             read_checkpoint(prefix, fix="copy it again, or export an earlier one")
-

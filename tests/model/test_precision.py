@@ -156,7 +156,7 @@ def test_loss_scale_is_checkpointed_and_logged(tmp_path):
 
     config = ModelFnConfig(
         bert_config=SMALL, optimizer=OptimizerConfig(learning_rate=1e-3, num_train_steps=4,
-                                                 num_warmup_steps=0),
+                                                     num_warmup_steps=0),
         precision="fp16", loss_scale=DynamicLossScale(initial_scale=2.0 ** 40),
     )
     result = train(build_model_fn(config), input_fn, {}, RunConfig(

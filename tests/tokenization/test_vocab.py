@@ -111,4 +111,3 @@ def test_accents_the_tokenizer_strips_are_caught():
 def test_googles_uncased_vocab_has_no_accents(uncased_vocab_path, cased_vocab_path):
     assert accent_mismatch(load_vocab(uncased_vocab_path), True) is None
     assert accent_mismatch(load_vocab(cased_vocab_path), False, strip_accents=True)
-

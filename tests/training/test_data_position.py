@@ -182,7 +182,8 @@ def test_the_saved_state_does_not_grow_with_the_position(records, tmp_path):
     _, built = records
     config = _input_config(built["masks"], "masks")
     read_stream_batches(config, tmp_path / "early", 3, save_at=3)
-    read_stream_batches(config, tmp_path / "late", 300, save_at=300)  # several passes over the records
+    # Several passes over the records.
+    read_stream_batches(config, tmp_path / "late", 300, save_at=300)
     early = sum(data_position.saved_bytes(str(tmp_path / "early"), 0, 3).values())
     late = sum(data_position.saved_bytes(str(tmp_path / "late"), 0, 300).values())
     # What varies is the buffers' content (records' lengths, how full tf.data keeps them),
@@ -202,7 +203,7 @@ def test_the_saved_state_does_not_grow_with_the_position(records, tmp_path):
     pytest.param("mixed", {"sampling_weights": "a=0.7,b=0.3"}, marks=pytest.mark.slow),
 ])
 def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp_path,
-                                                     monkeypatch, caplog, kind, flags):
+                                                    monkeypatch, caplog, kind, flags):
     """Stopped during updates 4 and 7 (between checkpoints: it saves there; with
     accumulation after the first micro-batch of the update, so the checkpoint before), resumed
     each time."""
@@ -212,7 +213,8 @@ def test_a_stopped_run_resumes_exactly_where_it_was(records, dropout_config, tmp
     files = ("a=%s,b=%s" % tuple(built["pairs"])) if kind == "mixed" else built[kind]
     pretrain_stopping_at(files, config_file, tmp_path / "straight", monkeypatch, **flags)
     for stop_at in (3, 6, None):
-        pretrain_stopping_at(files, config_file, tmp_path / "stopped", monkeypatch, stop_at, **flags)
+        pretrain_stopping_at(files, config_file, tmp_path / "stopped", monkeypatch, stop_at,
+                             **flags)
     messages = [r.getMessage() for r in caplog.records]
     saved = (3, 6) if flags.get("gradient_accumulation_steps") else (4, 7)
     for step in saved:
@@ -243,8 +245,9 @@ def test_one_device_and_two_replicas_read_the_same_stream(records, dropout_free_
     pretrain_stopping_at(built["masks"], config_file, tmp_path / "straight", monkeypatch)
     pretrain_stopping_at(built["masks"], config_file, tmp_path / "moved", monkeypatch, 4)
     caplog.clear()
+    two = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
     pretrain_stopping_at(built["masks"], config_file, tmp_path / "moved", monkeypatch,
-              distribution=DistributionConfig(distribution="mirrored", num_cpu_replicas=2))
+                         distribution=two)
     assert "data: restored the position of step 5" in [r.getMessage() for r in caplog.records]
     assert_same_run(tmp_path / "straight", tmp_path / "moved", rtol=2e-5, atol=2e-5)
 
@@ -255,34 +258,37 @@ def test_without_a_seed_the_drawn_one_is_kept_and_the_stream_goes_on(
     resumed, it goes on as a run given that seed from the start would (the drawn seed is the
     run's seed for all: data, initialisers, dropout)."""
     _, built = records
-    pretrain_stopping_at(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, 3, seed=None)
+    stopped = tmp_path / "stopped"
+    pretrain_stopping_at(built["masks"], dropout_config, stopped, monkeypatch, 3, seed=None)
     drawn = [r.getMessage() for r in caplog.records if "data: a new stream" in r.getMessage()]
     assert len(drawn) == 1 and "drawn now; kept with the data position" in drawn[0]
     seed = int(drawn[0].split("seed ")[1].split(" ")[0])
     caplog.clear()
-    pretrain_stopping_at(built["masks"], dropout_config, tmp_path / "stopped", monkeypatch, seed=None)
+    pretrain_stopping_at(built["masks"], dropout_config, stopped, monkeypatch, seed=None)
     assert ("  data: continues where model.ckpt-4 left it (seed %d, the run's own, kept with "
             "its data position)" % seed) in [r.getMessage() for r in caplog.records]
-    pretrain_stopping_at(built["masks"], dropout_config, tmp_path / "straight", monkeypatch, seed=seed)
-    assert_same_run(tmp_path / "straight", tmp_path / "stopped")
+    straight = tmp_path / "straight"
+    pretrain_stopping_at(built["masks"], dropout_config, straight, monkeypatch, seed=seed)
+    assert_same_run(straight, stopped)
 
 
 def test_a_changed_batch_size_restarts_the_stream_and_says_so(records, dropout_free_run,
                                                               tmp_path, monkeypatch, caplog):
     _, built = records
     config_file = dropout_free_run[0] / "c.json"
-    pretrain_stopping_at(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=3)
+    run = tmp_path / "run"
+    pretrain_stopping_at(built["static"], config_file, run, monkeypatch, num_train_steps=3)
     caplog.clear()
-    pretrain_stopping_at(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=4,
-              train_batch_size=16)
+    pretrain_stopping_at(built["static"], config_file, run, monkeypatch, num_train_steps=4,
+                         train_batch_size=16)
     notes = [r.getMessage() for r in caplog.records if "data: " in r.getMessage()]
     assert notes == ["  data: restarts at step 3 in a new order (seed %d made of 1 and the "
                      "step, so the first batches are not repeated): the setup changed since "
                      "model.ckpt-3: examples per worker batch 8 -> 16"
                      % derived_seed(1, 3)], notes
     caplog.clear()
-    pretrain_stopping_at(built["static"], config_file, tmp_path / "run", monkeypatch, num_train_steps=5,
-              train_batch_size=16, resume_data_position=False)
+    pretrain_stopping_at(built["static"], config_file, run, monkeypatch, num_train_steps=5,
+                         train_batch_size=16, resume_data_position=False)
     messages = [r.getMessage() for r in caplog.records]
     assert "  data: starts again from its beginning at step 4, seed 1 " \
            "(--resume_data_position=false)" in messages

@@ -88,7 +88,7 @@ def test_dynamic_records_are_a_fraction_of_static_ones_and_say_how_to_mask(corpu
     assert 0.15 < dynamic.instances / static.instances < 0.25
     size = lambda files: sum(open(f, "rb").seek(0, 2) for f in files)
     assert size(dynamic_files) <= size(static_files) / 5, (size(dynamic_files),
-                                                            size(static_files))
+                                                           size(static_files))
     with open(dynamic_files[0] + ".meta.json") as f:
         meta = json.load(f)
     assert meta["settings"]["masking"] == "dynamic" and meta["settings"]["mask_id"] == 4
@@ -234,7 +234,7 @@ def test_each_read_of_a_chunk_gets_a_fresh_pair_and_fresh_masks(corpus):
     contains = lambda chunk, part: bool(at(chunk, part))
     # B after A in the chunk: right after, unless truncation took tokens between them.
     follows = lambda chunk, a, b: any(j >= k + len(a) and (j == k + len(a)
-                                                             or len(a) + len(b) == S - 3)
+                                                           or len(a) + len(b) == S - 3)
                                       for k in at(chunk, a) for j in at(chunk, b))
     pairs = {}
     labels = []
@@ -300,7 +300,7 @@ def test_chunks_and_pairs_are_not_mixed_and_chunks_need_their_sidecar(corpus, tm
 
 
 def test_pairs_from_chunks_are_distributed_as_the_references_pairs(tmp_path, corpus_paths,
-                                                                  uncased_vocab_path):
+                                                                   uncased_vocab_path):
     """On real text: the share of random next sentences and the segments' lengths of pairs
     made when read, against the builder's own pairs (the reference's rules) of the same text.
     A random B stops at its chunk's end and no sentence is put back: B runs a little shorter.
@@ -375,7 +375,7 @@ def test_run_pretraining_trains_on_dynamic_records_and_evaluates_them_alike(corp
 
 @pytest.mark.slow
 def test_fresh_pairs_and_masks_learn_at_least_as_well_as_five_static_copies(tmp_path,
-                                                                             corpus_paths):
+                                                                            corpus_paths):
     """The benchmark's experiment (benchmarks/dynamic_masking.py): the same steps and batch on
     static records (dupe_factor 5), on dynamic-mask records and on chunk records (dupe_factor
     1 both), one held-out set."""

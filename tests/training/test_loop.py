@@ -117,7 +117,7 @@ TWO_CPUS = DistributionConfig(distribution="mirrored", num_cpu_replicas=2)
 
 @pytest.mark.parametrize("distribution", [None, TWO_CPUS], ids=["one device", "2 replicas"])
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path,
-                                                                               distribution):
+                                                                              distribution):
     config = _config(tmp_path)
     with pytest.raises(NorbertError, match=r"loss became nan at step 1[56];.*model.ckpt-10"):
         train(model_fn, input_fn, {"poison_at": 15}, config, 40, distribution)

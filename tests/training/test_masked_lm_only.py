@@ -61,7 +61,7 @@ def _values(folder, names):
 
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 def test_mlm_training_keeps_the_next_sentence_head_and_exchanges_checkpoints(records, tmp_path,
-                                                                           caplog):
+                                                                             caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="absl")

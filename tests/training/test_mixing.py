@@ -218,7 +218,7 @@ def test_records_of_dynamic_masking_are_mixed_then_masked(sources):
                                 vocab_file=str(root / "vocab.txt"), max_seq_length=S,
                                 max_predictions_per_seq=P, masking="dynamic", progress=False)
     named = record_checks.record_groups("big=%s/dynamic/big*,small=%s/dynamic/small*"
-                                         % (root, root))
+                                        % (root, root))
     files = [f for _, group_files in named for f in group_files]
     masking = record_checks.dynamic_masking_of(files, P)
     assert masking is not None
@@ -342,7 +342,7 @@ def test_bad_groups_stop_run_pretraining_before_anything_is_created(sources, ber
 @pytest.mark.filterwarnings("ignore::norbert.training.pretraining.TrainingWarning")
 @pytest.mark.parametrize("engine", ["mirrored", "tpu_estimator"])
 def test_groups_train_and_evaluate_on_the_other_engines(sources, bert_config, tmp_path,
-                                                         engine):
+                                                        engine):
     import reference_shim
     from norbert import run_pretraining
     from norbert.training.distribution import DistributionConfig

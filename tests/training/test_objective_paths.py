@@ -78,9 +78,9 @@ def test_mixed_bucketed_mlm_records_train_on_two_replicas(mlm_shards, dropout_co
 
     caplog.set_level(logging.INFO, logger="absl")
     groups = "a=%s,b=%s" % tuple(mlm_shards)
-    results = pretrain_stopping_at(groups, dropout_config, tmp_path / "run", monkeypatch, num_train_steps=3,
-                        do_eval=True, eval_input_file=groups, max_eval_steps=2,
-                        distribution=TWO_CPUS)
+    results = pretrain_stopping_at(groups, dropout_config, tmp_path / "run", monkeypatch,
+                                   num_train_steps=3, do_eval=True, eval_input_file=groups,
+                                   max_eval_steps=2, distribution=TWO_CPUS)
     plan = [r.getMessage() for r in caplog.records]
     assert "  engine: loop, mirrored over 2 replicas" in plan
     assert "  length buckets: %s" % buckets_lib.describe(AUTO) in plan

@@ -266,7 +266,8 @@ def test_a_damaged_record_is_named_on_either_engine(data, tmp_path, engine):
 
 
 def test_mismatched_sequence_length_is_caught_before_training(data, tmp_path):
-    with pytest.raises(NorbertError, match=r"--max_seq_length=32 does not match the data: .*train.tfrecord its sidecar says max_seq_length=64"):
+    with pytest.raises(NorbertError, match=r"--max_seq_length=32 does not match the data: "
+                                           r".*train.tfrecord its sidecar says max_seq_length=64"):
         run_pretraining(*_configs(data, tmp_path / "x", 5, max_seq_length=32))
     assert not (tmp_path / "x").exists() or not os.listdir(str(tmp_path / "x"))
 
@@ -290,7 +291,8 @@ def test_guidance_warnings(data, tmp_path):
     config, optimizer, _ = _configs(data, tmp_path / "x", 5, init_checkpoint="ckpt",
                                     learning_rate=1e-3)
     with pytest.warns(TrainingWarning) as caught:
-        guidance(config, OptimizerConfig(learning_rate=1e-3, num_train_steps=5, num_warmup_steps=10))
+        guidance(config, OptimizerConfig(learning_rate=1e-3, num_train_steps=5,
+                                         num_warmup_steps=10))
     messages = " | ".join(str(w.message) for w in caught)
     assert "high for continuing" in messages
     assert "never reaches its peak" in messages
@@ -298,7 +300,7 @@ def test_guidance_warnings(data, tmp_path):
 
 
 def test_records_of_another_vocab_or_casing_than_the_model_warn(data, tmp_path,
-                                                               uncased_vocab_path):
+                                                                uncased_vocab_path):
     """The records' sidecar against the vocab.txt beside --init_checkpoint."""
     from norbert.data.builder import create_pretraining_data
     from norbert.training.pretraining import check_records_fit_model
@@ -375,7 +377,8 @@ def learning_setup(tmp_path_factory, corpus_paths):
     english = corpus_file("english", corpus_paths)
     with open(english, "rb") as f:
         text = f.read()
-    parts = {"train": text[:400_000], "heldout": text[420_000:540_000], "small": text[560_000:575_000]}
+    parts = {"train": text[:400_000], "heldout": text[420_000:540_000],
+             "small": text[560_000:575_000]}
     for name, part in parts.items():
         # Whole documents only: cut at blank lines.
         body = part.split(b"\n\n", 1)[-1].rsplit(b"\n\n", 1)[0]
@@ -593,7 +596,7 @@ def test_a_resume_on_a_tpu_says_what_its_dropout_masks_are_keyed_by(data, traine
 
 
 def test_a_stop_signal_while_planning_ends_the_run_before_anything_is_created(data, tmp_path,
-                                                                             monkeypatch):
+                                                                              monkeypatch):
     import signal
 
     from norbert.training import pretraining

@@ -38,7 +38,7 @@ def test_whole_files_pass(tmp_path, frames):
 
 
 @pytest.mark.parametrize("cut", [5, 12, 50, -1], ids=["in header", "after header", "in data",
-                                                        "in checksum"])
+                                                      "in checksum"])
 def test_a_file_cut_short_is_named_with_the_record(tmp_path, frames, cut):
     data = b"".join(frames)
     last = len(frames) - 3  # the record cut: the third from the end

@@ -215,7 +215,7 @@ def test_named_buckets_evaluate_as_full_length_batches(short, tmp_path):
 
 
 def test_each_checkpoint_has_its_data_position_beside_it(dynamic, uninterrupted, tmp_path,
-                                                          monkeypatch):
+                                                         monkeypatch):
     from norbert.training import data_position
 
     out = tmp_path / "run"

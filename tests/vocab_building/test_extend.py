@@ -32,7 +32,6 @@ def test_rows_are_the_mean_of_the_pieces_or_fresh():
     growth = extend.grow(VOCAB, ["skog", "##gen", "skogen"])
     rng = np.random.RandomState(0)
     table = rng.randn(len(OLD), 4).astype(np.float32)
-    bias = rng.randn(len(OLD)).astype(np.float32)
     grown = extend.grown_rows(table, growth, extend.MEAN, rng, 0.02)
     assert grown.shape == (len(OLD) + 1, 4)
     np.testing.assert_allclose(grown[5], table[[VOCAB["sko"], VOCAB["##g"]]].mean(0))

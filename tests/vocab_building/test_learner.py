@@ -227,5 +227,3 @@ def test_choose_additions_ranks_by_pieces_saved():
     # abc saves 2*2=4, ab 3*1=3, cab 1*2=2, aa 1*1=1; x is [UNK] and is left out
     assert learner.choose_additions(counts, vocab, 3, 1) == ["abc", "ab", "cab"]
     assert learner.choose_additions(counts, vocab, 9, 2) == ["abc", "ab"]
-
-

@@ -75,4 +75,3 @@ def test_counts_with_the_tokenizer_options_whatever_the_workers(tmp_path):
     google = word_counts.count_words([path], True)[0]
     assert google["pa"] == 3 and "på" not in google and google["中"] == 1
     assert google["url"] == 6
-
