@@ -70,6 +70,9 @@ class PrecisionConfig:
         if self.loss_scale < 0:
             raise NorbertError("--loss_scale must be 0 (dynamic) or positive, not %g"
                                % self.loss_scale)
+        if self.loss_scale_growth_interval < 1:
+            raise NorbertError("--loss_scale_growth_interval=%d must be at least 1"
+                               % self.loss_scale_growth_interval)
         if self.loss_scale and self.precision != FP16:
             raise NorbertError(
                 "--loss_scale is for --precision=fp16 only (bf16 has float32's range and "

@@ -139,6 +139,21 @@ class OptimizerConfig:
             raise NorbertError("--num_warmup_steps must not be negative")
         if self.gradient_accumulation_steps < 1:
             raise NorbertError("--gradient_accumulation_steps must be 1 or more")
+        for flag in ("beta_1", "beta_2"):  # the moments' decay: 1 would never move them
+            if not 0 <= getattr(self, flag) < 1:
+                raise NorbertError("--%s=%g must be in [0, 1), for example %g"
+                                   % (flag, getattr(self, flag), getattr(OptimizerConfig, flag)))
+        if self.epsilon <= 0:  # a weight never given a gradient would be updated by 0 / 0
+            raise NorbertError("--epsilon=%g must be positive, for example 1e-6" % self.epsilon)
+        if self.weight_decay_rate < 0:
+            raise NorbertError("--weight_decay_rate=%g must not be negative (0: no decay)"
+                               % self.weight_decay_rate)
+        if self.clip_norm < 0:
+            raise NorbertError("--clip_norm=%g must not be negative (0: no clipping)"
+                               % self.clip_norm)
+        if self.poly_power < 0:  # the rate would grow without bound as the decay ends
+            raise NorbertError("--poly_power=%g must not be negative (1.0: linear decay, 0: a "
+                               "constant rate)" % self.poly_power)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +178,20 @@ class TpuConfig:
     num_tpu_cores: int = 8
     # Steps per call to the TPU before control returns to the host.
     iterations_per_loop: int = 1000
+
+    def __post_init__(self) -> None:
+        for flag in ("num_tpu_cores", "iterations_per_loop"):
+            if getattr(self, flag) < 1:
+                raise NorbertError("--%s=%d must be at least 1" % (flag, getattr(self, flag)))
+
+    def check_batch_divides(self, batch_size: int, flag: str) -> None:
+        """On a TPU, the batch ``flag`` sets is split evenly over the cores (TPUEstimator's
+        per-host input yields one core's share)."""
+        if self.use_tpu and batch_size % self.num_tpu_cores:
+            raise NorbertError(
+                "--%s=%d does not divide among --num_tpu_cores=%d: use a multiple of %d (each "
+                "core gets %s / cores examples)"
+                % (flag, batch_size, self.num_tpu_cores, self.num_tpu_cores, flag))
 
     def input_batch_size(self, batch_size: int) -> int:
         """The batch each call of TPUEstimator's input yields for the global ``batch_size``:

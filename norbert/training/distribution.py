@@ -55,7 +55,7 @@ class DistributionConfig:
     # multi_worker: a training step that takes longer than this means a worker is lost (or
     # never started); the others stop with an error instead of waiting for ever. It must
     # cover the first step's start-up and the chief's checkpoint saves, which the others
-    # wait for.
+    # wait for. 0: no limit.
     worker_timeout_secs: int = 600
 
     def __post_init__(self) -> None:

@@ -314,6 +314,10 @@ def make_plan(settings: Settings) -> RunPlan:
     fileio.check_writable_dir(run.output_dir, "--output_dir")
     bert_config = _checked_bert_config(settings)
     engine = _engine(settings)
+    if config.do_train:
+        settings.tpu.check_batch_divides(run.train_batch_size, "train_batch_size")
+    if config.do_eval:
+        settings.tpu.check_batch_divides(run.eval_batch_size, "eval_batch_size")
     cluster = None
     if settings.distribution.distribution == distribution_lib.MULTI_WORKER:
         cluster = distribution_lib.Cluster(settings.distribution)

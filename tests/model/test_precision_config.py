@@ -20,6 +20,8 @@ def test_loss_scaling_follows_the_precision():
     (lambda: PrecisionConfig("fp8"), "--precision=fp8 is not known"),
     (lambda: PrecisionConfig("bf16", loss_scale=8), "--loss_scale is for --precision=fp16 only"),
     (lambda: PrecisionConfig("fp16", loss_scale=-1), "--loss_scale must be 0 .dynamic. or"),
+    (lambda: PrecisionConfig("fp16", loss_scale_growth_interval=0),
+     "--loss_scale_growth_interval=0 must be at least 1"),
     (lambda: DynamicLossScale(factor=1.0), "factor must be above 1"),
     (lambda: DynamicLossScale(growth_interval=0), "growth_interval must be 1 or more"),
     (lambda: DynamicLossScale(initial_scale=0.5), "need 0 < min_scale <= initial_scale"),
