@@ -77,6 +77,7 @@ def compare(work, steps):
     (trained examples/s)} of the small BERT trained ``steps`` steps on each kind of record,
     {"dynamic"|"dynamic pairs": its input pipeline's examples/s alone})."""
     from norbert import build_vocab, load_vocab
+    from norbert.data import sidecar
 
     path = lambda name: os.path.join(work, name)
     english = [p for p in corpus_files() if "english" in p][0]
@@ -92,8 +93,7 @@ def compare(work, steps):
     for name, settings in VARIANTS:
         records = build_records(train_text, path("vocab.txt"),
                                 path(name.replace(" ", "_") + ".tfrecord"), SEQ, PRED, **settings)
-        with open(records + ".meta.json") as f:
-            count = json.load(f)["instances_in_file"]
+        count = sidecar.records_in_file(sidecar.read(records), records)
         run = path("run_" + name.replace(" ", "_"))
         train(records, path("bert_config.json"), run, steps, SEQ, PRED, BATCH)
         result = evaluate(held, path("bert_config.json"), run, run + "_eval", SEQ, PRED)

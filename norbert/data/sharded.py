@@ -175,11 +175,8 @@ def build_shard(job: ShardJob, progress: Optional[Progress] = None) -> Dict:
     stats.files = reader.files
     stats.lines = reader.lines_read
     stats.bad_lines = reader.bad_lines
-    meta = dict(job.sidecar)
-    meta["build_seconds"] = round(time.perf_counter() - started, 3)
-    meta["instances_in_file"] = counts["instances"]
-    meta["bytes_in_file"] = _size(job.path)
-    meta["counts"] = sidecar.counts_of(DataSummary(corpus=stats, **counts))
+    meta = sidecar.built_shard(job.sidecar, time.perf_counter() - started,
+                               DataSummary(corpus=stats, **counts), _size(job.path))
     sidecar.write(sidecar.path_for(job.path), meta)
     return meta
 
@@ -234,7 +231,7 @@ def complete_shard(job: ShardJob) -> Optional[Dict]:
     if meta is None or not sidecar.same_shard(meta, job.sidecar):
         return None
     size = _size(job.path)
-    if size is not None and meta.get("bytes_in_file") != size:
+    if size is not None and sidecar.bytes_in_file(meta, job.path) != size:
         return None
     return meta
 
@@ -284,12 +281,11 @@ def plan_jobs(config, options, input_paths: List[str]) -> Jobs:
     template = sidecar.build(config, options, input_paths, output_paths,
                              config.output_base, vocab_sha, len(tokenizer.vocab),
                              vocab=tokenizer.vocab)
-    template["input_bytes"] = plan.total_bytes
-    template["settings"].update(num_output_shards=num_shards, block_mb=config.block_mb,
-                                masking_draws="lazy", planner=slices.PLANNER_VERSION)
+    template = sidecar.shard_template(template, plan.total_bytes, num_shards, config.block_mb,
+                                      slices.PLANNER_VERSION)
     jobs = []
     for k, path in enumerate(output_paths):
-        meta = dict(template, file=os.path.basename(path), shard_index=k)
+        meta = sidecar.for_shard(template, path, k)
         jobs.append(ShardJob(config, options, tuple(input_paths), k, plan.cuts[k], plan.cuts[k + 1],
                              path, meta))
     return Jobs(jobs, plan, template)
@@ -461,7 +457,8 @@ def finish(config, planned: Jobs, results: Dict[int, Dict], built: int, start: f
     summary = DataSummary(corpus=corpus, shards_skipped=num_shards - built)
     for k in range(num_shards):
         sidecar.add_counts(summary, results[k]["counts"])
-        summary.records_per_file.append(results[k]["instances_in_file"])
+        summary.records_per_file.append(sidecar.records_in_file(results[k],
+                                                                planned.jobs[k].path))
     if not corpus.documents:
         raise NorbertError(
             "--input_file %s holds no text that the vocab tokenises" % config.input_file

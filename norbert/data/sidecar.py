@@ -153,6 +153,28 @@ def build(config: DataConfig, options: TokenizerOptions, input_paths: List[str],
     return meta
 
 
+def shard_template(template: Mapping, input_bytes: int, num_shards: int, block_mb: float,
+                   planner: int) -> Dict:
+    """``build``'s template (no counts) for a set of shards: what the sharded mode adds to
+    every shard's sidecar before the shard is built."""
+    meta = dict(template, input_bytes=input_bytes)
+    meta["settings"] = dict(template["settings"], num_output_shards=num_shards,
+                            block_mb=block_mb, masking_draws="lazy", planner=planner)
+    return meta
+
+
+def for_shard(template: Mapping, path: str, index: int) -> Dict:
+    """Shard ``index``'s sidecar before it is built: ``shard_template``'s, naming its file."""
+    return dict(template, file=os.path.basename(path), shard_index=index)
+
+
+def built_shard(meta: Mapping, seconds: float, summary: DataSummary, size: int) -> Dict:
+    """A shard's sidecar once its file is complete: ``for_shard``'s ``meta`` with the seconds
+    the build took, its records and bytes, and its counts (``summary``)."""
+    return dict(meta, build_seconds=round(seconds, 3), instances_in_file=summary.instances,
+                bytes_in_file=size, counts=counts_of(summary))
+
+
 def mark_heldout(meta: Dict, config: DataConfig, training_outputs: List[str]) -> None:
     """Makes ``build``'s sidecar that of the held-out records (``norbert.data.heldout``): built
     by the reference-exact steps whatever the training records' mode, and saying so."""
@@ -177,6 +199,31 @@ def for_set(template: Mapping, summary: DataSummary) -> Dict:
     meta["records_per_file"] = list(summary.records_per_file)
     meta["counts"] = counts_of(summary)
     return meta
+
+
+def settings_of(meta: Mapping) -> Mapping:
+    """The build's settings (a sidecar without a ``settings`` section is read as flat)."""
+    return meta.get("settings", meta)
+
+
+def records_in_file(meta: Optional[Mapping], record_file: str) -> Optional[int]:
+    """The records of ``record_file`` its sidecar ``meta`` counts; None when ``meta`` is not the
+    file's own (a shard set's shared sidecar counts the whole set) or holds no count."""
+    return _own_count(meta, record_file, "instances_in_file")
+
+
+def bytes_in_file(meta: Optional[Mapping], record_file: str) -> Optional[int]:
+    """The bytes ``record_file`` had when built, as ``records_in_file`` tells its records."""
+    return _own_count(meta, record_file, "bytes_in_file")
+
+
+def _own_count(meta: Optional[Mapping], record_file: str, key: str) -> Optional[int]:
+    if meta is None or meta.get("file") != os.path.basename(record_file):
+        return None
+    value = meta.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def masking_of(meta: Mapping) -> str:

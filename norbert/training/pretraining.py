@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Tuple
 from absl import logging
 
 from norbert import fileio
+from norbert.data import sidecar
 from norbert.data.features import MLM, MLM_NSP
 from norbert.errors import NorbertError
 from norbert.model import objective_record
@@ -77,7 +78,7 @@ def check_records_fit_model(record_files, init_checkpoint: str, sidecars=None) -
         meta = record_checks.sidecar_of(path, sidecars)
         if meta is None:
             continue
-        settings = meta.get("settings", meta)
+        settings = sidecar.settings_of(meta)
         if settings.get("vocab_sha256") not in (None, digest):
             _warn("%s was built with the vocab %s, not with %s beside --init_checkpoint: the "
                   "ids mean other tokens to this model; rebuild the records with the model's "

@@ -17,7 +17,6 @@ from the sidecars' counts, or from a walk over the records' headers. Every read 
 is ``norbert.data.tfrecord.scan``; no TensorFlow here.
 """
 
-import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from norbert import fileio
@@ -134,13 +133,11 @@ def check_framing(path: str, flag: str = "--input_file",
     count could tell). A short file is read through, checksums and all.
     """
     size = fileio.size(path)
-    meta = sidecar_of(path, sidecars)
-    if meta is not None and meta.get("file") == os.path.basename(path):
-        expected = meta.get("bytes_in_file")
-        if isinstance(expected, int) and expected != size:
-            raise NorbertError(
-                "%s: %s has %d bytes but its sidecar says %d: it is truncated or changed since "
-                "it was built; copy or rebuild it" % (flag, path, size, expected))
+    expected = sidecar.bytes_in_file(sidecar_of(path, sidecars), path)
+    if expected is not None and expected != size:
+        raise NorbertError(
+            "%s: %s has %d bytes but its sidecar says %d: it is truncated or changed since it "
+            "was built; copy or rebuild it" % (flag, path, size, expected))
     if size == 0:
         return
     if size > TAIL_BYTES:
@@ -189,12 +186,8 @@ def records_in(path: str, flag: str = "--input_file",
 
     A shard set's shared sidecar counts the whole set, not the file: it is not used.
     """
-    meta = sidecar_of(path, sidecars)
-    if meta is not None and meta.get("file") == os.path.basename(path):
-        count = meta.get("instances_in_file")
-        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
-            return count
-    return count_records(path, flag)
+    count = sidecar.records_in_file(sidecar_of(path, sidecars), path)
+    return count if count is not None else count_records(path, flag)
 
 
 # -- the records' shapes and kinds ----------------------------------------------------------
@@ -258,7 +251,7 @@ def check_data(config, flag: str = "--input_file",
 
 def _shapes_in_sidecar(meta: Mapping):
     """(lengths found, where they were found, vocab size, what about the vocab) of a sidecar."""
-    settings = meta.get("settings", meta)
+    settings = sidecar.settings_of(meta)
     found = {k: settings.get(k) for k in ("max_seq_length", "max_predictions_per_seq")}
     if sidecar.masking_of(meta) == DYNAMIC:
         found["max_predictions_per_seq"] = None  # chosen when the masks are drawn
@@ -336,7 +329,7 @@ def _masking(kinds: Kinds, max_predictions_per_seq: int, flag: str) -> Optional[
     def key_of(meta):
         if sidecar.masking_of(meta) == STATIC:
             return None
-        settings = meta["settings"]
+        settings = sidecar.settings_of(meta)
         return tuple(settings.get(k) for k in ("masked_lm_prob", "do_whole_word_mask",
                                                "whole_word_mask_per_word", "vocab_size",
                                                "mask_id"))
@@ -354,7 +347,7 @@ def _pairing(kinds: Kinds, flag: str) -> Optional[DynamicPairing]:
     def key_of(meta):
         if sidecar.pairing_of(meta) == STATIC:
             return None
-        return tuple(meta["settings"].get(k) for k in ("cls_id", "sep_id"))
+        return tuple(sidecar.settings_of(meta).get(k) for k in ("cls_id", "sep_id"))
 
     key = _one_kind(kinds, flag, key_of, _PAIRING_MARKER, _PAIRING_WORDS)
     return None if key is None else DynamicPairing(*key)

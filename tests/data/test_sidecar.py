@@ -111,3 +111,28 @@ def test_a_shard_cut_by_another_planner_is_another_shard_but_in_a_set_of_one():
         done["settings"]["random_seed"] = 1  # and other settings: not a planner's change
         assert not sidecar.same_shard(done, template)
         assert not sidecar.cut_by_other_planner(done, template)
+
+
+def test_a_shards_sidecar_from_template_to_built_and_its_own_counts():
+    config = _config(num_output_shards=2)
+    template = sidecar.build(config, GOOGLE, ["in.txt"], config.output_files,
+                             config.output_base, "ab" * 32, 99)
+    shards = sidecar.shard_template(template, 1000, 2, 8.0, 3)
+    assert shards["input_bytes"] == 1000 and sidecar.planner_of(shards) == 3
+    assert sidecar.settings_of(shards)["num_output_shards"] == 2
+    assert "planner" not in template["settings"]  # the build's template is left as it was
+    path = os.path.join("data", config.output_files[1])
+    before = sidecar.for_shard(shards, path, 1)
+    assert before["shard_index"] == 1 and sidecar.records_in_file(before, path) is None
+    summary = DataSummary(corpus=CorpusStats(documents=2), instances=6)
+    built = sidecar.built_shard(before, 1.23456, summary, 4096)
+    assert sidecar.same_shard(built, before) and built["build_seconds"] == 1.235
+    assert sidecar.records_in_file(built, path) == 6
+    assert sidecar.bytes_in_file(built, path) == 4096
+    assert built["counts"]["documents"] == 2
+    # Another file's sidecar (a shard set's shared one) does not count this file.
+    assert sidecar.records_in_file(built, config.output_files[0]) is None
+    assert sidecar.bytes_in_file(None, path) is None
+    assert sidecar.records_in_file(dict(built, instances_in_file=True), path) is None
+    # Settings read flat where a sidecar has no settings section.
+    assert sidecar.settings_of({"max_seq_length": 32}) == {"max_seq_length": 32}
