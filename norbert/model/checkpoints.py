@@ -113,6 +113,20 @@ def damage(prefix: str) -> Optional[str]:
     return None
 
 
+def unreadable(prefix: str) -> Optional[str]:
+    """Why the checkpoint at ``prefix`` does not read whole, or None: every tensor is read (one
+    at a time, so that a large checkpoint is not held in memory), which checks its checksums:
+    what ``damage`` cannot see, at the cost of reading it all."""
+    tf = _tf()
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:  # tf.errors.* (a checksum), IndexError etc. (data cut short)
+        return tf_message(e)
+    return None
+
+
 def tf_message(error: Exception) -> str:
     """The line of a TensorFlow error that says what went wrong, without the graph's trace.
 

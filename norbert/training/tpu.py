@@ -194,7 +194,7 @@ def point_at_intact(output_dir: str, candidates: Sequence[str]) -> Optional[str]
     if not candidates:
         return None
     for i, candidate in enumerate(candidates):
-        problem = _unreadable(candidate)
+        problem = checkpoints.unreadable(candidate)
         if problem:
             logging.warning("--output_dir=%s: skipping the damaged checkpoint %s (%s)",
                             output_dir, candidate, problem)
@@ -208,18 +208,6 @@ def point_at_intact(output_dir: str, candidates: Sequence[str]) -> Optional[str]
     raise NorbertError(
         "--output_dir=%s: every checkpoint there is damaged (%s): move them away to start "
         "afresh, or restore the folder from a copy" % (output_dir, ", ".join(candidates)))
-
-
-def _unreadable(checkpoint: str) -> Optional[str]:
-    """Why ``checkpoint`` does not read whole, or None: every tensor is read (one at a time,
-    so that a large checkpoint is not held in memory), which checks its checksums."""
-    try:
-        reader = tf.train.load_checkpoint(checkpoint)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-    except Exception as e:  # tf.errors.* (a checksum), IndexError etc. (data cut short)
-        return checkpoints.tf_message(e)
-    return None
 
 
 def _relative(output_dir: str, checkpoint: str) -> str:

@@ -5,8 +5,8 @@ tf = pytest.importorskip("tensorflow").compat.v1
 
 from norbert import NorbertError  # noqa: E402
 from norbert.model.checkpoints import init_from_checkpoint, is_run_state, resolve  # noqa: E402
-from norbert.model.checkpoints import (checkpoint_shapes, read_checkpoint,  # noqa: E402
-                                       save_checkpoint)
+from norbert.model.checkpoints import (checkpoint_shapes, damage, read_checkpoint,  # noqa: E402
+                                       save_checkpoint, unreadable)
 
 
 def _save(path, shapes):
@@ -115,6 +115,16 @@ def _flip_a_byte(path):
 
 def _cut(path, size):
     path.write_bytes(path.read_bytes()[:size])
+
+
+def test_flipped_bytes_show_only_when_the_checkpoint_is_read_whole(tmp_path):
+    _, prefix = _written(tmp_path)
+    assert damage(prefix) is None and unreadable(prefix) is None
+    _flip_a_byte(tmp_path / "model.ckpt.data-00000-of-00001")
+    assert damage(prefix) is None  # the sizes still add up
+    assert unreadable(prefix)  # a checksum does not
+    _cut(tmp_path / "model.ckpt.data-00000-of-00001", 20)
+    assert damage(prefix) and unreadable(prefix)
 
 
 @pytest.mark.parametrize("harm, file, message", [
