@@ -16,6 +16,7 @@ future Python change those algorithms, ``Draws.for_rng`` notices (``matches_stdl
 back to the ``random.Random`` methods themselves, which is what the reference calls.
 """
 
+import functools
 import random
 from typing import Dict, Iterator, MutableSequence, Sequence, Tuple
 
@@ -105,15 +106,10 @@ class _StdlibDraws(Draws):
         self.rng.shuffle(x)
 
 
-_MATCHES = None
-
-
+@functools.lru_cache(maxsize=None)
 def matches_stdlib() -> bool:
     """Whether ``Draws`` reproduces this interpreter's ``random.Random`` (checked once)."""
-    global _MATCHES
-    if _MATCHES is None:
-        _MATCHES = _same_draws(seed=20240601)
-    return _MATCHES
+    return _same_draws(seed=20240601)
 
 
 def _same_draws(seed: int) -> bool:

@@ -22,6 +22,7 @@ and at which byte). ``read_records`` and the checks before a run
 
 import contextlib
 import dataclasses
+import functools
 import io
 import struct
 from typing import (IO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
@@ -171,17 +172,16 @@ def _crc32c_python(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
-_TABLE: List[int] = []
-
-
-def _table() -> List[int]:
-    if not _TABLE:
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            _TABLE.append(c)
-    return _TABLE
+@functools.lru_cache(maxsize=None)
+def _table() -> Tuple[int, ...]:
+    """CRC-32C's byte table (the reflected Castagnoli polynomial), made on first use."""
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return tuple(table)
 
 
 def crc32c(data: bytes) -> int:
