@@ -13,6 +13,7 @@ from typing import ClassVar, Optional, Tuple
 from norbert.data import defaults
 from norbert.errors import NorbertError
 from norbert.training import length_buckets as buckets_lib
+from norbert.training.distribution import check_batch_divides
 from norbert.training.mixing import parse_groups
 
 LOOP, TPU_ESTIMATOR = "loop", "tpu_estimator"
@@ -187,11 +188,9 @@ class TpuConfig:
     def check_batch_divides(self, batch_size: int, flag: str) -> None:
         """On a TPU, the batch ``flag`` sets is split evenly over the cores (TPUEstimator's
         per-host input yields one core's share)."""
-        if self.use_tpu and batch_size % self.num_tpu_cores:
-            raise NorbertError(
-                "--%s=%d does not divide among --num_tpu_cores=%d: use a multiple of %d (each "
-                "core gets %s / cores examples)"
-                % (flag, batch_size, self.num_tpu_cores, self.num_tpu_cores, flag))
+        if self.use_tpu:
+            check_batch_divides(batch_size, self.num_tpu_cores, flag,
+                                "--num_tpu_cores=%d" % self.num_tpu_cores, "core")
 
     def input_batch_size(self, batch_size: int) -> int:
         """The batch each call of TPUEstimator's input yields for the global ``batch_size``:

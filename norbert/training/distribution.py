@@ -109,13 +109,15 @@ def local_devices(config: DistributionConfig) -> List[str]:
     return ["/gpu:%d" % i for i in range(count)] or ["/cpu:0"]
 
 
-def check_batch_divides(batch_size: int, replicas: int) -> None:
-    """``--train_batch_size`` is the global batch: each replica must get the same share."""
-    if batch_size % replicas:
+def check_batch_divides(batch_size: int, parts: int, flag: str = "train_batch_size",
+                        among: str = "", each: str = "replica") -> None:
+    """``--flag`` is a global batch: each of the ``parts`` it is split over (replicas, or
+    ``each`` of ``among``: TPU cores) must get the same share."""
+    if batch_size % parts:
         raise NorbertError(
-            "--train_batch_size=%d does not divide among %d replicas: use a multiple of %d "
-            "(each replica gets train_batch_size / replicas examples)"
-            % (batch_size, replicas, replicas))
+            "--%s=%d does not divide among %s: use a multiple of %d (each %s gets %s / %ss "
+            "examples)" % (flag, batch_size, among or "%d replicas" % parts, parts, each, flag,
+                           each))
 
 
 class Cluster:
