@@ -60,8 +60,9 @@ class PretrainingConfig:
     # Batches cut to the length their examples need, grouped by length while training: auto
     # (8 equal steps up to max_seq_length: 64,128,...,512 at 512), none (every batch at
     # max_seq_length), or ascending lengths such as 64,128,256 (max_seq_length added last).
-    # TPUEstimator keeps its fixed shape with auto; with a list it builds the model once per
-    # length (each compiled once).
+    # With buckets, the loop cuts each batch's masked-LM predictions to the number it needs
+    # too. TPUEstimator keeps its fixed shape with auto; with a list it builds the model once
+    # per length (each compiled once).
     length_buckets: str = buckets_lib.AUTO
     # Without use_tpu: "loop" (norbert's own, CPU/GPU) or "tpu_estimator" (TPUEstimator on
     # the CPU). use_tpu always runs TPUEstimator.

@@ -4,7 +4,10 @@ Records are padded to ``--max_seq_length``; the model's cost is per position, so
 what real tokens cost. With buckets, each batch is cut to the shortest bucket boundary that
 holds its longest example: the real tokens, masked positions, segment ids and next-sentence
 labels stay as they were, only padding goes (the attention over padding is zero either way,
-so each example's outputs are the full-length batch's).
+so each example's outputs are the full-length batch's). Its masked-LM predictions are padded
+too, to ``--max_predictions_per_seq`` (weight 0), and each costs the output layer over the
+whole vocabulary: they are cut as well, to the fewest of ``prediction_sizes`` that holds the
+batch's last real one (``cut``), so that no padded prediction is scored beyond those.
 
 While training, examples are first grouped by length (``grouped``): the stream is read a
 window of at least ``WINDOW_EXAMPLES`` examples (and ``WINDOW_BATCHES`` batches) at a time,
@@ -21,7 +24,8 @@ metrics (Google's mean ``loss`` over batches included).
 
 TPUEstimator feeds its cores through an infeed of one fixed shape, so there a batch is not cut:
 it keeps ``--max_seq_length`` and carries its bucket's number (``tagged``), and the model_fn
-runs one branch per bucket (``switch``), each with the static shape [B, L] of its bucket: XLA
+runs one branch per bucket (``switch``), each with the static shape [B, L] of its bucket (its
+predictions not cut: [B, P]): XLA
 compiles every branch once, in the one program, and only the batch's branch runs. A step lasts
 as long as its slowest core, and a host's cores take its consecutive batches at one step, so
 there a window's batches come out in runs of ``TPU_RUN`` neighbours in length.
@@ -46,8 +50,18 @@ AUTO_BUCKETS = 8
 # of the data position, so it is bounded: at most this many examples or WINDOW_BATCHES batches.
 WINDOW_EXAMPLES = 1024
 WINDOW_BATCHES = 8
-# The features of one position each ([B, S]); every other feature keeps its shape.
+# The features of one position each ([B, S]), cut to the batch's bucket.
 TOKEN_FEATURES = ("input_ids", "input_mask", "segment_ids")
+# The features of one masked-LM prediction each ([B, P]), cut to the fewest of
+# prediction_sizes(P) that holds the batch's last real one (weight > 0); every other feature
+# keeps its shape.
+PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+# Sizes predictions are cut to: at most this many equal steps (of at least
+# PREDICTION_STEP_MIN) up to --max_predictions_per_seq (4, 8, ..., 20 at 20; 10, 20, ..., 76
+# at 76). Predictions follow length (15% of the real tokens), so a batch's length bucket mostly
+# goes with one size: the shapes run stay about the buckets', at most their product.
+PREDICTION_SIZES = 8
+PREDICTION_STEP_MIN = 4
 # TPUEstimator's feature of a batch's bucket (``tagged``): int32 [B], every row the number of
 # the batch's bucket among the boundaries.
 BUCKET = "length_bucket"
@@ -83,12 +97,25 @@ def parse(spec: str, max_seq_length: int, flag: str = "--length_buckets") -> Bou
     return tuple(values) if values[-1] == max_seq_length else tuple(values) + (max_seq_length,)
 
 
-def describe(boundaries: Boundaries) -> str:
-    """The run plan's words for the boundaries."""
+def prediction_sizes(max_predictions: int) -> Boundaries:
+    """The sizes a batch's masked-LM predictions are cut to (``PREDICTION_SIZES``), ascending,
+    the last one ``max_predictions``."""
+    step = max(PREDICTION_STEP_MIN, -(-max_predictions // PREDICTION_SIZES))
+    return tuple(range(step, max_predictions, step)) + (max_predictions,)
+
+
+def describe(boundaries: Boundaries, max_predictions: int = 0) -> str:
+    """The run plan's words for the boundaries (and, given ``max_predictions``, the sizes
+    predictions are cut to)."""
     if len(boundaries) <= 1:
         return "none: every batch at its full length"
-    return ("batches cut to the shortest of %s that holds their longest example"
-            % ",".join(str(b) for b in boundaries))
+    words = ("batches cut to the shortest of %s that holds their longest example"
+             % ",".join(str(b) for b in boundaries))
+    sizes = prediction_sizes(max_predictions) if max_predictions else ()
+    if len(sizes) > 1:
+        words += (", their masked-LM predictions to the fewest of %s that holds the last real "
+                  "one" % ",".join(str(n) for n in sizes))
+    return words
 
 
 def window_batches(batch_size: int) -> int:
@@ -134,8 +161,10 @@ def grouped(examples, batch_size: int, seed, batches_per_window: int = 0, togeth
 
 def cut(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object]:
     """``batch`` with its token features cut to its bucket: the shortest boundary that holds
-    its longest example ([B, S] -> [B, L]). Masked positions lie in the real tokens, so they
-    and every other feature stay as they are."""
+    its longest example ([B, S] -> [B, L]); masked positions lie in the real tokens. Its
+    prediction features (when their size P is static) cut to the fewest of
+    ``prediction_sizes(P)`` that holds its last real prediction ([B, P] -> [B, M]): what is cut
+    is padding of weight 0. Every other feature stays as it is."""
     import tensorflow.compat.v1 as tf
 
     if len(boundaries) <= 1:
@@ -145,6 +174,16 @@ def cut(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object]:
     for name in TOKEN_FEATURES:
         if name in batch:
             out[name] = batch[name][:, :length]  # [B, L]
+    if "masked_lm_weights" not in batch or batch["masked_lm_weights"].shape[1] is None:
+        return out
+    sizes = prediction_sizes(int(batch["masked_lm_weights"].shape[1]))
+    weights = batch["masked_lm_weights"]  # [B, P]: 1.0 real, 0.0 padding
+    # [B, P] -> []: one past the last real prediction of any example (not assumed a prefix)
+    needed = tf.reduce_max(tf.cast(weights > 0, tf.int32) * tf.range(1, sizes[-1] + 1)[None])
+    size = tf.constant(sizes, tf.int32)[_fewest(sizes, needed)]
+    for name in PREDICTION_FEATURES:
+        if name in batch:
+            out[name] = batch[name][:, :size]  # [B, M]
     return out
 
 
@@ -152,9 +191,16 @@ def _bucket(batch: Dict[str, object], boundaries: Boundaries):
     """int32 []: the number of ``batch``'s bucket, the shortest that holds its longest example."""
     import tensorflow.compat.v1 as tf
 
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
-    edges = tf.constant(boundaries, tf.int32)  # [N]
-    return tf.searchsorted(edges, tf.reshape(longest, [1]), side="left")[0]
+    return _fewest(boundaries, tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"],
+                                                                   tf.int32), axis=1)))
+
+
+def _fewest(sizes: Boundaries, needed):
+    """int32 []: the number of the first of ``sizes`` (ascending) at least ``needed`` ([])."""
+    import tensorflow.compat.v1 as tf
+
+    edges = tf.constant(sizes, tf.int32)  # [N]
+    return tf.searchsorted(edges, tf.reshape(needed, [1]), side="left")[0]
 
 
 def tagged(batch: Dict[str, object], boundaries: Boundaries) -> Dict[str, object]:
@@ -197,22 +243,33 @@ def switch(features: Dict[str, object], boundaries: Boundaries, branch: Callable
     return tf.switch_case(number, [cut_to(length) for length in boundaries])
 
 
-def agreed_length(features: Dict[str, object], max_seq_length: int,
-                  total) -> Dict[str, object]:
+def agreed_length(features: Dict[str, object], max_seq_length: int, total,
+                  max_predictions: int = 0) -> Dict[str, object]:
     """This replica's batch padded to the longest length any replica (of any worker) holds
-    now, so that every replica runs the same shape: ``total`` sums a tensor over replicas
-    (``norbert.training.replicas.total``). Padding is zeros, as in the records: the outputs
-    at the real positions do not change."""
+    now, and (given ``max_predictions``) its predictions to the most any holds, so that every
+    replica runs the same shape: ``total`` sums a tensor over replicas
+    (``norbert.training.replicas.total``). Padding is zeros, as in the records (a padded
+    prediction has weight 0): the outputs at the real positions do not change."""
+    out = _agreed(features, TOKEN_FEATURES, max_seq_length, total)
+    if max_predictions:
+        out = _agreed(out, PREDICTION_FEATURES, max_predictions, total)
+    return out
+
+
+def _agreed(features: Dict[str, object], names, most: int, total) -> Dict[str, object]:
+    """``features`` with those ``names`` ([B, n], n at most ``most``) padded with zeros to the
+    longest n any replica holds (one all-reduce of [most + 1])."""
     import tensorflow.compat.v1 as tf
 
-    own = tf.shape(features["input_ids"])[1]
-    present = total(tf.one_hot(own, max_seq_length + 1))  # [S + 1]: replicas at each length
-    longest = tf.reduce_max(tf.where(present > 0, tf.range(max_seq_length + 1),
-                                     tf.zeros([max_seq_length + 1], tf.int32)))
+    present = [name for name in names if name in features]
+    if not present:
+        return features
+    own = tf.shape(features[present[0]])[1]
+    held = total(tf.one_hot(own, most + 1))  # [most + 1]: replicas holding each n
+    longest = tf.reduce_max(tf.where(held > 0, tf.range(most + 1), tf.zeros([most + 1], tf.int32)))
     out = dict(features)
-    for name in TOKEN_FEATURES:
-        if name in features:
-            out[name] = tf.pad(features[name], [[0, 0], [0, longest - own]])  # [B, longest]
+    for name in present:
+        out[name] = tf.pad(features[name], [[0, 0], [0, longest - own]])  # [B, longest]
     return out
 
 

@@ -235,13 +235,19 @@ def _replicated_step(model_fn, input_fn, params, config: RunConfig, strategy,
 
 
 def _same_length(features: Dict[str, tf.Tensor], input_fn: Callable) -> Dict[str, tf.Tensor]:
-    """Multi-worker: each worker's batch cut to its own length bucket, padded to the longest
-    any worker holds at this step (one small all-reduce), so that every replica of every
-    worker runs the same shape. Batches of a fixed length need nothing."""
-    max_seq_length = getattr(getattr(input_fn, "config", None), "max_seq_length", None)
+    """Multi-worker: each worker's batch cut to its own length bucket (and its predictions to
+    their own size), padded to the longest any worker holds at this step (small all-reduces),
+    so that every replica of every worker runs the same shape. Batches of a fixed length need
+    nothing."""
+    config = getattr(input_fn, "config", None)
+    max_seq_length = getattr(config, "max_seq_length", None)
     if features["input_ids"].shape[1] is not None or max_seq_length is None:
         return features
-    return length_buckets.agreed_length(features, max_seq_length, replicas.total)
+    cut_predictions = ("masked_lm_weights" in features
+                       and features["masked_lm_weights"].shape[1] is None)
+    return length_buckets.agreed_length(
+        features, max_seq_length, replicas.total,
+        config.max_predictions_per_seq if cut_predictions else 0)
 
 
 def _replica_slice(batch: Dict[str, tf.Tensor], local_replicas: int) -> Dict[str, tf.Tensor]:

@@ -181,7 +181,10 @@ class RunPlan:
                              "TPUEstimator on the CPU, not on TPU hardware")
             lines += ["%s: %s" % (self.train.flag, note) for note in self.train.notes]
         if self.train is not None or self.evaluation is not None:
-            line = "length buckets: %s" % buckets_lib.describe(self.length_buckets)
+            # TPUEstimator's branches keep every prediction (one static shape per bucket).
+            line = "length buckets: %s" % buckets_lib.describe(
+                self.length_buckets,
+                0 if self.engine == TPU_ESTIMATOR else settings.config.max_predictions_per_seq)
             if self.engine == TPU_ESTIMATOR:
                 line += (" (TPUEstimator: batches fed at --max_seq_length, the model built once "
                          "per bucket, each compiled once)" if len(self.length_buckets) > 1 else

@@ -55,6 +55,59 @@ def test_bad_boundaries_name_the_flag(spec, message):
                           length_buckets=spec)
 
 
+@pytest.mark.parametrize("most, expected", [
+    (20, (4, 8, 12, 16, 20)),
+    (76, (10, 20, 30, 40, 50, 60, 70, 76)),
+    (80, (10, 20, 30, 40, 50, 60, 70, 80)),
+    (5, (4, 5)),
+    (3, (3,)),
+])
+def test_prediction_sizes(most, expected):
+    assert length_buckets.prediction_sizes(most) == expected
+
+
+def test_the_plan_names_the_sizes_predictions_are_cut_to():
+    words = length_buckets.describe((16, 32), 20)
+    assert words.endswith("their masked-LM predictions to the fewest of 4,8,12,16,20 that "
+                          "holds the last real one")
+    assert "predictions" not in length_buckets.describe((16, 32))  # TPUEstimator: not cut
+    assert length_buckets.describe((), 20) == "none: every batch at its full length"
+
+
+def _cut(batch, boundaries):
+    """``length_buckets.cut`` of ``batch`` (arrays; the prediction features' size static, as
+    the records' parsing gives it), run."""
+    with tf.Graph().as_default(), tf.Session() as sess:
+        features = {k: tf.placeholder(tf.as_dtype(v.dtype), [None, None if k in
+                                                             length_buckets.TOKEN_FEATURES
+                                                             else v.shape[1]])
+                    for k, v in batch.items()}
+        return sess.run(length_buckets.cut(features, boundaries),
+                        {features[k]: v for k, v in batch.items()})
+
+
+def test_predictions_are_cut_to_the_fewest_sizes_that_hold_the_last_real_one():
+    """Real predictions need not come first: the cut keeps every one (the second row's last
+    real prediction is its sixth slot, after a gap), and what it drops is weight 0."""
+    weights = np.zeros([2, 20], np.float32)
+    weights[0, :3] = 1.0
+    weights[1, [0, 5]] = 1.0
+    batch = {"input_ids": np.ones([2, 128], np.int32), "input_mask": np.ones([2, 128], np.int32),
+             "masked_lm_positions": np.tile(np.arange(1, 21, dtype=np.int32), [2, 1]),
+             "masked_lm_ids": np.tile(np.arange(100, 120, dtype=np.int32), [2, 1]),
+             "masked_lm_weights": weights, "next_sentence_labels": np.zeros([2, 1], np.int32)}
+    batch["input_mask"][:, 40:] = 0
+    out = _cut(batch, length_buckets.parse("auto", 128))
+    assert out["input_ids"].shape == (2, 48)
+    for name in length_buckets.PREDICTION_FEATURES:
+        np.testing.assert_array_equal(out[name], batch[name][:, :8])  # 6 needed: size 8
+    assert out["next_sentence_labels"].shape == (2, 1)
+    weights[1, 5] = 0.0  # every real one within the first 3: size 4
+    assert _cut(batch, (64, 128))["masked_lm_ids"].shape == (2, 4)
+    weights[0, 19] = 1.0  # the last slot real: every prediction kept
+    assert _cut(batch, (64, 128))["masked_lm_weights"].shape == (2, 20)
+
+
 def test_tpu_estimator_keeps_fixed_shapes_unless_buckets_are_named():
     config = PretrainingConfig(input_file="x", bert_config_file="y", max_seq_length=128)
     assert _length_buckets(config, "tpu_estimator") == ()  # auto: none there
@@ -219,15 +272,16 @@ def _first_examples(path, count):
 
 
 def test_a_batch_cut_to_its_bucket_gives_each_example_the_full_length_outputs(tiny):
+    """The same log-probabilities at every masked position kept (the cut drops only
+    predictions of weight 0) and for the next sentence."""
     root, config, init, path = tiny
     examples = _first_examples(path, 256)
     shortest = np.argsort(examples["input_mask"].sum(1), kind="stable")[:8]
     full = {k: v[shortest] for k, v in examples.items()}
-    boundaries = length_buckets.parse("auto", S)
-    longest = full["input_mask"].sum(1).max()
-    width = min(b for b in boundaries if b >= longest)
-    assert width < S  # the batch is really cut
-    short = dict(full, **{k: full[k][:, :width] for k in length_buckets.TOKEN_FEATURES})
+    short = _cut(full, length_buckets.parse("auto", S))
+    width, kept = short["input_ids"].shape[1], short["masked_lm_ids"].shape[1]
+    assert width < S and kept < P  # the batch and its predictions are really cut
+    assert short["masked_lm_weights"].sum() == full["masked_lm_weights"].sum()
     with tf.Graph().as_default():
         features = {k: tf.placeholder(tf.as_dtype(v.dtype), [None, None]) for k, v in
                     full.items()}
@@ -237,8 +291,10 @@ def test_a_batch_cut_to_its_bucket_gives_each_example_the_full_length_outputs(ti
             tf.train.Saver().restore(sess, init)
             a = sess.run(tensors, {features[k]: v for k, v in full.items()})
             b = sess.run(tensors, {features[k]: v for k, v in short.items()})
-    for x, y in zip(a, b):
-        np.testing.assert_allclose(y, x, rtol=0, atol=1e-5)
+    vocab = a[0].shape[1]  # [B*P, V] against [B*M, V]: the first M of each example's P
+    np.testing.assert_allclose(b[0], a[0].reshape([8, P, vocab])[:, :kept].reshape([-1, vocab]),
+                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(b[1], a[1], rtol=0, atol=1e-5)
 
 
 def _model_fn(config):
@@ -253,8 +309,11 @@ def test_evaluation_with_buckets_gives_the_same_metrics(tiny):
     with tf.Graph().as_default(), tf.Session() as sess:
         batch = tf.data.make_one_shot_iterator(_input_fn(path, "auto")(
             {"batch_size": 1})).get_next()
-        widths = [sess.run(batch)["input_ids"].shape[1] for _ in range(40)]
+        shapes = [(b["input_ids"].shape[1], b["masked_lm_ids"].shape[1])
+                  for b in (sess.run(batch) for _ in range(40))]
+    widths, sizes = zip(*shapes)
     assert min(widths) < S and len(set(widths)) > 2  # many batches are really cut
+    assert set(sizes) == {4, P}  # predictions too
     run = RunConfig(output_dir=str(root / "unused"), eval_batch_size=1)
     found = {spec: loop.evaluate(_model_fn(config), _input_fn(path, spec), {}, run, init,
                                  max_steps=40) for spec in ("none", "auto")}
@@ -294,7 +353,7 @@ def _step_on(config, init, batches, tags, objective, loss_scale):
             sess.run(tf.global_variables_initializer())
             for batch in batches:
                 if not tags:
-                    batch = _cut_np(batch, boundaries)
+                    batch = _cut(batch, boundaries)
                 loss, accuracy, _ = sess.run(
                     [spec.loss, spec.scalars["masked_lm_accuracy"], spec.train_op],
                     {features[k]: batch[k] for k in names})
@@ -303,11 +362,6 @@ def _step_on(config, init, batches, tags, objective, loss_scale):
     return steps, variables
 
 
-def _cut_np(batch, boundaries):
-    """``batch`` (arrays) cut to its bucket, as ``length_buckets.cut`` cuts tensors."""
-    longest = batch["input_mask"].sum(axis=1).max()
-    width = min(b for b in boundaries if b >= longest)
-    return dict(batch, **{k: batch[k][:, :width] for k in length_buckets.TOKEN_FEATURES})
 
 
 def test_a_tagged_batch_trains_as_the_batch_cut_to_its_bucket(tiny):
@@ -322,8 +376,10 @@ def test_a_tagged_batch_trains_as_the_batch_cut_to_its_bucket(tiny):
     groups = [np.flatnonzero((real > low) & (real <= high))[:4]
               for low, high in ((0, 16), (16, S), (0, 16))]  # buckets 16, 32, 16
     batches = [{k: v[group] for k, v in examples.items()} for group in groups]
-    widths = [_cut_np(b, (16, S))["input_ids"].shape[1] for b in batches]
+    shapes = [_cut(b, (16, S))["masked_lm_ids"].shape for b in batches]
+    widths = [_cut(b, (16, S))["input_ids"].shape[1] for b in batches]
     assert widths == [16, S, 16], widths
+    assert shapes == [(4, 4), (4, P), (4, 4)], shapes  # predictions cut too, not on the TPU
     cut = _step_on(config, init, batches, False, objective, loss_scale)
     tagged = _step_on(config, init, batches, True, objective, loss_scale)
     np.testing.assert_allclose(tagged[0], cut[0], rtol=1e-5, atol=1e-6)
@@ -407,30 +463,44 @@ def test_training_logs_real_tokens_and_pays_less_padding(tiny, cut_on_one_device
 # -- replicas ------------------------------------------------------------------------------
 
 
-def test_replicas_of_other_lengths_agree_on_the_longest():
-    """Each replica (of each worker) pads its batch to the longest any holds at this step."""
+@pytest.mark.parametrize("max_predictions", [P, 0])
+def test_replicas_of_other_lengths_agree_on_the_longest(max_predictions):
+    """Each replica (of each worker) pads its batch to the longest any holds at this step,
+    and its predictions (given their most) to the most any holds; without that most, they
+    are left as they are."""
     with tf.Graph().as_default():
         strategy = make_strategy(TWO_CPUS)
         with strategy.scope():
             def replica_fn():
-                index = tf.distribute.get_replica_context().replica_id_in_sync_group
-                width = 8 + 16 * tf.cast(index, tf.int32)  # 8 on one replica, 24 on the other
+                index = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group,
+                                tf.int32)
+                width = 8 + 16 * index  # 8 on one replica, 24 on the other
                 ones = tf.ones(tf.stack([2, width]), tf.int32)
+                weights = tf.ones(tf.stack([2, 4 - 2 * index]))  # 4 and 2 predictions
                 features = length_buckets.agreed_length(
                     {"input_ids": ones, "input_mask": ones, "segment_ids": 0 * ones,
-                     "masked_lm_ids": tf.ones([2, P], tf.int32)}, S, replicas.total)
+                     "masked_lm_ids": tf.cast(weights, tf.int32), "masked_lm_weights": weights,
+                     "next_sentence_labels": tf.ones([2, 1], tf.int32)}, S, replicas.total,
+                    max_predictions)
                 return (tf.shape(features["input_ids"]), tf.reduce_sum(features["input_mask"]),
-                        tf.shape(features["masked_lm_ids"]))
+                        tf.shape(features["masked_lm_ids"]),
+                        tf.shape(features["masked_lm_weights"]),
+                        tf.reduce_sum(features["masked_lm_weights"]),
+                        tf.shape(features["next_sentence_labels"]))
 
-            shape, real, kept = strategy.extended.call_for_each_replica(
+            out = strategy.extended.call_for_each_replica(
                 tf.autograph.experimental.do_not_convert(replica_fn))
         options = loop.session_config(RunConfig(output_dir="unused"), TWO_CPUS)
         with tf.Session(config=options) as sess:
-            shapes, reals, kepts = sess.run([strategy.experimental_local_results(t)
-                                             for t in (shape, real, kept)])
-    assert [list(s) for s in shapes] == [[2, 24], [2, 24]]
-    assert sorted(int(r) for r in reals) == [16, 48]  # padding added, nothing real
-    assert [list(k) for k in kepts] == [[2, P], [2, P]]
+            shapes, reals, ids, weights, real_weights, labels = [
+                [v.tolist() for v in values]
+                for values in sess.run([strategy.experimental_local_results(t) for t in out])]
+    assert shapes == [[2, 24], [2, 24]]
+    assert sorted(reals) == [16, 48]  # padding added, nothing real
+    predictions = [[2, 4], [2, 4]] if max_predictions else [[2, 4], [2, 2]]
+    assert ids == weights == predictions
+    assert real_weights == [8.0, 4.0]  # weight-0 predictions added, no real one
+    assert labels == [[2, 1], [2, 1]]
 
 
 def test_two_replicas_on_cut_batches_equal_one_device(tiny, cut_on_one_device):

@@ -53,6 +53,25 @@ def _logged(folder, tag):
     return [found[step] for step in sorted(found)]
 
 
+def test_the_workers_halves_of_a_batch_differ_in_length_and_predictions(dropout_free_run,
+                                                                         short_records):
+    """What the next test's workers agree on: in its 3 steps each one's half of the batch is
+    cut to its own length and its own number of predictions, and these differ."""
+    root, _ = dropout_free_run
+    shapes = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker)
+        with tf.Graph().as_default(), tf.Session() as sess:
+            batch = tf.data.make_one_shot_iterator(multi_worker_train.make_input_fn(
+                str(root), short_records)({"input_context": context})).get_next()
+            shapes.append([(b["input_ids"].shape[1], b["masked_lm_ids"].shape[1])
+                           for b in (sess.run(batch) for _ in range(3))])
+    lengths = [[a[0], b[0]] for a, b in zip(*shapes)]
+    predictions = [[a[1], b[1]] for a, b in zip(*shapes)]
+    assert any(a != b for a, b in lengths), lengths
+    assert any(a != b for a, b in predictions), predictions
+
+
 @pytest.mark.parametrize("optimizer, accumulation", [
     ("adamw_exact", 1),
     # The same machinery, other updates: in the slow suite, to keep the default one short.

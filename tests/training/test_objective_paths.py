@@ -83,7 +83,7 @@ def test_mixed_bucketed_mlm_records_train_on_two_replicas(mlm_shards, dropout_co
                                    max_eval_steps=2, distribution=TWO_CPUS)
     plan = [r.getMessage() for r in caplog.records]
     assert "  engine: loop, mirrored over 2 replicas" in plan
-    assert "  length buckets: %s" % buckets_lib.describe(AUTO) in plan
+    assert "  length buckets: %s" % buckets_lib.describe(AUTO, P) in plan
     assert "  objective: masked LM alone; the next-sentence head kept as it is (the records' " \
            "sidecars)" in plan
     assert results["global_step"] == 3
