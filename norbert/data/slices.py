@@ -370,6 +370,8 @@ class SliceReader:
             pos = 0
             if seek:
                 pos, self._blank = line_start_at(f, offset)
+                if pos == 0:  # an empty file: the line before is in the files before it
+                    self._blank = blank_before_file(self.paths, index)
                 f.seek(pos)
             for raw in f:
                 n = len(raw)

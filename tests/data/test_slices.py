@@ -157,6 +157,17 @@ def test_a_cut_at_any_byte_gives_every_document_once(tmp_path):
             assert nbytes == total, (index, offset)  # every line read by exactly one slice
 
 
+@pytest.mark.parametrize("offset", [0, 1, 7])
+def test_a_cut_past_the_end_of_an_empty_file_inside_a_document(tmp_path, offset):
+    """A document running on over an empty file: a cut in the empty file, at or past its end,
+    leaves the document to the slice it starts in (the line before the cut is the file
+    before's, not blank)."""
+    paths = _write_corpus(tmp_path, [("txt", "word"), ("txt", ""), ("txt", "word")])
+    docs, nbytes = cut_documents(paths, [(1, offset)])
+    assert docs == read_documents(paths, encode) and len(docs) == 1
+    assert nbytes == _whole_bytes(paths) == 8
+
+
 def test_many_cut_counts_on_mixed_inputs_with_gz_and_parquet(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     pa = pytest.importorskip("pyarrow")

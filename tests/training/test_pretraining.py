@@ -536,7 +536,8 @@ def test_the_run_plan_is_decided_once_and_logged_as_one_block(recorded_trained_r
         "  train: to step 20, batches of 16",
         "  data: a new stream, seed 1 (--seed=1)",
         "  length buckets: batches cut to the shortest of 8,16,24,32,40,48,56,64 that holds "
-        "their longest example",
+        "their longest example, their masked-LM predictions to the fewest of 4,8,10 that holds "
+        "the last real one",
         "  evaluate: 10 batches of 8 from --input_file"], messages
     assert resumed_run.scans == [str(resumed_run.folder)]
     assert ("  start: resume %s (1 older intact checkpoint kept in reserve)"
