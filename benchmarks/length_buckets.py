@@ -60,22 +60,24 @@ def goal(no_padding_speedup):
     return 1 + 0.8 * (no_padding_speedup - 1)
 
 
-def real_lengths(records_glob):
-    """[real tokens of each example] of the records (the ones of their input_mask)."""
+def real_lengths(records_glob, feature="input_mask"):
+    """[real tokens of each example] of the records (the ones of their input_mask), or of
+    another 0/1 ``feature`` (``masked_lm_weights``: real predictions)."""
     import tensorflow.compat.v1 as tf
 
     tf.disable_eager_execution()
     lengths = []
     for path in tf.io.gfile.glob(records_glob):
         for record in tf.python_io.tf_record_iterator(path):
-            mask = tf.train.Example.FromString(record).features.feature["input_mask"]
-            lengths.append(sum(mask.int64_list.value))
+            values = tf.train.Example.FromString(record).features.feature[feature]
+            lengths.append(sum(values.int64_list.value or values.float_list.value))
     return np.array(lengths)
 
 
-def padding_share(records_glob, seq):
-    """Share of all positions of the records (``seq`` each) that are padding (input_mask 0)."""
-    return 1.0 - real_lengths(records_glob).mean() / seq
+def padding_share(records_glob, seq, feature="input_mask"):
+    """Share of all positions of the records (``seq`` each) that are padding (input_mask 0);
+    or of all prediction slots (``masked_lm_weights``, ``seq`` the predictions) weighing 0."""
+    return 1.0 - real_lengths(records_glob, feature).mean() / seq
 
 
 def speed_rows(work, records, seq, pred, name, fields, steps, tokens):
@@ -187,7 +189,7 @@ def accuracy(work):
 def main():
     work = tempfile.mkdtemp(prefix="bench_buckets_")
     vocab = uncased_vocab()
-    speed, shares = [], {}
+    speed, shares, predictions = [], {}, {}
     try:
         for name, fields, seq, pred, steps in CASES if PART in ("", "speed") else ():
             if QUICK and (seq != 128 or fields is not TINY):
@@ -197,6 +199,7 @@ def main():
                 build_records(",".join(corpus_files()), vocab, records, seq, pred,
                               dupe_factor=1)
                 shares[seq] = padding_share(records, seq)
+                predictions[seq] = padding_share(records, pred, "masked_lm_weights")
             tokens = (1 - shares[seq]) * seq  # real tokens per example
             rates, whole = speed_rows(work, records, seq, pred, name, fields, STEPS or steps,
                                       tokens)
@@ -215,7 +218,8 @@ def main():
 
     print("## Length buckets: padding not paid for\n")
     print("Records built from `../shared/data/*.txt` by norbert's reference-exact builder (the "
-          "uncased 30,522-token vocab, dupe factor 1): padding is %s of all positions. "
+          "uncased 30,522-token vocab, dupe factor 1): padding is %s of all positions "
+          "(and %s of all prediction slots, which auto cuts too). "
           "Training on the CPU, batch %d; real tokens/s (padding excluded) in the steady state, "
           "the best of %d runs: for Google's, the difference of a short and a long run "
           "(`benchmarks/pretraining.py`'s method; every batch is full length); for norbert, "
@@ -226,6 +230,8 @@ def main():
           "steady-state speed-up over none of 1 + 0.8 x (1 / (1 - padding share) - 1). "
           "Command: `python benchmarks/run_all.py length_buckets`.\n"
           % (" and ".join("%.1f%% at length %d" % (100 * p, s) for s, p in sorted(shares.items())),
+             " and ".join("%.1f%% at length %d" % (100 * p, s)
+                          for s, p in sorted(predictions.items())),
              BATCH, pretraining.REPEATS))
     if speed:
         print(table(["model", "length", "run", "real tokens/s", "vs Google's", "vs none",

@@ -1,4 +1,4 @@
-"""What padding costs the tiny model's step, the most any length bucketing can gain, and what
+"""What padded positions cost the tiny model's step, the most cutting them can gain, and what
 auto gains, all in interleaved runs.
 
 In one process: norbert's training graph (``model_fn.build_model_fn``'s, as the loop runs it:
@@ -24,6 +24,10 @@ the turns, at ``--max_seq_length`` 128 (20 predictions) and 512 (76):
 - what auto's own batches would gain at those step times (the lengths it cut its batches to),
   and what it gains in fact: auto's real tokens/s over none's. The gap between the two is what
   auto's batching costs beyond the shapes it runs (grouping, unknown lengths in the graph).
+
+The fixed batches keep every one of their ``P`` predictions at every length: "no padding at all"
+is of positions. Auto also cuts each batch's padded predictions (``length_buckets.cut``), which
+the fixed graphs do not, so auto's gain can pass that bound and its share exceed 100%.
 
 Auto's gain and the share of no padding at all it recovers are given with the standard error
 of the runs' mean, with each run's seconds over what its steps' shapes take in the fixed
@@ -392,7 +396,9 @@ def print_turns(costs, gains, shapes):
     print(table(["length", "padding", "ms per step at each bucket length",
                  "length-independent share", "goal"], costs))
     print("\nWhat padding costs this model, and what auto recovers of it, measured in the same "
-          "turns: no padding at all is the step time at full length over the mean, over the "
+          "turns: no padding at all (of positions: the fixed batches keep all their "
+          "predictions, while auto also cuts padded ones, so it can pass this) is the step time "
+          "at full length over the mean, over the "
           "records' examples, of the step time at each one's real length (linear between the "
           "lengths above); the goal here is 80%% of it. Auto's batches predict what the lengths "
           "auto cut its batches to would gain at those step times; auto over none is what it "
