@@ -362,8 +362,6 @@ def _step_on(config, init, batches, tags, objective, loss_scale):
     return steps, variables
 
 
-
-
 def test_a_tagged_batch_trains_as_the_batch_cut_to_its_bucket(tiny):
     """TPUEstimator's branches: training on full-length batches tagged with their bucket gives
     the steps of the batches cut to it (two buckets here); with masked LM alone (the

@@ -53,8 +53,8 @@ def _logged(folder, tag):
     return [found[step] for step in sorted(found)]
 
 
-def test_the_workers_halves_of_a_batch_differ_in_length_and_predictions(dropout_free_run,
-                                                                         short_records):
+def test_the_workers_halves_of_a_batch_differ_in_length_and_predictions(
+        dropout_free_run, short_records):
     """What the next test's workers agree on: in its 3 steps each one's half of the batch is
     cut to its own length and its own number of predictions, and these differ."""
     root, _ = dropout_free_run
