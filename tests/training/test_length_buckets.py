@@ -374,8 +374,9 @@ def test_a_tagged_batch_trains_as_the_batch_cut_to_its_bucket(tiny):
     groups = [np.flatnonzero((real > low) & (real <= high))[:4]
               for low, high in ((0, 16), (16, S), (0, 16))]  # buckets 16, 32, 16
     batches = [{k: v[group] for k, v in examples.items()} for group in groups]
-    shapes = [_cut(b, (16, S))["masked_lm_ids"].shape for b in batches]
-    widths = [_cut(b, (16, S))["input_ids"].shape[1] for b in batches]
+    cuts = [_cut(b, (16, S)) for b in batches]
+    shapes = [c["masked_lm_ids"].shape for c in cuts]
+    widths = [c["input_ids"].shape[1] for c in cuts]
     assert widths == [16, S, 16], widths
     assert shapes == [(4, 4), (4, P), (4, 4)], shapes  # predictions cut too, not on the TPU
     cut = _step_on(config, init, batches, False, objective, loss_scale)
